@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/**
+ * @file berth/engine.h
+ * @brief libberth: the berth engine, for the CLI, the daemon and appliances
+ *        that embed berth without a daemon.
+ *
+ * An engine is one open root: its configuration, its metadata store (LMDB
+ * under <root>/store) and the driver plugins it loaded. Several processes may
+ * open the same root at once (the CLI beside a daemon); one process should
+ * open a given root once (a second open returns -EBUSY).
+ *
+ * Conventions (as in the SDK): functions return 0 or a negative errno, with
+ * a one-line reason in the optional `berth_err_t *err`; `ret_*` out-params
+ * are set only on success; JSON results are new jansson references the
+ * caller releases with json_decref(). The engine is not thread-safe: use one
+ * engine per thread, or serialise calls.
+ */
+#ifndef BERTH_ENGINE_H
+#define BERTH_ENGINE_H
+
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include <berth/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#define BERTH_API __declspec(dllexport)
+#elif defined(__GNUC__) || defined(__clang__)
+#define BERTH_API __attribute__((visibility("default")))
+#else
+#define BERTH_API
+#endif
+
+typedef struct berth_engine berth_engine_t;
+
+/** Receives the engine's and its drivers' log lines (no trailing newline). */
+typedef void (*berth_log_fn)(void *userdata, uint32_t level, const char *source,
+                             const char *msg);
+
+/** Flags for berth_engine_opts_t.flags. */
+#define BERTH_ENGINE_F_NO_STORE   0x1u /**< don't open the store (version, plugin listing) */
+#define BERTH_ENGINE_F_NO_PLUGINS 0x2u /**< don't load plugins */
+#define BERTH_ENGINE_F_IGNORE_ENV 0x4u /**< ignore BERTH_* environment variables */
+
+/** How to open an engine. Zero-initialise, set struct_size, fill what you need. */
+typedef struct berth_engine_opts {
+    uint32_t struct_size; /**< sizeof(berth_engine_opts_t) */
+    uint32_t flags;       /**< BERTH_ENGINE_F_* */
+    /** Config file; NULL: $BERTH_CONFIG, else <sysconfdir>/berth/berth.json if present. */
+    const char *config_path;
+    /** Root dir; NULL: $BERTH_ROOT, else the config's "root" (default /var/lib/berth). */
+    const char *root;
+    /** Runtime dir; NULL: $BERTH_RUNROOT, else the config's "runroot" (default /run/berth). */
+    const char *runroot;
+    /** Extra plugin dirs, colon-separated, searched after the config's; NULL: $BERTH_PLUGIN_PATH. */
+    const char *plugin_path;
+    /** Log sink; NULL drops log lines. Called on the thread that caused the line. */
+    berth_log_fn log;
+    void *log_userdata;
+} berth_engine_opts_t;
+
+/** libberth's version string ("0.1.0"); static. */
+BERTH_API const char *berth_version(void);
+/** The driver ABI this libberth implements. */
+BERTH_API void berth_abi_version(uint32_t *ret_major, uint32_t *ret_minor);
+
+/**
+ * Open an engine: read and validate the config, create the root and runroot
+ * (mode 0700) when missing, open the store (running schema migrations) and
+ * load plugins. A module that fails to load is recorded as refused with its
+ * reason (see berth_engine_plugins()) and does not fail the open.
+ * @return 0, or -errno: a bad config (-EINVAL), an unusable root (-EACCES,
+ *         -ENOTDIR), a store that can't open (-EPROTO for a newer schema).
+ */
+BERTH_API int berth_engine_open(const berth_engine_opts_t *opts, berth_engine_t **ret_engine,
+                                berth_err_t *err);
+
+/** Close: finalise drivers in reverse load order, close the store. NULL allowed. */
+BERTH_API void berth_engine_close(berth_engine_t *engine);
+
+/** The root and runroot in use; owned by the engine. */
+BERTH_API const char *berth_engine_root(const berth_engine_t *engine);
+BERTH_API const char *berth_engine_runroot(const berth_engine_t *engine);
+
+/**
+ * Loaded drivers and refused modules:
+ * {"search_path": [dir...],
+ *  "drivers": [{"kind","name","version","license","description","abi":"1.0",
+ *               "capabilities":[name...],"path"}],
+ *  "refused": [{"path","reason"}]}
+ */
+BERTH_API int berth_engine_plugins(berth_engine_t *engine, json_t **ret_json, berth_err_t *err);
+
+/**
+ * What `berth info` shows: version, ABI, config file, root, runroot, store
+ * (path, schema, record counts per database), drivers by kind with the
+ * configured defaults, and detected host features (cgroup mode, overlayfs,
+ * user namespaces, KVM).
+ */
+BERTH_API int berth_engine_info(berth_engine_t *engine, json_t **ret_json, berth_err_t *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* BERTH_ENGINE_H */
