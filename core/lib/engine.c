@@ -1,3 +1,276 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* placeholder: being written */
+/*
+ * The engine object behind berth/engine.h: ties the config, the store and the
+ * plugin registry together and serves the host API's sinks (logs, events).
+ * Core code never prints; log lines go to the embedder's sink.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "berth-build-config.h"
+#include <berth/engine.h>
+
+#include "config.h"
+#include "hostinfo.h"
+#include "plugins.h"
+#include "store.h"
 #include "util.h"
+
+struct berth_engine {
+    berth_config_t *cfg;
+    berth_store_t *store;
+    berth_registry_t *reg;
+    berth_log_fn log;
+    void *log_userdata;
+};
+
+BERTH_API const char *berth_version(void)
+{
+    return BERTH_VERSION;
+}
+
+BERTH_API void berth_abi_version(uint32_t *ret_major, uint32_t *ret_minor)
+{
+    if (ret_major)
+        *ret_major = BERTH_ABI_MAJOR;
+    if (ret_minor)
+        *ret_minor = BERTH_ABI_MINOR;
+}
+
+/* Drivers' log lines, filtered by the configured level before the embedder sees them. */
+static void engine_log_sink(void *userdata, uint32_t level, const char *source, const char *msg)
+{
+    berth_engine_t *e = userdata;
+    if (e->log && level <= e->cfg->log_level)
+        e->log(e->log_userdata, level, source, msg);
+}
+
+/* A driver's event: one write transaction of its own, like any other mutation. */
+static int engine_event_sink(void *userdata, const char *type, const char *action, const char *id,
+                             const char *attrs_json, berth_err_t *err)
+{
+    berth_engine_t *e = userdata;
+    _cleanup_json_ json_t *attrs = NULL;
+    _cleanup_txn_ berth_txn_t *txn = NULL;
+    int r;
+
+    if (!e->store)
+        return berth_err_set(err, -ENOTSUP, "emit_event: the engine was opened without a store");
+    if (attrs_json) {
+        json_error_t jerr;
+        attrs = json_loads(attrs_json, JSON_REJECT_DUPLICATES, &jerr);
+        if (!attrs || !json_is_object(attrs))
+            return berth_err_set(err, -EINVAL, "emit_event: attributes are not a JSON object");
+    }
+    if ((r = berth__store_txn_begin(e->store, 1, &txn, err)) < 0)
+        return r;
+    if ((r = berth__store_event_append(txn, type, action, id, attrs, NULL, err)) < 0)
+        return r;
+    return berth__store_txn_commit(TAKE_PTR(txn), err);
+}
+
+BERTH_API int berth_engine_open(const berth_engine_opts_t *opts, berth_engine_t **ret_engine,
+                                berth_err_t *err)
+{
+    berth_config_overrides_t ov = { 0 };
+    berth_engine_t *e;
+    uint32_t flags = 0;
+    int r;
+
+    if (opts && opts->struct_size < offsetof(berth_engine_opts_t, log_userdata) + sizeof(void *))
+        return berth_err_set(err, -EINVAL, "berth_engine_opts_t.struct_size %u is too small",
+                             opts->struct_size);
+    if (opts) {
+        flags = opts->flags;
+        ov.config_path = opts->config_path;
+        ov.root = opts->root;
+        ov.runroot = opts->runroot;
+        ov.plugin_path = opts->plugin_path;
+        ov.ignore_env = !!(flags & BERTH_ENGINE_F_IGNORE_ENV);
+    }
+    e = calloc(1, sizeof(*e));
+    if (!e)
+        return berth_err_set(err, -ENOMEM, "out of memory");
+    if (opts) {
+        e->log = opts->log;
+        e->log_userdata = opts->log_userdata;
+    }
+    if ((r = berth__config_load(&ov, &e->cfg, err)) < 0)
+        goto fail;
+
+    if (!(flags & BERTH_ENGINE_F_NO_STORE)) {
+        _cleanup_free_ char *store_dir = NULL;
+        if ((r = berth__mkdir_p(e->cfg->root, 0700, err)) < 0) {
+            berth_err_prefix(err, r, "root");
+            goto fail;
+        }
+        if ((r = berth__mkdir_p(e->cfg->runroot, 0700, err)) < 0) {
+            berth_err_prefix(err, r, "runroot");
+            goto fail;
+        }
+        if (asprintf(&store_dir, "%s/store", e->cfg->root) < 0) {
+            store_dir = NULL;
+            r = berth_err_set(err, -ENOMEM, "out of memory");
+            goto fail;
+        }
+        if ((r = berth__store_open(store_dir, NULL, &e->store, err)) < 0)
+            goto fail;
+    }
+
+    if (!(flags & BERTH_ENGINE_F_NO_PLUGINS)) {
+        berth_plugin_env_t env = {
+            .root = e->cfg->root,
+            .runroot = e->cfg->runroot,
+            .drivers_config = e->cfg->drivers,
+            .log = engine_log_sink,
+            .log_userdata = e,
+            .emit_event = e->store ? engine_event_sink : NULL,
+            .event_userdata = e,
+        };
+        if ((r = berth__registry_new(&env, &e->reg, err)) < 0)
+            goto fail;
+        if ((r = berth__registry_load_dirs(e->reg, e->cfg->plugin_dirs, err)) < 0)
+            goto fail;
+        /* Refusals never fail the open; `berth plugins` lists them, and the log
+         * has them for a daemon's operator. */
+        for (size_t i = 0; i < berth__registry_refused_count(e->reg); i++) {
+            const berth_refusal_t *rf = berth__registry_refused(e->reg, i);
+            char line[BERTH_ERR_MSG_MAX + 64];
+            snprintf(line, sizeof(line), "refused plugin %s: %s", rf->path, rf->reason);
+            engine_log_sink(e, BERTH_LOG_NOTICE, "plugins", line);
+        }
+    }
+    *ret_engine = e;
+    return 0;
+fail:
+    berth_engine_close(e);
+    return r;
+}
+
+BERTH_API void berth_engine_close(berth_engine_t *e)
+{
+    if (!e)
+        return;
+    /* Drivers first: their fini may still emit events into the store. */
+    berth__registry_free(e->reg);
+    berth__store_close(e->store);
+    berth__config_free(e->cfg);
+    free(e);
+}
+
+BERTH_API const char *berth_engine_root(const berth_engine_t *e)
+{
+    return e->cfg->root;
+}
+
+BERTH_API const char *berth_engine_runroot(const berth_engine_t *e)
+{
+    return e->cfg->runroot;
+}
+
+/* An empty registry's listing, for engines opened without plugins. */
+static json_t *no_plugins_json(const berth_engine_t *e)
+{
+    json_t *dirs = json_array();
+    for (size_t i = 0; e->cfg->plugin_dirs && e->cfg->plugin_dirs[i]; i++)
+        json_array_append_new(dirs, json_string(e->cfg->plugin_dirs[i]));
+    return json_pack("{s:o, s:[], s:[]}", "search_path", dirs, "drivers", "refused");
+}
+
+BERTH_API int berth_engine_plugins(berth_engine_t *e, json_t **ret_json, berth_err_t *err)
+{
+    json_t *j = e->reg ? berth__registry_to_json(e->reg) : no_plugins_json(e);
+    if (!j)
+        return berth_err_set(err, -ENOMEM, "out of memory");
+    *ret_json = j;
+    return 0;
+}
+
+static json_t *store_info(berth_engine_t *e, berth_err_t *err)
+{
+    _cleanup_txn_ berth_txn_t *txn = NULL;
+    _cleanup_json_ json_t *counts = json_object();
+    json_t *o;
+
+    if (!counts)
+        return NULL;
+    if (berth__store_txn_begin(e->store, 0, &txn, err) < 0)
+        return NULL;
+    for (int db = 0; db < BERTH_DB__COUNT; db++) {
+        uint64_t n = 0;
+        if (db == BERTH_DB_META)
+            continue;
+        if (berth__store_count(txn, db, &n, err) < 0)
+            return NULL;
+        json_object_set_new(counts, berth__store_db_names[db], json_integer((json_int_t)n));
+    }
+    o = json_pack("{s:s, s:i, s:O}", "path", berth__store_dir(e->store), "schema",
+                  (int)berth__store_schema(e->store), "records", counts);
+    return o;
+}
+
+static json_t *drivers_info(berth_engine_t *e)
+{
+    static const uint32_t kinds[] = { BERTH_KIND_ISOLATION, BERTH_KIND_STORAGE, BERTH_KIND_NETWORK,
+                                      BERTH_KIND_IMAGE };
+    json_t *out = json_object();
+
+    if (!out)
+        return NULL;
+    for (size_t k = 0; k < BERTH_ARRAY_SIZE(kinds); k++) {
+        const char *def = NULL;
+        json_t *names = json_array(), *o;
+
+        switch (kinds[k]) {
+        case BERTH_KIND_ISOLATION:
+            def = e->cfg->default_isolation;
+            break;
+        case BERTH_KIND_STORAGE:
+            def = e->cfg->default_storage;
+            break;
+        case BERTH_KIND_NETWORK:
+            def = e->cfg->default_network;
+            break;
+        }
+        for (size_t i = 0; e->reg && i < berth__registry_count(e->reg); i++) {
+            berth_driver_t *d = berth__registry_driver(e->reg, i);
+            if (d->kind == kinds[k])
+                json_array_append_new(names, json_string(d->desc->name));
+        }
+        o = json_pack("{s:o}", "loaded", names);
+        if (o && def) {
+            json_object_set_new(o, "default", json_string(def));
+            json_object_set_new(
+                o, "default_loaded",
+                json_boolean(e->reg && berth__registry_find(e->reg, kinds[k], def) != NULL));
+        }
+        json_object_set_new(out, berth__kind_name(kinds[k]), o);
+    }
+    return out;
+}
+
+BERTH_API int berth_engine_info(berth_engine_t *e, json_t **ret_json, berth_err_t *err)
+{
+    _cleanup_json_ json_t *info = NULL;
+    berth_hostinfo_t host;
+    char abi[32];
+    json_t *store = NULL;
+
+    if (e->store && !(store = store_info(e, err)))
+        return err && err->code ? err->code : berth_err_set(err, -ENOMEM, "out of memory");
+    berth__hostinfo_detect(&host);
+    snprintf(abi, sizeof(abi), "%u.%u", BERTH_ABI_MAJOR, BERTH_ABI_MINOR);
+    info = json_pack("{s:s, s:s, s:s?, s:s, s:s, s:o?, s:o, s:o, s:{s:i, s:i}}", "version",
+                     BERTH_VERSION, "abi", abi, "config_file", e->cfg->path, "root", e->cfg->root,
+                     "runroot", e->cfg->runroot, "store", store, "drivers", drivers_info(e), "host",
+                     berth__hostinfo_to_json(&host), "plugins", "loaded",
+                     (int)(e->reg ? berth__registry_count(e->reg) : 0), "refused",
+                     (int)(e->reg ? berth__registry_refused_count(e->reg) : 0));
+    if (!info)
+        return berth_err_set(err, -ENOMEM, "out of memory");
+    *ret_json = TAKE_PTR(info);
+    return 0;
+}

@@ -39,8 +39,7 @@ extern "C" {
 typedef struct berth_engine berth_engine_t;
 
 /** Receives the engine's and its drivers' log lines (no trailing newline). */
-typedef void (*berth_log_fn)(void *userdata, uint32_t level, const char *source,
-                             const char *msg);
+typedef void (*berth_log_fn)(void *userdata, uint32_t level, const char *source, const char *msg);
 
 /** Flags for berth_engine_opts_t.flags. */
 #define BERTH_ENGINE_F_NO_STORE   0x1u /**< don't open the store (version, plugin listing) */

@@ -101,12 +101,8 @@ static int fake_fetch(void *priv, void *session, const berth_descriptor_t *desc,
 }
 
 static const berth_image_ops_t fake_ops = {
-    BERTH_OPS_INIT(berth_image_ops_t),
-    .match = fake_match,
-    .open = fake_open,
-    .close = fake_close,
-    .resolve = fake_resolve,
-    .fetch = fake_fetch,
+    BERTH_OPS_INIT(berth_image_ops_t), .match = fake_match, .open = fake_open, .close = fake_close,
+    .resolve = fake_resolve,           .fetch = fake_fetch,
 };
 
 static const berth_plugin_desc_t fake_desc = {

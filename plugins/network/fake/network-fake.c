@@ -86,10 +86,8 @@ static int fake_endpoint_detach(void *priv, const berth_endpoint_spec_t *spec,
 }
 
 static const berth_network_ops_t fake_ops = {
-    BERTH_OPS_INIT(berth_network_ops_t),
-    .network_create = fake_network_create,
-    .network_delete = fake_network_delete,
-    .endpoint_attach = fake_endpoint_attach,
+    BERTH_OPS_INIT(berth_network_ops_t),     .network_create = fake_network_create,
+    .network_delete = fake_network_delete,   .endpoint_attach = fake_endpoint_attach,
     .endpoint_detach = fake_endpoint_detach,
 };
 

@@ -119,8 +119,7 @@ static int fake_prepare(void *priv, const char *key, const char *parent,
             return berth_err_set(err, -ENOENT, "fake: no committed snapshot %s", parent);
     }
     s = calloc(1, sizeof(*s));
-    if (!s || !(s->name = strdup(key)) ||
-        (parent && *parent && !(s->parent = strdup(parent)))) {
+    if (!s || !(s->name = strdup(key)) || (parent && *parent && !(s->parent = strdup(parent)))) {
         if (s)
             free(s->name);
         free(s);
@@ -135,8 +134,8 @@ static int fake_prepare(void *priv, const char *key, const char *parent,
     return r;
 }
 
-static int fake_mounts(void *priv, const char *key, uint32_t flags,
-                       berth_mount_list_t **ret_mounts, berth_err_t *err)
+static int fake_mounts(void *priv, const char *key, uint32_t flags, berth_mount_list_t **ret_mounts,
+                       berth_err_t *err)
 {
     struct snap *s = find(priv, key);
     if (!s || s->kind != BERTH_SNAPSHOT_KIND_ACTIVE)

@@ -31,24 +31,25 @@ extern "C" {
 #endif
 
 /* Capability bits (berth_plugin_desc_t.capabilities, probe's ret_caps). */
-#define BERTH_ISOLATION_CAP_VM              (1ull << 0) /**< containers get their own kernel */
-#define BERTH_ISOLATION_CAP_MULTI_CONTAINER (1ull << 1) /**< several containers per sandbox */
-#define BERTH_ISOLATION_CAP_EXEC            (1ull << 2) /**< exec */
-#define BERTH_ISOLATION_CAP_TTY             (1ull << 3) /**< terminals and resize */
-#define BERTH_ISOLATION_CAP_PAUSE           (1ull << 4) /**< pause/resume */
-#define BERTH_ISOLATION_CAP_STATS           (1ull << 5) /**< stats */
-#define BERTH_ISOLATION_CAP_USERNS          (1ull << 6) /**< user namespace remapping */
-#define BERTH_ISOLATION_CAP_NET_NETNS       (1ull << 7) /**< attaches to networks by netns */
-#define BERTH_ISOLATION_CAP_NET_TAP         (1ull << 8) /**< attaches to networks by tap device */
-#define BERTH_ISOLATION_CAP_LINUX           (1ull << 9) /**< runs Linux containers */
+#define BERTH_ISOLATION_CAP_VM              (1ull << 0)  /**< containers get their own kernel */
+#define BERTH_ISOLATION_CAP_MULTI_CONTAINER (1ull << 1)  /**< several containers per sandbox */
+#define BERTH_ISOLATION_CAP_EXEC            (1ull << 2)  /**< exec */
+#define BERTH_ISOLATION_CAP_TTY             (1ull << 3)  /**< terminals and resize */
+#define BERTH_ISOLATION_CAP_PAUSE           (1ull << 4)  /**< pause/resume */
+#define BERTH_ISOLATION_CAP_STATS           (1ull << 5)  /**< stats */
+#define BERTH_ISOLATION_CAP_USERNS          (1ull << 6)  /**< user namespace remapping */
+#define BERTH_ISOLATION_CAP_NET_NETNS       (1ull << 7)  /**< attaches to networks by netns */
+#define BERTH_ISOLATION_CAP_NET_TAP         (1ull << 8)  /**< attaches to networks by tap device */
+#define BERTH_ISOLATION_CAP_LINUX           (1ull << 9)  /**< runs Linux containers */
 #define BERTH_ISOLATION_CAP_WINDOWS         (1ull << 10) /**< runs Windows containers */
 
 /** What a sandbox is built from. Borrowed for the call. */
 typedef struct berth_sandbox_spec {
     uint32_t struct_size;
     uint32_t flags;
-    const char *id;        /**< 64 hex chars */
-    const char *state_dir; /**< exists, private to this sandbox, removed by the core after destroy */
+    const char *id; /**< 64 hex chars */
+    /** Exists, private to this sandbox; the core removes it after destroy. */
+    const char *state_dir;
     /**
      * Sandbox settings as a JSON object text: "hostname", "resources" (OCI
      * linux.resources form; a VM driver sizes memory and vCPUs from it),
@@ -86,8 +87,9 @@ typedef struct berth_stdio {
 typedef struct berth_container_spec {
     uint32_t struct_size;
     uint32_t flags;
-    const char *id;        /**< 64 hex chars */
-    const char *state_dir; /**< exists, private to this container, removed by the core after delete */
+    const char *id; /**< 64 hex chars */
+    /** Exists, private to this container; the core removes it after delete. */
+    const char *state_dir;
     /** OCI runtime spec (config.json) text: process, mounts, hostname, linux.* sections. */
     const char *oci_spec_json;
     /** The root filesystem as the storage driver described it; borrowed for the call. */
@@ -110,9 +112,9 @@ typedef struct berth_process_spec {
 #define BERTH_EXIT_F_OOM_KILLED 0x1u /**< the kernel's OOM killer ended it */
 typedef struct berth_exit_status {
     uint32_t struct_size;
-    uint32_t flags;     /**< BERTH_EXIT_F_* */
-    int32_t exit_code;  /**< 0-255, or 128 + signal when killed (the shell's convention) */
-    int32_t signal;     /**< the killing signal, 0 when it exited */
+    uint32_t flags;      /**< BERTH_EXIT_F_* */
+    int32_t exit_code;   /**< 0-255, or 128 + signal when killed (the shell's convention) */
+    int32_t signal;      /**< the killing signal, 0 when it exited */
     int64_t finished_ns; /**< wall clock, ns since the epoch */
 } berth_exit_status_t;
 
@@ -146,8 +148,8 @@ typedef struct berth_isolation_ops {
     int (*sandbox_open)(void *priv, const berth_sandbox_spec_t *spec, uint32_t flags,
                         void **ret_sandbox, berth_err_t *err);
     /** Where network drivers attach this sandbox (required). */
-    int (*sandbox_network)(void *priv, void *sandbox, uint32_t flags, berth_net_attach_t *ret_attach,
-                           berth_err_t *err);
+    int (*sandbox_network)(void *priv, void *sandbox, uint32_t flags,
+                           berth_net_attach_t *ret_attach, berth_err_t *err);
     /**
      * Tear the sandbox down (BERTH_DELETE_FORCE: kill what still runs) and
      * free the handle, also on failure (required).

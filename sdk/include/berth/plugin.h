@@ -55,11 +55,13 @@ extern "C" {
 typedef struct berth_host berth_host_t;
 
 /** Which path berth_host_api_t.path() returns. */
-#define BERTH_PATH_ROOT      1u /**< the engine's root dir (persistent metadata and storage) */
-#define BERTH_PATH_RUNROOT   2u /**< the engine's runroot (sockets, pid files; gone at reboot) */
-#define BERTH_PATH_STATE     3u /**< this driver's persistent dir: <root>/drivers/<kind>/<name>, created */
-#define BERTH_PATH_RUNSTATE  4u /**< this driver's runtime dir: <runroot>/drivers/<kind>/<name>, created */
-#define BERTH_PATH_PLUGIN    5u /**< the module file this driver was loaded from */
+#define BERTH_PATH_ROOT    1u /**< the engine's root dir (persistent metadata and storage) */
+#define BERTH_PATH_RUNROOT 2u /**< the engine's runroot (sockets, pid files; gone at reboot) */
+#define BERTH_PATH_STATE                                                                           \
+    3u /**< this driver's persistent dir: <root>/drivers/<kind>/<name>, created */
+#define BERTH_PATH_RUNSTATE                                                                        \
+    4u /**< this driver's runtime dir: <runroot>/drivers/<kind>/<name>, created */
+#define BERTH_PATH_PLUGIN 5u /**< the module file this driver was loaded from */
 
 /**
  * Core services for drivers. The table is static and outlives every driver;
@@ -141,7 +143,8 @@ typedef struct berth_ops_header {
 #define BERTH_OPS_INIT(type) .struct_size = sizeof(type)
 
 /** True when slot @p member of ops table @p ops is present in its struct_size and non-NULL. */
-#define BERTH_OPS_HAS(ops, type, member) (BERTH_HAS_MEMBER(ops, type, member) && (ops)->member != NULL)
+#define BERTH_OPS_HAS(ops, type, member)                                                           \
+    (BERTH_HAS_MEMBER(ops, type, member) && (ops)->member != NULL)
 
 #if defined(_WIN32)
 #define BERTH_PLUGIN_EXPORT __declspec(dllexport)

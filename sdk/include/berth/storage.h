@@ -42,11 +42,11 @@ extern "C" {
 #define BERTH_SNAPSHOT_KIND_ACTIVE    2u /**< prepared, writable, not committed */
 typedef struct berth_snapshot_info {
     uint32_t struct_size;
-    uint32_t kind;         /**< BERTH_SNAPSHOT_KIND_* */
-    char parent[256];      /**< parent's name, "" for a base snapshot */
-    uint64_t size_bytes;   /**< bytes this snapshot alone uses on disk */
-    uint64_t inodes;       /**< inodes this snapshot alone uses */
-    int64_t created_ns;    /**< wall clock, ns since the epoch */
+    uint32_t kind;       /**< BERTH_SNAPSHOT_KIND_* */
+    char parent[256];    /**< parent's name, "" for a base snapshot */
+    uint64_t size_bytes; /**< bytes this snapshot alone uses on disk */
+    uint64_t inodes;     /**< inodes this snapshot alone uses */
+    int64_t created_ns;  /**< wall clock, ns since the epoch */
 } berth_snapshot_info_t;
 
 /** Options for prepare; borrowed for the call. */

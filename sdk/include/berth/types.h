@@ -71,8 +71,7 @@ static inline int berth_err_setv(berth_err_t *err, int code, const char *fmt, va
     return code;
 }
 
-static inline BERTH_PRINTF(3, 4) int berth_err_set(berth_err_t *err, int code, const char *fmt,
-                                                   ...)
+static inline BERTH_PRINTF(3, 4) int berth_err_set(berth_err_t *err, int code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -91,7 +90,9 @@ static inline int berth_err_prefix(berth_err_t *err, int code, const char *what)
     if (!err)
         return code;
     memcpy(tmp, err->msg, sizeof(tmp));
-    snprintf(err->msg, sizeof(err->msg), "%s: %s", what, tmp);
+    /* Truncation is acceptable: the message stays one bounded line. */
+    if (snprintf(err->msg, sizeof(err->msg), "%s: %s", what, tmp) < 0)
+        err->msg[0] = '\0';
     return err->code;
 }
 
@@ -115,8 +116,8 @@ typedef int64_t berth_handle_t;
 typedef struct berth_blob {
     uint32_t struct_size;
     uint32_t reserved;
-    char *data;  /**< NUL-terminated for text; owned by the blob. */
-    size_t len;  /**< bytes in data, excluding the NUL. */
+    char *data;                               /**< NUL-terminated for text; owned by the blob. */
+    size_t len;                               /**< bytes in data, excluding the NUL. */
     void (*release)(struct berth_blob *blob); /**< frees data and the blob itself. */
 } berth_blob_t;
 
@@ -155,9 +156,9 @@ typedef struct berth_stream {
  */
 typedef struct berth_mount {
     uint32_t struct_size;
-    uint32_t flags;          /**< BERTH_MOUNT_F_* */
-    const char *type;        /**< "overlay", "bind", "tmpfs", "erofs", ... */
-    const char *source;      /**< device, directory or "none" */
+    uint32_t flags;     /**< BERTH_MOUNT_F_* */
+    const char *type;   /**< "overlay", "bind", "tmpfs", "erofs", ... */
+    const char *source; /**< device, directory or "none" */
     /** Where inside the rootfs, "" or "/" for the rootfs itself. Never resolved on the host. */
     const char *target;
     const char *const *options; /**< mount options ("lowerdir=...", "ro"); n_options entries */
