@@ -1,1 +1,134 @@
-/* placeholder */
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+void cli_error(const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    /* One line, whatever a driver's message held. */
+    for (char *p = msg; *p; p++)
+        if (*p == '\n')
+            *p = ' ';
+    fprintf(stderr, "berth: %s\n", msg);
+}
+
+static const char *level_tag(uint32_t level)
+{
+    switch (level) {
+    case BERTH_LOG_ERR:
+        return "error";
+    case BERTH_LOG_WARNING:
+        return "warning";
+    case BERTH_LOG_NOTICE:
+        return "notice";
+    case BERTH_LOG_INFO:
+        return "info";
+    default:
+        return "debug";
+    }
+}
+
+/* Driver and engine log lines reach stderr only at warning and above, unless --debug. */
+static void cli_log(void *userdata, uint32_t level, const char *source, const char *msg)
+{
+    const struct cli_globals *g = userdata;
+    if (level <= BERTH_LOG_WARNING || g->debug)
+        fprintf(stderr, "berth: %s: %s: %s\n", level_tag(level), source, msg);
+}
+
+int cli_open_engine(const struct cli_globals *g, uint32_t flags, berth_engine_t **ret_engine)
+{
+    berth_engine_opts_t opts = {
+        .struct_size = sizeof(opts),
+        .flags = flags,
+        .config_path = g->config,
+        .root = g->root,
+        .runroot = g->runroot,
+        .log = cli_log,
+        .log_userdata = (void *)g,
+    };
+    berth_err_t err = { 0 };
+    int r = berth_engine_open(&opts, ret_engine, &err);
+
+    if (r < 0) {
+        cli_error("%s", err.msg[0] ? err.msg : strerror(-r));
+        return r;
+    }
+    return 0;
+}
+
+int cli_parse_format(const char *cmd, const char *value, enum cli_format *ret)
+{
+    if (strcmp(value, "json") == 0) {
+        *ret = CLI_FORMAT_JSON;
+    } else if (strcmp(value, "text") == 0 || strcmp(value, "table") == 0) {
+        *ret = CLI_FORMAT_TEXT;
+    } else {
+        cli_error("%s: unknown format '%s' (use text or json)", cmd, value);
+        return -1;
+    }
+    return 0;
+}
+
+int cli_print_json(json_t *j)
+{
+    if (json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) < 0)
+        return -1;
+    fputc('\n', stdout);
+    return fflush(stdout) == 0 ? 0 : -1;
+}
+
+int cli_parse_simple(int argc, char **argv, const char *usage, int with_format,
+                     enum cli_format *ret_format)
+{
+    static const struct option longopts[] = {
+        { "help", no_argument, NULL, 'h' },
+        { "format", required_argument, NULL, 'f' },
+        { NULL, 0, NULL, 0 },
+    };
+    int c;
+
+    if (ret_format)
+        *ret_format = CLI_FORMAT_TEXT;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, with_format ? "+hf:" : "+h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'h':
+            fputs(usage, stdout);
+            return 1;
+        case 'f':
+            if (!with_format)
+                goto unknown;
+            if (cli_parse_format(argv[0], optarg, ret_format) < 0)
+                return -1;
+            break;
+        default:
+        unknown:
+            if (optopt && optopt != 'f')
+                cli_error("%s: unknown option '-%c' (see 'berth %s --help')", argv[0], optopt,
+                          argv[0]);
+            else if (optopt == 'f')
+                cli_error("%s: --format needs a value (see 'berth %s --help')", argv[0], argv[0]);
+            else
+                cli_error("%s: unknown option '%s' (see 'berth %s --help')", argv[0],
+                          argv[optind - 1], argv[0]);
+            return -1;
+        }
+    }
+    if (optind < argc) {
+        cli_error("%s: unexpected argument '%s' (see 'berth %s --help')", argv[0], argv[optind],
+                  argv[0]);
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Shared pieces of the berth CLI: global options, the command table, error
+ * reporting and output formats. One file per subcommand (cmd-*.c), each
+ * exporting one `cmd_<name>()` entry with the signature below.
+ */
+#ifndef BERTH_CLI_H
+#define BERTH_CLI_H
+
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include <berth/engine.h>
+
+/* Options given before the command; NULL when not given. */
+struct cli_globals {
+    const char *root;
+    const char *runroot;
+    const char *config;
+    int debug; /* --debug: show driver log lines down to debug level */
+};
+
+/* A subcommand: argv[0] is the command's name; returns the process exit code. */
+typedef int (*cli_cmd_fn)(const struct cli_globals *g, int argc, char **argv);
+
+struct cli_command {
+    const char *name;
+    cli_cmd_fn fn;
+    const char *summary;
+};
+
+/* Exit codes: Docker's convention for the engine's own failures. */
+#define CLI_EXIT_OK    0
+#define CLI_EXIT_FAIL  1 /* the operation failed */
+#define CLI_EXIT_USAGE 2 /* bad command line */
+
+/* Print "berth: <message>" on stderr as one line. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Open the engine for a command with @flags (BERTH_ENGINE_F_*); prints the error itself. */
+int cli_open_engine(const struct cli_globals *g, uint32_t flags, berth_engine_t **ret_engine);
+
+/* Output formats accepted by --format. */
+enum cli_format { CLI_FORMAT_TEXT, CLI_FORMAT_JSON };
+/* Parse a --format value; prints the error and returns -1 for an unknown one. */
+int cli_parse_format(const char *cmd, const char *value, enum cli_format *ret);
+/* Print @j as indented JSON on stdout with a final newline. */
+int cli_print_json(json_t *j);
+
+/*
+ * Parse a subcommand's options that are only --help/-h and --format:
+ * returns 1 when help was printed (exit 0), 0 to go on, -1 on a usage error
+ * (already reported). @usage is printed for --help.
+ */
+int cli_parse_simple(int argc, char **argv, const char *usage, int with_format,
+                     enum cli_format *ret_format);
+
+int cmd_version(const struct cli_globals *g, int argc, char **argv);
+int cmd_info(const struct cli_globals *g, int argc, char **argv);
+int cmd_plugins(const struct cli_globals *g, int argc, char **argv);
+
+#endif /* BERTH_CLI_H */

@@ -1,0 +1,47 @@
+# SPDX-License-Identifier: Apache-2.0
+# Helpers for the shell integration tests: checks that count and explain
+# failures, and a private scratch dir removed on exit.
+set -u
+T=$(mktemp -d "${TMPDIR:-/tmp}/berth-it-XXXXXX")
+trap 'rm -rf "$T"' EXIT
+passed=0
+failed=0
+
+ok() { passed=$((passed + 1)); echo "ok - $1"; }
+not_ok() { failed=$((failed + 1)); echo "not ok - $1"; }
+
+# expect_exit CODE DESC CMD...: run CMD, keep stdout/stderr in $T/out, $T/err.
+expect_exit() {
+    want=$1 desc=$2
+    shift 2
+    "$@" >"$T/out" 2>"$T/err"
+    got=$?
+    if [ "$got" -eq "$want" ]; then ok "$desc (exit $got)"; else
+        not_ok "$desc: exit $got, want $want"
+        sed 's/^/    stdout: /' "$T/out" | head -20
+        sed 's/^/    stderr: /' "$T/err" | head -20
+    fi
+}
+
+# expect_grep PATTERN FILE DESC
+expect_grep() {
+    if grep -q -- "$1" "$2"; then ok "$3"; else
+        not_ok "$3: '$1' not in $(basename "$2")"
+        sed 's/^/    /' "$2" | head -20
+    fi
+}
+
+# expect_lines N FILE DESC: the file has exactly N lines.
+expect_lines() {
+    n=$(wc -l <"$2")
+    if [ "$n" -eq "$1" ]; then ok "$3"; else
+        not_ok "$3: $n lines, want $1"
+        sed 's/^/    /' "$2" | head -20
+    fi
+}
+
+finish() {
+    echo "$passed passed, $failed failed"
+    [ "$failed" -eq 0 ]
+    exit $?
+}
