@@ -47,23 +47,20 @@ static void print_text(json_t *j)
         printf("Store:           %s (schema %lld)\n", str(store, "path"),
                (long long)json_integer_value(json_object_get(store, "schema")));
         printf("  Records:      ");
-        json_object_foreach(records, db, v)
-        {
+        json_object_foreach (records, db, v) {
             printf("%s %s %lld", first ? "" : ",", db, (long long)json_integer_value(v));
             first = 0;
         }
         printf("\n");
     }
     printf("Drivers:\n");
-    json_object_foreach(drivers, kind, v)
-    {
+    json_object_foreach (drivers, kind, v) {
         json_t *loaded = json_object_get(v, "loaded"), *name;
         size_t i;
         printf("  %-14s ", kind);
         if (json_array_size(loaded) == 0)
             printf("(none)");
-        json_array_foreach(loaded, i, name)
-        {
+        json_array_foreach (loaded, i, name) {
             printf("%s%s", i ? ", " : "", json_string_value(name));
         }
         if (json_object_get(v, "default"))
@@ -79,7 +76,7 @@ static void print_text(json_t *j)
     printf("  Cgroups:       %s\n", str(host, "cgroup_mode"));
     printf("  Overlayfs:     %s\n", yesno(host, "overlayfs"));
     printf("  User ns:       %s\n", yesno(host, "userns"));
-    printf("  KVM:           %s (%s)\n", yesno(host, "kvm"), str(host, "kvm_detail"));
+    printf("  KVM:           %s, %s\n", yesno(host, "kvm"), str(host, "kvm_detail"));
 }
 
 int cmd_info(const struct cli_globals *g, int argc, char **argv)
