@@ -14,6 +14,7 @@
 #include <berth/engine.h>
 
 #include "config.h"
+#include "engine-internal.h"
 #include "hostinfo.h"
 #include "plugins.h"
 #include "store.h"
@@ -273,4 +274,19 @@ BERTH_API int berth_engine_info(berth_engine_t *e, json_t **ret_json, berth_err_
         return berth_err_set(err, -ENOMEM, "out of memory");
     *ret_json = TAKE_PTR(info);
     return 0;
+}
+
+berth_store_t *berth__engine_store(berth_engine_t *e)
+{
+    return e->store;
+}
+
+berth_registry_t *berth__engine_registry(berth_engine_t *e)
+{
+    return e->reg;
+}
+
+const berth_config_t *berth__engine_config(berth_engine_t *e)
+{
+    return e->cfg;
 }
