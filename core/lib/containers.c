@@ -1,3 +1,517 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* placeholder: being written */
+/*
+ * Container records (contract in containers.h). The names database is an
+ * index of the containers database: every write here changes both in the
+ * same transaction, so no reader ever sees one without the other.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "containers.h"
 #include "util.h"
+
+static int is_lower_hex(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return 0;
+    return 1;
+}
+
+int berth__container_id_is_valid(const char *id)
+{
+    return id && strlen(id) == BERTH_CONTAINER_ID_LEN && is_lower_hex(id, BERTH_CONTAINER_ID_LEN);
+}
+
+static int name_char(char c, int first)
+{
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+        return 1;
+    return !first && (c == '_' || c == '.' || c == '-');
+}
+
+int berth__container_name_is_valid(const char *name)
+{
+    size_t i;
+
+    if (!name || !*name)
+        return 0;
+    for (i = 0; name[i]; i++)
+        if (i >= BERTH_CONTAINER_NAME_MAX || !name_char(name[i], i == 0))
+            return 0;
+    return 1;
+}
+
+int berth__container_id_new(char ret_id[BERTH_CONTAINER_ID_LEN + 1], berth_err_t *err)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char raw[BERTH_CONTAINER_ID_LEN / 2];
+    char id[BERTH_CONTAINER_ID_LEN + 1];
+
+    for (;;) {
+        size_t got = 0;
+        int digits = 1;
+
+        while (got < sizeof(raw)) {
+            ssize_t n = getrandom(raw + got, sizeof(raw) - got, 0);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0)
+                return berth_err_set(err, -errno, "getrandom: %s", strerror(errno));
+            got += (size_t)n;
+        }
+        for (size_t i = 0; i < sizeof(raw); i++) {
+            id[2 * i] = hex[raw[i] >> 4];
+            id[2 * i + 1] = hex[raw[i] & 0xf];
+        }
+        id[BERTH_CONTAINER_ID_LEN] = '\0';
+        /*
+         * Like Docker, never hand out an id whose short form is all digits:
+         * tools (and the CLI) would take it for a number, e.g. a PID.
+         */
+        for (int i = 0; i < BERTH_CONTAINER_SHORT_ID_LEN; i++)
+            digits &= id[i] >= '0' && id[i] <= '9';
+        if (!digits)
+            break;
+    }
+    memcpy(ret_id, id, sizeof(id));
+    return 0;
+}
+
+/*
+ * A shallow copy of object @obj, or NULL. Not json_copy(): jansson's object
+ * copy ignores allocation failures and returns an object with members missing.
+ */
+static json_t *object_copy(json_t *obj)
+{
+    json_t *copy = json_object();
+
+    if (copy && json_object_update(copy, obj) < 0) {
+        json_decref(copy);
+        return NULL;
+    }
+    return copy;
+}
+
+/* The string member @key of @doc, or NULL. */
+static const char *str_member(json_t *doc, const char *key)
+{
+    return json_string_value(json_object_get(doc, key));
+}
+
+/*
+ * Check @doc and build the document to store: a shallow copy with the bare
+ * name, "v" and "created_ns". The caller's object is left alone.
+ */
+static int doc_prepare(json_t *doc, json_t **ret_doc, berth_err_t *err)
+{
+    _cleanup_json_ json_t *copy = NULL;
+    const char *id, *name;
+    json_t *v, *created;
+
+    if (!json_is_object(doc))
+        return berth_err_set(err, -EINVAL, "container document is not a JSON object");
+    id = str_member(doc, "id");
+    if (!berth__container_id_is_valid(id))
+        return berth_err_set(err, -EINVAL, "invalid container id \"%s\": want 64 lowercase hex",
+                             id ? id : "(none)");
+    name = str_member(doc, "name");
+    if (name && name[0] == '/')
+        name++;
+    if (!berth__container_name_is_valid(name))
+        return berth_err_set(err, -EINVAL,
+                             "invalid container name \"%s\", only [a-zA-Z0-9][a-zA-Z0-9_.-]* "
+                             "up to %d characters are allowed",
+                             name ? name : "(none)", BERTH_CONTAINER_NAME_MAX);
+    v = json_object_get(doc, "v");
+    if (v && (!json_is_integer(v) || json_integer_value(v) != BERTH_CONTAINER_RECORD_V))
+        return berth_err_set(err, -EINVAL, "container %.12s: record format \"v\" must be %d", id,
+                             BERTH_CONTAINER_RECORD_V);
+    created = json_object_get(doc, "created_ns");
+    if (created && !json_is_integer(created))
+        return berth_err_set(err, -EINVAL, "container %.12s: \"created_ns\" is not an integer", id);
+
+    copy = object_copy(doc);
+    if (!copy)
+        return berth_err_set(err, -ENOMEM, "out of memory");
+    if ((!v && json_object_set_new(copy, "v", json_integer(BERTH_CONTAINER_RECORD_V)) < 0) ||
+        json_object_set_new(copy, "name", json_string(name)) < 0)
+        return berth_err_set(err, -ENOMEM, "out of memory");
+    *ret_doc = TAKE_PTR(copy);
+    return 0;
+}
+
+/* The id the names database holds for @name: 0, -ENOENT, or another error. */
+static int name_owner(berth_txn_t *txn, const char *name, char ret_id[BERTH_CONTAINER_ID_LEN + 1],
+                      berth_err_t *err)
+{
+    _cleanup_json_ json_t *entry = NULL;
+    berth_err_t lerr;
+    const char *id;
+    int rc;
+
+    rc = berth__store_get(txn, BERTH_DB_NAMES, name, &entry, &lerr);
+    if (rc == -ENOENT)
+        return rc;
+    if (rc < 0) {
+        if (err)
+            *err = lerr;
+        return rc;
+    }
+    id = str_member(entry, "id");
+    if (!berth__container_id_is_valid(id))
+        return berth_err_set(err, -EBADMSG, "store %s: names/%s: no valid \"id\"",
+                             berth__store_dir(berth__store_txn_store(txn)), name);
+    memcpy(ret_id, id, BERTH_CONTAINER_ID_LEN + 1);
+    return 0;
+}
+
+static int name_taken(const char *name, const char *owner, berth_err_t *err)
+{
+    return berth_err_set(err, -EEXIST, "name \"%s\" is already in use by container %.12s", name,
+                         owner);
+}
+
+static int name_put(berth_txn_t *txn, const char *name, const char *id, berth_err_t *err)
+{
+    _cleanup_json_ json_t *entry = json_pack("{s:i, s:s}", "v", 1, "id", id);
+
+    if (!entry)
+        return berth_err_set(err, -ENOMEM, "out of memory");
+    return berth__store_put(txn, BERTH_DB_NAMES, name, entry, BERTH_PUT_NOOVERWRITE, err);
+}
+
+/* Event attributes: a copy of the caller's plus "name" (and @extra_key when given). */
+static int event_append(berth_txn_t *txn, const char *action, const char *id, json_t *attrs,
+                        const char *name, const char *extra_key, const char *extra,
+                        berth_err_t *err)
+{
+    _cleanup_json_ json_t *a = attrs ? object_copy(attrs) : json_object();
+
+    if (!json_is_object(a) || json_object_set_new(a, "name", json_string(name)) < 0 ||
+        (extra_key && json_object_set_new(a, extra_key, json_string(extra)) < 0))
+        return berth_err_set(err, attrs && !json_is_object(attrs) ? -EINVAL : -ENOMEM,
+                             "container %.12s: cannot build event attributes", id);
+    return berth__store_event_append(txn, "container", action, id, a, NULL, err);
+}
+
+int berth__container_create_in(berth_txn_t *txn, json_t *doc, json_t *attrs, json_t **ret_doc,
+                               berth_err_t *err)
+{
+    _cleanup_json_ json_t *rec = NULL;
+    char owner[BERTH_CONTAINER_ID_LEN + 1];
+    const char *id, *name;
+    int rc;
+
+    rc = doc_prepare(doc, &rec, err);
+    if (rc < 0)
+        return rc;
+    id = str_member(rec, "id");
+    name = str_member(rec, "name");
+    if (!json_object_get(rec, "created_ns") &&
+        json_object_set_new(rec, "created_ns", json_integer(berth__now_ns())) < 0)
+        return berth_err_set(err, -ENOMEM, "out of memory");
+
+    /* Checks first, so a refused create has written nothing. */
+    rc = name_owner(txn, name, owner, err);
+    if (rc == 0)
+        return name_taken(name, owner, err);
+    if (rc != -ENOENT)
+        return rc;
+    rc = berth__store_put(txn, BERTH_DB_CONTAINERS, id, rec, BERTH_PUT_NOOVERWRITE, err);
+    if (rc == -EEXIST)
+        return berth_err_set(err, rc, "container id %.12s already exists", id);
+    if (rc < 0)
+        return rc;
+    rc = name_put(txn, name, id, err);
+    if (rc < 0)
+        return rc;
+    rc = event_append(txn, "create", id, attrs, name, NULL, NULL, err);
+    if (rc < 0)
+        return rc;
+    if (ret_doc)
+        *ret_doc = TAKE_PTR(rec);
+    return 0;
+}
+
+int berth__container_resolve_in(berth_txn_t *txn, const char *ref,
+                                char ret_id[BERTH_CONTAINER_ID_LEN + 1], berth_err_t *err)
+{
+    _cleanup_strv_ char **keys = NULL;
+    const char *name;
+    size_t len;
+    int rc;
+
+    if (!ref || !*ref)
+        return berth_err_set(err, -EINVAL, "empty container reference");
+    len = strlen(ref);
+    /* Docker's order: full id, exact name, then id prefix. */
+    if (berth__container_id_is_valid(ref)) {
+        /* Keys only: no need to parse a document to know it exists. */
+        _cleanup_strv_ char **exact = NULL;
+
+        rc = berth__store_keys(txn, BERTH_DB_CONTAINERS, ref, 1, &exact, err);
+        if (rc < 0)
+            return rc;
+        if (exact[0] && strcmp(exact[0], ref) == 0) {
+            memcpy(ret_id, ref, BERTH_CONTAINER_ID_LEN + 1);
+            return 0;
+        }
+    }
+    name = ref[0] == '/' ? ref + 1 : ref;
+    if (berth__container_name_is_valid(name)) {
+        rc = name_owner(txn, name, ret_id, err);
+        if (rc != -ENOENT)
+            return rc;
+    }
+    if (len < BERTH_CONTAINER_ID_LEN && is_lower_hex(ref, len)) {
+        /* Two keys are enough to tell unique from ambiguous. */
+        rc = berth__store_keys(txn, BERTH_DB_CONTAINERS, ref, 2, &keys, err);
+        if (rc < 0)
+            return rc;
+        if (berth__strv_len(keys) > 1)
+            return berth_err_set(err, -EINVAL,
+                                 "container reference \"%s\" is ambiguous: several ids start "
+                                 "with it",
+                                 ref);
+        if (berth__strv_len(keys) == 1 && berth__container_id_is_valid(keys[0])) {
+            memcpy(ret_id, keys[0], BERTH_CONTAINER_ID_LEN + 1);
+            return 0;
+        }
+    }
+    return berth_err_set(err, -ENOENT, "no such container: %s", ref);
+}
+
+int berth__container_get_in(berth_txn_t *txn, const char *ref, json_t **ret_doc, berth_err_t *err)
+{
+    char id[BERTH_CONTAINER_ID_LEN + 1];
+    int rc;
+
+    rc = berth__container_resolve_in(txn, ref, id, err);
+    if (rc < 0)
+        return rc;
+    rc = berth__store_get(txn, BERTH_DB_CONTAINERS, id, ret_doc, err);
+    /* A name whose container is gone: the index is broken, not the reference. */
+    if (rc == -ENOENT)
+        return berth_err_set(err, -EUCLEAN,
+                             "store %s: names entry for \"%s\" points to missing "
+                             "container %.12s",
+                             berth__store_dir(berth__store_txn_store(txn)), ref, id);
+    return rc;
+}
+
+int berth__container_update_in(berth_txn_t *txn, json_t *doc, const char *action, json_t *attrs,
+                               json_t **ret_doc, berth_err_t *err)
+{
+    _cleanup_json_ json_t *rec = NULL, *old = NULL;
+    char owner[BERTH_CONTAINER_ID_LEN + 1];
+    const char *id, *name, *old_name;
+    json_t *created;
+    int renamed, rc;
+
+    rc = doc_prepare(doc, &rec, err);
+    if (rc < 0)
+        return rc;
+    id = str_member(rec, "id");
+    name = str_member(rec, "name");
+    rc = berth__store_get(txn, BERTH_DB_CONTAINERS, id, &old, err);
+    if (rc == -ENOENT)
+        return berth_err_set(err, rc, "no such container: %s", id);
+    if (rc < 0)
+        return rc;
+    old_name = str_member(old, "name");
+    created = json_object_get(old, "created_ns");
+    if (!json_object_get(rec, "created_ns") && created &&
+        json_object_set(rec, "created_ns", created) < 0)
+        return berth_err_set(err, -ENOMEM, "out of memory");
+
+    renamed = !old_name || strcmp(old_name, name) != 0;
+    if (renamed) {
+        int owned;
+
+        rc = name_owner(txn, name, owner, err);
+        if (rc == 0 && strcmp(owner, id) != 0)
+            return name_taken(name, owner, err);
+        if (rc < 0 && rc != -ENOENT)
+            return rc;
+        owned = rc == 0;
+        if (old_name) {
+            rc = berth__store_del(txn, BERTH_DB_NAMES, old_name, err);
+            if (rc < 0 && rc != -ENOENT)
+                return rc;
+        }
+        if (!owned) {
+            rc = name_put(txn, name, id, err);
+            if (rc < 0)
+                return rc;
+        }
+    }
+    rc = berth__store_put(txn, BERTH_DB_CONTAINERS, id, rec, 0, err);
+    if (rc < 0)
+        return rc;
+    if (!action)
+        action = renamed ? "rename" : "update";
+    rc = event_append(txn, action, id, attrs, name, renamed && old_name ? "oldName" : NULL,
+                      old_name, err);
+    if (rc < 0)
+        return rc;
+    if (ret_doc)
+        *ret_doc = TAKE_PTR(rec);
+    return 0;
+}
+
+int berth__container_delete_in(berth_txn_t *txn, const char *ref, json_t *attrs, json_t **ret_doc,
+                               berth_err_t *err)
+{
+    _cleanup_json_ json_t *old = NULL;
+    char id[BERTH_CONTAINER_ID_LEN + 1];
+    const char *name;
+    int rc;
+
+    rc = berth__container_resolve_in(txn, ref, id, err);
+    if (rc < 0)
+        return rc;
+    rc = berth__store_get(txn, BERTH_DB_CONTAINERS, id, &old, err);
+    if (rc < 0)
+        return rc;
+    name = str_member(old, "name");
+    if (name) {
+        /* Only drop the name if it is still this container's. */
+        char owner[BERTH_CONTAINER_ID_LEN + 1];
+
+        rc = name_owner(txn, name, owner, err);
+        if (rc == 0 && strcmp(owner, id) == 0)
+            rc = berth__store_del(txn, BERTH_DB_NAMES, name, err);
+        if (rc < 0 && rc != -ENOENT)
+            return rc;
+    }
+    rc = berth__store_del(txn, BERTH_DB_CONTAINERS, id, err);
+    if (rc < 0)
+        return rc;
+    rc = event_append(txn, "destroy", id, attrs, name ? name : "", NULL, NULL, err);
+    if (rc < 0)
+        return rc;
+    if (ret_doc)
+        *ret_doc = TAKE_PTR(old);
+    return 0;
+}
+
+static int list_add(const char *key, json_t *doc, void *userdata)
+{
+    return json_array_append(userdata, doc) < 0 ? -ENOMEM : 0;
+}
+
+int berth__container_list_in(berth_txn_t *txn, json_t **ret_array, berth_err_t *err)
+{
+    _cleanup_json_ json_t *arr = json_array();
+    int rc;
+
+    if (!arr)
+        return berth_err_set(err, -ENOMEM, "out of memory");
+    rc = berth__store_walk(txn, BERTH_DB_CONTAINERS, NULL, list_add, arr, err);
+    if (rc == -ENOMEM)
+        return berth_err_set(err, rc, "out of memory");
+    if (rc < 0)
+        return rc;
+    *ret_array = TAKE_PTR(arr);
+    return 0;
+}
+
+/* ---- one transaction each ---- */
+
+int berth__container_create(berth_store_t *store, json_t *doc, json_t *attrs, json_t **ret_doc,
+                            berth_err_t *err)
+{
+    _cleanup_txn_ berth_txn_t *txn = NULL;
+    _cleanup_json_ json_t *rec = NULL;
+    int rc;
+
+    rc = berth__store_txn_begin(store, 1, &txn, err);
+    if (rc < 0)
+        return rc;
+    rc = berth__container_create_in(txn, doc, attrs, &rec, err);
+    if (rc < 0)
+        return rc;
+    rc = berth__store_txn_commit(TAKE_PTR(txn), err);
+    if (rc < 0)
+        return rc;
+    if (ret_doc)
+        *ret_doc = TAKE_PTR(rec);
+    return 0;
+}
+
+int berth__container_get(berth_store_t *store, const char *ref, json_t **ret_doc, berth_err_t *err)
+{
+    _cleanup_txn_ berth_txn_t *txn = NULL;
+    int rc;
+
+    rc = berth__store_txn_begin(store, 0, &txn, err);
+    if (rc < 0)
+        return rc;
+    return berth__container_get_in(txn, ref, ret_doc, err);
+}
+
+int berth__container_update(berth_store_t *store, json_t *doc, const char *action, json_t *attrs,
+                            json_t **ret_doc, berth_err_t *err)
+{
+    _cleanup_txn_ berth_txn_t *txn = NULL;
+    _cleanup_json_ json_t *rec = NULL;
+    int rc;
+
+    rc = berth__store_txn_begin(store, 1, &txn, err);
+    if (rc < 0)
+        return rc;
+    rc = berth__container_update_in(txn, doc, action, attrs, &rec, err);
+    if (rc < 0)
+        return rc;
+    rc = berth__store_txn_commit(TAKE_PTR(txn), err);
+    if (rc < 0)
+        return rc;
+    if (ret_doc)
+        *ret_doc = TAKE_PTR(rec);
+    return 0;
+}
+
+int berth__container_delete(berth_store_t *store, const char *ref, json_t *attrs, json_t **ret_doc,
+                            berth_err_t *err)
+{
+    _cleanup_txn_ berth_txn_t *txn = NULL;
+    _cleanup_json_ json_t *old = NULL;
+    int rc;
+
+    rc = berth__store_txn_begin(store, 1, &txn, err);
+    if (rc < 0)
+        return rc;
+    rc = berth__container_delete_in(txn, ref, attrs, &old, err);
+    if (rc < 0)
+        return rc;
+    rc = berth__store_txn_commit(TAKE_PTR(txn), err);
+    if (rc < 0)
+        return rc;
+    if (ret_doc)
+        *ret_doc = TAKE_PTR(old);
+    return 0;
+}
+
+int berth__container_list(berth_store_t *store, json_t **ret_array, berth_err_t *err)
+{
+    _cleanup_txn_ berth_txn_t *txn = NULL;
+    int rc;
+
+    rc = berth__store_txn_begin(store, 0, &txn, err);
+    if (rc < 0)
+        return rc;
+    return berth__container_list_in(txn, ret_array, err);
+}
+
+int berth__container_count(berth_store_t *store, uint64_t *ret_count, berth_err_t *err)
+{
+    _cleanup_txn_ berth_txn_t *txn = NULL;
+    int rc;
+
+    rc = berth__store_txn_begin(store, 0, &txn, err);
+    if (rc < 0)
+        return rc;
+    return berth__store_count(txn, BERTH_DB_CONTAINERS, ret_count, err);
+}

@@ -21,6 +21,11 @@
  * All functions return 0 or a negative errno with a one-line reason in err
  * (NULL allowed). Keys are NUL-terminated strings except in the events
  * database, whose keys are 8-byte big-endian sequence numbers.
+ * In the events database the record functions below (get, put, del) take the
+ * sequence number in decimal as the key, and walks allow no prefix; events
+ * are normally written with berth__store_event_append() only, put and del
+ * being for pruning and repair (keep the newest event: the next number is
+ * the last one plus 1).
  */
 #ifndef BERTH_STORE_H
 #define BERTH_STORE_H
@@ -69,11 +74,11 @@ typedef struct berth_store_migration {
 
 /* Open options; NULL means defaults. */
 typedef struct berth_store_opts {
-    size_t map_size;  /* 0: default (8 GiB of address space, sparse on disk) */
-    uint32_t schema;  /* 0: BERTH_STORE_SCHEMA; tests open older/newer schemas */
+    size_t map_size; /* 0: default (8 GiB of address space, sparse on disk) */
+    uint32_t schema; /* 0: BERTH_STORE_SCHEMA; tests open older/newer schemas */
     /* Migration table ending with {0, NULL, NULL}; NULL: the built-in one. */
     const berth_store_migration_t *migrations;
-    int read_only;    /* open MDB_RDONLY: no creation, no migration */
+    int read_only; /* open MDB_RDONLY: no creation, no migration */
 } berth_store_opts_t;
 
 /*
@@ -85,6 +90,13 @@ typedef struct berth_store_opts {
  */
 int berth__store_open(const char *dir, const berth_store_opts_t *opts, berth_store_t **ret_store,
                       berth_err_t *err);
+/*
+ * Clear reader slots of processes that died inside a read transaction
+ * (mdb_reader_check); *ret_cleared (may be NULL) gets how many. open() does it
+ * once; a long-running daemon calls it periodically, because a stale slot
+ * pins old pages and makes the file grow.
+ */
+int berth__store_reader_check(berth_store_t *store, int *ret_cleared, berth_err_t *err);
 /* Close; the store must have no open transaction. NULL allowed. */
 void berth__store_close(berth_store_t *store);
 /* Directory the store lives in; owned by the store. */
@@ -115,8 +127,8 @@ berth_store_t *berth__store_txn_store(berth_txn_t *txn);
 #define BERTH_PUT_NOOVERWRITE 0x1u /* -EEXIST when the key exists */
 
 /* Store @doc (not stolen) under @key. */
-int berth__store_put(berth_txn_t *txn, berth_db_t db, const char *key, json_t *doc,
-                     uint32_t flags, berth_err_t *err);
+int berth__store_put(berth_txn_t *txn, berth_db_t db, const char *key, json_t *doc, uint32_t flags,
+                     berth_err_t *err);
 /* Read the document under @key into *ret_doc (a new reference); -ENOENT when absent. */
 int berth__store_get(berth_txn_t *txn, berth_db_t db, const char *key, json_t **ret_doc,
                      berth_err_t *err);
@@ -129,11 +141,22 @@ int berth__store_count(berth_txn_t *txn, berth_db_t db, uint64_t *ret_count, ber
  * Call @fn for each record whose key starts with @prefix ("" or NULL: all), in
  * key order. @doc is borrowed for the call. A non-zero return from @fn stops
  * the walk and is returned. A record that does not parse fails the walk
- * with -EBADMSG naming the database and key.
+ * with -EBADMSG naming the database and key. In a write transaction @fn may
+ * put and delete records, also of @db and the current key (migrations rewrite
+ * records this way); the walk continues with the next key in order.
  */
 typedef int (*berth_store_walk_fn)(const char *key, json_t *doc, void *userdata);
 int berth__store_walk(berth_txn_t *txn, berth_db_t db, const char *prefix, berth_store_walk_fn fn,
                       void *userdata, berth_err_t *err);
+
+/*
+ * The keys of @db starting with @prefix ("" or NULL: all), in key order, at
+ * most @max of them (0: no limit), as a NULL-terminated strv in *ret_keys
+ * (free with berth__strv_free). Values are not parsed, so this is the cheap
+ * way to resolve an id prefix.
+ */
+int berth__store_keys(berth_txn_t *txn, berth_db_t db, const char *prefix, size_t max,
+                      char ***ret_keys, berth_err_t *err);
 
 /*
  * Append an event in @txn: {"v":1, "seq", "time_ns", "type", "action", "id",

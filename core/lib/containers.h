@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Container records in the metadata store: the `containers` database (key:
+ * the 64-hex id) kept consistent with the `names` index (key: the name,
+ * value {"v":1,"id":...}), each mutation with its event in the same write
+ * transaction (docs/store-format.md).
+ *
+ * A container document is a JSON object with at least
+ *   "v": 1                 record format (added when missing)
+ *   "id": 64 lowercase hex
+ *   "name": [a-zA-Z0-9][a-zA-Z0-9_.-]*, at most 255 bytes, stored without
+ *           Docker's leading '/' (one leading '/' is accepted and stripped)
+ *   "created_ns": integer, wall clock (added when missing)
+ * Every other member belongs to the caller (the lifecycle layer) and is stored
+ * as given.
+ *
+ * References (get, delete) resolve like Docker: the full id, then an exact
+ * name, then a unique id prefix of at least one hex digit. Several matches
+ * are -EINVAL ("... is ambiguous ..."); none is -ENOENT ("no such container:
+ * X").
+ *
+ * Each function without _in is one transaction of its own: a mutation is one
+ * durable write transaction, a read one read-only transaction. The _in
+ * variants work inside a caller's write transaction so that the lifecycle
+ * layer can combine a container change with others; when one of them fails,
+ * the caller must abort the transaction (it may hold part of the change).
+ *
+ * Documents are never stolen; *ret_doc out-parameters (all may be NULL) are
+ * new references, set only on success. Events carry type "container", the
+ * container id, and attributes = the caller's @attrs (may be NULL, not
+ * stolen) plus "name".
+ */
+#ifndef BERTH_CONTAINERS_H
+#define BERTH_CONTAINERS_H
+
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include <berth/types.h>
+
+#include "store.h"
+
+#define BERTH_CONTAINER_ID_LEN       64
+#define BERTH_CONTAINER_SHORT_ID_LEN 12
+#define BERTH_CONTAINER_NAME_MAX     255
+/* The container record format this build writes ("v"). */
+#define BERTH_CONTAINER_RECORD_V 1
+
+/* A new random id: 64 lowercase hex digits from getrandom(2) (32 bytes) and a NUL. */
+int berth__container_id_new(char ret_id[BERTH_CONTAINER_ID_LEN + 1], berth_err_t *err);
+/* 1 when @id is 64 lowercase hex digits, else 0. */
+int berth__container_id_is_valid(const char *id);
+/* 1 when @name (without a leading '/') follows Docker's rule, else 0. */
+int berth__container_name_is_valid(const char *name);
+
+/*
+ * Create: validate @doc, refuse a name in use (-EEXIST, "name \"x\" is
+ * already in use by container <12 hex>") or an existing id (-EEXIST), store
+ * the record and its name, append event "create". *ret_doc gets the stored
+ * document (with "v", "created_ns" and the bare name).
+ */
+int berth__container_create(berth_store_t *store, json_t *doc, json_t *attrs, json_t **ret_doc,
+                            berth_err_t *err);
+int berth__container_create_in(berth_txn_t *txn, json_t *doc, json_t *attrs, json_t **ret_doc,
+                               berth_err_t *err);
+
+/* Resolve @ref (see above) to the full id, copied into ret_id. */
+int berth__container_resolve_in(berth_txn_t *txn, const char *ref,
+                                char ret_id[BERTH_CONTAINER_ID_LEN + 1], berth_err_t *err);
+/* The document @ref designates, in *ret_doc (required). */
+int berth__container_get(berth_store_t *store, const char *ref, json_t **ret_doc, berth_err_t *err);
+int berth__container_get_in(berth_txn_t *txn, const char *ref, json_t **ret_doc, berth_err_t *err);
+
+/*
+ * Replace the record whose "id" is @doc's (-ENOENT when there is none) with
+ * @doc. A changed "name" moves the names entry (-EEXIST when the new name is
+ * taken by another container). "created_ns" is kept from the old record when
+ * @doc has none. The event's action is @action, or when NULL "rename" for a
+ * changed name (attribute "oldName" added) and "update" otherwise.
+ */
+int berth__container_update(berth_store_t *store, json_t *doc, const char *action, json_t *attrs,
+                            json_t **ret_doc, berth_err_t *err);
+int berth__container_update_in(berth_txn_t *txn, json_t *doc, const char *action, json_t *attrs,
+                               json_t **ret_doc, berth_err_t *err);
+
+/* Delete the container @ref designates and its name; event "destroy". *ret_doc: the old record. */
+int berth__container_delete(berth_store_t *store, const char *ref, json_t *attrs, json_t **ret_doc,
+                            berth_err_t *err);
+int berth__container_delete_in(berth_txn_t *txn, const char *ref, json_t *attrs, json_t **ret_doc,
+                               berth_err_t *err);
+
+/* Every container document, in id order, as a new JSON array (read-only transaction). */
+int berth__container_list(berth_store_t *store, json_t **ret_array, berth_err_t *err);
+int berth__container_list_in(berth_txn_t *txn, json_t **ret_array, berth_err_t *err);
+/* Number of containers. */
+int berth__container_count(berth_store_t *store, uint64_t *ret_count, berth_err_t *err);
+
+#endif /* BERTH_CONTAINERS_H */
