@@ -12,8 +12,12 @@
 #include "cli.h"
 
 static const struct cli_command commands[] = {
+    { "create", cmd_create, "Create a container" },
     { "info", cmd_info, "Show the engine's configuration, store, drivers and host features" },
+    { "inspect", cmd_inspect, "Show containers in detail (JSON)" },
     { "plugins", cmd_plugins, "List loaded driver plugins and refused modules" },
+    { "ps", cmd_ps, "List containers" },
+    { "rm", cmd_rm, "Remove containers" },
     { "version", cmd_version, "Show the version" },
 };
 

@@ -132,3 +132,25 @@ int cli_parse_simple(int argc, char **argv, const char *usage, int with_format,
     }
     return 0;
 }
+
+int cli_parse_simple_args(int argc, char **argv, const char *usage)
+{
+    static const struct option longopts[] = {
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    int c;
+
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+        if (c == 'h') {
+            fputs(usage, stdout);
+            return 1;
+        }
+        cli_error("%s: bad option '%s' (see 'berth %s --help')", argv[0], argv[optind - 1],
+                  argv[0]);
+        return -1;
+    }
+    return 0;
+}

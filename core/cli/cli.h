@@ -7,6 +7,7 @@
 #ifndef BERTH_CLI_H
 #define BERTH_CLI_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include <jansson.h>
@@ -55,6 +56,28 @@ int cli_print_json(json_t *j);
  */
 int cli_parse_simple(int argc, char **argv, const char *usage, int with_format,
                      enum cli_format *ret_format);
+
+/* Parse a command that takes only --help and operands; operands start at optind. */
+int cli_parse_simple_args(int argc, char **argv, const char *usage);
+
+/* What `create` and `run` parsed: a Docker create body and the flags the CLI acts on. */
+struct cli_create {
+    json_t *body; /* owned */
+    const char *name;
+    int detach, interactive, tty, auto_remove;
+};
+extern const char cli_create_options_help[];
+/*
+ * Parse create/run options and the command; returns 1 when help was
+ * printed, 0 on success (ret->body set), -1 on a usage error (reported).
+ */
+int cli_parse_create(int argc, char **argv, int is_run, const char *usage, struct cli_create *ret);
+
+/* Print a container id or summary list and so on; see cmd-container.c. */
+int cmd_create(const struct cli_globals *g, int argc, char **argv);
+int cmd_ps(const struct cli_globals *g, int argc, char **argv);
+int cmd_inspect(const struct cli_globals *g, int argc, char **argv);
+int cmd_rm(const struct cli_globals *g, int argc, char **argv);
 
 int cmd_version(const struct cli_globals *g, int argc, char **argv);
 int cmd_info(const struct cli_globals *g, int argc, char **argv);

@@ -22,8 +22,7 @@ static void print_caps(json_t *caps, char *buf, size_t len)
     json_t *c;
 
     buf[0] = '\0';
-    json_array_foreach(caps, i, c)
-    {
+    json_array_foreach (caps, i, c) {
         int n = snprintf(buf + off, len - off, "%s%s", i ? "," : "", json_string_value(c));
         if (n < 0 || (size_t)n >= len - off)
             break;
@@ -41,8 +40,7 @@ static void print_text(json_t *j)
 
     printf("%-10s %-16s %-10s %-5s %-32s %s\n", "KIND", "NAME", "VERSION", "ABI", "CAPABILITIES",
            "PATH");
-    json_array_foreach(drivers, i, d)
-    {
+    json_array_foreach (drivers, i, d) {
         char caps[256];
         print_caps(json_object_get(d, "capabilities"), caps, sizeof(caps));
         printf("%-10s %-16s %-10s %-5s %-32s %s\n", json_string_value(json_object_get(d, "kind")),
@@ -53,8 +51,7 @@ static void print_text(json_t *j)
     }
     if (json_array_size(refused) > 0) {
         printf("\nRefused:\n");
-        json_array_foreach(refused, i, d)
-        {
+        json_array_foreach (refused, i, d) {
             printf("  %s: %s\n", json_string_value(json_object_get(d, "path")),
                    json_string_value(json_object_get(d, "reason")));
         }
@@ -62,8 +59,7 @@ static void print_text(json_t *j)
     if (json_array_size(drivers) == 0) {
         json_t *dir;
         printf("\nNo drivers loaded. Searched:");
-        json_array_foreach(json_object_get(j, "search_path"), i, dir)
-        {
+        json_array_foreach (json_object_get(j, "search_path"), i, dir) {
             printf(" %s", json_string_value(dir));
         }
         printf("\n");

@@ -62,6 +62,12 @@ static inline void berth__strv_freep(char ***strv)
 /* mkdir -p with @mode for every created component; 0 or -errno (err says which path). */
 int berth__mkdir_p(const char *path, unsigned mode, berth_err_t *err);
 
+/*
+ * Remove @path and everything below it without following symlinks (rm -rf).
+ * A missing @path is success. Returns 0 or the first -errno met.
+ */
+int berth__rm_rf(const char *path);
+
 /* Wall clock in ns since the epoch. */
 int64_t berth__now_ns(void);
 /* Monotonic clock in ns. */

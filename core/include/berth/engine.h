@@ -18,6 +18,7 @@
 #ifndef BERTH_ENGINE_H
 #define BERTH_ENGINE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include <jansson.h>
@@ -102,6 +103,62 @@ BERTH_API int berth_engine_plugins(berth_engine_t *engine, json_t **ret_json, be
  * user namespaces, KVM).
  */
 BERTH_API int berth_engine_info(berth_engine_t *engine, json_t **ret_json, berth_err_t *err);
+
+/* ---- containers ---- */
+
+/**
+ * Create a container (state "created"; nothing runs yet).
+ * @param name  unique name ([a-zA-Z0-9][a-zA-Z0-9_.-]*), NULL for a generated one.
+ * @param body  a Docker Engine API create body (borrowed): Cmd, Entrypoint, Env,
+ *              WorkingDir, User, Hostname, Tty, OpenStdin, StdinOnce, Labels,
+ *              StopSignal, StopTimeout, and HostConfig (Memory, MemorySwap, NanoCpus,
+ *              CpuShares, PidsLimit, Binds, Tmpfs, ReadonlyRootfs, CapAdd, CapDrop,
+ *              SecurityOpt, Ulimits, AutoRemove, Isolation, NetworkMode), plus berth's
+ *              "Rootfs": an absolute directory to run from instead of an image.
+ * @param[out] ret_id  the new 64-hex id and a NUL.
+ * @return 0; -EINVAL for invalid options (the message names the option),
+ *         -EEXIST for a name in use, -ENOENT for a missing rootfs.
+ */
+BERTH_API int berth_container_create(berth_engine_t *engine, const char *name, json_t *body,
+                                     char ret_id[65], berth_err_t *err);
+
+/** Flags for berth_container_list(). */
+#define BERTH_LIST_ALL 0x1u /**< include created and exited containers, not just running ones */
+
+/**
+ * Containers as an array of summaries, newest first: {"Id", "Names": ["/name"],
+ * "Command", "Created" (seconds), "State", "Status" (human text), "Isolation"}.
+ */
+BERTH_API int berth_container_list(berth_engine_t *engine, uint32_t flags, json_t **ret_json,
+                                   berth_err_t *err);
+
+/**
+ * The container @p ref (id, unique id prefix or name) in the shape of Docker's
+ * inspect: Id, Created, Path, Args, State{Status, Running, Paused, OOMKilled,
+ * Dead, Pid, ExitCode, Error, StartedAt, FinishedAt}, Name, Config, HostConfig,
+ * plus "Isolation" and "Rootfs".
+ */
+BERTH_API int berth_container_inspect(berth_engine_t *engine, const char *ref, json_t **ret_json,
+                                      berth_err_t *err);
+
+/** Flags for berth_container_remove(). */
+#define BERTH_REMOVE_FORCE 0x1u /**< kill a running container first */
+
+/**
+ * Remove a container and its logs. A running or paused one needs
+ * BERTH_REMOVE_FORCE (-EBUSY otherwise, with Docker's message).
+ */
+BERTH_API int berth_container_remove(berth_engine_t *engine, const char *ref, uint32_t flags,
+                                     berth_err_t *err);
+
+/* ---- option parsing shared by front ends ---- */
+
+/** "512m", "1g", "2.5GiB" as bytes (docker's --memory syntax). -EINVAL otherwise. */
+BERTH_API int berth_parse_bytes(const char *text, int64_t *ret_bytes, berth_err_t *err);
+/** Docker's human duration of @p ns ("Less than a second", "5 minutes", "About an hour"). */
+BERTH_API void berth_human_duration(int64_t ns, char *buf, size_t len);
+/** "1.5" CPUs as NanoCpus (1500000000). -EINVAL otherwise. */
+BERTH_API int berth_parse_cpus(const char *text, int64_t *ret_nanocpus, berth_err_t *err);
 
 #ifdef __cplusplus
 }

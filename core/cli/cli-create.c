@@ -1,0 +1,409 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The options `create` and `run` share, turned into a Docker Engine API
+ * create body (the same JSON the daemon receives from the docker CLI), so
+ * the CLI and the API go through one validation path in libberth.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+/* Long-only option ids. */
+enum {
+    OPT_NAME = 300,
+    OPT_ENV_FILE,
+    OPT_MEMORY_SWAP,
+    OPT_CPUS,
+    OPT_PIDS_LIMIT,
+    OPT_TMPFS,
+    OPT_READ_ONLY,
+    OPT_CAP_ADD,
+    OPT_CAP_DROP,
+    OPT_SECURITY_OPT,
+    OPT_ISOLATION,
+    OPT_ROOTFS,
+    OPT_USERNS,
+    OPT_RM,
+    OPT_ULIMIT,
+    OPT_STOP_SIGNAL,
+    OPT_STOP_TIMEOUT,
+    OPT_ENTRYPOINT,
+    OPT_NETWORK,
+    OPT_HELP,
+};
+
+static const struct option create_longopts[] = {
+    { "name", required_argument, NULL, OPT_NAME },
+    { "env", required_argument, NULL, 'e' },
+    { "env-file", required_argument, NULL, OPT_ENV_FILE },
+    { "workdir", required_argument, NULL, 'w' },
+    { "user", required_argument, NULL, 'u' },
+    { "hostname", required_argument, NULL, 'h' },
+    { "memory", required_argument, NULL, 'm' },
+    { "memory-swap", required_argument, NULL, OPT_MEMORY_SWAP },
+    { "cpus", required_argument, NULL, OPT_CPUS },
+    { "cpu-shares", required_argument, NULL, 'c' },
+    { "pids-limit", required_argument, NULL, OPT_PIDS_LIMIT },
+    { "volume", required_argument, NULL, 'v' },
+    { "tmpfs", required_argument, NULL, OPT_TMPFS },
+    { "read-only", no_argument, NULL, OPT_READ_ONLY },
+    { "cap-add", required_argument, NULL, OPT_CAP_ADD },
+    { "cap-drop", required_argument, NULL, OPT_CAP_DROP },
+    { "security-opt", required_argument, NULL, OPT_SECURITY_OPT },
+    { "isolation", required_argument, NULL, OPT_ISOLATION },
+    { "rootfs", required_argument, NULL, OPT_ROOTFS },
+    { "userns", required_argument, NULL, OPT_USERNS },
+    { "rm", no_argument, NULL, OPT_RM },
+    { "ulimit", required_argument, NULL, OPT_ULIMIT },
+    { "stop-signal", required_argument, NULL, OPT_STOP_SIGNAL },
+    { "stop-timeout", required_argument, NULL, OPT_STOP_TIMEOUT },
+    { "entrypoint", required_argument, NULL, OPT_ENTRYPOINT },
+    { "label", required_argument, NULL, 'l' },
+    { "network", required_argument, NULL, OPT_NETWORK },
+    { "tty", no_argument, NULL, 't' },
+    { "interactive", no_argument, NULL, 'i' },
+    { "detach", no_argument, NULL, 'd' },
+    { "help", no_argument, NULL, OPT_HELP },
+    { NULL, 0, NULL, 0 },
+};
+
+const char cli_create_options_help[] =
+    "  -d, --detach               run in the background and print the id (run only)\n"
+    "  -i, --interactive          keep stdin open\n"
+    "  -t, --tty                  allocate a terminal\n"
+    "      --name NAME            name the container\n"
+    "      --rm                   remove the container when it exits\n"
+    "      --rootfs DIR           run from DIR as the root filesystem\n"
+    "      --isolation NAME       isolation driver (default from the config: process)\n"
+    "  -e, --env NAME[=VALUE]     set an environment variable (NAME alone: take the caller's)\n"
+    "      --env-file FILE        read NAME=VALUE lines from FILE\n"
+    "      --entrypoint CMD       override the entrypoint\n"
+    "  -w, --workdir DIR          working directory inside the container\n"
+    "  -u, --user USER[:GROUP]    user and group, by name or number\n"
+    "  -h, --hostname NAME        container host name\n"
+    "  -l, --label KEY=VALUE      set a label\n"
+    "  -m, --memory SIZE          memory limit (e.g. 512m)\n"
+    "      --memory-swap SIZE     memory plus swap limit; -1 for unlimited swap\n"
+    "      --cpus N               number of CPUs (e.g. 1.5)\n"
+    "  -c, --cpu-shares N         relative CPU weight\n"
+    "      --pids-limit N         process limit\n"
+    "  -v, --volume SRC:DST[:ro]  bind mount a host directory\n"
+    "      --tmpfs DST[:OPTS]     mount a tmpfs\n"
+    "      --read-only            mount the root filesystem read-only\n"
+    "      --cap-add CAP          add a capability (or ALL)\n"
+    "      --cap-drop CAP         drop a capability (or ALL)\n"
+    "      --security-opt OPT     seccomp=unconfined|FILE, no-new-privileges\n"
+    "      --ulimit NAME=SOFT[:HARD]  set a resource limit\n"
+    "      --userns MAP           user namespace: CONTAINER_ID:HOST_ID:COUNT\n"
+    "      --network MODE         none (default) or host\n"
+    "      --stop-signal SIG      signal that stops the container (default SIGTERM)\n"
+    "      --stop-timeout SECS    seconds before SIGKILL on stop (default 10)\n"
+    "      --help                 show this help\n";
+
+static int append(json_t *obj, const char *key, const char *value)
+{
+    json_t *arr = json_object_get(obj, key);
+    if (!arr) {
+        arr = json_array();
+        json_object_set_new(obj, key, arr);
+    }
+    return json_array_append_new(arr, json_string(value));
+}
+
+static int parse_env_file(json_t *body, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char line[8192];
+    int lineno = 0;
+
+    if (!f) {
+        cli_error("--env-file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    while (fgets(line, sizeof(line), f)) {
+        char *s = line;
+        lineno++;
+        s[strcspn(s, "\r\n")] = '\0';
+        while (isspace((unsigned char)*s))
+            s++;
+        if (!*s || *s == '#')
+            continue;
+        if (*s == '=') {
+            cli_error("--env-file %s:%d: no variable name", path, lineno);
+            fclose(f);
+            return -1;
+        }
+        if (!strchr(s, '=')) {
+            /* NAME alone: the caller's value, as docker does. */
+            const char *v = getenv(s);
+            char *kv;
+            if (!v)
+                continue;
+            if (asprintf(&kv, "%s=%s", s, v) < 0)
+                break;
+            append(body, "Env", kv);
+            free(kv);
+            continue;
+        }
+        append(body, "Env", s);
+    }
+    fclose(f);
+    return 0;
+}
+
+static int parse_long(const char *opt, const char *text, long long min, long long *ret)
+{
+    char *end;
+    long long v;
+    errno = 0;
+    v = strtoll(text, &end, 10);
+    if (end == text || *end || errno || v < min) {
+        cli_error("invalid %s value: '%s'", opt, text);
+        return -1;
+    }
+    *ret = v;
+    return 0;
+}
+
+static int parse_ulimit(json_t *hc, const char *text)
+{
+    char name[64];
+    const char *eq = strchr(text, '=');
+    long long soft, hard;
+    char *colon, *end;
+
+    if (!eq || eq == text || (size_t)(eq - text) >= sizeof(name)) {
+        cli_error("invalid --ulimit '%s': want NAME=SOFT[:HARD]", text);
+        return -1;
+    }
+    memcpy(name, text, (size_t)(eq - text));
+    name[eq - text] = '\0';
+    errno = 0;
+    soft = strtoll(eq + 1, &colon, 10);
+    hard = soft;
+    if (colon == eq + 1 || errno || (*colon && *colon != ':')) {
+        cli_error("invalid --ulimit '%s': want NAME=SOFT[:HARD]", text);
+        return -1;
+    }
+    if (*colon == ':') {
+        hard = strtoll(colon + 1, &end, 10);
+        if (end == colon + 1 || *end || errno) {
+            cli_error("invalid --ulimit '%s': want NAME=SOFT[:HARD]", text);
+            return -1;
+        }
+    }
+    if (soft > hard) {
+        cli_error("invalid --ulimit '%s': the soft limit exceeds the hard one", text);
+        return -1;
+    }
+    if (!json_object_get(hc, "Ulimits"))
+        json_object_set_new(hc, "Ulimits", json_array());
+    json_array_append_new(json_object_get(hc, "Ulimits"),
+                          json_pack("{s:s, s:I, s:I}", "Name", name, "Soft", (json_int_t)soft,
+                                    "Hard", (json_int_t)hard));
+    return 0;
+}
+
+int cli_parse_create(int argc, char **argv, int is_run, const char *usage, struct cli_create *ret)
+{
+    json_t *body = json_object(), *hc = json_object();
+    const char *entrypoint = NULL;
+    int c;
+
+    memset(ret, 0, sizeof(*ret));
+    json_object_set_new(body, "HostConfig", hc);
+    optind = 1;
+    opterr = 0;
+    /* '+': options stop at the command, whose own arguments follow. */
+    while ((c = getopt_long(argc, argv, "+e:w:u:h:m:c:v:l:tid", create_longopts, NULL)) != -1) {
+        int64_t bytes;
+        long long n;
+        berth_err_t err = { 0 };
+
+        switch (c) {
+        case OPT_HELP:
+            fputs(usage, stdout);
+            fputs(cli_create_options_help, stdout);
+            json_decref(body);
+            return 1;
+        case OPT_NAME:
+            ret->name = optarg;
+            break;
+        case 'e':
+            if (!strchr(optarg, '=')) {
+                const char *v = getenv(optarg);
+                char *kv;
+                if (v && asprintf(&kv, "%s=%s", optarg, v) >= 0) {
+                    append(body, "Env", kv);
+                    free(kv);
+                }
+            } else {
+                append(body, "Env", optarg);
+            }
+            break;
+        case OPT_ENV_FILE:
+            if (parse_env_file(body, optarg) < 0)
+                goto fail;
+            break;
+        case 'w':
+            json_object_set_new(body, "WorkingDir", json_string(optarg));
+            break;
+        case 'u':
+            json_object_set_new(body, "User", json_string(optarg));
+            break;
+        case 'h':
+            json_object_set_new(body, "Hostname", json_string(optarg));
+            break;
+        case 'm':
+        case OPT_MEMORY_SWAP:
+            if (c == OPT_MEMORY_SWAP && strcmp(optarg, "-1") == 0) {
+                json_object_set_new(hc, "MemorySwap", json_integer(-1));
+                break;
+            }
+            if (berth_parse_bytes(optarg, &bytes, &err) < 0) {
+                cli_error("%s: %s", c == 'm' ? "--memory" : "--memory-swap", err.msg);
+                goto fail;
+            }
+            json_object_set_new(hc, c == 'm' ? "Memory" : "MemorySwap", json_integer(bytes));
+            break;
+        case OPT_CPUS:
+            if (berth_parse_cpus(optarg, &bytes, &err) < 0) {
+                cli_error("%s", err.msg);
+                goto fail;
+            }
+            json_object_set_new(hc, "NanoCpus", json_integer(bytes));
+            break;
+        case 'c':
+            if (parse_long("--cpu-shares", optarg, 0, &n) < 0)
+                goto fail;
+            json_object_set_new(hc, "CpuShares", json_integer(n));
+            break;
+        case OPT_PIDS_LIMIT:
+            if (parse_long("--pids-limit", optarg, -1, &n) < 0)
+                goto fail;
+            json_object_set_new(hc, "PidsLimit", json_integer(n));
+            break;
+        case 'v':
+            append(hc, "Binds", optarg);
+            break;
+        case OPT_TMPFS: {
+            const char *colon = strchr(optarg, ':');
+            char *dest = colon ? strndup(optarg, (size_t)(colon - optarg)) : strdup(optarg);
+            if (!json_object_get(hc, "Tmpfs"))
+                json_object_set_new(hc, "Tmpfs", json_object());
+            json_object_set_new(json_object_get(hc, "Tmpfs"), dest,
+                                json_string(colon ? colon + 1 : ""));
+            free(dest);
+            break;
+        }
+        case OPT_READ_ONLY:
+            json_object_set_new(hc, "ReadonlyRootfs", json_true());
+            break;
+        case OPT_CAP_ADD:
+            append(hc, "CapAdd", optarg);
+            break;
+        case OPT_CAP_DROP:
+            append(hc, "CapDrop", optarg);
+            break;
+        case OPT_SECURITY_OPT:
+            append(hc, "SecurityOpt", optarg);
+            break;
+        case OPT_ISOLATION:
+            json_object_set_new(hc, "Isolation", json_string(optarg));
+            break;
+        case OPT_ROOTFS: {
+            char *abs = realpath(optarg, NULL);
+            if (!abs) {
+                cli_error("--rootfs %s: %s", optarg, strerror(errno));
+                goto fail;
+            }
+            json_object_set_new(body, "Rootfs", json_string(abs));
+            free(abs);
+            break;
+        }
+        case OPT_USERNS:
+            json_object_set_new(hc, "UsernsMode", json_string(optarg));
+            break;
+        case OPT_RM:
+            json_object_set_new(hc, "AutoRemove", json_true());
+            ret->auto_remove = 1;
+            break;
+        case OPT_ULIMIT:
+            if (parse_ulimit(hc, optarg) < 0)
+                goto fail;
+            break;
+        case OPT_STOP_SIGNAL:
+            json_object_set_new(body, "StopSignal", json_string(optarg));
+            break;
+        case OPT_STOP_TIMEOUT:
+            if (parse_long("--stop-timeout", optarg, -1, &n) < 0)
+                goto fail;
+            json_object_set_new(body, "StopTimeout", json_integer(n));
+            break;
+        case OPT_ENTRYPOINT:
+            entrypoint = optarg;
+            break;
+        case 'l': {
+            const char *eq = strchr(optarg, '=');
+            char *key = eq ? strndup(optarg, (size_t)(eq - optarg)) : strdup(optarg);
+            if (!json_object_get(body, "Labels"))
+                json_object_set_new(body, "Labels", json_object());
+            json_object_set_new(json_object_get(body, "Labels"), key,
+                                json_string(eq ? eq + 1 : ""));
+            free(key);
+            break;
+        }
+        case OPT_NETWORK:
+            if (strcmp(optarg, "none") != 0 && strcmp(optarg, "host") != 0) {
+                cli_error("--network %s: only none and host are available yet", optarg);
+                goto fail;
+            }
+            json_object_set_new(hc, "NetworkMode", json_string(optarg));
+            break;
+        case 't':
+            json_object_set_new(body, "Tty", json_true());
+            ret->tty = 1;
+            break;
+        case 'i':
+            json_object_set_new(body, "OpenStdin", json_true());
+            json_object_set_new(body, "StdinOnce", json_true());
+            ret->interactive = 1;
+            break;
+        case 'd':
+            if (!is_run)
+                goto unknown;
+            ret->detach = 1;
+            break;
+        default:
+        unknown:
+            if (optopt)
+                cli_error("%s: option '-%c' %s (see 'berth %s --help')", argv[0], optopt,
+                          strchr("ewuhmcvl", optopt) ? "needs a value" : "is unknown", argv[0]);
+            else
+                cli_error("%s: bad option '%s' (see 'berth %s --help')", argv[0], argv[optind - 1],
+                          argv[0]);
+            goto fail;
+        }
+    }
+    if (entrypoint)
+        json_object_set_new(body, "Entrypoint", json_pack("[s]", entrypoint));
+    if (optind < argc) {
+        json_t *cmd = json_array();
+        for (int i = optind; i < argc; i++)
+            json_array_append_new(cmd, json_string(argv[i]));
+        json_object_set_new(body, "Cmd", cmd);
+    }
+    if (!json_object_get(hc, "NetworkMode"))
+        json_object_set_new(hc, "NetworkMode", json_string("none"));
+    ret->body = body;
+    return 0;
+fail:
+    json_decref(body);
+    return -1;
+}

@@ -1,0 +1,417 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The public container calls of berth/engine.h that work on records alone:
+ * create, list, inspect, remove. Each mutation is one write transaction
+ * (containers.c, lifecycle.c); everything a user can get wrong is checked
+ * before the record is written, so a refused create leaves no trace.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <berth/engine.h>
+
+#include "containers.h"
+#include "engine-internal.h"
+#include "lifecycle.h"
+#include "ocispec.h"
+#include "util.h"
+
+/* Members of a Docker create body that berth keeps in the record's "config". */
+static const char *const config_keys[] = {
+    "Cmd",         "Entrypoint",   "Env",          "WorkingDir", "User",       "Hostname",
+    "Tty",         "OpenStdin",    "StdinOnce",    "Labels",     "StopSignal", "StopTimeout",
+    "AttachStdin", "AttachStdout", "AttachStderr", "Image",
+};
+
+/* Docker-style generated names: an adjective and a noun from the harbour. */
+static const char *const adjectives[] = {
+    "brave", "calm",   "eager",  "fond",    "gentle", "happy",  "keen",   "lucid",
+    "merry", "noble",  "proud",  "quiet",   "rapid",  "steady", "swift",  "tidy",
+    "bold",  "clever", "daring", "festive", "jolly",  "modest", "serene", "vivid",
+};
+static const char *const nouns[] = {
+    "anchor", "beacon", "bollard",  "buoy",  "capstan", "dock",   "ferry",    "galley",
+    "harbor", "hull",   "jetty",    "keel",  "lantern", "marina", "mooring",  "pier",
+    "quay",   "rudder", "schooner", "skiff", "tug",     "wharf",  "windlass", "yawl",
+};
+
+static int random_name(char *buf, size_t len)
+{
+    unsigned char r[2];
+    if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
+        return -EIO;
+    snprintf(buf, len, "%s_%s", adjectives[r[0] % BERTH_ARRAY_SIZE(adjectives)],
+             nouns[r[1] % BERTH_ARRAY_SIZE(nouns)]);
+    return 0;
+}
+
+static int check_isolation(berth_engine_t *e, const char *name, berth_err_t *err)
+{
+    berth_registry_t *reg = berth__engine_registry(e);
+    char loaded[256] = "";
+    size_t off = 0;
+
+    if (!reg || berth__registry_find(reg, BERTH_KIND_ISOLATION, name))
+        return 0;
+    for (size_t i = 0; i < berth__registry_count(reg); i++) {
+        berth_driver_t *d = berth__registry_driver(reg, i);
+        int n;
+        if (d->kind != BERTH_KIND_ISOLATION)
+            continue;
+        n = snprintf(loaded + off, sizeof(loaded) - off, "%s%s", off ? ", " : "", d->desc->name);
+        if (n > 0 && (size_t)n < sizeof(loaded) - off)
+            off += (size_t)n;
+    }
+    return berth_err_set(err, -EINVAL,
+                         "invalid isolation \"%s\": no such isolation driver is loaded "
+                         "(available: %s)",
+                         name, off ? loaded : "none");
+}
+
+/* A new record from a create body; validated as far as anything can be before running. */
+static int record_from_body(berth_engine_t *e, const char *id, const char *name, json_t *body,
+                            json_t **ret_doc, berth_err_t *err)
+{
+    const berth_config_t *cfg = berth__engine_config(e);
+    json_t *hc = json_object_get(body, "HostConfig");
+    _cleanup_json_ json_t *doc = NULL, *config = json_object(), *spec = NULL;
+    const char *isolation = json_string_value(json_object_get(hc, "Isolation"));
+    const char *rootfs = json_string_value(json_object_get(body, "Rootfs"));
+    struct stat st;
+    int r;
+
+    if (!json_is_object(body))
+        return berth_err_set(err, -EINVAL, "the create request must be a JSON object");
+    if (hc && !json_is_object(hc))
+        return berth_err_set(err, -EINVAL, "HostConfig must be an object");
+    for (size_t i = 0; i < BERTH_ARRAY_SIZE(config_keys); i++) {
+        json_t *v = json_object_get(body, config_keys[i]);
+        if (v && !json_is_null(v))
+            json_object_set(config, config_keys[i], v);
+    }
+    /* Docker's "default" isolation means the daemon's default. */
+    if (!isolation || !*isolation || strcmp(isolation, "default") == 0)
+        isolation = cfg->default_isolation;
+    if ((r = check_isolation(e, isolation, err)) < 0)
+        return r;
+    if (!rootfs) {
+        if (json_string_value(json_object_get(body, "Image")))
+            return berth_err_set(err, -ENOTSUP,
+                                 "running images is not supported yet: use --rootfs DIR");
+        return berth_err_set(err, -EINVAL, "no root filesystem: give an image or --rootfs DIR");
+    }
+    if (rootfs[0] != '/')
+        return berth_err_set(err, -EINVAL, "rootfs \"%s\" is not an absolute path", rootfs);
+    if (stat(rootfs, &st) < 0)
+        return berth_err_set(err, -errno, "rootfs %s: %s", rootfs, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return berth_err_set(err, -ENOTDIR, "rootfs %s is not a directory", rootfs);
+
+    doc = json_pack("{s:s, s:s, s:s, s:s, s:O, s:o, s:{s:s, s:i, s:i, s:b, s:s, s:i, s:i}}", "id",
+                    id, "name", name, "isolation", isolation, "rootfs", rootfs, "config", config,
+                    "host_config", hc ? json_deep_copy(hc) : json_object(), "state", "Status",
+                    "created", "Pid", 0, "ExitCode", 0, "OOMKilled", 0, "Error", "", "StartedAt", 0,
+                    "FinishedAt", 0);
+    if (!doc)
+        return berth_err_set(err, -ENOMEM, "out of memory");
+    /* Everything the spec builder would refuse at start is refused now. */
+    if ((r = berth__oci_spec_build(doc, NULL, &spec, err)) < 0)
+        return r;
+    *ret_doc = TAKE_PTR(doc);
+    return 0;
+}
+
+BERTH_API int berth_container_create(berth_engine_t *e, const char *name, json_t *body,
+                                     char ret_id[65], berth_err_t *err)
+{
+    berth_store_t *store = berth__engine_store(e);
+    char id[BERTH_CONTAINER_ID_LEN + 1], gen[64];
+    int r, tries = 0;
+
+    if (!store)
+        return berth_err_set(err, -ENOTSUP, "the engine was opened without a store");
+    if (name && *name == '/')
+        name++;
+    if (name && !berth__container_name_is_valid(name))
+        return berth_err_set(err, -EINVAL,
+                             "invalid container name \"%s\": only [a-zA-Z0-9][a-zA-Z0-9_.-] are "
+                             "allowed",
+                             name);
+    if ((r = berth__container_id_new(id, err)) < 0)
+        return r;
+    for (;;) {
+        _cleanup_json_ json_t *doc = NULL;
+        const char *use = name;
+        if (!use) {
+            if (random_name(gen, sizeof(gen)) < 0)
+                return berth_err_set(err, -EIO, "could not generate a name");
+            use = gen;
+        }
+        if ((r = record_from_body(e, id, use, body, &doc, err)) < 0)
+            return r;
+        r = berth__container_create(store, doc, NULL, NULL, err);
+        /* A generated name that is taken: pick another, a few times. */
+        if (r == -EEXIST && !name && ++tries < 16)
+            continue;
+        if (r < 0)
+            return r;
+        break;
+    }
+    memcpy(ret_id, id, sizeof(id));
+    return 0;
+}
+
+/* RFC 3339 with nanoseconds in UTC, Docker's timestamp format. */
+static void format_time(int64_t ns, char *buf, size_t len)
+{
+    struct tm tm;
+    time_t secs = (time_t)(ns / 1000000000);
+
+    if (ns <= 0) {
+        snprintf(buf, len, "0001-01-01T00:00:00Z");
+        return;
+    }
+    gmtime_r(&secs, &tm);
+    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%09lldZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (long long)(ns % 1000000000));
+}
+
+BERTH_API void berth_human_duration(int64_t ns, char *buf, size_t len)
+{
+    int64_t s = ns / 1000000000;
+    if (s < 1)
+        snprintf(buf, len, "Less than a second");
+    else if (s == 1)
+        snprintf(buf, len, "1 second");
+    else if (s < 60)
+        snprintf(buf, len, "%lld seconds", (long long)s);
+    else if (s / 60 == 1)
+        snprintf(buf, len, "About a minute");
+    else if (s < 3600)
+        snprintf(buf, len, "%lld minutes", (long long)(s / 60));
+    else if (s / 3600 == 1)
+        snprintf(buf, len, "About an hour");
+    else if (s < 48 * 3600)
+        snprintf(buf, len, "%lld hours", (long long)(s / 3600));
+    else if (s < 14 * 86400)
+        snprintf(buf, len, "%lld days", (long long)(s / 86400));
+    else if (s < 90 * 86400)
+        snprintf(buf, len, "%lld weeks", (long long)(s / (7 * 86400)));
+    else if (s < 365 * 86400)
+        snprintf(buf, len, "%lld months", (long long)(s / (30 * 86400)));
+    else
+        snprintf(buf, len, "%lld years", (long long)(s / (365 * 86400)));
+}
+
+static json_int_t state_int(json_t *doc, const char *key)
+{
+    return json_integer_value(json_object_get(json_object_get(doc, "state"), key));
+}
+
+/* The human Status column of `ps`. */
+static void status_text(json_t *doc, char *buf, size_t len)
+{
+    char dur[64];
+    int64_t now = berth__now_ns();
+    uint32_t st = berth__record_state(doc);
+
+    switch (st) {
+    case BERTH_ST_RUNNING:
+    case BERTH_ST_PAUSED:
+        berth_human_duration(now - state_int(doc, "StartedAt"), dur, sizeof(dur));
+        snprintf(buf, len, "Up %s%s", dur, st == BERTH_ST_PAUSED ? " (Paused)" : "");
+        break;
+    case BERTH_ST_EXITED:
+        berth_human_duration(now - state_int(doc, "FinishedAt"), dur, sizeof(dur));
+        snprintf(buf, len, "Exited (%lld) %s ago", (long long)state_int(doc, "ExitCode"), dur);
+        break;
+    case BERTH_ST_REMOVING:
+        snprintf(buf, len, "Removal In Progress");
+        break;
+    default:
+        snprintf(buf, len, "Created");
+    }
+}
+
+static json_t *args_of(json_t *doc)
+{
+    json_t *config = json_object_get(doc, "config"), *all = json_array(), *v;
+    size_t i;
+    json_array_foreach (json_object_get(config, "Entrypoint"), i, v) {
+        json_array_append(all, v);
+    }
+    json_array_foreach (json_object_get(config, "Cmd"), i, v) {
+        json_array_append(all, v);
+    }
+    return all;
+}
+
+static char *command_text(json_t *doc)
+{
+    _cleanup_json_ json_t *args = args_of(doc);
+    size_t i, len = 1;
+    json_t *v;
+    char *out;
+
+    json_array_foreach (args, i, v) {
+        len += strlen(json_string_value(v) ? json_string_value(v) : "") + 1;
+    }
+    out = calloc(1, len);
+    if (!out)
+        return NULL;
+    json_array_foreach (args, i, v) {
+        if (i)
+            strcat(out, " ");
+        strcat(out, json_string_value(v) ? json_string_value(v) : "");
+    }
+    return out;
+}
+
+static int newest_first(const void *a, const void *b)
+{
+    json_int_t ca = json_integer_value(json_object_get(*(json_t *const *)a, "Created"));
+    json_int_t cb = json_integer_value(json_object_get(*(json_t *const *)b, "Created"));
+    return ca < cb ? 1 : ca > cb ? -1 : 0;
+}
+
+BERTH_API int berth_container_list(berth_engine_t *e, uint32_t flags, json_t **ret_json,
+                                   berth_err_t *err)
+{
+    berth_store_t *store = berth__engine_store(e);
+    _cleanup_json_ json_t *records = NULL, *out = json_array();
+    json_t **items = NULL, *doc;
+    size_t i, n = 0;
+    int r;
+
+    if (!store)
+        return berth_err_set(err, -ENOTSUP, "the engine was opened without a store");
+    if ((r = berth__container_list(store, &records, err)) < 0)
+        return r;
+    items = calloc(json_array_size(records) + 1, sizeof(*items));
+    if (!items || !out) {
+        free(items);
+        return berth_err_set(err, -ENOMEM, "out of memory");
+    }
+    json_array_foreach (records, i, doc) {
+        uint32_t st = berth__record_state(doc);
+        char status[96], name[300];
+        _cleanup_free_ char *cmd = NULL;
+        if (!(flags & BERTH_LIST_ALL) && !(st & (BERTH_ST_RUNNING | BERTH_ST_PAUSED)))
+            continue;
+        status_text(doc, status, sizeof(status));
+        snprintf(name, sizeof(name), "/%s", json_string_value(json_object_get(doc, "name")));
+        cmd = command_text(doc);
+        items[n++] = json_pack(
+            "{s:O, s:[s], s:s, s:I, s:s, s:s, s:O, s:I}", "Id", json_object_get(doc, "id"), "Names",
+            name, "Command", cmd ? cmd : "", "Created",
+            (json_int_t)(json_integer_value(json_object_get(doc, "created_ns")) / 1000000000),
+            "State", berth__state_name(st) ? berth__state_name(st) : "unknown", "Status", status,
+            "Isolation", json_object_get(doc, "isolation"), "Pid", state_int(doc, "Pid"));
+    }
+    /* Created is in seconds; ties keep store order. */
+    qsort(items, n, sizeof(*items), newest_first);
+    for (i = 0; i < n; i++)
+        json_array_append_new(out, items[i]);
+    free(items);
+    *ret_json = TAKE_PTR(out);
+    return 0;
+}
+
+BERTH_API int berth_container_inspect(berth_engine_t *e, const char *ref, json_t **ret_json,
+                                      berth_err_t *err)
+{
+    berth_store_t *store = berth__engine_store(e);
+    _cleanup_json_ json_t *doc = NULL, *args = NULL;
+    json_t *out, *state;
+    char created[48], started[48], finished[48], name[300];
+    uint32_t st;
+    int r;
+
+    if (!store)
+        return berth_err_set(err, -ENOTSUP, "the engine was opened without a store");
+    if ((r = berth__container_get(store, ref, &doc, err)) < 0)
+        return r;
+    st = berth__record_state(doc);
+    format_time(json_integer_value(json_object_get(doc, "created_ns")), created, sizeof(created));
+    format_time(state_int(doc, "StartedAt"), started, sizeof(started));
+    format_time(state_int(doc, "FinishedAt"), finished, sizeof(finished));
+    snprintf(name, sizeof(name), "/%s", json_string_value(json_object_get(doc, "name")));
+    args = args_of(doc);
+    state =
+        json_pack("{s:s, s:b, s:b, s:b, s:b, s:b, s:I, s:I, s:I, s:s, s:s, s:s}", "Status",
+                  berth__state_name(st) ? berth__state_name(st) : "unknown", "Running",
+                  st == BERTH_ST_RUNNING || st == BERTH_ST_PAUSED, "Paused", st == BERTH_ST_PAUSED,
+                  "Restarting", 0, "OOMKilled",
+                  json_is_true(json_object_get(json_object_get(doc, "state"), "OOMKilled")), "Dead",
+                  0, "Pid", state_int(doc, "Pid"), "ShimPid", state_int(doc, "ShimPid"), "ExitCode",
+                  state_int(doc, "ExitCode"), "Error",
+                  json_string_value(json_object_get(json_object_get(doc, "state"), "Error"))
+                      ? json_string_value(json_object_get(json_object_get(doc, "state"), "Error"))
+                      : "",
+                  "StartedAt", started, "FinishedAt", finished);
+    out = json_pack("{s:O, s:s, s:O, s:O, s:o, s:s, s:O, s:O, s:O, s:O}", "Id",
+                    json_object_get(doc, "id"), "Created", created, "Path",
+                    json_array_size(args) ? json_array_get(args, 0) : json_string(""), "Args", args,
+                    "State", state, "Name", name, "Config", json_object_get(doc, "config"),
+                    "HostConfig", json_object_get(doc, "host_config"), "Isolation",
+                    json_object_get(doc, "isolation"), "Rootfs", json_object_get(doc, "rootfs"));
+    if (!out)
+        return berth_err_set(err, -ENOMEM, "out of memory");
+    /* Args excludes the path, as in Docker. */
+    json_array_remove(json_object_get(out, "Args"), 0);
+    *ret_json = out;
+    return 0;
+}
+
+BERTH_API int berth_container_remove(berth_engine_t *e, const char *ref, uint32_t flags,
+                                     berth_err_t *err)
+{
+    berth_store_t *store = berth__engine_store(e);
+    _cleanup_txn_ berth_txn_t *txn = NULL;
+    _cleanup_json_ json_t *doc = NULL;
+    _cleanup_free_ char *dir = NULL;
+    int r;
+
+    if (!store)
+        return berth_err_set(err, -ENOTSUP, "the engine was opened without a store");
+    if ((r = berth__store_txn_begin(store, 1, &txn, err)) < 0)
+        return r;
+    if ((r = berth__container_get_in(txn, ref, &doc, err)) < 0)
+        return r;
+    /* A running container needs its monitor to stop it; until that is wired
+     * in, refuse even with force rather than orphan a process. */
+    if ((r = berth__lc_check(doc, BERTH_OP_REMOVE, err)) < 0) {
+        if (flags & BERTH_REMOVE_FORCE)
+            return berth_err_set(err, -ENOTSUP, "force-removing a running container: %s",
+                                 "not supported yet; stop it first");
+        return r;
+    }
+    if ((r = berth__container_delete_in(txn, json_string_value(json_object_get(doc, "id")), NULL,
+                                        NULL, err)) < 0)
+        return r;
+    if ((r = berth__store_txn_commit(TAKE_PTR(txn), err)) < 0)
+        return r;
+    /* The record is gone; its logs go after it (a leftover dir is harmless). */
+    if (asprintf(&dir, "%s/containers/%s", berth__engine_config(e)->root,
+                 json_string_value(json_object_get(doc, "id"))) < 0)
+        dir = NULL;
+    else
+        berth__rm_rf(dir);
+    return 0;
+}
+
+BERTH_API int berth_parse_bytes(const char *text, int64_t *ret_bytes, berth_err_t *err)
+{
+    return berth__parse_bytes(text, ret_bytes, err);
+}
+
+BERTH_API int berth_parse_cpus(const char *text, int64_t *ret_nanocpus, berth_err_t *err)
+{
+    return berth__parse_cpus(text, ret_nanocpus, err);
+}
