@@ -32,7 +32,11 @@ expect_exit 0 "berth info" b --root "$T/r1" --runroot "$T/run1" info
 expect_grep "Store: *$T/r1/store (schema 1)" "$T/out" "info shows the store path and schema"
 expect_grep "Cgroups:" "$T/out" "info shows the cgroup mode"
 expect_grep "isolation *fake" "$T/out" "info lists the loaded isolation driver"
-expect_grep "default process (not loaded)" "$T/out" "info says the default isolation driver is missing"
+cat >"$T/warp.json" <<JSON
+{"plugin_dirs": [], "defaults": {"isolation": "warp"}}
+JSON
+expect_exit 0 "berth info, default driver missing" "$BERTH" --config "$T/warp.json" --root "$T/r1" --runroot "$T/run1" info
+expect_grep "default warp (not loaded)" "$T/out" "info says the default isolation driver is missing"
 [ -f "$T/r1/store/data.mdb" ] && ok "store file created under --root" || not_ok "no store under --root"
 expect_exit 0 "berth info --format json" b --root "$T/r1" --runroot "$T/run1" info --format json
 if python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["store"]["records"]["containers"]==0; assert d["host"]["cgroup_mode"] in ("v1","v2","hybrid","none")' "$T/out"; then
