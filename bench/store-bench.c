@@ -7,10 +7,13 @@
  * Per run, in a fresh store: N container creates through the real path
  * (berth__container_create: one durable write transaction with the record,
  * its name and its event), each timed; then "list all" (read transaction and
- * parse of every document into a JSON array) timed several times. Beside it,
+ * parse of every document into a JSON array) and "list summaries" (read
+ * transaction, every record checked and the ps columns taken out by the
+ * scanner, jscan.h) timed several times each. Beside it,
  * in the same directory and run, the floor any durable commit pays here: a
  * 4 KiB pwrite plus fdatasync over already allocated blocks. Where list time
- * goes is split into LMDB iteration alone and jansson parsing alone.
+ * goes is split into LMDB iteration alone, jansson parsing alone and the
+ * summary scan alone.
  *
  * Not a test: it prints figures and never judges them.
  */
@@ -63,23 +66,25 @@ static int die(const char *what, const berth_err_t *err)
 }
 
 /*
- * A container document shaped like what Docker keeps per container (a subset
- * of `docker inspect`), about 1 KiB of compact JSON. Per container: id, name,
- * hostname and host port.
+ * A container record as the API layer writes it (core/lib/container-api.c:
+ * "isolation", "rootfs", "config", "host_config", "state") padded with more of
+ * what Docker keeps per container (a subset of `docker inspect`), about
+ * 1.5 KiB of compact JSON. Per container: id, name, hostname, host port and
+ * the state (a third each created, running, exited).
  */
 static const char container_template[] =
-    "{\"Path\":\"/docker-entrypoint.sh\",\"Args\":[\"nginx\",\"-g\",\"daemon off;\"],"
-    "\"State\":{\"Status\":\"created\",\"Running\":false,\"Paused\":false,\"Restarting\":false,"
-    "\"OOMKilled\":false,\"Dead\":false,\"Pid\":0,\"ExitCode\":0,\"Error\":\"\","
-    "\"StartedAt\":\"0001-01-01T00:00:00Z\",\"FinishedAt\":\"0001-01-01T00:00:00Z\"},"
+    "{\"isolation\":\"process\",\"rootfs\":\"/var/lib/berth/rootfs/nginx\","
+    "\"Path\":\"/docker-entrypoint.sh\",\"Args\":[\"nginx\",\"-g\",\"daemon off;\"],"
+    "\"state\":{\"Status\":\"created\",\"Pid\":0,\"ShimPid\":0,\"ExitCode\":0,"
+    "\"OOMKilled\":false,\"Error\":\"\",\"StartedAt\":0,\"FinishedAt\":0},"
     "\"Image\":\"sha256:a8758716bb6aa4d90071160d27028fe4eaee7ce8166221a97d30440c8eac2be6\","
     "\"Driver\":\"overlay\",\"Platform\":\"linux\",\"RestartCount\":0,"
-    "\"HostConfig\":{\"Binds\":null,\"NetworkMode\":\"bridge\",\"PortBindings\":{\"80/tcp\":"
+    "\"host_config\":{\"Binds\":null,\"NetworkMode\":\"bridge\",\"PortBindings\":{\"80/tcp\":"
     "[{\"HostIp\":\"\",\"HostPort\":\"8080\"}]},\"RestartPolicy\":{\"Name\":\"no\","
     "\"MaximumRetryCount\":0},\"AutoRemove\":false,\"Privileged\":false,\"Memory\":0,"
     "\"NanoCpus\":0,\"CpuShares\":0,\"PidsLimit\":null,\"LogConfig\":{\"Type\":\"json-file\","
     "\"Config\":{}},\"Isolation\":\"default\",\"CapAdd\":null},"
-    "\"Config\":{\"Hostname\":\"\",\"User\":\"\",\"Env\":[\"PATH=/usr/local/sbin:/usr/local/bin:"
+    "\"config\":{\"Hostname\":\"\",\"User\":\"\",\"Env\":[\"PATH=/usr/local/sbin:/usr/local/bin:"
     "/usr/sbin:/usr/bin:/sbin:/bin\",\"NGINX_VERSION=1.25.3\",\"PKG_RELEASE=1~bookworm\"],"
     "\"Cmd\":[\"nginx\",\"-g\",\"daemon off;\"],\"Image\":\"nginx:latest\",\"WorkingDir\":\"\","
     "\"Entrypoint\":[\"/docker-entrypoint.sh\"],\"Labels\":{\"maintainer\":\"NGINX Docker "
@@ -93,7 +98,8 @@ static const char container_template[] =
 static json_t *make_container(const char *id, const char *name, unsigned i)
 {
     json_t *doc = json_loads(container_template, 0, NULL);
-    json_t *bind;
+    int64_t now = berth__now_ns();
+    json_t *bind, *state;
     char hostname[13], port[8];
 
     if (!doc)
@@ -101,14 +107,24 @@ static json_t *make_container(const char *id, const char *name, unsigned i)
     snprintf(hostname, sizeof(hostname), "%.12s", id);
     snprintf(port, sizeof(port), "%u", 10000 + i % 50000);
     bind = json_array_get(
-        json_object_get(json_object_get(json_object_get(doc, "HostConfig"), "PortBindings"),
+        json_object_get(json_object_get(json_object_get(doc, "host_config"), "PortBindings"),
                         "80/tcp"),
         0);
+    state = json_object_get(doc, "state");
     if (json_object_set_new(doc, "id", json_string(id)) < 0 ||
         json_object_set_new(doc, "name", json_string(name)) < 0 ||
-        json_object_set_new(json_object_get(doc, "Config"), "Hostname", json_string(hostname)) <
+        json_object_set_new(json_object_get(doc, "config"), "Hostname", json_string(hostname)) <
             0 ||
         json_object_set_new(bind, "HostPort", json_string(port)) < 0)
+        die("container template", NULL);
+    if (i % 3 && (json_object_set_new(state, "Pid", json_integer(1000 + i)) < 0 ||
+                  json_object_set_new(state, "StartedAt", json_integer(now - 3600000000000)) < 0))
+        die("container template", NULL);
+    if (i % 3 == 1 && json_object_set_new(state, "Status", json_string("running")) < 0)
+        die("container template", NULL);
+    if (i % 3 == 2 && (json_object_set_new(state, "Status", json_string("exited")) < 0 ||
+                       json_object_set_new(state, "ExitCode", json_integer(i % 256)) < 0 ||
+                       json_object_set_new(state, "FinishedAt", json_integer(now)) < 0))
         die("container template", NULL);
     return doc;
 }
@@ -185,17 +201,20 @@ static void floor_close(struct floor *f)
  * Where list time goes, on the raw environment of the last run: the same
  * cursor walk over the containers database with nothing else (LMDB's share),
  * then with each value parsed and freed at once (jansson's share without the
- * cost of keeping 10,000 trees alive, which the real list pays).
+ * cost of keeping 10,000 trees alive, which the real list pays), then with
+ * each value scanned into one summary on the stack (the scanner's share).
  */
-static void list_breakdown(const char *dir, double *ret_iter_ms, double *ret_parse_ms)
+enum { WALK_ONLY, WALK_JANSSON, WALK_SCAN, WALK__N };
+
+static void list_breakdown(const char *dir, double ret_ms[WALK__N])
 {
     MDB_env *env;
-    int64_t t[2][LIST_REPEAT];
+    int64_t t[WALK__N][LIST_REPEAT];
 
     if (mdb_env_create(&env) || mdb_env_set_maxdbs(env, 32) ||
         mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS, 0600))
         die("raw mdb_env_open", NULL);
-    for (int parse = 0; parse < 2; parse++) {
+    for (int parse = 0; parse < WALK__N; parse++) {
         for (int r = 0; r < LIST_REPEAT; r++) {
             volatile size_t bytes = 0;
             int64_t t0 = berth__mono_ns();
@@ -210,8 +229,15 @@ static void list_breakdown(const char *dir, double *ret_iter_ms, double *ret_par
             while (mdb_cursor_get(cur, &k, &v, MDB_NEXT) == 0) {
                 /* touch the value so that both walks read the same pages */
                 bytes += v.mv_size + (unsigned char)((const char *)v.mv_data)[v.mv_size - 1];
-                if (parse)
+                if (parse == WALK_JANSSON)
                     json_decref(json_loadb(v.mv_data, v.mv_size, 0, NULL));
+                if (parse == WALK_SCAN) {
+                    berth_container_summary_t sum;
+
+                    if (berth__container_summary_parse(v.mv_data, v.mv_size, &sum, NULL) < 0)
+                        die("raw walk: summary", NULL);
+                    bytes += (size_t)sum.pid;
+                }
             }
             mdb_cursor_close(cur);
             mdb_txn_abort(txn);
@@ -219,8 +245,42 @@ static void list_breakdown(const char *dir, double *ret_iter_ms, double *ret_par
         }
     }
     mdb_env_close(env);
-    *ret_iter_ms = (double)median(t[0], LIST_REPEAT) / 1e6;
-    *ret_parse_ms = (double)median(t[1], LIST_REPEAT) / 1e6;
+    for (int k = 0; k < WALK__N; k++)
+        ret_ms[k] = (double)median(t[k], LIST_REPEAT) / 1e6;
+}
+
+/*
+ * Not timed: the summaries must be what jansson makes of the same records,
+ * or the figure would compare unequal work.
+ */
+static void summaries_check(berth_store_t *store, unsigned count)
+{
+    berth_container_summary_t *items = NULL, want;
+    berth_err_t err = { 0 };
+    json_t *arr = NULL;
+    size_t n = 0;
+
+    if (berth__container_summaries(store, &items, &n, &err) < 0 ||
+        berth__container_list(store, &arr, &err) < 0)
+        die("summaries check", &err);
+    if (n != count || json_array_size(arr) != count)
+        die("summaries check: wrong count", NULL);
+    for (size_t i = 0; i < n; i++) {
+        const berth_container_summary_t *got = &items[i];
+
+        if (berth__container_summary_from_doc(json_array_get(arr, i), &want, &err) < 0)
+            die("summaries check: jansson", &err);
+        if (strcmp(got->id, want.id) || strcmp(got->name, want.name) ||
+            strcmp(got->state, want.state) || strcmp(got->isolation, want.isolation) ||
+            strcmp(got->command, want.command) ||
+            got->command_truncated != want.command_truncated ||
+            got->created_ns != want.created_ns || got->started_ns != want.started_ns ||
+            got->finished_ns != want.finished_ns || got->exit_code != want.exit_code ||
+            got->pid != want.pid)
+            die("summaries check: scanner and jansson disagree", NULL);
+    }
+    berth__container_summaries_free(items);
+    json_decref(arr);
 }
 
 static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -248,9 +308,9 @@ int main(int argc, char **argv)
     const char *dir = NULL;
     unsigned count = 10000, runs = 3;
     int keep = 0, made_dir = 0, c;
-    int64_t *creates, *lists;
-    size_t nc = 0, nl = 0;
-    double iter_ms = 0, parse_ms = 0, fl[FLOOR__N];
+    int64_t *creates, *lists, *sums;
+    size_t nc = 0, nl = 0, ns = 0;
+    double walk_ms[WALK__N] = { 0 }, fl[FLOOR__N];
     struct floor floor;
     size_t doc_bytes;
 
@@ -288,7 +348,8 @@ int main(int argc, char **argv)
     }
     creates = calloc((size_t)count * runs, sizeof(*creates));
     lists = calloc((size_t)LIST_REPEAT * runs, sizeof(*lists));
-    if (!creates || !lists)
+    sums = calloc((size_t)LIST_REPEAT * runs, sizeof(*sums));
+    if (!creates || !lists || !sums)
         die("calloc", NULL);
     floor_open(&floor, dir, (size_t)count * runs / FLOOR_EVERY + FLOOR__N);
 
@@ -340,6 +401,20 @@ int main(int argc, char **argv)
                 die("list: wrong count", NULL);
             json_decref(arr);
         }
+        /* Same store, same pages in cache: the peer of the list above. */
+        for (int l = 0; l < LIST_REPEAT; l++) {
+            berth_container_summary_t *items = NULL;
+            size_t got = 0;
+
+            t0 = berth__mono_ns();
+            if (berth__container_summaries(store, &items, &got, &err) < 0)
+                die("summaries", &err);
+            sums[ns++] = berth__mono_ns() - t0;
+            if (got != count)
+                die("summaries: wrong count", NULL);
+            berth__container_summaries_free(items);
+        }
+        summaries_check(store, count);
         if (berth__container_count(store, &n, &err) < 0 || n != count)
             die("count", &err);
         {
@@ -347,14 +422,16 @@ int main(int argc, char **argv)
             size_t m = nc - (size_t)run_start;
 
             qsort(rc, m, sizeof(*rc), cmp_i64);
-            printf("run %u: create median %.0f us, p90 %.0f, p99 %.0f; list median %.2f ms\n", r,
-                   (double)pct(rc, m, 50) / 1e3, (double)pct(rc, m, 90) / 1e3,
+            printf("run %u: create median %.0f us, p90 %.0f, p99 %.0f; list median %.2f ms; "
+                   "summaries median %.2f ms\n",
+                   r, (double)pct(rc, m, 50) / 1e3, (double)pct(rc, m, 90) / 1e3,
                    (double)pct(rc, m, 99) / 1e3,
-                   (double)median(lists + nl - LIST_REPEAT, LIST_REPEAT) / 1e6);
+                   (double)median(lists + nl - LIST_REPEAT, LIST_REPEAT) / 1e6,
+                   (double)median(sums + ns - LIST_REPEAT, LIST_REPEAT) / 1e6);
         }
         berth__store_close(store);
         if (r == runs - 1)
-            list_breakdown(path, &iter_ms, &parse_ms);
+            list_breakdown(path, walk_ms);
         if (!keep)
             nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
     }
@@ -367,6 +444,7 @@ int main(int argc, char **argv)
     {
         double cmed = (double)pct(creates, nc, 50) / 1e3;
         double lmed = (double)median(lists, nl) / 1e6;
+        double smed = (double)median(sums, ns) / 1e6;
 
         printf("\n");
         printf("create (durable, record + name + event), all runs:\n");
@@ -375,8 +453,12 @@ int main(int argc, char **argv)
         printf("list all %u (read txn + parse into an array):\n", count);
         printf("  median %.2f ms (%.1f us per document)   (target <= 20 ms)\n", lmed,
                lmed * 1e3 / count);
-        printf("  last run: LMDB cursor walk alone %.2f ms; walk + parse + free each %.2f ms\n",
-               iter_ms, parse_ms);
+        printf("list summaries %u (read txn + scan of every record, ps columns):\n", count);
+        printf("  median %.2f ms (%.2f us per document)   (target <= 20 ms)\n", smed,
+               smed * 1e3 / count);
+        printf("  last run: LMDB cursor walk alone %.2f ms; walk + parse + free each %.2f ms; "
+               "walk + scan each %.2f ms\n",
+               walk_ms[WALK_ONLY], walk_ms[WALK_JANSSON], walk_ms[WALK_SCAN]);
         printf("floor, same filesystem, sampled between the creates (medians):\n");
         printf("  4 KiB pwrite + fdatasync, allocated blocks   %.0f us\n", fl[FLOOR_ALLOC]);
         printf("  4 KiB pwrite + fdatasync, growing the file   %.0f us\n", fl[FLOOR_GROW]);
@@ -388,6 +470,7 @@ int main(int argc, char **argv)
     }
     free(creates);
     free(lists);
+    free(sums);
     if (made_dir && !keep)
         rmdir(dir);
     return 0;

@@ -9,6 +9,7 @@
 #include <sys/random.h>
 
 #include "containers.h"
+#include "jscan.h"
 #include "util.h"
 
 static int is_lower_hex(const char *s, size_t len)
@@ -418,6 +419,363 @@ int berth__container_list_in(berth_txn_t *txn, json_t **ret_array, berth_err_t *
     return 0;
 }
 
+/* ---- summaries ---- */
+
+/*
+ * Both readers below (bytes with the scanner, a document with jansson) build
+ * summaries with these helpers, so they cut strings at the same place.
+ */
+
+/* Length of the longest prefix of @s (@n bytes) made of whole UTF-8 characters, at most @room. */
+static size_t utf8_fit(const char *s, size_t n, size_t room)
+{
+    if (n <= room)
+        return n;
+    while (room > 0 && ((unsigned char)s[room] & 0xc0) == 0x80)
+        room--;
+    return room;
+}
+
+static void copy_bounded(char *dst, size_t cap, const char *src)
+{
+    size_t n = src ? utf8_fit(src, strlen(src), cap - 1) : 0;
+
+    memcpy(dst, src ? src : "", n);
+    dst[n] = '\0';
+}
+
+/* The command line being joined: Entrypoint, then Cmd, one space between arguments. */
+struct cmdline {
+    berth_container_summary_t *sum;
+    size_t len;
+    size_t args;
+};
+
+/* Room left in the command for the next argument (the separator taken), 0 once cut. */
+static size_t cmd_sep(struct cmdline *c)
+{
+    char *buf = c->sum->command;
+
+    if (c->sum->command_truncated)
+        return 0;
+    if (c->args++) {
+        if (c->len + 1 > sizeof(c->sum->command) - 1) {
+            c->sum->command_truncated = 1;
+            return 0;
+        }
+        buf[c->len++] = ' ';
+        buf[c->len] = '\0';
+    }
+    return sizeof(c->sum->command) - 1 - c->len;
+}
+
+static void cmd_append(struct cmdline *c, const char *arg)
+{
+    size_t room = cmd_sep(c), n = strlen(arg), k;
+
+    if (c->sum->command_truncated)
+        return;
+    k = utf8_fit(arg, n, room);
+    memcpy(c->sum->command + c->len, arg, k);
+    c->len += k;
+    c->sum->command[c->len] = '\0';
+    c->sum->command_truncated = k < n;
+}
+
+static void summary_reset(berth_container_summary_t *sum)
+{
+    sum->id[0] = sum->name[0] = sum->state[0] = sum->isolation[0] = sum->command[0] = '\0';
+    sum->command_truncated = 0;
+    sum->created_ns = sum->started_ns = sum->finished_ns = sum->exit_code = sum->pid = 0;
+}
+
+static int summary_finish(int v_ok, int id_ok, int name_ok, berth_err_t *err)
+{
+    if (!v_ok)
+        return berth_err_set(err, -EBADMSG, "not a JSON object with an integer \"v\"");
+    if (!id_ok)
+        return berth_err_set(err, -EBADMSG, "no valid \"id\"");
+    if (!name_ok)
+        return berth_err_set(err, -EBADMSG, "no valid \"name\"");
+    return 0;
+}
+
+int berth__container_summary_from_doc(json_t *doc, berth_container_summary_t *ret_summary,
+                                      berth_err_t *err)
+{
+    static const char *const args_keys[] = { "Entrypoint", "Cmd" };
+    berth_container_summary_t sum;
+    struct cmdline cmd = { &sum, 0, 0 };
+    const char *id = str_member(doc, "id"), *name = str_member(doc, "name");
+    json_t *state = json_object_get(doc, "state"), *config = json_object_get(doc, "config");
+    int rc;
+
+    rc =
+        summary_finish(json_is_object(doc) && json_is_integer(json_object_get(doc, "v")),
+                       berth__container_id_is_valid(id), berth__container_name_is_valid(name), err);
+    if (rc < 0)
+        return rc;
+    summary_reset(&sum);
+    memcpy(sum.id, id, sizeof(sum.id));
+    copy_bounded(sum.name, sizeof(sum.name), name);
+    copy_bounded(sum.state, sizeof(sum.state), str_member(state, "Status"));
+    copy_bounded(sum.isolation, sizeof(sum.isolation), str_member(doc, "isolation"));
+    for (size_t k = 0; k < BERTH_ARRAY_SIZE(args_keys); k++) {
+        json_t *args = json_object_get(config, args_keys[k]), *v;
+        size_t i;
+
+        json_array_foreach (args, i, v) {
+            cmd_append(&cmd, json_is_string(v) ? json_string_value(v) : "");
+        }
+    }
+    sum.created_ns = json_integer_value(json_object_get(doc, "created_ns"));
+    sum.started_ns = json_integer_value(json_object_get(state, "StartedAt"));
+    sum.finished_ns = json_integer_value(json_object_get(state, "FinishedAt"));
+    sum.exit_code = json_integer_value(json_object_get(state, "ExitCode"));
+    sum.pid = json_integer_value(json_object_get(state, "Pid"));
+    *ret_summary = sum;
+    return 0;
+}
+
+/*
+ * is_lower_hex() for a 64-digit id without a branch per digit: digits and
+ * letters alternate at random in an id, which is_lower_hex()'s branches
+ * mispredict (a tenth of a listing's time went there).
+ */
+static int id_hex_ok(const char *id)
+{
+    static const uint8_t lower_hex[256] = {
+        ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
+        ['8'] = 1, ['9'] = 1, ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1,
+    };
+    unsigned ok = 1;
+
+    for (int i = 0; i < BERTH_CONTAINER_ID_LEN; i++)
+        ok &= lower_hex[(unsigned char)id[i]];
+    return (int)ok;
+}
+
+/* Members the scanner picks out; the indexes below are their positions + 1. */
+static const char *const record_keys[] = { "v",         "id",    "name",  "created_ns",
+                                           "isolation", "state", "config" };
+enum { R_V = 1, R_ID, R_NAME, R_CREATED, R_ISOLATION, R_STATE, R_CONFIG };
+static const char *const state_keys[] = { "Status", "Pid", "ExitCode", "StartedAt", "FinishedAt" };
+enum { S_STATUS = 1, S_PID, S_EXIT_CODE, S_STARTED, S_FINISHED };
+static const char *const config_keys[] = { "Entrypoint", "Cmd" };
+
+/* The Entrypoint and Cmd arrays' bytes, joined once the whole record is checked. */
+struct scanned_args {
+    const char *data[2];
+    size_t len[2];
+};
+
+static int scan_state(berth_jscan_t *s, berth_container_summary_t *sum)
+{
+    int rc;
+
+    /* A later "state" replaces an earlier one, as in jansson. */
+    sum->state[0] = '\0';
+    sum->started_ns = sum->finished_ns = sum->exit_code = sum->pid = 0;
+    if (berth__jscan_type(s) != BERTH_JSCAN_OBJECT)
+        return berth__jscan_skip(s, NULL, NULL);
+    rc = berth__jscan_object_begin(s);
+    while (rc >= 0 &&
+           (rc = berth__jscan_object_find(s, state_keys, BERTH_ARRAY_SIZE(state_keys))) > 0) {
+        switch (rc) {
+        case S_STATUS:
+            rc = berth__jscan_string_value(s, sum->state, sizeof(sum->state), NULL);
+            break;
+        case S_PID:
+            rc = berth__jscan_integer_value(s, &sum->pid);
+            break;
+        case S_EXIT_CODE:
+            rc = berth__jscan_integer_value(s, &sum->exit_code);
+            break;
+        case S_STARTED:
+            rc = berth__jscan_integer_value(s, &sum->started_ns);
+            break;
+        default:
+            rc = berth__jscan_integer_value(s, &sum->finished_ns);
+        }
+    }
+    return rc;
+}
+
+static int scan_config(berth_jscan_t *s, struct scanned_args *args)
+{
+    int rc;
+
+    args->data[0] = args->data[1] = NULL;
+    if (berth__jscan_type(s) != BERTH_JSCAN_OBJECT)
+        return berth__jscan_skip(s, NULL, NULL);
+    rc = berth__jscan_object_begin(s);
+    while (rc >= 0 &&
+           (rc = berth__jscan_object_find(s, config_keys, BERTH_ARRAY_SIZE(config_keys))) > 0) {
+        int k = rc - 1;
+
+        /* Only an array adds arguments (what ps and the spec builder read). */
+        args->data[k] = NULL;
+        if (berth__jscan_type(s) == BERTH_JSCAN_ARRAY)
+            rc = berth__jscan_skip(s, &args->data[k], &args->len[k]);
+        else
+            rc = berth__jscan_skip(s, NULL, NULL);
+    }
+    return rc;
+}
+
+/* Join the (already checked) Entrypoint and Cmd arrays into sum->command. */
+static void scan_command(const struct scanned_args *args, berth_container_summary_t *sum)
+{
+    struct cmdline cmd = { sum, 0, 0 };
+
+    for (int k = 0; k < 2; k++) {
+        berth_jscan_t s;
+        int rc;
+
+        if (!args->data[k])
+            continue;
+        berth__jscan_init(&s, args->data[k], args->len[k]);
+        rc = berth__jscan_array_begin(&s);
+        while (rc >= 0 && (rc = berth__jscan_array_next(&s)) > 0) {
+            size_t room = cmd_sep(&cmd), n;
+
+            if (sum->command_truncated) {
+                rc = berth__jscan_skip(&s, NULL, NULL);
+                continue;
+            }
+            /* not a string: "" (the separator is there already) */
+            rc = berth__jscan_string_value(&s, sum->command + cmd.len, room + 1, &n);
+            cmd.len += strlen(sum->command + cmd.len);
+            sum->command_truncated = n > room;
+        }
+    }
+}
+
+int berth__container_summary_parse(const void *data, size_t len, berth_container_summary_t *sum,
+                                   berth_err_t *err)
+{
+    struct scanned_args args = { { NULL, NULL }, { 0, 0 } };
+    int v_ok = 0, id_ok = 0, name_ok = 0, top, rc;
+    berth_jscan_t s;
+    size_t n;
+    int64_t v;
+
+    summary_reset(sum);
+    berth__jscan_init(&s, data, len);
+    rc = top = berth__jscan_type(&s);
+    if (top == BERTH_JSCAN_OBJECT)
+        rc = berth__jscan_object_begin(&s);
+    else if (top == BERTH_JSCAN_ARRAY)
+        rc = berth__jscan_skip(&s, NULL, NULL);
+    /* A later duplicate member replaces an earlier one, as in jansson. */
+    while (top == BERTH_JSCAN_OBJECT && rc >= 0 &&
+           (rc = berth__jscan_object_find(&s, record_keys, BERTH_ARRAY_SIZE(record_keys))) > 0) {
+        switch (rc) {
+        case R_V:
+            rc = berth__jscan_integer_value(&s, &v);
+            v_ok = rc == 1;
+            break;
+        case R_ID:
+            rc = berth__jscan_string_value(&s, sum->id, sizeof(sum->id), &n);
+            id_ok = rc == 1 && n == BERTH_CONTAINER_ID_LEN && id_hex_ok(sum->id);
+            break;
+        case R_NAME:
+            rc = berth__jscan_string_value(&s, sum->name, sizeof(sum->name), &n);
+            name_ok = rc == 1 && n < sizeof(sum->name) && berth__container_name_is_valid(sum->name);
+            break;
+        case R_CREATED:
+            rc = berth__jscan_integer_value(&s, &sum->created_ns);
+            break;
+        case R_ISOLATION:
+            rc = berth__jscan_string_value(&s, sum->isolation, sizeof(sum->isolation), NULL);
+            break;
+        case R_STATE:
+            rc = scan_state(&s, sum);
+            break;
+        default:
+            rc = scan_config(&s, &args);
+        }
+    }
+    if (rc >= 0)
+        rc = berth__jscan_end(&s);
+    if (rc < 0 || (top != BERTH_JSCAN_OBJECT && top != BERTH_JSCAN_ARRAY)) {
+        const char *why = berth__jscan_error(&s, &n);
+
+        return berth_err_set(err, -EBADMSG, "invalid JSON at byte %zu: %s", why ? n : 0,
+                             why ? why : "expected an object or an array");
+    }
+    rc = summary_finish(top == BERTH_JSCAN_OBJECT && v_ok, id_ok, name_ok, err);
+    if (rc < 0)
+        return rc;
+    scan_command(&args, sum);
+    return 0;
+}
+
+struct summaries_ctx {
+    berth_container_summary_t *items;
+    size_t n, cap;
+    const char *dir;
+    berth_err_t *err;
+};
+
+static int summary_add(const char *key, const void *data, size_t len, void *userdata)
+{
+    struct summaries_ctx *c = userdata;
+    berth_err_t lerr;
+    int rc;
+
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? 2 * c->cap : 64;
+        berth_container_summary_t *items = reallocarray(c->items, cap, sizeof(*items));
+
+        if (!items)
+            return berth_err_set(c->err, -ENOMEM, "out of memory");
+        c->items = items;
+        c->cap = cap;
+    }
+    rc = berth__container_summary_parse(data, len, &c->items[c->n], &lerr);
+    if (rc < 0)
+        return berth_err_set(c->err, rc, "store %s: containers/%s: %s", c->dir, key, lerr.msg);
+    c->n++;
+    return 0;
+}
+
+int berth__container_summaries_in(berth_txn_t *txn, berth_container_summary_t **ret_items,
+                                  size_t *ret_n, berth_err_t *err)
+{
+    struct summaries_ctx c = { .dir = berth__store_dir(berth__store_txn_store(txn)), .err = err };
+    uint64_t count;
+    int rc;
+
+    /* Sized once from the count: no copying while 10,000 items are read. */
+    rc = berth__store_count(txn, BERTH_DB_CONTAINERS, &count, err);
+    if (rc < 0)
+        return rc;
+    if (count) {
+        c.items = reallocarray(NULL, (size_t)count, sizeof(*c.items));
+        if (!c.items)
+            return berth_err_set(err, -ENOMEM, "out of memory");
+        c.cap = (size_t)count;
+    }
+    rc = berth__store_walk_raw(txn, BERTH_DB_CONTAINERS, NULL, summary_add, &c, err);
+    if (rc < 0) {
+        free(c.items);
+        return rc;
+    }
+    if (c.n == 0) {
+        free(c.items);
+        c.items = NULL;
+    }
+    *ret_items = c.items;
+    *ret_n = c.n;
+    return 0;
+}
+
+void berth__container_summaries_free(berth_container_summary_t *items)
+{
+    free(items);
+}
+
 /* ---- one transaction each ---- */
 
 int berth__container_create(berth_store_t *store, json_t *doc, json_t *attrs, json_t **ret_doc,
@@ -503,6 +861,18 @@ int berth__container_list(berth_store_t *store, json_t **ret_array, berth_err_t 
     if (rc < 0)
         return rc;
     return berth__container_list_in(txn, ret_array, err);
+}
+
+int berth__container_summaries(berth_store_t *store, berth_container_summary_t **ret_items,
+                               size_t *ret_n, berth_err_t *err)
+{
+    _cleanup_txn_ berth_txn_t *txn = NULL;
+    int rc;
+
+    rc = berth__store_txn_begin(store, 0, &txn, err);
+    if (rc < 0)
+        return rc;
+    return berth__container_summaries_in(txn, ret_items, ret_n, err);
 }
 
 int berth__container_count(berth_store_t *store, uint64_t *ret_count, berth_err_t *err)

@@ -33,6 +33,7 @@
 #ifndef BERTH_CONTAINERS_H
 #define BERTH_CONTAINERS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include <jansson.h>
@@ -95,5 +96,71 @@ int berth__container_list(berth_store_t *store, json_t **ret_array, berth_err_t 
 int berth__container_list_in(berth_txn_t *txn, json_t **ret_array, berth_err_t *err);
 /* Number of containers. */
 int berth__container_count(berth_store_t *store, uint64_t *ret_count, berth_err_t *err);
+
+/*
+ * Summaries: what `ps` and GET /containers/json show, for every container,
+ * without building a jansson tree per record. Each record's bytes are read
+ * once by the strict scanner (jscan.h), which checks the whole document as
+ * the store's parser would and decodes only the members below; so listing
+ * 10,000 containers costs milliseconds, not the ~40 us per record of
+ * berth__container_list() (docs/benchmarks.md).
+ *
+ * Members, from the record (missing or null members, and members of another
+ * type than the one named, give "" or 0 like jansson's json_*_value()):
+ */
+#define BERTH_CONTAINER_STATE_MAX     16  /* state.Status, e.g. "running" */
+#define BERTH_CONTAINER_ISOLATION_MAX 32  /* "isolation" */
+#define BERTH_CONTAINER_COMMAND_MAX   256 /* Entrypoint + Cmd, like Docker's ps column */
+
+typedef struct berth_container_summary {
+    char id[BERTH_CONTAINER_ID_LEN + 1];     /* "id", 64 lowercase hex */
+    char name[BERTH_CONTAINER_NAME_MAX + 1]; /* "name", without a leading '/' */
+    char state[BERTH_CONTAINER_STATE_MAX];   /* state.Status; "" when missing */
+    char isolation[BERTH_CONTAINER_ISOLATION_MAX];
+    /*
+     * config.Entrypoint then config.Cmd, each an array of strings (anything
+     * else adds nothing; an element that is not a string adds ""), joined
+     * by single spaces. Cut at the last whole UTF-8 character that fits;
+     * command_truncated is then 1.
+     */
+    char command[BERTH_CONTAINER_COMMAND_MAX];
+    int command_truncated;
+    int64_t created_ns;  /* "created_ns" */
+    int64_t started_ns;  /* state.StartedAt, ns since the epoch */
+    int64_t finished_ns; /* state.FinishedAt */
+    int64_t exit_code;   /* state.ExitCode */
+    int64_t pid;         /* state.Pid */
+} berth_container_summary_t;
+
+/*
+ * Every container's summary, in id order (the order of berth__container_list),
+ * as one array of *ret_n items in *ret_items (free it with
+ * berth__container_summaries_free(); NULL when there are none). A record
+ * that is not valid JSON, not an object with an integer "v", or has no valid
+ * "id" or "name" fails the listing with -EBADMSG naming the store and key,
+ * as berth__container_list() does; strings too long for their member are
+ * cut as described above. One read-only transaction; _in works in the
+ * caller's.
+ */
+int berth__container_summaries(berth_store_t *store, berth_container_summary_t **ret_items,
+                               size_t *ret_n, berth_err_t *err);
+int berth__container_summaries_in(berth_txn_t *txn, berth_container_summary_t **ret_items,
+                                  size_t *ret_n, berth_err_t *err);
+/* NULL allowed. */
+void berth__container_summaries_free(berth_container_summary_t *items);
+
+/*
+ * One summary from a record's bytes (@data, @len: a stored value), the way
+ * the listing reads it, into the caller's @sum (written in place, so that a
+ * listing fills its array without copies; its contents are unspecified on
+ * failure). err says "invalid JSON at byte N: ..." or which member is
+ * wrong. And the same from a parsed record @doc, with jansson (*ret_summary
+ * set on success only): the two agree on every record (the unit tests check
+ * it), so callers that hold a document already need not serialise it.
+ */
+int berth__container_summary_parse(const void *data, size_t len, berth_container_summary_t *sum,
+                                   berth_err_t *err);
+int berth__container_summary_from_doc(json_t *doc, berth_container_summary_t *ret_summary,
+                                      berth_err_t *err);
 
 #endif /* BERTH_CONTAINERS_H */

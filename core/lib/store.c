@@ -704,6 +704,33 @@ int berth__store_walk(berth_txn_t *txn, berth_db_t db, const char *prefix, berth
     return scan(txn, db, &start, prefix, walk_visit, &w, err);
 }
 
+struct walk_raw_ctx {
+    berth_store_walk_raw_fn fn;
+    void *userdata;
+};
+
+static int walk_raw_visit(const char *key, const MDB_val *v, void *ctx)
+{
+    struct walk_raw_ctx *w = ctx;
+
+    return w->fn(key, v->mv_data, v->mv_size, w->userdata);
+}
+
+int berth__store_walk_raw(berth_txn_t *txn, berth_db_t db, const char *prefix,
+                          berth_store_walk_raw_fn fn, void *userdata, berth_err_t *err)
+{
+    struct walk_raw_ctx w = { fn, userdata };
+    MDB_val start;
+
+    if ((unsigned)db >= BERTH_DB__COUNT || (db == BERTH_DB_EVENTS && prefix && *prefix))
+        return berth_err_set(err, -EINVAL, "store %s: walk: bad database or prefix",
+                             txn->store->dir);
+    if (!prefix || !*prefix)
+        return scan(txn, db, NULL, NULL, walk_raw_visit, &w, err);
+    start = (MDB_val){ .mv_size = strlen(prefix), .mv_data = (void *)prefix };
+    return scan(txn, db, &start, prefix, walk_raw_visit, &w, err);
+}
+
 struct keys_ctx {
     char **keys;
     size_t max;

@@ -150,6 +150,19 @@ int berth__store_walk(berth_txn_t *txn, berth_db_t db, const char *prefix, berth
                       void *userdata, berth_err_t *err);
 
 /*
+ * Like berth__store_walk(), without parsing: @fn gets each value's bytes
+ * (compact JSON, not NUL-terminated), borrowed from LMDB's map for the call
+ * only. Nothing is checked: the caller validates what it reads, and reports
+ * a damaged record like the walk does (-EBADMSG naming database and key).
+ * For listings that need a few members of every record and cannot afford
+ * building a jansson tree per record (containers.h, summaries).
+ */
+typedef int (*berth_store_walk_raw_fn)(const char *key, const void *data, size_t len,
+                                       void *userdata);
+int berth__store_walk_raw(berth_txn_t *txn, berth_db_t db, const char *prefix,
+                          berth_store_walk_raw_fn fn, void *userdata, berth_err_t *err);
+
+/*
  * The keys of @db starting with @prefix ("" or NULL: all), in key order, at
  * most @max of them (0: no limit), as a NULL-terminated strv in *ret_keys
  * (free with berth__strv_free). Values are not parsed, so this is the cheap
