@@ -215,21 +215,21 @@ static json_int_t state_int(json_t *doc, const char *key)
 }
 
 /* The human Status column of `ps`. */
-static void status_text(json_t *doc, char *buf, size_t len)
+static void status_text(const berth_container_summary_t *c, char *buf, size_t len)
 {
     char dur[64];
     int64_t now = berth__now_ns();
-    uint32_t st = berth__record_state(doc);
+    uint32_t st = berth__state_parse(c->state);
 
     switch (st) {
     case BERTH_ST_RUNNING:
     case BERTH_ST_PAUSED:
-        berth_human_duration(now - state_int(doc, "StartedAt"), dur, sizeof(dur));
+        berth_human_duration(now - c->started_ns, dur, sizeof(dur));
         snprintf(buf, len, "Up %s%s", dur, st == BERTH_ST_PAUSED ? " (Paused)" : "");
         break;
     case BERTH_ST_EXITED:
-        berth_human_duration(now - state_int(doc, "FinishedAt"), dur, sizeof(dur));
-        snprintf(buf, len, "Exited (%lld) %s ago", (long long)state_int(doc, "ExitCode"), dur);
+        berth_human_duration(now - c->finished_ns, dur, sizeof(dur));
+        snprintf(buf, len, "Exited (%lld) %s ago", (long long)c->exit_code, dur);
         break;
     case BERTH_ST_REMOVING:
         snprintf(buf, len, "Removal In Progress");
@@ -252,73 +252,60 @@ static json_t *args_of(json_t *doc)
     return all;
 }
 
-static char *command_text(json_t *doc)
-{
-    _cleanup_json_ json_t *args = args_of(doc);
-    size_t i, len = 1;
-    json_t *v;
-    char *out;
-
-    json_array_foreach (args, i, v) {
-        len += strlen(json_string_value(v) ? json_string_value(v) : "") + 1;
-    }
-    out = calloc(1, len);
-    if (!out)
-        return NULL;
-    json_array_foreach (args, i, v) {
-        if (i)
-            strcat(out, " ");
-        strcat(out, json_string_value(v) ? json_string_value(v) : "");
-    }
-    return out;
-}
-
 static int newest_first(const void *a, const void *b)
 {
-    json_int_t ca = json_integer_value(json_object_get(*(json_t *const *)a, "Created"));
-    json_int_t cb = json_integer_value(json_object_get(*(json_t *const *)b, "Created"));
-    return ca < cb ? 1 : ca > cb ? -1 : 0;
+    const berth_container_summary_t *ca = *(const berth_container_summary_t *const *)a;
+    const berth_container_summary_t *cb = *(const berth_container_summary_t *const *)b;
+    return ca->created_ns < cb->created_ns ? 1 : ca->created_ns > cb->created_ns ? -1 : 0;
 }
 
 BERTH_API int berth_container_list(berth_engine_t *e, uint32_t flags, json_t **ret_json,
                                    berth_err_t *err)
 {
     berth_store_t *store = berth__engine_store(e);
-    _cleanup_json_ json_t *records = NULL, *out = json_array();
-    json_t **items = NULL, *doc;
-    size_t i, n = 0;
+    berth_container_summary_t *items = NULL;
+    const berth_container_summary_t **order = NULL;
+    _cleanup_json_ json_t *out = json_array();
+    size_t n = 0, kept = 0;
     int r;
 
     if (!store)
         return berth_err_set(err, -ENOTSUP, "the engine was opened without a store");
-    if ((r = berth__container_list(store, &records, err)) < 0)
+    /* Summaries read only what ps shows, without parsing whole records. */
+    if ((r = berth__container_summaries(store, &items, &n, err)) < 0)
         return r;
-    items = calloc(json_array_size(records) + 1, sizeof(*items));
-    if (!items || !out) {
-        free(items);
+    order = calloc(n + 1, sizeof(*order));
+    if (!order || !out) {
+        free(order);
+        berth__container_summaries_free(items);
         return berth_err_set(err, -ENOMEM, "out of memory");
     }
-    json_array_foreach (records, i, doc) {
-        uint32_t st = berth__record_state(doc);
-        char status[96], name[300];
-        _cleanup_free_ char *cmd = NULL;
-        if (!(flags & BERTH_LIST_ALL) && !(st & (BERTH_ST_RUNNING | BERTH_ST_PAUSED)))
-            continue;
-        status_text(doc, status, sizeof(status));
-        snprintf(name, sizeof(name), "/%s", json_string_value(json_object_get(doc, "name")));
-        cmd = command_text(doc);
-        items[n++] = json_pack(
-            "{s:O, s:[s], s:s, s:I, s:s, s:s, s:O, s:I}", "Id", json_object_get(doc, "id"), "Names",
-            name, "Command", cmd ? cmd : "", "Created",
-            (json_int_t)(json_integer_value(json_object_get(doc, "created_ns")) / 1000000000),
-            "State", berth__state_name(st) ? berth__state_name(st) : "unknown", "Status", status,
-            "Isolation", json_object_get(doc, "isolation"), "Pid", state_int(doc, "Pid"));
+    for (size_t i = 0; i < n; i++) {
+        uint32_t st = berth__state_parse(items[i].state);
+        if ((flags & BERTH_LIST_ALL) || (st & (BERTH_ST_RUNNING | BERTH_ST_PAUSED)))
+            order[kept++] = &items[i];
     }
-    /* Created is in seconds; ties keep store order. */
-    qsort(items, n, sizeof(*items), newest_first);
-    for (i = 0; i < n; i++)
-        json_array_append_new(out, items[i]);
-    free(items);
+    qsort(order, kept, sizeof(*order), newest_first);
+    for (size_t i = 0; i < kept; i++) {
+        const berth_container_summary_t *c = order[i];
+        char status[96], name[BERTH_CONTAINER_NAME_MAX + 2];
+        json_t *o;
+
+        status_text(c, status, sizeof(status));
+        snprintf(name, sizeof(name), "/%s", c->name);
+        o = json_pack("{s:s, s:[s], s:s, s:I, s:s, s:s, s:s, s:I}", "Id", c->id, "Names", name,
+                      "Command", c->command, "Created", (json_int_t)(c->created_ns / 1000000000),
+                      "State", c->state[0] ? c->state : "unknown", "Status", status, "Isolation",
+                      c->isolation, "Pid", (json_int_t)c->pid);
+        if (!o || json_array_append_new(out, o) < 0) {
+            r = berth_err_set(err, -ENOMEM, "out of memory");
+            break;
+        }
+    }
+    free(order);
+    berth__container_summaries_free(items);
+    if (r < 0)
+        return r;
     *ret_json = TAKE_PTR(out);
     return 0;
 }
