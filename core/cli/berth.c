@@ -15,6 +15,7 @@ static const struct cli_command commands[] = {
     { "create", cmd_create, "Create a container" },
     { "info", cmd_info, "Show the engine's configuration, store, drivers and host features" },
     { "inspect", cmd_inspect, "Show containers in detail (JSON)" },
+    { "logs", cmd_logs, "Show a container's output" },
     { "plugins", cmd_plugins, "List loaded driver plugins and refused modules" },
     { "ps", cmd_ps, "List containers" },
     { "rm", cmd_rm, "Remove containers" },

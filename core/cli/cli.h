@@ -78,6 +78,7 @@ int cmd_create(const struct cli_globals *g, int argc, char **argv);
 int cmd_ps(const struct cli_globals *g, int argc, char **argv);
 int cmd_inspect(const struct cli_globals *g, int argc, char **argv);
 int cmd_rm(const struct cli_globals *g, int argc, char **argv);
+int cmd_logs(const struct cli_globals *g, int argc, char **argv);
 
 int cmd_version(const struct cli_globals *g, int argc, char **argv);
 int cmd_info(const struct cli_globals *g, int argc, char **argv);

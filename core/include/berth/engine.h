@@ -151,6 +151,26 @@ BERTH_API int berth_container_inspect(berth_engine_t *engine, const char *ref, j
 BERTH_API int berth_container_remove(berth_engine_t *engine, const char *ref, uint32_t flags,
                                      berth_err_t *err);
 
+/** Flags for berth_container_logs(). */
+#define BERTH_LOGS_FOLLOW 0x1u /**< keep reading until the container stops */
+
+/**
+ * Receives one log entry: @p stream 1 (stdout) or 2 (stderr), the time the
+ * monitor read it, and the text (a line with its newline, or a chunk of a
+ * longer line). Return non-zero to stop reading; that value is returned.
+ */
+typedef int (*berth_log_line_fn)(void *userdata, int stream, int64_t time_ns, const char *data,
+                                 size_t len);
+
+/**
+ * The container's output, oldest first, from its json-file logs (rotated
+ * files included). @p tail: only the last N entries, or -1 for all. With
+ * BERTH_LOGS_FOLLOW, waits for more until the container is no longer running.
+ */
+BERTH_API int berth_container_logs(berth_engine_t *engine, const char *ref, uint32_t flags,
+                                   int64_t tail, berth_log_line_fn fn, void *userdata,
+                                   berth_err_t *err);
+
 /* ---- option parsing shared by front ends ---- */
 
 /** "512m", "1g", "2.5GiB" as bytes (docker's --memory syntax). -EINVAL otherwise. */
