@@ -13,13 +13,21 @@
 
 static const struct cli_command commands[] = {
     { "create", cmd_create, "Create a container" },
+    { "exec", cmd_exec, "Run a command in a running container" },
     { "info", cmd_info, "Show the engine's configuration, store, drivers and host features" },
     { "inspect", cmd_inspect, "Show containers in detail (JSON)" },
+    { "kill", cmd_kill, "Send a signal to containers" },
     { "logs", cmd_logs, "Show a container's output" },
+    { "pause", cmd_pause, "Freeze containers" },
     { "plugins", cmd_plugins, "List loaded driver plugins and refused modules" },
     { "ps", cmd_ps, "List containers" },
     { "rm", cmd_rm, "Remove containers" },
+    { "run", cmd_run, "Create and run a container" },
+    { "start", cmd_start, "Start containers" },
+    { "stop", cmd_stop, "Stop containers" },
+    { "unpause", cmd_unpause, "Thaw paused containers" },
     { "version", cmd_version, "Show the version" },
+    { "wait", cmd_wait, "Wait for containers to stop; print exit codes" },
 };
 
 static void usage(FILE *out)

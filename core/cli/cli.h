@@ -79,6 +79,24 @@ int cmd_ps(const struct cli_globals *g, int argc, char **argv);
 int cmd_inspect(const struct cli_globals *g, int argc, char **argv);
 int cmd_rm(const struct cli_globals *g, int argc, char **argv);
 int cmd_logs(const struct cli_globals *g, int argc, char **argv);
+int cmd_run(const struct cli_globals *g, int argc, char **argv);
+int cmd_start(const struct cli_globals *g, int argc, char **argv);
+int cmd_stop(const struct cli_globals *g, int argc, char **argv);
+int cmd_kill(const struct cli_globals *g, int argc, char **argv);
+int cmd_wait(const struct cli_globals *g, int argc, char **argv);
+int cmd_pause(const struct cli_globals *g, int argc, char **argv);
+int cmd_unpause(const struct cli_globals *g, int argc, char **argv);
+int cmd_exec(const struct cli_globals *g, int argc, char **argv);
+
+/*
+ * Pump an attach or exec stream @fd against the terminal until the exit
+ * frame; returns the exit code, or -1 if the stream ended without one.
+ * @exec_id: NULL for the container itself (signals are then forwarded).
+ */
+int cli_attach_pump(berth_engine_t *e, const char *ref, const char *exec_id, int fd, int tty,
+                    int with_stdin);
+/* The exit status for a failed start: 127, 126 or 125, as docker uses them. */
+int cli_start_exit_code(int r);
 
 int cmd_version(const struct cli_globals *g, int argc, char **argv);
 int cmd_info(const struct cli_globals *g, int argc, char **argv);

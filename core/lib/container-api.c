@@ -6,6 +6,7 @@
  * before the record is written, so a refused create leaves no trace.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -371,13 +372,23 @@ BERTH_API int berth_container_remove(berth_engine_t *e, const char *ref, uint32_
         return r;
     if ((r = berth__container_get_in(txn, ref, &doc, err)) < 0)
         return r;
-    /* A running container needs its monitor to stop it; until that is wired
-     * in, refuse even with force rather than orphan a process. */
     if ((r = berth__lc_check(doc, BERTH_OP_REMOVE, err)) < 0) {
-        if (flags & BERTH_REMOVE_FORCE)
-            return berth_err_set(err, -ENOTSUP, "force-removing a running container: %s",
-                                 "not supported yet; stop it first");
-        return r;
+        if (!(flags & BERTH_REMOVE_FORCE) || r != -EBUSY)
+            return r;
+        /* Force: kill through the monitor, outside the write transaction. */
+        berth__store_txn_abort(TAKE_PTR(txn));
+        r = berth_container_kill(e, ref, SIGKILL, err);
+        if (r == 0)
+            r = berth_container_wait(e, ref, 10000, NULL, err);
+        if (r < 0 && r != -ECONNREFUSED && r != -ENOENT)
+            return r;
+        json_decref(doc);
+        doc = NULL;
+        if ((r = berth__store_txn_begin(store, 1, &txn, err)) < 0)
+            return r;
+        /* AutoRemove may have removed it already. */
+        if ((r = berth__container_get_in(txn, ref, &doc, err)) < 0)
+            return r == -ENOENT ? 0 : r;
     }
     if ((r = berth__container_delete_in(txn, json_string_value(json_object_get(doc, "id")), NULL,
                                         NULL, err)) < 0)

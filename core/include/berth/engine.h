@@ -171,6 +171,68 @@ BERTH_API int berth_container_logs(berth_engine_t *engine, const char *ref, uint
                                    int64_t tail, berth_log_line_fn fn, void *userdata,
                                    berth_err_t *err);
 
+/** Flags for berth_container_start(). */
+#define BERTH_START_WAIT 0x1u /**< start the monitor, but run nothing until a second start */
+
+/**
+ * Start a created or exited container: its monitor (berth-shim) is started
+ * detached and the call returns once the container's process runs (or
+ * failed: -ENOENT when the executable does not exist, -EACCES when it can't
+ * be executed, with the message; the record then says why). With
+ * BERTH_START_WAIT the monitor sets everything up but waits, so a caller can
+ * attach first; a second berth_container_start() then lets it run.
+ */
+BERTH_API int berth_container_start(berth_engine_t *engine, const char *ref, uint32_t flags,
+                                    berth_err_t *err);
+/** Send signal @p sig (1-64) to the container's process. */
+BERTH_API int berth_container_kill(berth_engine_t *engine, const char *ref, int sig,
+                                   berth_err_t *err);
+/**
+ * Stop: the container's stop signal (default SIGTERM), then SIGKILL after
+ * @p timeout_s seconds (-1: the container's StopTimeout, default 10). Returns
+ * once it has exited; a container that is not running is not an error.
+ */
+BERTH_API int berth_container_stop(berth_engine_t *engine, const char *ref, int timeout_s,
+                                   berth_err_t *err);
+/**
+ * Wait until the container exits (at most @p timeout_ms, -1 forever:
+ * -ETIMEDOUT after that) and give its exit code.
+ */
+BERTH_API int berth_container_wait(berth_engine_t *engine, const char *ref, int64_t timeout_ms,
+                                   int *ret_exit_code, berth_err_t *err);
+BERTH_API int berth_container_pause(berth_engine_t *engine, const char *ref, berth_err_t *err);
+BERTH_API int berth_container_unpause(berth_engine_t *engine, const char *ref, berth_err_t *err);
+
+/** Flags for berth_container_attach(). */
+#define BERTH_ATTACH_STDIN 0x1u /**< also write to the container's stdin */
+/**
+ * Connect to a container's streams. *ret_fd (the caller closes it) yields
+ * frames (berth_stream_read(): stream 1 stdout, 2 stderr, 3 the exit as JSON
+ * {"exit_code":N}); what the caller writes to it goes to the container's
+ * stdin (with BERTH_ATTACH_STDIN), shutdown(SHUT_WR) closes that stdin.
+ * *ret_tty tells whether the container has a terminal (then only stream 1).
+ */
+BERTH_API int berth_container_attach(berth_engine_t *engine, const char *ref, uint32_t flags,
+                                     int *ret_fd, int *ret_tty, berth_err_t *err);
+/** Resize the terminal of the container (@p exec_id NULL) or of an exec. */
+BERTH_API int berth_container_resize(berth_engine_t *engine, const char *ref, const char *exec_id,
+                                     uint16_t cols, uint16_t rows, berth_err_t *err);
+/**
+ * Run another process in a running container. @p opts: {"Cmd": [...], "Env":
+ * [...], "User", "WorkingDir", "Tty", "AttachStdin", "Detach"}. Unless
+ * Detach, *ret_fd is a stream as for attach, ending with the exit frame.
+ */
+BERTH_API int berth_container_exec(berth_engine_t *engine, const char *ref, json_t *opts,
+                                   char ret_exec_id[65], int *ret_fd, berth_err_t *err);
+/**
+ * Read one frame from an attach or exec stream: 1 with *ret_stream,
+ * *ret_buf (malloc'ed, NUL-terminated; free it) and *ret_len; 0 at the end.
+ */
+BERTH_API int berth_stream_read(int fd, int *ret_stream, char **ret_buf, size_t *ret_len,
+                                berth_err_t *err);
+/** A signal by name ("TERM", "SIGKILL") or number; -1 when unknown. */
+BERTH_API int berth_parse_signal(const char *name);
+
 /* ---- option parsing shared by front ends ---- */
 
 /** "512m", "1g", "2.5GiB" as bytes (docker's --memory syntax). -EINVAL otherwise. */

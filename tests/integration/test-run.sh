@@ -1,0 +1,124 @@
+#!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
+#
+# Real containers through the berth CLI with the process isolation driver
+# and berth-shim: exit codes, streams, the lifecycle commands and their
+# refusals, limits, and containers outliving a killed CLI.
+# Usage: test-run.sh BERTH_BINARY MAKE_ROOTFS_SCRIPT   (as root)
+. "$(dirname "$0")/lib.sh"
+BERTH=$1
+if [ "$(id -u)" -ne 0 ]; then
+    echo "SKIP: real containers need root"
+    exit 77
+fi
+unset BERTH_ROOT BERTH_RUNROOT BERTH_CONFIG
+sh "$2" "$T/rootfs" >/dev/null || { echo "could not build the busybox rootfs"; exit 1; }
+echo '{"plugin_dirs": []}' >"$T/c.json"
+b() { "$BERTH" --config "$T/c.json" --root "$T/root" --runroot "$T/run" "$@"; }
+R="--rootfs $T/rootfs"
+cleanup() { for c in $(b ps -aq 2>/dev/null); do b rm -f "$c" >/dev/null 2>&1; done; rm -rf "$T"; }
+trap cleanup EXIT
+
+# exit codes and streams
+expect_exit 3 "run exits with the container's code" b run --rm $R sh -c 'echo out; echo err >&2; exit 3'
+expect_grep "^out$" "$T/out" "stdout reaches stdout"
+expect_grep "^err$" "$T/err" "stderr reaches stderr"
+expect_exit 127 "missing command exits 127" b run --rm $R nosuchcmd
+expect_grep 'executable file not found' "$T/err" "missing command named"
+expect_exit 126 "non-executable command exits 126" b run --rm $R /etc/passwd
+expect_exit 125 "a berth error exits 125" b run --rm --isolation warp $R true
+[ "$(b ps -aq | wc -l)" -eq 0 ] && ok "--rm left no containers, also after failures" || not_ok "--rm left $(b ps -aq | wc -l)"
+
+# what the container sees
+expect_exit 0 "PID 1 inside" b run --rm $R sh -c 'echo $$'
+expect_grep "^1$" "$T/out" "the command is PID 1"
+expect_exit 0 "own hostname" b run --rm -h boxy $R hostname
+expect_grep "^boxy$" "$T/out" "hostname set"
+expect_exit 0 "only fds 0-2" b run --rm $R sh -c 'ls /proc/self/fd'
+[ "$(tr '\n' ' ' <"$T/out")" = "0 1 2 3 " ] && ok "only 0 1 2 (and ls's own) are open" || not_ok "fds: $(tr '\n' ' ' <"$T/out")"
+expect_exit 0 "user switching" b run --rm -u 1000:1000 $R id -u
+expect_grep "^1000$" "$T/out" "runs as uid 1000"
+expect_exit 0 "env and workdir" b run --rm -e FOO=bar -w /tmp $R sh -c 'echo $FOO; pwd'
+expect_grep "^bar$" "$T/out" "env set"
+expect_grep "^/tmp$" "$T/out" "workdir set"
+expect_exit 0 "stdin with -i" sh -c "echo piped | '$BERTH' --config '$T/c.json' --root '$T/root' --runroot '$T/run' run -i --rm $R cat"
+expect_grep "^piped$" "$T/out" "stdin reaches the container"
+
+# a background container through its lifecycle
+expect_exit 0 "run -d" b run -d --name bg $R sh -c 'trap "echo got-term; exit 42" TERM; echo started; while true; do sleep 1; done'
+expect_exit 0 "ps" b ps
+expect_grep "bg" "$T/out" "ps shows the running container"
+expect_exit 1 "start a running container" b start bg
+expect_grep "is already running" "$T/err" "start refusal names the state"
+expect_exit 1 "rm a running container" b rm bg
+expect_grep "stop the container before removing or force remove" "$T/err" "rm refusal"
+expect_exit 5 "exec exit code" b exec bg sh -c 'echo in-exec; exit 5'
+expect_grep "^in-exec$" "$T/out" "exec output"
+expect_exit 0 "pause" b pause bg
+expect_exit 0 "inspect paused" b inspect bg
+expect_grep '"Paused": true' "$T/out" "inspect says paused"
+expect_exit 1 "exec into a paused container" b exec bg true
+expect_grep "unpause the container before exec" "$T/err" "exec refusal"
+expect_exit 0 "unpause" b unpause bg
+expect_exit 0 "stop (the trap exits 42)" b stop bg
+expect_exit 0 "wait" b wait bg
+expect_grep "^42$" "$T/out" "wait prints the exit code"
+expect_exit 0 "logs" b logs bg
+expect_grep "^started$" "$T/out" "logs have the output"
+expect_grep "^got-term$" "$T/out" "logs have the last words"
+expect_exit 1 "exec into a stopped container" b exec bg true
+expect_exit 0 "rm" b rm bg
+
+# stop escalates to SIGKILL for a process that ignores SIGTERM (PID 1 without a handler)
+expect_exit 0 "run -d sleeper" b run -d --name sleeper $R sleep 1000
+expect_exit 0 "stop -t 1" b stop -t 1 sleeper
+expect_exit 0 "wait sleeper" b wait sleeper
+expect_grep "^137$" "$T/out" "killed after the timeout: 137"
+expect_exit 0 "rm -f of a stopped container" b rm -f sleeper
+
+# rm -f of a running one, kill -s
+expect_exit 0 "run -d victim" b run -d --name victim $R sleep 1000
+expect_exit 0 "rm -f running" b rm -f victim
+[ "$(b ps -aq | wc -l)" -eq 0 ] && ok "rm -f removed it" || not_ok "still there"
+expect_exit 0 "run -d trapper" b run -d --name trapper $R sh -c 'trap "exit 7" USR1; while true; do sleep 1; done'
+expect_exit 0 "kill -s USR1" b kill -s USR1 trapper
+expect_exit 0 "wait trapper" b wait trapper
+expect_grep "^7$" "$T/out" "the signal reached the trap"
+b rm trapper >/dev/null
+
+# limits
+expect_exit 137 "memory limit: OOM-killed" b run --name oom -m 32m --memory-swap 32m $R sh -c 'x=a; while true; do x=$x$x; done'
+expect_exit 0 "inspect oom" b inspect oom
+expect_grep '"OOMKilled": true' "$T/out" "OOMKilled recorded"
+b rm oom >/dev/null
+# A fork bomb as PID 1 hits pids.max: its forks fail ("can't fork"), the shell
+# gives up, the container ends, and the host starts the next container at once.
+expect_exit 2 "pids limit contains a fork bomb" b run --rm --pids-limit 20 $R sh -c 'while true; do sleep 100 & done'
+expect_grep "can't fork" "$T/err" "the bomb's forks failed at the limit"
+expect_exit 0 "the host still runs containers" b run --rm $R true
+expect_exit 1 "mount needs CAP_SYS_ADMIN" b run --rm $R mount -t tmpfs none /mnt
+
+# seccomp: a profile that denies mkdir; the default profile allows it
+cat >"$T/nomkdir.json" <<JSON
+{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}
+JSON
+expect_exit 1 "seccomp profile denies mkdir" b run --rm --security-opt "seccomp=$T/nomkdir.json" $R mkdir /tmp/x
+expect_exit 0 "default profile allows mkdir" b run --rm $R mkdir /tmp/x
+expect_exit 0 "seccomp state recorded" b run -d --name sc $R sleep 100
+expect_exit 0 "inspect sc" b inspect sc
+b rm -f sc >/dev/null
+
+# the container outlives a SIGKILLed CLI
+"$BERTH" --config "$T/c.json" --root "$T/root" --runroot "$T/run" run --name survivor $R sh -c 'i=0; while [ $i -lt 30 ]; do echo tick $i; i=$((i+1)); sleep 0.1; done' >/dev/null 2>&1 &
+cli=$!
+sleep 0.5
+kill -9 $cli
+wait $cli 2>/dev/null
+expect_exit 0 "ps after the CLI died" b ps
+expect_grep "survivor" "$T/out" "still running after its CLI was SIGKILLed"
+expect_exit 0 "wait survivor" b wait survivor
+expect_grep "^0$" "$T/out" "it finished normally"
+expect_exit 0 "logs survivor" b logs survivor
+[ "$(grep -c '^tick' "$T/out")" -eq 30 ] && ok "logs are complete" || not_ok "logs have $(grep -c '^tick' "$T/out") ticks"
+b rm survivor >/dev/null
+finish
