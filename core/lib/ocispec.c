@@ -459,6 +459,43 @@ static json_t *build_resources(json_t *hc)
     return res;
 }
 
+/*
+ * --userns C:H:N[,C:H:N...]: the same map for uids and gids, each entry
+ * mapping N ids from container id C to host id H. Adds the user namespace.
+ */
+static int build_userns(json_t *hc, json_t *linux_, json_t *ns, berth_err_t *err)
+{
+    const char *mode = cfg_str(hc, "UsernsMode");
+    _cleanup_free_ char *copy = NULL;
+    json_t *maps;
+    char *save = NULL;
+
+    if (!mode || strcmp(mode, "host") == 0)
+        return 0;
+    if (!(copy = strdup(mode)) || !(maps = json_array()))
+        return berth_err_set(err, -ENOMEM, "out of memory");
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        unsigned long c, h, n;
+        char tail;
+        if (sscanf(tok, "%lu:%lu:%lu%c", &c, &h, &n, &tail) != 3 || n == 0 || c > 0xfffffffeUL ||
+            h > 0xfffffffeUL || n > 0xffffffffUL - c || n > 0xffffffffUL - h) {
+            json_decref(maps);
+            return berth_err_set(
+                err, -EINVAL, "invalid --userns '%s': want CONTAINER_ID:HOST_ID:COUNT[,...]", mode);
+        }
+        json_array_append_new(maps, json_pack("{s:I, s:I, s:I}", "containerID", (json_int_t)c,
+                                              "hostID", (json_int_t)h, "size", (json_int_t)n));
+    }
+    if (json_array_size(maps) == 0) {
+        json_decref(maps);
+        return berth_err_set(err, -EINVAL, "invalid --userns '%s'", mode);
+    }
+    json_object_set(linux_, "uidMappings", maps);
+    json_object_set_new(linux_, "gidMappings", maps);
+    json_array_append_new(ns, json_pack("{s:s}", "type", "user"));
+    return 0;
+}
+
 static int has_secopt(json_t *hc, const char *opt)
 {
     size_t i;
@@ -541,6 +578,8 @@ int berth__oci_spec_build(json_t *record, const berth_oci_opts_t *opts, json_t *
     else if (!opts || !opts->host_network)
         json_array_append_new(ns, json_pack("{s:s}", "type", "network"));
     json_object_set_new(linux_, "namespaces", ns);
+    if ((r = build_userns(hc, linux_, ns, err)) < 0)
+        return r;
     json_object_set_new(linux_, "resources", build_resources(hc));
     snprintf(cgpath, sizeof(cgpath), "berth/%s", id);
     json_object_set_new(linux_, "cgroupsPath", json_string(cgpath));

@@ -196,9 +196,33 @@ static void test_ocispec_user_names_and_caps_all(void **state)
     json_decref(spec);
 }
 
+static void test_ocispec_userns_maps(void **state)
+{
+    json_t *spec =
+        build("{\"Cmd\": [\"id\"]}", "{\"UsernsMode\": \"0:100000:65536\"}", NULL, 0, NULL);
+    json_t *linux_ = json_object_get(spec, "linux");
+    json_t *m = json_array_get(json_object_get(linux_, "uidMappings"), 0);
+    size_t i;
+    json_t *n;
+    int user = 0;
+
+    assert_int_equal(json_integer_value(json_object_get(m, "containerID")), 0);
+    assert_int_equal(json_integer_value(json_object_get(m, "hostID")), 100000);
+    assert_int_equal(json_integer_value(json_object_get(m, "size")), 65536);
+    assert_int_equal(json_array_size(json_object_get(linux_, "gidMappings")), 1);
+    json_array_foreach (json_object_get(linux_, "namespaces"), i, n) {
+        user |= strcmp(json_string_value(json_object_get(n, "type")), "user") == 0;
+    }
+    assert_true(user);
+    json_decref(spec);
+}
+
 static void test_ocispec_rejects_bad_input(void **state)
 {
     berth_err_t err = { 0 };
+    build("{\"Cmd\": [\"x\"]}", "{\"UsernsMode\": \"0:100000\"}", NULL, -EINVAL, &err);
+    assert_non_null(strstr(err.msg, "invalid --userns"));
+    build("{\"Cmd\": [\"x\"]}", "{\"UsernsMode\": \"0:1:0\"}", NULL, -EINVAL, &err);
     build("{}", "{}", NULL, -EINVAL, &err);
     assert_non_null(strstr(err.msg, "no command"));
     build("{\"Cmd\": [\"x\"]}", "{\"CapAdd\": [\"CAP_FLY\"]}", NULL, -EINVAL, &err);
@@ -252,6 +276,7 @@ int main(void)
         cmocka_unit_test(test_ocispec_docker_defaults),
         cmocka_unit_test(test_ocispec_options_land_in_spec),
         cmocka_unit_test(test_ocispec_user_names_and_caps_all),
+        cmocka_unit_test(test_ocispec_userns_maps),
         cmocka_unit_test(test_ocispec_rejects_bad_input),
         cmocka_unit_test(test_ocispec_parse_units),
     };
