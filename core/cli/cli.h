@@ -87,6 +87,8 @@ int cmd_wait(const struct cli_globals *g, int argc, char **argv);
 int cmd_pause(const struct cli_globals *g, int argc, char **argv);
 int cmd_unpause(const struct cli_globals *g, int argc, char **argv);
 int cmd_exec(const struct cli_globals *g, int argc, char **argv);
+int cmd_stats(const struct cli_globals *g, int argc, char **argv);
+int cmd_top(const struct cli_globals *g, int argc, char **argv);
 
 /*
  * Pump an attach or exec stream @fd against the terminal until the exit

@@ -7,6 +7,7 @@
  * socket (docs/shim-protocol.md). The shim records state changes in the
  * store itself, in one transaction each.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -320,4 +321,96 @@ BERTH_API int berth_stream_read(int fd, int *ret_stream, char **ret_buf, size_t 
     if (r > 0 && ret_stream)
         *ret_stream = stream;
     return r;
+}
+
+BERTH_API int berth_container_stats(berth_engine_t *e, const char *ref, json_t **ret_json,
+                                    berth_err_t *err)
+{
+    _cleanup_json_ json_t *doc = NULL, *req = NULL, *resp = NULL;
+    json_t *stats;
+    int r;
+
+    if ((r = load_checked(e, ref, BERTH_OP_KILL, &doc, err)) < 0)
+        return r;
+    req = json_pack("{s:s}", "op", "stats");
+    if ((r = shim_call(e, id_of(doc), req, &resp, err)) < 0)
+        return r;
+    stats = json_object_get(resp, "stats");
+    if (!json_is_object(stats))
+        return berth_err_set(err, -EPROTO, "stats: the monitor sent no stats");
+    json_object_set(stats, "id", json_object_get(doc, "id"));
+    json_object_set(stats, "name", json_object_get(doc, "name"));
+    json_object_set_new(stats, "read_ns", json_integer(berth__now_ns()));
+    *ret_json = json_incref(stats);
+    return 0;
+}
+
+/* The pid namespace of @pid as "pid:[inode]", or "" when it can't be read. */
+static void pidns_of(long pid, char *buf, size_t len)
+{
+    char path[64];
+    ssize_t n;
+    snprintf(path, sizeof(path), "/proc/%ld/ns/pid", pid);
+    n = readlink(path, buf, len - 1);
+    buf[n > 0 ? n : 0] = '\0';
+}
+
+BERTH_API int berth_container_top(berth_engine_t *e, const char *ref, json_t **ret_json,
+                                  berth_err_t *err)
+{
+    _cleanup_json_ json_t *doc = NULL, *procs = json_array();
+    char ns[64], other[64];
+    long init;
+    DIR *d;
+    struct dirent *de;
+    int r;
+
+    if ((r = load_checked(e, ref, BERTH_OP_KILL, &doc, err)) < 0)
+        return r;
+    init = (long)json_integer_value(json_object_get(json_object_get(doc, "state"), "Pid"));
+    if (init <= 0)
+        return berth_err_set(err, -ENOTSUP, "top: the container's driver reports no host pid");
+    pidns_of(init, ns, sizeof(ns));
+    if (!ns[0])
+        return berth_err_set(err, -ESRCH, "top: process %ld is gone", init);
+    if (!(d = opendir("/proc")))
+        return berth_err_set(err, -errno, "top: /proc: %s", strerror(errno));
+    /* Every host process in the container's pid namespace, as docker top lists them. */
+    while ((de = readdir(d))) {
+        char path[300], cmd[4096] = "", line[256];
+        long pid = strtol(de->d_name, NULL, 10), ppid = 0, uid = -1;
+        FILE *f;
+        size_t n = 0;
+
+        if (pid <= 0)
+            continue;
+        pidns_of(pid, other, sizeof(other));
+        if (strcmp(ns, other) != 0)
+            continue;
+        snprintf(path, sizeof(path), "/proc/%ld/status", pid);
+        if ((f = fopen(path, "r"))) {
+            while (fgets(line, sizeof(line), f)) {
+                if (strncmp(line, "PPid:", 5) == 0)
+                    ppid = strtol(line + 5, NULL, 10);
+                else if (strncmp(line, "Uid:", 4) == 0)
+                    uid = strtol(line + 4, NULL, 10);
+            }
+            fclose(f);
+        }
+        snprintf(path, sizeof(path), "/proc/%ld/cmdline", pid);
+        if ((f = fopen(path, "r"))) {
+            n = fread(cmd, 1, sizeof(cmd) - 1, f);
+            fclose(f);
+            for (size_t i = 0; i + 1 < n; i++)
+                if (cmd[i] == '\0')
+                    cmd[i] = ' ';
+            cmd[n] = '\0';
+        }
+        json_array_append_new(procs, json_pack("[I, I, I, s]", (json_int_t)uid, (json_int_t)pid,
+                                               (json_int_t)ppid, cmd));
+    }
+    closedir(d);
+    *ret_json = json_pack("{s:[s, s, s, s], s:O}", "Titles", "UID", "PID", "PPID", "CMD",
+                          "Processes", procs);
+    return *ret_json ? 0 : berth_err_set(err, -ENOMEM, "out of memory");
 }

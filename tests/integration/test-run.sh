@@ -44,6 +44,11 @@ expect_grep "^/tmp$" "$T/out" "workdir set"
 expect_exit 0 "stdin with -i" sh -c "echo piped | '$BERTH' --config '$T/c.json' --root '$T/root' --runroot '$T/run' run -i --rm $R cat"
 expect_grep "^piped$" "$T/out" "stdin reaches the container"
 
+expect_exit 0 "--network none: only lo" b run --rm $R ls /sys/class/net
+[ "$(cat "$T/out")" = "lo" ] && ok "only lo with --network none" || not_ok "interfaces: $(cat "$T/out")"
+expect_exit 0 "--network host" b run --rm --network host $R ls /sys/class/net
+[ "$(wc -l <"$T/out")" -eq "$(ls /sys/class/net | wc -l)" ] && ok "--network host sees the host's interfaces" || not_ok "host net"
+
 # a background container through its lifecycle
 expect_exit 0 "run -d" b run -d --name bg $R sh -c 'trap "echo got-term; exit 42" TERM; echo started; while true; do sleep 1; done'
 expect_exit 0 "ps" b ps
@@ -54,6 +59,15 @@ expect_exit 1 "rm a running container" b rm bg
 expect_grep "stop the container before removing or force remove" "$T/err" "rm refusal"
 expect_exit 5 "exec exit code" b exec bg sh -c 'echo in-exec; exit 5'
 expect_grep "^in-exec$" "$T/out" "exec output"
+expect_exit 127 "exec of a missing command" b exec bg nosuchcmd
+expect_exit 0 "top" b top bg
+expect_grep "while true" "$T/out" "top lists the container's shell"
+expect_exit 0 "stats --no-stream" b stats --no-stream --format json bg
+python3 -c '
+import json, sys
+s = json.load(open(sys.argv[1]))[0]
+assert s["name"] == "bg" and s["pids"]["current"] >= 1 and s["memory"]["usage"] > 0, s
+' "$T/out" && ok "stats has memory and pids" || not_ok "stats json"
 expect_exit 0 "pause" b pause bg
 expect_exit 0 "inspect paused" b inspect bg
 expect_grep '"Paused": true' "$T/out" "inspect says paused"

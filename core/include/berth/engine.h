@@ -230,6 +230,16 @@ BERTH_API int berth_container_exec(berth_engine_t *engine, const char *ref, json
  */
 BERTH_API int berth_stream_read(int fd, int *ret_stream, char **ret_buf, size_t *ret_len,
                                 berth_err_t *err);
+/**
+ * Resource usage of a running container: the driver's figures
+ * ({"memory": {"usage", "limit"}, "cpu": {"usage_ns"}, "pids": {"current",
+ * "limit"}} as available) plus "id", "name" and "read_ns".
+ */
+BERTH_API int berth_container_stats(berth_engine_t *engine, const char *ref, json_t **ret_json,
+                                    berth_err_t *err);
+/** The container's processes, as Docker's API gives them: {"Titles": [...], "Processes": [[...]]}. */
+BERTH_API int berth_container_top(berth_engine_t *engine, const char *ref, json_t **ret_json,
+                                  berth_err_t *err);
 /** A signal by name ("TERM", "SIGKILL") or number; -1 when unknown. */
 BERTH_API int berth_parse_signal(const char *name);
 
