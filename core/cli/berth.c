@@ -12,6 +12,7 @@
 #include "cli.h"
 
 static const struct cli_command commands[] = {
+    { "attach", cmd_attach, "Attach to a running container" },
     { "create", cmd_create, "Create a container" },
     { "exec", cmd_exec, "Run a command in a running container" },
     { "info", cmd_info, "Show the engine's configuration, store, drivers and host features" },

@@ -33,6 +33,20 @@ static int write_all(int fd, const char *buf, size_t len)
     return 0;
 }
 
+/*
+ * Whether the detach sequence ctrl-p ctrl-q completes in @buf; @state
+ * carries a ctrl-p seen at the end of the previous read.
+ */
+static int detach_seen(const char *buf, size_t len, int *state)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (*state && buf[i] == 0x11)
+            return 1;
+        *state = buf[i] == 0x10;
+    }
+    return 0;
+}
+
 static void send_size(berth_engine_t *e, const char *ref, const char *exec_id)
 {
     struct winsize ws;
@@ -44,7 +58,7 @@ int cli_attach_pump(berth_engine_t *e, const char *ref, const char *exec_id, int
                     int with_stdin)
 {
     struct termios saved, raw;
-    int raw_mode = 0, exit_code = -1, stdin_open = with_stdin, sfd;
+    int raw_mode = 0, exit_code = -1, stdin_open = with_stdin, sfd, detach_state = 0;
     sigset_t mask, old;
 
     /* Signals arrive as reads on a descriptor, so the loop below sees them in order. */
@@ -92,6 +106,11 @@ int cli_attach_pump(berth_engine_t *e, const char *ref, const char *exec_id, int
         if (p[2].revents & (POLLIN | POLLHUP | POLLERR)) {
             char buf[32768];
             ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
+            if (n > 0 && tty && detach_seen(buf, (size_t)n, &detach_state)) {
+                /* Docker's detach keys (ctrl-p ctrl-q): leave it running. */
+                exit_code = CLI_DETACHED;
+                break;
+            }
             if (n > 0) {
                 if (write_all(fd, buf, (size_t)n) < 0)
                     stdin_open = 0;

@@ -89,10 +89,14 @@ int cmd_unpause(const struct cli_globals *g, int argc, char **argv);
 int cmd_exec(const struct cli_globals *g, int argc, char **argv);
 int cmd_stats(const struct cli_globals *g, int argc, char **argv);
 int cmd_top(const struct cli_globals *g, int argc, char **argv);
+int cmd_attach(const struct cli_globals *g, int argc, char **argv);
 
+/* cli_attach_pump's result when the user detached with ctrl-p ctrl-q. */
+#define CLI_DETACHED (-2)
 /*
  * Pump an attach or exec stream @fd against the terminal until the exit
- * frame; returns the exit code, or -1 if the stream ended without one.
+ * frame; returns the exit code, CLI_DETACHED, or -1 if the stream ended
+ * without an exit frame.
  * @exec_id: NULL for the container itself (signals are then forwarded).
  */
 int cli_attach_pump(berth_engine_t *e, const char *ref, const char *exec_id, int fd, int tty,

@@ -104,6 +104,8 @@ int cmd_exec(const struct cli_globals *g, int argc, char **argv)
     r = cli_attach_pump(engine, argv[optind], exec_id, fd, tty, interactive);
     close(fd);
     berth_engine_close(engine);
+    if (r == CLI_DETACHED)
+        return CLI_EXIT_OK;
     if (r < 0) {
         cli_error("exec: the stream ended before the process did");
         return 125;

@@ -41,6 +41,8 @@ static int start_attached(berth_engine_t *e, const char *ref, int with_stdin)
     }
     code = cli_attach_pump(e, ref, NULL, fd, tty, with_stdin);
     close(fd);
+    if (code == CLI_DETACHED)
+        return CLI_EXIT_OK;
     if (code < 0) {
         /* The stream broke before the exit frame: the store has the truth. */
         if (berth_container_wait(e, ref, 5000, &code, &err) < 0) {
@@ -88,7 +90,7 @@ int cmd_run(const struct cli_globals *g, int argc, char **argv)
     }
     r = start_attached(engine, id, c.interactive);
     /* The monitor removes an --rm container after it ran; one that never ran is ours to remove. */
-    if (c.auto_remove)
+    if (c.auto_remove && r != CLI_EXIT_OK)
         berth_container_remove(engine, id, BERTH_REMOVE_FORCE, NULL);
     berth_engine_close(engine);
     return r;

@@ -1519,8 +1519,12 @@ static void on_read(uv_stream_t *h, ssize_t n, const uv_buf_t *buf)
             return;
         }
         if (c->stream_mode) {
-            /* The client's SHUT_WR: close the container's stdin when it asked for StdinOnce. */
-            if (c->want_in && !c->ex && c->s->stdin_once)
+            /*
+             * The client's SHUT_WR: close the container's stdin when it asked
+             * for StdinOnce. Not with a terminal: there the end of a client is
+             * a detach (ctrl-p ctrl-q), and the next attach must still type.
+             */
+            if (c->want_in && !c->ex && c->s->stdin_once && !c->s->tty)
                 stdin_close(&c->s->in, &c->s->in_open);
             if (c->want_in && c->ex)
                 stdin_close(&c->ex->in, &c->ex->in_open);
