@@ -1115,6 +1115,24 @@ static const berth_isolation_ops_t process_ops = {
     .process_release = process_process_release,
 };
 
+static int process_plugin_init(const berth_host_api_t *host, berth_host_t *ctx, void **ret_priv,
+                               berth_err_t *err)
+{
+    const char *state = host->path(ctx, BERTH_PATH_STATE);
+    char dir[4096];
+
+    /* Compiled seccomp filters are kept under the driver's persistent dir. */
+    if (state && snprintf(dir, sizeof(dir), "%s/seccomp", state) < (int)sizeof(dir))
+        process_seccomp_set_cache_dir(dir);
+    *ret_priv = NULL;
+    return 0;
+}
+
+static void process_plugin_fini(void *priv)
+{
+    process_seccomp_set_cache_dir(NULL);
+}
+
 static const berth_plugin_desc_t process_desc = {
     .abi_major = BERTH_ABI_MAJOR,
     .abi_minor = BERTH_ABI_MINOR,
@@ -1127,6 +1145,8 @@ static const berth_plugin_desc_t process_desc = {
     .capabilities = BERTH_ISOLATION_CAP_EXEC | BERTH_ISOLATION_CAP_TTY | BERTH_ISOLATION_CAP_PAUSE |
                     BERTH_ISOLATION_CAP_STATS | BERTH_ISOLATION_CAP_USERNS |
                     BERTH_ISOLATION_CAP_NET_NETNS | BERTH_ISOLATION_CAP_LINUX,
+    .init = process_plugin_init,
+    .fini = process_plugin_fini,
     .ops = &process_ops,
 };
 

@@ -95,6 +95,8 @@ int process_cfg_parse(const char *json, struct process_cfg *cfg, berth_err_t *er
 void process_cfg_clear(struct process_cfg *cfg);
 /* Compile an OCI linux.seccomp object into a BPF program (caller frees prog->filter). */
 int process_seccomp_compile(json_t *seccomp, struct sock_fprog *prog, berth_err_t *err);
+/* Where compiled filters are cached (the driver's state dir); NULL turns caching off. */
+void process_seccomp_set_cache_dir(const char *dir);
 
 /* Messages on the sync socket between the caller and the child. */
 #define PROCESS_MSG_GO    1 /* caller -> child: carry on */

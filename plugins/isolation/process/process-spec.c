@@ -5,6 +5,8 @@
  * the caller, before the fork.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -535,6 +537,14 @@ void process_cfg_clear(struct process_cfg *cfg)
 
 /* ---- seccomp ---- */
 
+static int seccomp_compile_uncached(json_t *sc, struct sock_fprog *prog, berth_err_t *err);
+
+/* mkdir that accepts an existing directory. */
+static int mkdir_one(const char *dir)
+{
+    return mkdir(dir, 0700) < 0 && errno != EEXIST ? -errno : 0;
+}
+
 static int seccomp_action(const char *name, json_t *errno_ret, uint32_t *ret)
 {
     int e = json_is_integer(errno_ret) ? (int)json_integer_value(errno_ret) : EPERM;
@@ -641,7 +651,117 @@ static int seccomp_add_rule(scmp_filter_ctx ctx, json_t *rule, uint32_t def, ber
     return 0;
 }
 
+/*
+ * Compiled filters are cached on disk: libseccomp takes 10-15 ms to compile
+ * Docker's default profile, more than the rest of a container start, and
+ * every start (each in a fresh monitor process) compiles the same profile.
+ * A cache file holds a magic, the exact canonical text it was compiled from
+ * (profile, libseccomp version, native arch) and the BPF; it is used only
+ * when that text matches byte for byte, so a hash collision can't pick a
+ * wrong filter. Files are written to a temporary name and renamed.
+ */
+static char *seccomp_cache_dir;
+
+void process_seccomp_set_cache_dir(const char *dir)
+{
+    free(seccomp_cache_dir);
+    seccomp_cache_dir = dir ? strdup(dir) : NULL;
+}
+
+#define CACHE_MAGIC "BERTHBPF1"
+
+static char *seccomp_cache_key(json_t *sc)
+{
+    const struct scmp_version *v = seccomp_version();
+    char *dump = json_dumps(sc, JSON_COMPACT | JSON_SORT_KEYS), *text = NULL;
+    if (!dump)
+        return NULL;
+    if (asprintf(&text, "libseccomp %u.%u.%u arch %u\n%s", v->major, v->minor, v->micro,
+                 seccomp_arch_native(), dump) < 0)
+        text = NULL;
+    free(dump);
+    return text;
+}
+
+static void seccomp_cache_path(const char *text, char *buf, size_t len)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (const char *p = text; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    snprintf(buf, len, "%s/%016llx.bpf", seccomp_cache_dir, (unsigned long long)h);
+}
+
+static int seccomp_cache_load(const char *text, struct sock_fprog *prog)
+{
+    char path[4096];
+    size_t tlen = strlen(text), magic = sizeof(CACHE_MAGIC) - 1;
+    struct stat st;
+    char *buf = NULL;
+    int fd, ok = 0;
+
+    seccomp_cache_path(text, path, sizeof(path));
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return 0;
+    if (fstat(fd, &st) == 0 && (size_t)st.st_size > magic + tlen &&
+        ((size_t)st.st_size - magic - tlen) % sizeof(struct sock_filter) == 0 &&
+        (buf = malloc((size_t)st.st_size)) && read(fd, buf, (size_t)st.st_size) == st.st_size &&
+        memcmp(buf, CACHE_MAGIC, magic) == 0 && memcmp(buf + magic, text, tlen) == 0) {
+        size_t blen = (size_t)st.st_size - magic - tlen;
+        prog->filter = malloc(blen);
+        if (prog->filter) {
+            memcpy(prog->filter, buf + magic + tlen, blen);
+            prog->len = (unsigned short)(blen / sizeof(struct sock_filter));
+            ok = 1;
+        }
+    }
+    free(buf);
+    close(fd);
+    return ok;
+}
+
+static void seccomp_cache_store(const char *text, const struct sock_fprog *prog)
+{
+    char path[4096], tmp[4200];
+    int fd;
+    size_t blen = prog->len * sizeof(struct sock_filter);
+
+    if (mkdir_one(seccomp_cache_dir) < 0)
+        return;
+    seccomp_cache_path(text, path, sizeof(path));
+    snprintf(tmp, sizeof(tmp), "%s.%d.tmp", path, (int)getpid());
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return;
+    /* A cache is only an optimisation: any failure just leaves no file. */
+    if (write(fd, CACHE_MAGIC, sizeof(CACHE_MAGIC) - 1) == (ssize_t)(sizeof(CACHE_MAGIC) - 1) &&
+        write(fd, text, strlen(text)) == (ssize_t)strlen(text) &&
+        write(fd, prog->filter, blen) == (ssize_t)blen && close(fd) == 0) {
+        if (rename(tmp, path) < 0)
+            unlink(tmp);
+        return;
+    }
+    close(fd);
+    unlink(tmp);
+}
+
 int process_seccomp_compile(json_t *sc, struct sock_fprog *prog, berth_err_t *err)
+{
+    char *key = (seccomp_cache_dir && json_is_object(sc)) ? seccomp_cache_key(sc) : NULL;
+    int r;
+
+    if (key && seccomp_cache_load(key, prog)) {
+        free(key);
+        return 0;
+    }
+    r = seccomp_compile_uncached(sc, prog, err);
+    if (r == 0 && key)
+        seccomp_cache_store(key, prog);
+    free(key);
+    return r;
+}
+
+static int seccomp_compile_uncached(json_t *sc, struct sock_fprog *prog, berth_err_t *err)
 {
     scmp_filter_ctx ctx = NULL;
     uint32_t def;
