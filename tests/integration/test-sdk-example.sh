@@ -8,7 +8,7 @@
 . "$(dirname "$0")/lib.sh"
 SRC=$1
 P="$T/prefix"
-unset BERTH_ROOT BERTH_RUNROOT BERTH_CONFIG BERTH_PLUGIN_PATH
+unset BERTH_ROOT BERTH_RUNROOT BERTH_CONFIG BERTH_PLUGIN_PATH BERTH_SHIM_PATH BERTH_SECCOMP_PROFILE
 
 if meson setup "$T/build" "$SRC" --prefix="$P" >"$T/setup.log" 2>&1 &&
     ninja -C "$T/build" >"$T/build.log" 2>&1 &&
@@ -51,4 +51,17 @@ assert d["refused"] == [], d["refused"]
 expect_exit 0 "installed berth info" "$P/bin/berth" --root "$T/root" --runroot "$T/run" info
 expect_grep "Config file: *$P/etc/berth/berth.json" "$T/out" "installed config is the default"
 expect_grep "network *example" "$T/out" "info lists the example driver"
+# Embedding: a program built from libberth.pc alone runs a real container.
+if [ "$(id -u)" -eq 0 ]; then
+    cp -r "$SRC/sdk/examples/embed" "$T/embed"
+    expect_exit 0 "make embed example" make -C "$T/embed"
+    sh "$SRC/tests/fixtures/make-busybox-rootfs.sh" "$T/rootfs" >/dev/null
+    expect_exit 3 "the embedding program runs a container and exits with its code" \
+        "$T/embed/run-container" "$T/eroot" "$T/erun" "$T/rootfs" sh -c 'echo embedded; exit 3'
+    expect_grep "^embedded$" "$T/out" "its output came back through the logs"
+    expect_exit 0 "installed berth sees no leftover container" "$P/bin/berth" --root "$T/eroot" --runroot "$T/erun" ps -aq
+    expect_lines 0 "$T/out" "the embedded run removed its container"
+else
+    echo "skip: the embedding example runs a container and needs root"
+fi
 finish
