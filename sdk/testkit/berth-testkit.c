@@ -38,6 +38,7 @@ struct kit {
     berth_driver_t *drv;
     char scratch[PATH_MAX];
     const char *rootfs;
+    int rootfs_given; /* --rootfs: the driver runs real processes from it */
 };
 
 static struct kit kit;
@@ -354,6 +355,142 @@ static void test_kit_isolation_container_lifecycle(void **state)
     assert_int_equal(ops->sandbox_destroy(kit.drv->priv, sb, 0, &err), 0);
 }
 
+/* ---- isolation, with a real rootfs: what a process sees and returns ---- */
+
+/*
+ * Create and start a container running @args (a JSON array text) with
+ * stdout on a pipe; returns the read end in *ret_out and the handles.
+ */
+static void start_with_pipe(const char *args, int n, void **ret_sb, void **ret_ctr, int *ret_out)
+{
+    const berth_isolation_ops_t *ops = OPS(berth_isolation_ops_t);
+    char id[65], sdir[PATH_MAX], cdir[PATH_MAX], spec_json[2 * PATH_MAX];
+    berth_sandbox_spec_t sspec = { .struct_size = sizeof(sspec), .config_json = "{}" };
+    static berth_mount_t root = { .struct_size = sizeof(root), .type = "bind", .target = "" };
+    static const char *const rbind[] = { "rbind" };
+    berth_mount_list_t rootfs = { .struct_size = sizeof(rootfs), .n_mounts = 1, .mounts = &root };
+    berth_stdio_t stdio = { .struct_size = sizeof(stdio), .in = -1, .err = -1 };
+    berth_container_spec_t cspec = { .struct_size = sizeof(cspec) };
+    berth_err_t err = { 0 };
+    int p[2];
+
+    make_id(id, n);
+    PJOIN(sdir, "%s/sandbox-%d", kit.scratch, n);
+    PJOIN(cdir, "%s/container-%d", kit.scratch, n);
+    assert_int_equal(berth__mkdir_p(sdir, 0700, NULL), 0);
+    assert_int_equal(berth__mkdir_p(cdir, 0700, NULL), 0);
+    root.source = kit.rootfs;
+    root.options = rbind;
+    root.n_options = 1;
+    PJOIN(spec_json,
+          "{\"ociVersion\":\"1.0.2\",\"process\":{\"args\":%s,\"cwd\":\"/\","
+          "\"env\":[\"PATH=/bin:/usr/bin\"]},\"root\":{\"path\":\"%s\"},"
+          "\"mounts\":[{\"destination\":\"/proc\",\"type\":\"proc\",\"source\":\"proc\"}],"
+          "\"linux\":{\"namespaces\":[{\"type\":\"pid\"},{\"type\":\"mount\"}]}}",
+          args, kit.rootfs);
+    assert_int_equal(pipe(p), 0);
+    stdio.out = p[1];
+    sspec.id = id;
+    sspec.state_dir = sdir;
+    cspec.id = id;
+    cspec.state_dir = cdir;
+    cspec.oci_spec_json = spec_json;
+    cspec.rootfs = &rootfs;
+    cspec.stdio = &stdio;
+    assert_int_equal(ops->sandbox_create(kit.drv->priv, &sspec, 0, ret_sb, &err), 0);
+    if (ops->container_create(kit.drv->priv, *ret_sb, &cspec, 0, ret_ctr, &err) != 0)
+        fail_msg("container_create: %s", err.msg);
+    /* The driver duplicated what it needed: our write end must not keep the pipe open. */
+    close(p[1]);
+    if (ops->container_start(kit.drv->priv, *ret_ctr, 0, &err) != 0)
+        fail_msg("container_start: %s", err.msg);
+    *ret_out = p[0];
+}
+
+static void finish_container(void *sb, void *ctr)
+{
+    const berth_isolation_ops_t *ops = OPS(berth_isolation_ops_t);
+    berth_err_t err = { 0 };
+    assert_int_equal(ops->container_delete(kit.drv->priv, ctr, 0, &err), 0);
+    assert_int_equal(ops->sandbox_destroy(kit.drv->priv, sb, 0, &err), 0);
+}
+
+static void test_kit_isolation_stdio_and_exit_code(void **state)
+{
+    const berth_isolation_ops_t *ops = OPS(berth_isolation_ops_t);
+    berth_exit_status_t st = { .struct_size = sizeof(st) };
+    berth_err_t err = { 0 };
+    void *sb = NULL, *ctr = NULL;
+    char buf[256] = "";
+    ssize_t n, got = 0;
+    int out;
+
+    if (!kit.rootfs_given) {
+        print_message("skipped: needs --rootfs DIR (a driver that runs real processes)\n");
+        skip();
+    }
+    start_with_pipe("[\"/bin/sh\",\"-c\",\"echo conformant; exit 3\"]", 3, &sb, &ctr, &out);
+    while ((n = read(out, buf + got, sizeof(buf) - 1 - (size_t)got)) > 0)
+        got += n;
+    close(out);
+    assert_string_equal(buf, "conformant\n");
+    assert_int_equal(ops->process_wait(kit.drv->priv,
+                                       ops->container_init_process(kit.drv->priv, ctr), 0, &st,
+                                       &err),
+                     0);
+    assert_int_equal(st.exit_code, 3);
+    assert_int_equal(st.signal, 0);
+    finish_container(sb, ctr);
+}
+
+static void test_kit_isolation_exec(void **state)
+{
+    const berth_isolation_ops_t *ops = OPS(berth_isolation_ops_t);
+    berth_exit_status_t st = { .struct_size = sizeof(st) };
+    berth_stdio_t stdio = { .struct_size = sizeof(stdio), .in = -1, .err = -1 };
+    berth_process_spec_t ps = { .struct_size = sizeof(ps) };
+    berth_err_t err = { 0 };
+    void *sb = NULL, *ctr = NULL, *proc = NULL;
+    char buf[256] = "";
+    ssize_t n, got = 0;
+    int out, p[2];
+
+    if (!kit.rootfs_given || !(kit.drv->caps & BERTH_ISOLATION_CAP_EXEC) ||
+        !BERTH_OPS_HAS(ops, berth_isolation_ops_t, process_exec)) {
+        print_message("skipped: needs --rootfs DIR and a driver with the exec capability\n");
+        skip();
+    }
+    start_with_pipe("[\"/bin/sleep\",\"1000\"]", 4, &sb, &ctr, &out);
+    close(out);
+    assert_int_equal(pipe(p), 0);
+    stdio.out = p[1];
+    ps.id = "kit-exec";
+    ps.process_json = "{\"args\":[\"/bin/sh\",\"-c\",\"echo from-exec; exit 4\"],\"cwd\":\"/\","
+                      "\"env\":[\"PATH=/bin\"]}";
+    ps.stdio = &stdio;
+    if (ops->process_exec(kit.drv->priv, ctr, &ps, 0, &proc, &err) != 0)
+        fail_msg("process_exec: %s", err.msg);
+    close(p[1]);
+    while ((n = read(p[0], buf + got, sizeof(buf) - 1 - (size_t)got)) > 0)
+        got += n;
+    close(p[0]);
+    assert_string_equal(buf, "from-exec\n");
+    assert_int_equal(ops->process_wait(kit.drv->priv, proc, 0, &st, &err), 0);
+    assert_int_equal(st.exit_code, 4);
+    if (BERTH_OPS_HAS(ops, berth_isolation_ops_t, process_release))
+        ops->process_release(kit.drv->priv, proc);
+    /* Deleting with FORCE ends what still runs (the sleep). */
+    assert_int_equal(ops->process_signal(kit.drv->priv,
+                                         ops->container_init_process(kit.drv->priv, ctr), SIGKILL,
+                                         0, &err),
+                     0);
+    assert_int_equal(ops->process_wait(kit.drv->priv,
+                                       ops->container_init_process(kit.drv->priv, ctr), 0, &st,
+                                       &err),
+                     0);
+    finish_container(sb, ctr);
+}
+
 static int run_suites(void)
 {
     const struct CMUnitTest common[] = {
@@ -374,6 +511,8 @@ static int run_suites(void)
     const struct CMUnitTest isolation[] = {
         cmocka_unit_test(test_kit_isolation_sandbox),
         cmocka_unit_test(test_kit_isolation_container_lifecycle),
+        cmocka_unit_test(test_kit_isolation_stdio_and_exit_code),
+        cmocka_unit_test(test_kit_isolation_exec),
     };
     int failed = cmocka_run_group_tests_name("common", common, NULL, NULL);
 
@@ -427,6 +566,7 @@ int main(int argc, char **argv)
         switch (c) {
         case 'r':
             kit.rootfs = optarg;
+            kit.rootfs_given = 1;
             break;
         case 'h':
             usage(stdout);
