@@ -49,6 +49,32 @@ expect_exit 0 "--network none: only lo" b run --rm $R ls /sys/class/net
 expect_exit 0 "--network host" b run --rm --network host $R ls /sys/class/net
 [ "$(wc -l <"$T/out")" -eq "$(ls /sys/class/net | wc -l)" ] && ok "--network host sees the host's interfaces" || not_ok "host net"
 
+# mounts and the root filesystem
+mkdir -p "$T/share" && echo from-host >"$T/share/file"
+expect_exit 0 "bind mount -v" b run --rm -v "$T/share:/data" $R sh -c 'cat /data/file; echo from-ctr > /data/back'
+expect_grep "^from-host$" "$T/out" "the container reads the bind mount"
+[ "$(cat "$T/share/back" 2>/dev/null)" = "from-ctr" ] && ok "the host sees the container's write" || not_ok "no write-back"
+expect_exit 1 "read-only bind mount -v :ro" b run --rm -v "$T/share:/data:ro" $R sh -c 'echo x > /data/nope'
+[ ! -e "$T/share/nope" ] && ok ":ro kept the host dir unchanged" || not_ok ":ro allowed a write"
+expect_exit 1 "--read-only rootfs" b run --rm --read-only $R touch /newfile
+[ ! -e "$T/rootfs/newfile" ] && ok "--read-only kept the rootfs unchanged" || not_ok "--read-only allowed a write"
+expect_exit 0 "--tmpfs" b run --rm --read-only --tmpfs /scratch:size=1m $R sh -c 'echo ok > /scratch/f && cat /scratch/f && grep " /scratch " /proc/mounts'
+expect_grep "tmpfs" "$T/out" "the tmpfs is mounted"
+mkdir -p "$T/rootfs/mnt" && ln -sfn / "$T/rootfs/mnt/escape"
+expect_exit 0 "a rootfs symlink to / as a -v target" b run --rm -v "$T/share:/mnt/escape/berth-escape-$$" $R true
+[ ! -e "/berth-escape-$$" ] && ok "the mount landed inside the rootfs, not on the host's /" || { not_ok "mount escaped to /berth-escape-$$"; umount "/berth-escape-$$"; rmdir "/berth-escape-$$"; }
+rm -f "$T/rootfs/mnt/escape"; rmdir "$T/rootfs/berth-escape-$$" 2>/dev/null
+# Limits land in the container's cgroup, read from the host (v1 or v2 layout).
+expect_exit 0 "--cpus, --pids-limit, -m" b run -d --name lim --cpus 0.5 --pids-limit 33 -m 48m $R sleep 100
+cid=$(b inspect lim | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["Id"])')
+cat /sys/fs/cgroup/cpu/berth/$cid/cpu.cfs_quota_us /sys/fs/cgroup/cpu,cpuacct/berth/$cid/cpu.cfs_quota_us \
+    /sys/fs/cgroup/berth/$cid/cpu.max /sys/fs/cgroup/pids/berth/$cid/pids.max /sys/fs/cgroup/berth/$cid/pids.max \
+    /sys/fs/cgroup/memory/berth/$cid/memory.limit_in_bytes /sys/fs/cgroup/berth/$cid/memory.max >"$T/limits" 2>/dev/null
+expect_grep "^50000" "$T/limits" "--cpus 0.5 is a 50000/100000 us quota"
+expect_grep "^33$" "$T/limits" "--pids-limit in pids.max"
+expect_grep "^50331648$" "$T/limits" "-m 48m in the memory limit"
+b rm -f lim >/dev/null
+
 # a background container through its lifecycle
 expect_exit 0 "run -d" b run -d --name bg $R sh -c 'trap "echo got-term; exit 42" TERM; echo started; while true; do sleep 1; done'
 expect_exit 0 "ps" b ps
