@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "berth-build-config.h"
 #include <berth/engine.h>
@@ -108,9 +109,20 @@ BERTH_API int berth_engine_open(const berth_engine_opts_t *opts, berth_engine_t 
             berth_err_prefix(err, r, "root");
             goto fail;
         }
-        if ((r = berth__mkdir_p(e->cfg->runroot, 0700, err)) < 0) {
-            berth_err_prefix(err, r, "runroot");
-            goto fail;
+        {
+            struct stat st;
+            int existed = stat(e->cfg->runroot, &st) == 0;
+            if ((r = berth__mkdir_p(e->cfg->runroot, 0700, err)) < 0) {
+                berth_err_prefix(err, r, "runroot");
+                goto fail;
+            }
+            /*
+             * A runroot berth creates is search-only for others: the root of a
+             * user-namespaced container is an unprivileged host uid that must
+             * pass through it to its bundle. Nothing in it can be listed.
+             */
+            if (!existed)
+                chmod(e->cfg->runroot, 0711);
         }
         if (asprintf(&store_dir, "%s/store", e->cfg->root) < 0) {
             store_dir = NULL;

@@ -1013,6 +1013,18 @@ static int setup(struct shim *s, int *ret_exit_code, berth_err_t *err)
     if ((r = berth__mkdir_p(s->bundle, 0700, err)) < 0 ||
         (r = berth__mkdir_p(s->persist, 0700, err)) < 0)
         return r;
+    /*
+     * Search-only for others on the bundle and its parent (whatever the
+     * umask): a user-namespaced container's root, an unprivileged uid on the
+     * host, must pass through them to reach its rootfs mount point.
+     */
+    {
+        char parent[sizeof(s->bundle)];
+        snprintf(parent, sizeof(parent), "%s", s->bundle);
+        *strrchr(parent, '/') = '\0';
+        if (chmod(parent, 0711) < 0 || chmod(s->bundle, 0711) < 0)
+            return berth_err_set(err, -errno, "chmod %s: %s", s->bundle, strerror(errno));
+    }
 
     if ((r = load_driver(s, err)) < 0)
         return r;

@@ -148,6 +148,17 @@ expect_exit 0 "seccomp state recorded" b run -d --name sc $R sleep 100
 expect_exit 0 "inspect sc" b inspect sc
 b rm -f sc >/dev/null
 
+# user namespaces: root inside is an unprivileged uid on the host
+# (the mapped root must be able to reach the rootfs: the scratch dir is 0700 by default)
+chmod 711 "$T"
+cp -a "$T/rootfs" "$T/usrootfs" && chown -R 100000:100000 "$T/usrootfs"
+expect_exit 0 "--userns" b run --rm --userns 0:100000:65536 --rootfs "$T/usrootfs" sh -c 'id -u; cat /proc/self/uid_map; touch /tmp/made-inside'
+expect_grep "^0$" "$T/out" "root inside the user namespace"
+expect_grep "0 *100000 *65536" "$T/out" "the uid map is the one asked for"
+[ "$(stat -c %u "$T/usrootfs/tmp/made-inside" 2>/dev/null)" = 100000 ] && ok "its files belong to uid 100000 on the host" || not_ok "owner $(stat -c %u "$T/usrootfs/tmp/made-inside" 2>/dev/null)"
+expect_exit 125 "bad --userns" b run --rm --userns 0:100000 $R true
+expect_grep "invalid --userns" "$T/err" "bad map named"
+
 # the container outlives a SIGKILLed CLI
 "$BERTH" --config "$T/c.json" --root "$T/root" --runroot "$T/run" run --name survivor $R sh -c 'i=0; while [ $i -lt 30 ]; do echo tick $i; i=$((i+1)); sleep 0.1; done' >/dev/null 2>&1 &
 cli=$!

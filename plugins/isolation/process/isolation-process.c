@@ -767,6 +767,23 @@ static int process_container_create(void *priv, void *sandbox, const berth_conta
         goto fail;
     }
     /*
+     * In a user namespace the child mounts the rootfs as the container's
+     * root, which is an unprivileged uid on the host: it must own the
+     * directories it mounts onto (their ancestors only need search rights).
+     */
+    if (c->cfg.userns) {
+        unsigned long in_u, out_u, n_u, in_g, out_g, n_g;
+        const char *gmap = c->cfg.gid_map ? c->cfg.gid_map : c->cfg.uid_map;
+        if (sscanf(c->cfg.uid_map, "%lu %lu %lu", &in_u, &out_u, &n_u) == 3 && in_u == 0 &&
+            sscanf(gmap, "%lu %lu %lu", &in_g, &out_g, &n_g) == 3 && in_g == 0 &&
+            (chown(spec->state_dir, (uid_t)out_u, (gid_t)out_g) < 0 ||
+             chown(c->rootfs_dir, (uid_t)out_u, (gid_t)out_g) < 0)) {
+            r = berth_err_set(err, -errno, "process: chown %s for the user namespace: %s",
+                              spec->state_dir, strerror(errno));
+            goto fail;
+        }
+    }
+    /*
      * Network: a path in the spec wins; otherwise the container joins its
      * sandbox's namespace; a spec asking for a netns in a host-network
      * sandbox gets a private one.
