@@ -65,14 +65,18 @@ expect_exit 0 "a rootfs symlink to / as a -v target" b run --rm -v "$T/share:/mn
 [ ! -e "/berth-escape-$$" ] && ok "the mount landed inside the rootfs, not on the host's /" || { not_ok "mount escaped to /berth-escape-$$"; umount "/berth-escape-$$"; rmdir "/berth-escape-$$"; }
 rm -f "$T/rootfs/mnt/escape"; rmdir "$T/rootfs/berth-escape-$$" 2>/dev/null
 # Limits land in the container's cgroup, read from the host (v1 or v2 layout).
-expect_exit 0 "--cpus, --pids-limit, -m" b run -d --name lim --cpus 0.5 --pids-limit 33 -m 48m $R sleep 100
+expect_exit 0 "--cpus, --pids-limit, -m, --cpu-shares" b run -d --name lim --cpus 0.5 --pids-limit 33 -m 48m --cpu-shares 512 $R sleep 100
 cid=$(b inspect lim | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["Id"])')
 cat /sys/fs/cgroup/cpu/berth/$cid/cpu.cfs_quota_us /sys/fs/cgroup/cpu,cpuacct/berth/$cid/cpu.cfs_quota_us \
     /sys/fs/cgroup/berth/$cid/cpu.max /sys/fs/cgroup/pids/berth/$cid/pids.max /sys/fs/cgroup/berth/$cid/pids.max \
-    /sys/fs/cgroup/memory/berth/$cid/memory.limit_in_bytes /sys/fs/cgroup/berth/$cid/memory.max >"$T/limits" 2>/dev/null
+    /sys/fs/cgroup/memory/berth/$cid/memory.limit_in_bytes /sys/fs/cgroup/berth/$cid/memory.max \
+    /sys/fs/cgroup/cpu/berth/$cid/cpu.shares /sys/fs/cgroup/cpu,cpuacct/berth/$cid/cpu.shares \
+    /sys/fs/cgroup/berth/$cid/cpu.weight >"$T/limits" 2>/dev/null
 expect_grep "^50000" "$T/limits" "--cpus 0.5 is a 50000/100000 us quota"
 expect_grep "^33$" "$T/limits" "--pids-limit in pids.max"
 expect_grep "^50331648$" "$T/limits" "-m 48m in the memory limit"
+# cpu.shares on v1; on v2 the weight converted from 512 shares
+grep -qx "512" "$T/limits" || grep -qx "20" "$T/limits" && ok "--cpu-shares 512 applied" || not_ok "--cpu-shares not applied: $(tr '\n' ' ' <"$T/limits")"
 b rm -f lim >/dev/null
 
 # a background container through its lifecycle
@@ -158,6 +162,16 @@ expect_grep "0 *100000 *65536" "$T/out" "the uid map is the one asked for"
 [ "$(stat -c %u "$T/usrootfs/tmp/made-inside" 2>/dev/null)" = 100000 ] && ok "its files belong to uid 100000 on the host" || not_ok "owner $(stat -c %u "$T/usrootfs/tmp/made-inside" 2>/dev/null)"
 expect_exit 125 "bad --userns" b run --rm --userns 0:100000 $R true
 expect_grep "invalid --userns" "$T/err" "bad map named"
+
+# signals the attached CLI receives reach the container (no terminal: docker's sig-proxy)
+"$BERTH" --config "$T/c.json" --root "$T/root" --runroot "$T/run" run --rm $R sh -c 'trap "echo got-term; exit 9" TERM; echo ready; while true; do sleep 0.1; done' >"$T/sigout" 2>&1 &
+cli=$!
+i=0; while ! grep -q ready "$T/sigout" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+kill -TERM $cli
+wait $cli
+code=$?
+[ $code -eq 9 ] && ok "SIGTERM to the CLI was forwarded (exit 9)" || not_ok "forwarded signal: exit $code"
+grep -q got-term "$T/sigout" && ok "the container's trap ran" || not_ok "no trap output"
 
 # the container outlives a SIGKILLed CLI
 "$BERTH" --config "$T/c.json" --root "$T/root" --runroot "$T/run" run --name survivor $R sh -c 'i=0; while [ $i -lt 30 ]; do echo tick $i; i=$((i+1)); sleep 0.1; done' >/dev/null 2>&1 &
