@@ -17,7 +17,18 @@ sh "$2" "$T/rootfs" >/dev/null || exit 1
 echo '{"plugin_dirs": []}' >"$T/c.json"
 b() { "$BERTH" --config "$T/c.json" --root "$T/root" --runroot "$T/run" "$@"; }
 
+# A monitor finishes its cleanup just after its client has the exit status:
+# give exiting ones up to 10 s (a leaked one stays for good).
+settle() {
+    i=0
+    while pgrep -f "berth-shim.*$T" >/dev/null && [ $i -lt 100 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+}
+
 snapshot() {
+    settle
     echo "mounts $(wc -l </proc/self/mountinfo)"
     echo "cgroups $(find /sys/fs/cgroup -maxdepth 3 -path '*/berth/*' -type d 2>/dev/null | wc -l)"
     echo "shims $(pgrep -fc "berth-shim.*$T" || true)"
