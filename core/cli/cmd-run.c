@@ -5,7 +5,9 @@
  * so no output is lost. The exit status is the container's (125 when berth
  * itself failed, 126/127 when the command can't be run, as with docker).
  */
+#include <errno.h>
 #include <getopt.h>
+#include <time.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -42,7 +44,7 @@ static int start_attached(berth_engine_t *e, const char *ref, int with_stdin)
     code = cli_attach_pump(e, ref, NULL, fd, tty, with_stdin);
     close(fd);
     if (code == CLI_DETACHED)
-        return CLI_EXIT_OK;
+        return CLI_DETACHED;
     if (code < 0) {
         /* The stream broke before the exit frame: the store has the truth. */
         if (berth_container_wait(e, ref, 5000, &code, &err) < 0) {
@@ -89,9 +91,33 @@ int cmd_run(const struct cli_globals *g, int argc, char **argv)
         return CLI_EXIT_OK;
     }
     r = start_attached(engine, id, c.interactive);
-    /* The monitor removes an --rm container after it ran; one that never ran is ours to remove. */
-    if (c.auto_remove && r != CLI_EXIT_OK)
-        berth_container_remove(engine, id, BERTH_REMOVE_FORCE, NULL);
+    if (r == CLI_DETACHED) {
+        berth_engine_close(engine);
+        return CLI_EXIT_OK;
+    }
+    /*
+     * --rm: like docker, return once the container is gone. Its monitor
+     * removes it after cleaning up (give it a few seconds); one that never
+     * ran, or whose monitor is gone, is ours to remove.
+     */
+    if (c.auto_remove) {
+        struct timespec tick = { 0, 2 * 1000000 };
+        for (int i = 0; i < 2500; i++) {
+            json_t *j = NULL;
+            const char *started;
+            int never_ran;
+            if (berth_container_inspect(engine, id, &j, NULL) == -ENOENT)
+                break;
+            started = json_string_value(json_object_get(json_object_get(j, "State"), "StartedAt"));
+            never_ran = !started || strncmp(started, "0001-", 5) == 0;
+            json_decref(j);
+            if (never_ran || i == 2499) {
+                berth_container_remove(engine, id, BERTH_REMOVE_FORCE, NULL);
+                break;
+            }
+            nanosleep(&tick, NULL);
+        }
+    }
     berth_engine_close(engine);
     return r;
 }
@@ -148,7 +174,7 @@ int cmd_start(const struct cli_globals *g, int argc, char **argv)
     if (attach || interactive) {
         int code = start_attached(engine, argv[optind], interactive);
         berth_engine_close(engine);
-        return code;
+        return code == CLI_DETACHED ? CLI_EXIT_OK : code;
     }
     for (int i = optind; i < argc; i++) {
         berth_err_t err = { 0 };
