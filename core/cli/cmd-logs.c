@@ -29,11 +29,9 @@ static int print_line(void *userdata, int stream, int64_t time_ns, const char *d
     FILE *f = stream == 2 ? stderr : stdout;
 
     if (o->timestamps) {
-        time_t s = (time_t)(time_ns / 1000000000);
-        struct tm tm;
-        gmtime_r(&s, &tm);
-        fprintf(f, "%04d-%02d-%02dT%02d:%02d:%02d.%09lldZ ", tm.tm_year + 1900, tm.tm_mon + 1,
-                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (long long)(time_ns % 1000000000));
+        char ts[64];
+        berth_format_time(time_ns, ts, sizeof(ts));
+        fprintf(f, "%s ", ts);
     }
     fwrite(data, 1, len, f);
     /* Followers see lines as they come, not when a buffer fills. */

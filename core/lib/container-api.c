@@ -168,19 +168,18 @@ BERTH_API int berth_container_create(berth_engine_t *e, const char *name, json_t
     return 0;
 }
 
-/* RFC 3339 with nanoseconds in UTC, Docker's timestamp format. */
+/* Docker's inspect times: Go's zero time for "never", else RFC3339Nano. */
 static void format_time(int64_t ns, char *buf, size_t len)
 {
-    struct tm tm;
-    time_t secs = (time_t)(ns / 1000000000);
-
-    if (ns <= 0) {
+    if (ns <= 0)
         snprintf(buf, len, "0001-01-01T00:00:00Z");
-        return;
-    }
-    gmtime_r(&secs, &tm);
-    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%09lldZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (long long)(ns % 1000000000));
+    else
+        berth__format_time(ns, buf, len);
+}
+
+BERTH_API void berth_format_time(int64_t ns, char *buf, size_t len)
+{
+    berth__format_time(ns, buf, len);
 }
 
 BERTH_API void berth_human_duration(int64_t ns, char *buf, size_t len)

@@ -110,3 +110,20 @@ int berth__rm_rf(const char *path)
         return errno == ENOENT ? 0 : -errno;
     return nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
 }
+
+void berth__format_time(int64_t ns, char *buf, size_t len)
+{
+    time_t sec = (time_t)(ns / 1000000000);
+    long frac = (long)(ns % 1000000000);
+    struct tm tm;
+    char digits[16];
+    size_t n;
+
+    gmtime_r(&sec, &tm);
+    n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+    /* Go's RFC3339Nano drops trailing zeros of the fraction, and the dot with them. */
+    snprintf(digits, sizeof(digits), "%09ld", frac);
+    for (int i = 8; i >= 0 && digits[i] == '0'; i--)
+        digits[i] = '\0';
+    snprintf(buf + n, len - n, "%s%sZ", digits[0] ? "." : "", digits);
+}

@@ -68,6 +68,12 @@ int berth__mkdir_p(const char *path, unsigned mode, berth_err_t *err);
  */
 int berth__rm_rf(const char *path);
 
+/*
+ * @ns since the epoch as Docker writes times (Go's RFC3339Nano, UTC):
+ * "2026-11-28T00:38:03.6343797Z", trailing zeros of the fraction dropped.
+ */
+void berth__format_time(int64_t ns, char *buf, size_t len);
+
 /* Wall clock in ns since the epoch. */
 int64_t berth__now_ns(void);
 /* Monotonic clock in ns. */

@@ -86,23 +86,6 @@ void berth__log_close(berth_log_t *log)
     }
 }
 
-void berth__log_time(int64_t ns, char *buf, size_t len)
-{
-    time_t sec = (time_t)(ns / 1000000000);
-    long frac = (long)(ns % 1000000000);
-    struct tm tm;
-    char digits[16];
-    size_t n;
-
-    gmtime_r(&sec, &tm);
-    n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
-    /* Go's RFC3339Nano drops trailing zeros of the fraction, and the dot with them. */
-    snprintf(digits, sizeof(digits), "%09ld", frac);
-    for (int i = 8; i >= 0 && digits[i] == '0'; i--)
-        digits[i] = '\0';
-    snprintf(buf + n, len - n, "%s%sZ", digits[0] ? "." : "", digits);
-}
-
 /* Length of the valid UTF-8 sequence at @s (up to @n bytes), 0 when invalid. */
 static size_t utf8_seq(const unsigned char *s, size_t n)
 {
@@ -172,7 +155,7 @@ static int write_entry(berth_log_t *log, int stream, const char *data, size_t le
     size_t n = 0, i = 0;
     int r;
 
-    berth__log_time(now_ns, ts, sizeof(ts));
+    berth__format_time(now_ns, ts, sizeof(ts));
     /* Worst case every byte becomes "\ufffd". */
     out = malloc(len * 6 + 128);
     if (!out)

@@ -57,7 +57,4 @@ int berth__log_flush(berth_log_t *log, int stream, int64_t now_ns, berth_err_t *
 /* Flush nothing, close the file, free buffers. Safe on a zeroed or closed log. */
 void berth__log_close(berth_log_t *log);
 
-/* "2026-11-28T00:39:23.123456789Z" with Go's RFC3339Nano trailing-zero trimming; @buf >= 40. */
-void berth__log_time(int64_t ns, char *buf, size_t len);
-
 #endif /* BERTH_SHIM_LOG_H */

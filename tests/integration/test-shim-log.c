@@ -109,11 +109,11 @@ static void test_log_format_and_partials(void **state)
 static void test_log_time_format(void **state)
 {
     char buf[64];
-    berth__log_time(0, buf, sizeof(buf));
+    berth__format_time(0, buf, sizeof(buf));
     assert_string_equal(buf, "1970-01-01T00:00:00Z");
-    berth__log_time(1500000000, buf, sizeof(buf));
+    berth__format_time(1500000000, buf, sizeof(buf));
     assert_string_equal(buf, "1970-01-01T00:00:01.5Z");
-    berth__log_time(1000000001, buf, sizeof(buf));
+    berth__format_time(1000000001, buf, sizeof(buf));
     assert_string_equal(buf, "1970-01-01T00:00:01.000000001Z");
 }
 

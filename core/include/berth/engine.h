@@ -247,6 +247,8 @@ BERTH_API int berth_parse_signal(const char *name);
 
 /** "512m", "1g", "2.5GiB" as bytes (docker's --memory syntax). -EINVAL otherwise. */
 BERTH_API int berth_parse_bytes(const char *text, int64_t *ret_bytes, berth_err_t *err);
+/** @p ns since the epoch as Docker prints times (RFC 3339 with nanoseconds, UTC, Go style). */
+BERTH_API void berth_format_time(int64_t ns, char *buf, size_t len);
 /** Docker's human duration of @p ns ("Less than a second", "5 minutes", "About an hour"). */
 BERTH_API void berth_human_duration(int64_t ns, char *buf, size_t len);
 /** "1.5" CPUs as NanoCpus (1500000000). -EINVAL otherwise. */
