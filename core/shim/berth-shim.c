@@ -954,6 +954,19 @@ out:
     return r;
 }
 
+/* Close what is open of three pipe pairs (-1 marks a closed end). */
+static void close_pipes(int inp[2], int outp[2], int errp[2])
+{
+    for (int i = 0; i < 2; i++) {
+        if (inp[i] >= 0)
+            close(inp[i]);
+        if (outp[i] >= 0)
+            close(outp[i]);
+        if (errp[i] >= 0)
+            close(errp[i]);
+    }
+}
+
 static int setup(struct shim *s, int *ret_exit_code, berth_err_t *err)
 {
     berth_engine_opts_t opts = {
@@ -1151,14 +1164,7 @@ static int setup(struct shim *s, int *ret_exit_code, berth_err_t *err)
     return 0;
 
 close_pipes:
-    for (int i = 0; i < 2; i++) {
-        if (inp[i] >= 0)
-            close(inp[i]);
-        if (outp[i] >= 0)
-            close(outp[i]);
-        if (errp[i] >= 0)
-            close(errp[i]);
-    }
+    close_pipes(inp, outp, errp);
     return r;
 }
 
@@ -1293,14 +1299,7 @@ static int req_exec(struct client *c, json_t *req, berth_err_t *err)
     return 0;
 
 fail:
-    for (int i = 0; i < 2; i++) {
-        if (inp[i] >= 0)
-            close(inp[i]);
-        if (outp[i] >= 0)
-            close(outp[i]);
-        if (errp[i] >= 0)
-            close(errp[i]);
-    }
+    close_pipes(inp, outp, errp);
     free(ex->id);
     free(ex);
     return r;
