@@ -175,6 +175,10 @@ OFF(berth_image_ops_t, resolve, 8 + 4 * P);
 OFF(berth_image_ops_t, fetch, 8 + 5 * P);
 OFF(berth_image_ops_t, list, 8 + 6 * P);
 _Static_assert(BERTH_IMAGE_OPS_SIZE_1_0 == 8 + 7 * P, "image 1.0 size");
+OFF(berth_image_ops_t, put_blob, 8 + 7 * P); /* ABI 1.1 */
+OFF(berth_image_ops_t, put_ref, 8 + 8 * P);
+OFF(berth_image_ops_t, commit, 8 + 9 * P);
+_Static_assert(BERTH_IMAGE_OPS_SIZE_1_1 == 8 + 10 * P, "image 1.1 size");
 OFF(berth_descriptor_t, media_type, 8);
 OFF(berth_descriptor_t, digest, 136);
 OFF(berth_descriptor_t, size, 216);

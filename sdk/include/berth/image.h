@@ -37,6 +37,9 @@ typedef struct berth_descriptor {
     int64_t size;    /**< bytes; -1 when the source does not know */
 } berth_descriptor_t;
 
+/** Flags for open. */
+#define BERTH_IMAGE_OPEN_WRITE 0x1u /**< a write session (ABI 1.1, BERTH_IMAGE_CAP_PUSH) */
+
 /** Where to open a session; borrowed for the call. */
 typedef struct berth_image_location {
     uint32_t struct_size;
@@ -92,9 +95,38 @@ typedef struct berth_image_ops {
     /** Enumerate the references a session holds (optional, BERTH_IMAGE_CAP_LIST). */
     int (*list)(void *priv, void *session, uint32_t flags, berth_image_list_fn fn, void *userdata,
                 berth_err_t *err);
+
+    /*
+     * ABI 1.1: writing (`berth save`, push). A write session is opened with
+     * BERTH_IMAGE_OPEN_WRITE; the location is created, and nothing written is
+     * visible there until commit succeeds (close without commit discards it).
+     * Content arrives children first: layers and config, then their manifest,
+     * then any index, so a driver that writes a table of contents (manifest.json)
+     * may parse the manifests it was given.
+     */
+
+    /**
+     * Store one blob (optional, BERTH_IMAGE_CAP_PUSH). @p content yields
+     * exactly desc->size bytes the core has verified against desc->digest;
+     * the driver reads it to the end but does not close it. Putting the same
+     * digest twice is not an error.
+     */
+    int (*put_blob)(void *priv, void *session, const berth_descriptor_t *desc,
+                    berth_stream_t *content, uint32_t flags, berth_err_t *err);
+    /**
+     * Name a manifest or index already put (optional, BERTH_IMAGE_CAP_PUSH).
+     * @p reference is a full normalised name ("docker.io/library/busybox:1.36"),
+     * or NULL to list the manifest without a name. May be called several
+     * times for one manifest.
+     */
+    int (*put_ref)(void *priv, void *session, const char *reference, const berth_descriptor_t *desc,
+                   uint32_t flags, berth_err_t *err);
+    /** Make what the session wrote visible at its location (optional, BERTH_IMAGE_CAP_PUSH). */
+    int (*commit)(void *priv, void *session, uint32_t flags, berth_err_t *err);
 } berth_image_ops_t;
 
 #define BERTH_IMAGE_OPS_SIZE_1_0 (offsetof(berth_image_ops_t, list) + sizeof(void (*)(void)))
+#define BERTH_IMAGE_OPS_SIZE_1_1 (offsetof(berth_image_ops_t, commit) + sizeof(void (*)(void)))
 
 #ifdef __cplusplus
 }
