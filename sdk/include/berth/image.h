@@ -27,6 +27,12 @@ extern "C" {
 #define BERTH_IMAGE_CAP_PUSH   (1ull << 1) /**< can write images (save, push) */
 #define BERTH_IMAGE_CAP_LIST   (1ull << 2) /**< can enumerate the references it holds */
 #define BERTH_IMAGE_CAP_REMOTE (1ull << 3) /**< talks to the network (credentials apply) */
+/**
+ * ABI 1.1: streams of one session may be read concurrently from different
+ * threads (while open/resolve/fetch calls stay serialised), so the core
+ * downloads layers in parallel.
+ */
+#define BERTH_IMAGE_CAP_PARALLEL_STREAMS (1ull << 4)
 
 /** An OCI content descriptor. Caller-allocated; strings NUL-terminated. */
 typedef struct berth_descriptor {
