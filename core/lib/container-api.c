@@ -6,6 +6,7 @@
  * before the record is written, so a refused create leaves no trace.
  */
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include <berth/engine.h>
+#include <berth/isolation.h>
 
 #include "containers.h"
 #include "engine-internal.h"
@@ -356,6 +358,61 @@ BERTH_API int berth_container_inspect(berth_engine_t *e, const char *ref, json_t
     return 0;
 }
 
+/*
+ * The monitor of a running container is gone (SIGKILLed, crashed): reopen
+ * the container through its isolation driver from the state the driver kept
+ * under the runroot, and force-delete it there, which kills what still runs
+ * and removes its cgroup, then drop the runtime directory.
+ */
+static int reap_orphan(berth_engine_t *e, json_t *doc, berth_err_t *err)
+{
+    const char *id = json_string_value(json_object_get(doc, "id"));
+    const char *iso = json_string_value(json_object_get(doc, "isolation"));
+    berth_registry_t *reg = berth__engine_registry(e);
+    berth_driver_t *d = reg && iso ? berth__registry_find(reg, BERTH_KIND_ISOLATION, iso) : NULL;
+    char bundle[PATH_MAX], sbdir[PATH_MAX], ctrdir[PATH_MAX];
+    const berth_isolation_ops_t *ops;
+    void *sb = NULL, *ctr = NULL;
+    int r;
+
+    if (!d)
+        return berth_err_set(err, -ENOENT, "isolation driver \"%s\" is not loaded", iso ? iso : "");
+    ops = d->ops;
+    if (snprintf(bundle, sizeof(bundle), "%s/containers/%s", berth_engine_runroot(e), id) >=
+            (int)sizeof(bundle) ||
+        snprintf(sbdir, sizeof(sbdir), "%s/sandbox", bundle) >= (int)sizeof(sbdir) ||
+        snprintf(ctrdir, sizeof(ctrdir), "%s/container", bundle) >= (int)sizeof(ctrdir))
+        return berth_err_set(err, -ENAMETOOLONG, "runroot path too long");
+    if (access(ctrdir, F_OK) < 0)
+        return 0; /* nothing was left behind */
+    if (!BERTH_OPS_HAS(ops, berth_isolation_ops_t, container_open))
+        return berth_err_set(err, -ENOTSUP,
+                             "container %.12s: its monitor is gone and the %s driver can't reopen "
+                             "it",
+                             id, iso);
+    if (BERTH_OPS_HAS(ops, berth_isolation_ops_t, sandbox_open)) {
+        berth_sandbox_spec_t sspec = {
+            .struct_size = sizeof(sspec), .id = id, .state_dir = sbdir, .config_json = "{}"
+        };
+        if (ops->sandbox_open(d->priv, &sspec, 0, &sb, NULL) < 0)
+            sb = NULL;
+    }
+    {
+        berth_container_spec_t cspec = { .struct_size = sizeof(cspec),
+                                         .id = id,
+                                         .state_dir = ctrdir };
+        r = ops->container_open(d->priv, sb, &cspec, 0, &ctr, err);
+    }
+    if (r == 0)
+        r = ops->container_delete(d->priv, ctr, BERTH_DELETE_FORCE, err);
+    if (sb)
+        ops->sandbox_destroy(d->priv, sb, BERTH_DELETE_FORCE, NULL);
+    if (r < 0)
+        return berth_err_prefix(err, r, "removing the orphaned container");
+    berth__rm_rf(bundle);
+    return 0;
+}
+
 BERTH_API int berth_container_remove(berth_engine_t *e, const char *ref, uint32_t flags,
                                      berth_err_t *err)
 {
@@ -379,8 +436,13 @@ BERTH_API int berth_container_remove(berth_engine_t *e, const char *ref, uint32_
         r = berth_container_kill(e, ref, SIGKILL, err);
         if (r == 0)
             r = berth_container_wait(e, ref, 10000, NULL, err);
-        if (r < 0 && r != -ECONNREFUSED && r != -ENOENT)
+        if (r == -ECONNREFUSED || r == -ENOENT) {
+            /* No monitor answers: the container may still run without one. */
+            if ((r = reap_orphan(e, doc, err)) < 0)
+                return r;
+        } else if (r < 0) {
             return r;
+        }
         json_decref(doc);
         doc = NULL;
         if ((r = berth__store_txn_begin(store, 1, &txn, err)) < 0)

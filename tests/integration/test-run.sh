@@ -186,4 +186,34 @@ expect_grep "^0$" "$T/out" "it finished normally"
 expect_exit 0 "logs survivor" b logs survivor
 [ "$(grep -c '^tick' "$T/out")" -eq 30 ] && ok "logs are complete" || not_ok "logs have $(grep -c '^tick' "$T/out") ticks"
 b rm survivor >/dev/null
+
+# --memory and --memory-swap reach the container's memory cgroup (v1 names)
+id=$(b run -d -m 64m --memory-swap 96m $R sleep 30)
+pid=$(b inspect "$id" | sed -n 's/.*"Pid": \([0-9]*\).*/\1/p' | head -1)
+mcg=$(awk -F: '$2 ~ /(^|,)memory(,|$)/ {print $3}' "/proc/$pid/cgroup" 2>/dev/null)
+if [ -n "$mcg" ] && [ -e "/sys/fs/cgroup/memory$mcg/memory.memsw.limit_in_bytes" ]; then
+    [ "$(cat "/sys/fs/cgroup/memory$mcg/memory.limit_in_bytes")" = 67108864 ] && ok "--memory 64m set" || not_ok "memory.limit_in_bytes"
+    [ "$(cat "/sys/fs/cgroup/memory$mcg/memory.memsw.limit_in_bytes")" = 100663296 ] && ok "--memory-swap 96m set" || not_ok "memory.memsw.limit_in_bytes"
+else
+    echo "# SKIP memory-swap check: no v1 memory controller with swap accounting here"
+fi
+expect_exit 125 "--memory-swap below --memory is refused" b run --rm -m 64m --memory-swap 32m $R true
+expect_grep "swap" "$T/err" "the refusal names the swap limit"
+b rm -f "$id" >/dev/null
+
+# rm -f of a container whose monitor was SIGKILLed: the container goes too
+id=$(b run -d $R sleep 1000)
+shim=$(b inspect "$id" | sed -n 's/.*"ShimPid": \([0-9]*\).*/\1/p' | head -1)
+pid=$(b inspect "$id" | sed -n 's/.*"Pid": \([0-9]*\).*/\1/p' | head -1)
+kill -9 "$shim"
+sleep 0.2
+[ -d "/proc/$pid" ] && ok "the container outlives its SIGKILLed monitor" || not_ok "container died with its monitor"
+expect_exit 0 "rm -f without a monitor" b rm -f "$id"
+gone=1
+for _ in 1 2 3 4 5 6 7 8 9 10; do
+    if [ -d "/proc/$pid" ] && ! grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null; then gone=0; sleep 0.1; else gone=1; break; fi
+done
+[ $gone = 1 ] && ok "rm -f killed the orphaned container" || not_ok "the orphaned container still runs"
+[ ! -d "$T/run/containers/$id" ] && ok "its runtime dir is gone" || not_ok "runtime dir left"
+[ -z "$(b ps -aq)" ] && ok "no record left" || not_ok "record left"
 finish
