@@ -867,8 +867,13 @@ static int process_container_create(void *priv, void *sandbox, const berth_conta
                              c->cfg.gid_map ? c->cfg.gid_map : c->cfg.uid_map, err)) < 0)
             goto fail_child;
     }
-    if ((r = pcg_enter(c->cg, c->init.pid, err)) < 0 || (r = send_go(c->init.sync_fd, err)) < 0)
+    if ((r = pcg_enter(c->cg, c->init.pid, err)) < 0 || (r = send_go(c->init.sync_fd, err)) < 0) {
+        /* The child may have failed its mounts meanwhile: its reason beats ours. */
+        berth_err_t cerr = { 0 };
+        if (await_child(c->init.sync_fd, NULL, &cerr) < 0 && err)
+            *err = cerr;
         goto fail_child;
+    }
     r = await_child(c->init.sync_fd, &tty, err);
     if (r == 1)
         r = berth_err_set(err, -EIO, "process: the container's init ended during setup");

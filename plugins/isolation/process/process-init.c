@@ -963,6 +963,23 @@ static _Noreturn void finish_and_exec(struct child *c)
     do_exec(c);
 }
 
+/*
+ * Only cgroup v2 can be mounted as one filesystem; on v1 and hybrid hosts
+ * the container goes without /sys/fs/cgroup. Mounted after the cgroup
+ * namespace exists, so the container sees its own cgroup as the root.
+ */
+static void mount_cgroup(int rootfd, const struct process_mount *m)
+{
+    int fd = mkpath_in_root(rootfd, m->destination, 0);
+    char p[64];
+
+    if (fd >= 0) {
+        fdpath(p, fd);
+        mount("cgroup2", p, "cgroup2", m->flags, NULL);
+        close(fd);
+    }
+}
+
 /* Steps shared by init and exec once inside the container's root. */
 static void setup_process(struct child *c)
 {
@@ -995,7 +1012,7 @@ _Noreturn void process_child_init(const struct process_child_args *a)
 {
     struct child c = { .a = a, .tty_slave = -1 };
     const struct process_cfg *cfg = a->cfg;
-    int rootfd, dev_tmpfs = 0;
+    int rootfd, dev_tmpfs = 0, early;
 
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     close_inherited(a);
@@ -1003,14 +1020,22 @@ _Noreturn void process_child_init(const struct process_child_args *a)
     c.devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (c.devnull < 0)
         die(&c, -errno, "open /dev/null: %s", strerror(errno));
-    /* The caller writes id maps and moves us into the cgroup, then says go. */
-    wait_go(&c);
+    /*
+     * The caller moves us into the container's cgroup and says go. The
+     * first move into a v1 cgroup waits for an RCU grace period (10-20 ms),
+     * so without a user namespace the mounts are made meanwhile: nothing
+     * before the go forks or execs, and the cgroup namespace and cgroup
+     * mounts, which depend on the move, come after it. With a user
+     * namespace nothing can be done before the caller writes the id maps.
+     */
+    early = !cfg->userns;
+    if (!early)
+        wait_go(&c);
     if (cfg->userns && (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0))
         die(&c, -errno, "becoming root in the user namespace: %s", strerror(errno));
     if (a->netns_fd >= 0 && setns(a->netns_fd, CLONE_NEWNET) < 0)
         die(&c, -errno, "joining the network namespace: %s", strerror(errno));
-    /* Now that we are in the container's cgroup, it becomes the namespace's root. */
-    if (unshare(CLONE_NEWCGROUP) < 0)
+    if (!early && unshare(CLONE_NEWCGROUP) < 0)
         die(&c, -errno, "cgroup namespace: %s", strerror(errno));
     if (mount(NULL, "/", NULL, cfg->root_propagation, NULL) < 0)
         die(&c, -errno, "making / private: %s", strerror(errno));
@@ -1020,17 +1045,8 @@ _Noreturn void process_child_init(const struct process_child_args *a)
         const struct process_mount *m = &cfg->mounts[i];
         const char *type = m->type;
         if (strcmp(type, "cgroup") == 0) {
-            /*
-             * Only cgroup v2 can be mounted as one filesystem; on v1 and
-             * hybrid hosts the container goes without /sys/fs/cgroup.
-             */
-            int fd = mkpath_in_root(rootfd, m->destination, 0);
-            char p[64];
-            if (fd >= 0) {
-                fdpath(p, fd);
-                mount("cgroup2", p, "cgroup2", m->flags, NULL);
-                close(fd);
-            }
+            if (!early)
+                mount_cgroup(rootfd, m);
             continue;
         }
         if (strcmp(type, "sysfs") == 0 && cfg->userns && a->joined_netns) {
@@ -1052,6 +1068,19 @@ _Noreturn void process_child_init(const struct process_child_args *a)
     write_sysctls(&c);
     if (cfg->hostname && sethostname(cfg->hostname, strlen(cfg->hostname)) < 0)
         die(&c, -errno, "sethostname: %s", strerror(errno));
+    if (early) {
+        wait_go(&c);
+        /* Now that we are in the container's cgroup, it becomes the namespace's root. */
+        if (unshare(CLONE_NEWCGROUP) < 0)
+            die(&c, -errno, "cgroup namespace: %s", strerror(errno));
+        rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (rootfd < 0)
+            die(&c, -errno, "open /: %s", strerror(errno));
+        for (size_t i = 0; i < cfg->n_mounts; i++)
+            if (strcmp(cfg->mounts[i].type, "cgroup") == 0)
+                mount_cgroup(rootfd, &cfg->mounts[i]);
+        close(rootfd);
+    }
     if (cfg->root_readonly && mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL) < 0)
         die(&c, -errno, "read-only root: %s", strerror(errno));
     setup_process(&c);
