@@ -84,7 +84,8 @@ typedef struct berth_image_ops {
     /** Close a session and free it (required). */
     void (*close)(void *priv, void *session);
     /**
-     * Resolve @p reference ("repo:tag", "repo@sha256:...", or NULL for the
+     * Resolve @p reference ("repo:tag", "repo@sha256:...", a bare tag or
+     * digest for sources whose location names the repository, or NULL for the
      * session's only image) to the descriptor of its manifest or index
      * (required). -ENOENT when the source has no such image.
      */

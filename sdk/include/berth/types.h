@@ -136,7 +136,7 @@ static inline void berth_blob_release(berth_blob_t *blob)
 typedef struct berth_stream {
     uint32_t struct_size;
     uint32_t reserved;
-    /** Total size when known, else -1. */
+    /** Bytes the stream yields when known (for a fetch at an offset: the bytes after it), else -1. */
     int64_t size;
     /**
      * Read up to @p len bytes into @p buf.
