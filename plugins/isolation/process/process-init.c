@@ -45,6 +45,9 @@
 
 #include "process-internal.h"
 
+/* Overlay rootfs mounts of any number of layers (new mount API, mount(2) fallback). */
+#include "../../storage/overlay/storage-overlay-mount.h"
+
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
@@ -473,13 +476,44 @@ static void mount_rootfs(struct child *c, int *ret_rootfd)
                 const berth_mount_t *m = &a->rootfs->mounts[i];
                 const char *t = m->target ? m->target : "";
                 int is_root = !t[0] || strcmp(t, "/") == 0;
-                char data[4096] = "";
+                char data[STORAGE_OVERLAY_LEGACY_MAX] = "";
                 size_t len = 0;
                 unsigned long flags = (m->flags & BERTH_MOUNT_F_READONLY) ? MS_RDONLY : 0;
                 int bind = m->type && strcmp(m->type, "bind") == 0;
 
                 if (is_root != (pass == 0))
                     continue;
+                if (m->type && strcmp(m->type, "overlay") == 0) {
+                    /*
+                     * Always the new mount API when the kernel has it: options
+                     * one at a time, a layer per "lowerdir+", so images of
+                     * 125+ layers mount as small ones do (mount(2) takes one
+                     * page), and a failure names the layer the kernel refused.
+                     * mount(2) remains the fallback for older kernels.
+                     */
+                    char why[BERTH_ERR_MSG_MAX], p[64];
+                    const char *where = a->rootfs_dir;
+                    int fd = -1, r;
+
+                    if (!is_root) {
+                        rootfd = open(a->rootfs_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+                        if (rootfd < 0)
+                            die(c, -errno, "rootfs: %s", strerror(errno));
+                        fd = mkpath_in_root(rootfd, t, 0);
+                        if (fd < 0)
+                            die(c, -errno, "mount %s: resolving the target in the rootfs: %s", t,
+                                strerror(errno));
+                        close(rootfd);
+                        fdpath(p, fd);
+                        where = p;
+                    }
+                    r = storage_overlay_mount(m, where, why, sizeof(why));
+                    if (fd >= 0)
+                        close(fd);
+                    if (r < 0)
+                        die(c, r, "rootfs: %s", why);
+                    continue;
+                }
                 for (uint32_t o = 0; o < m->n_options; o++) {
                     const char *opt = m->options[o];
                     if (strcmp(opt, "ro") == 0) {
@@ -493,8 +527,10 @@ static void mount_rootfs(struct child *c, int *ret_rootfd)
                     }
                     len += (size_t)snprintf(data + len, sizeof(data) - len, "%s%s", len ? "," : "",
                                             opt);
+                    /* mount(2) passes one page of options; only overlay has a way around. */
                     if (len >= sizeof(data))
-                        die(c, -E2BIG, "rootfs mount options too long");
+                        die(c, -E2BIG, "rootfs: %s mount options are longer than %zu bytes",
+                            m->type ? m->type : "the", sizeof(data) - 1);
                 }
                 if (is_root) {
                     if (bind) {
