@@ -19,8 +19,12 @@
 #include <berth/engine.h>
 #include <berth/isolation.h>
 
+#include "container-storage.h"
 #include "containers.h"
+#include "content.h"
 #include "engine-internal.h"
+#include "image-import.h"
+#include "images.h"
 #include "lifecycle.h"
 #include "ocispec.h"
 #include "util.h"
@@ -77,6 +81,132 @@ static int check_isolation(berth_engine_t *e, const char *name, berth_err_t *err
                          name, off ? loaded : "none");
 }
 
+/* Drop the snapshot of a record that is not (or no longer) stored; best effort. */
+static void release_storage(berth_engine_t *e, json_t *doc)
+{
+    if (doc && json_object_get(doc, "storage"))
+        berth__container_storage_release(berth__engine_registry(e), NULL, doc, NULL);
+}
+
+/* Docker's rules for a container's config over its image's ("Config" of the image config). */
+static void merge_image_config(json_t *config, json_t *img)
+{
+    json_t *cmd = json_object_get(config, "Cmd");
+    json_t *ep = json_object_get(config, "Entrypoint");
+    json_t *ienv = json_object_get(img, "Env"), *env = json_object_get(config, "Env");
+    const char *scalars[] = { "WorkingDir", "User", "StopSignal" };
+    const char *copied[] = { "ExposedPorts", "Volumes", "Healthcheck", "OnBuild" };
+    json_t *v, *labels;
+    const char *k;
+    size_t i;
+
+    if (!ep || json_is_null(ep)) {
+        json_object_set(config, "Entrypoint", json_object_get(img, "Entrypoint"));
+        if (!cmd || json_is_null(cmd))
+            json_object_set(config, "Cmd", json_object_get(img, "Cmd"));
+    }
+    /* An --entrypoint given without a command clears the image's command, as in Docker. */
+    for (i = 0; i < BERTH_ARRAY_SIZE(scalars); i++) {
+        const char *c = json_string_value(json_object_get(config, scalars[i]));
+        v = json_object_get(img, scalars[i]);
+        if ((!c || !*c) && json_is_string(v))
+            json_object_set(config, scalars[i], v);
+    }
+    for (i = 0; i < BERTH_ARRAY_SIZE(copied); i++)
+        if (!json_object_get(config, copied[i]) && json_object_get(img, copied[i]))
+            json_object_set(config, copied[i], json_object_get(img, copied[i]));
+    if (json_is_array(ienv)) {
+        /* The image's variables first; the container's replace those with the same name. */
+        json_t *merged = json_deep_copy(ienv);
+        json_array_foreach (env, i, v) {
+            const char *e = json_string_value(v), *eq;
+            size_t n, j;
+            json_t *w;
+            if (!e)
+                continue;
+            eq = strchr(e, '=');
+            n = eq ? (size_t)(eq - e) : strlen(e);
+            json_array_foreach (merged, j, w) {
+                const char *we = json_string_value(w);
+                if (we && strncmp(we, e, n) == 0 && (we[n] == '=' || we[n] == '\0')) {
+                    json_array_remove(merged, j);
+                    break;
+                }
+            }
+            json_array_append(merged, v);
+        }
+        json_object_set_new(config, "Env", merged);
+    }
+    labels = json_object_get(img, "Labels");
+    if (json_is_object(labels)) {
+        json_t *mine = json_object_get(config, "Labels");
+        json_t *merged = json_deep_copy(labels);
+        json_object_foreach (mine, k, v)
+            json_object_set(merged, k, v);
+        json_object_set_new(config, "Labels", merged);
+    }
+}
+
+/*
+ * An image-backed root filesystem: resolve the image, merge its config into
+ * @config and prepare the container's snapshot. *ret_storage gets the
+ * record's "storage" member; the caller releases the snapshot if the record
+ * is not written after all.
+ */
+static int image_rootfs(berth_engine_t *e, const char *id, const char *image, json_t *config,
+                        json_t **ret_storage, char ret_image_id[72], berth_err_t *err)
+{
+    _cleanup_json_ json_t *img = NULL, *cfg = NULL;
+    _cleanup_free_ char *buf = NULL;
+    berth_txn_t *txn = NULL;
+    berth_content_t *cs;
+    berth_mount_list_t *mounts = NULL;
+    const berth_storage_ops_t *ops;
+    const char *sname, *parent = NULL, *cd;
+    berth_driver_t *d;
+    json_t *layers, *mj;
+    json_error_t je;
+    size_t len;
+    int r;
+
+    if ((r = berth__store_txn_begin(berth__engine_store(e), 0, &txn, err)) < 0)
+        return r;
+    r = berth__image_get_in(txn, image, &img, err);
+    berth__store_txn_abort(txn);
+    if (r < 0)
+        return r;
+    cd = json_string_value(json_object_get(json_object_get(img, "config"), "digest"));
+    if ((r = berth__engine_content(e, &cs, err)) < 0 ||
+        (r = berth__content_read_all(cs, cd, 8u << 20, &buf, &len, err)) < 0)
+        return berth_err_prefix(err, r, "image config");
+    cfg = json_loadb(buf, len, 0, &je);
+    if (!cfg)
+        return berth_err_set(err, -EBADMSG, "image config %s: %s", cd, je.text);
+    merge_image_config(config, json_object_get(cfg, "config"));
+
+    sname = json_string_value(json_object_get(img, "storage"));
+    d = sname ? berth__registry_find(berth__engine_registry(e), BERTH_KIND_STORAGE, sname) : NULL;
+    if (!d)
+        return berth_err_set(err, -ENOENT, "image %s: its storage driver \"%s\" is not loaded",
+                             image, sname ? sname : "");
+    ops = d->ops;
+    layers = json_object_get(img, "layers");
+    if (json_array_size(layers) > 0)
+        parent = json_string_value(
+            json_object_get(json_array_get(layers, json_array_size(layers) - 1), "chain_id"));
+    if ((r = ops->prepare(d->priv, id, parent, NULL, 0, &mounts, err)) < 0)
+        return berth_err_prefix(err, r, sname);
+    mj = berth__mounts_to_json(mounts);
+    berth_mount_list_free(mounts);
+    *ret_storage = mj ? json_pack("{ssssso}", "driver", sname, "key", id, "mounts", mj) : NULL;
+    if (!*ret_storage) {
+        ops->remove(d->priv, id, 0, NULL);
+        return berth_err_set(err, -ENOMEM, "out of memory");
+    }
+    snprintf(ret_image_id, 72, "%s", json_string_value(json_object_get(img, "id")));
+    return 0;
+}
+
 /* A new record from a create body; validated as far as anything can be before running. */
 static int record_from_body(berth_engine_t *e, const char *id, const char *name, json_t *body,
                             json_t **ret_doc, berth_err_t *err)
@@ -86,6 +216,9 @@ static int record_from_body(berth_engine_t *e, const char *id, const char *name,
     _cleanup_json_ json_t *doc = NULL, *config = json_object(), *spec = NULL;
     const char *isolation = json_string_value(json_object_get(hc, "Isolation"));
     const char *rootfs = json_string_value(json_object_get(body, "Rootfs"));
+    const char *image = json_string_value(json_object_get(body, "Image"));
+    _cleanup_json_ json_t *storage = NULL;
+    char image_id[72] = "";
     struct stat st;
     int r;
 
@@ -103,29 +236,36 @@ static int record_from_body(berth_engine_t *e, const char *id, const char *name,
         isolation = cfg->default_isolation;
     if ((r = check_isolation(e, isolation, err)) < 0)
         return r;
-    if (!rootfs) {
-        if (json_string_value(json_object_get(body, "Image")))
-            return berth_err_set(err, -ENOTSUP,
-                                 "running images is not supported yet: use --rootfs DIR");
+    if (rootfs) {
+        if (rootfs[0] != '/')
+            return berth_err_set(err, -EINVAL, "rootfs \"%s\" is not an absolute path", rootfs);
+        if (stat(rootfs, &st) < 0)
+            return berth_err_set(err, -errno, "rootfs %s: %s", rootfs, strerror(errno));
+        if (!S_ISDIR(st.st_mode))
+            return berth_err_set(err, -ENOTDIR, "rootfs %s is not a directory", rootfs);
+    } else if (!image || !*image) {
         return berth_err_set(err, -EINVAL, "no root filesystem: give an image or --rootfs DIR");
+    } else if ((r = image_rootfs(e, id, image, config, &storage, image_id, err)) < 0) {
+        return r;
     }
-    if (rootfs[0] != '/')
-        return berth_err_set(err, -EINVAL, "rootfs \"%s\" is not an absolute path", rootfs);
-    if (stat(rootfs, &st) < 0)
-        return berth_err_set(err, -errno, "rootfs %s: %s", rootfs, strerror(errno));
-    if (!S_ISDIR(st.st_mode))
-        return berth_err_set(err, -ENOTDIR, "rootfs %s is not a directory", rootfs);
 
-    doc = json_pack("{s:s, s:s, s:s, s:s, s:O, s:o, s:{s:s, s:i, s:i, s:b, s:s, s:i, s:i}}", "id",
-                    id, "name", name, "isolation", isolation, "rootfs", rootfs, "config", config,
-                    "host_config", hc ? json_deep_copy(hc) : json_object(), "state", "Status",
-                    "created", "Pid", 0, "ExitCode", 0, "OOMKilled", 0, "Error", "", "StartedAt", 0,
-                    "FinishedAt", 0);
+    doc = json_pack("{s:s, s:s, s:s, s:O, s:o, s:{s:s, s:i, s:i, s:b, s:s, s:i, s:i}}", "id", id,
+                    "name", name, "isolation", isolation, "config", config, "host_config",
+                    hc ? json_deep_copy(hc) : json_object(), "state", "Status", "created", "Pid", 0,
+                    "ExitCode", 0, "OOMKilled", 0, "Error", "", "StartedAt", 0, "FinishedAt", 0);
+    if (doc && rootfs)
+        json_object_set_new(doc, "rootfs", json_string(rootfs));
+    if (doc && storage) {
+        json_object_set(doc, "storage", storage);
+        json_object_set_new(doc, "image_id", json_string(image_id));
+    }
     if (!doc)
         return berth_err_set(err, -ENOMEM, "out of memory");
     /* Everything the spec builder would refuse at start is refused now. */
-    if ((r = berth__oci_spec_build(doc, NULL, &spec, err)) < 0)
+    if ((r = berth__oci_spec_build(doc, NULL, &spec, err)) < 0) {
+        release_storage(e, doc);
         return r;
+    }
     *ret_doc = TAKE_PTR(doc);
     return 0;
 }
@@ -159,6 +299,8 @@ BERTH_API int berth_container_create(berth_engine_t *e, const char *name, json_t
         if ((r = record_from_body(e, id, use, body, &doc, err)) < 0)
             return r;
         r = berth__container_create(store, doc, NULL, NULL, err);
+        if (r < 0)
+            release_storage(e, doc);
         /* A generated name that is taken: pick another, a few times. */
         if (r == -EEXIST && !name && ++tries < 16)
             continue;
@@ -456,7 +598,8 @@ BERTH_API int berth_container_remove(berth_engine_t *e, const char *ref, uint32_
         return r;
     if ((r = berth__store_txn_commit(TAKE_PTR(txn), err)) < 0)
         return r;
-    /* The record is gone; its logs go after it (a leftover dir is harmless). */
+    /* The record is gone; its snapshot and logs go after it (leftovers are harmless). */
+    release_storage(e, doc);
     if (asprintf(&dir, "%s/containers/%s", berth__engine_config(e)->root,
                  json_string_value(json_object_get(doc, "id"))) < 0)
         dir = NULL;

@@ -16,6 +16,7 @@
 
 #include "config.h"
 #include "engine-internal.h"
+#include "image-import.h"
 #include "hostinfo.h"
 #include "plugins.h"
 #include "store.h"
@@ -27,6 +28,8 @@ struct berth_engine {
     berth_registry_t *reg;
     berth_log_fn log;
     void *log_userdata;
+    berth_content_t *content; /* opened on first use (images) */
+    berth_driver_t *storage;  /* chosen on first use (berth__engine_storage) */
 };
 
 BERTH_API const char *berth_version(void)
@@ -167,6 +170,7 @@ BERTH_API void berth_engine_close(berth_engine_t *e)
 {
     if (!e)
         return;
+    berth__content_close(e->content);
     /* Drivers first: their fini may still emit events into the store. */
     berth__registry_free(e->reg);
     berth__store_close(e->store);
@@ -301,4 +305,42 @@ berth_registry_t *berth__engine_registry(berth_engine_t *e)
 const berth_config_t *berth__engine_config(berth_engine_t *e)
 {
     return e->cfg;
+}
+
+int berth__engine_content(berth_engine_t *e, berth_content_t **ret_cs, berth_err_t *err)
+{
+    int r;
+
+    if (!e->content && (r = berth__content_open(e->cfg->root, &e->content, err)) < 0)
+        return r;
+    *ret_cs = e->content;
+    return 0;
+}
+
+int berth__engine_storage(berth_engine_t *e, berth_driver_t **ret_drv, berth_err_t *err)
+{
+    const char *want = e->cfg->default_storage ? e->cfg->default_storage : "overlay";
+    berth_err_t perr = { 0 };
+    berth_driver_t *d;
+
+    if (e->storage) {
+        *ret_drv = e->storage;
+        return 0;
+    }
+    if (!e->reg)
+        return berth_err_set(err, -ENOTSUP, "engine opened without plugins: no storage driver");
+    d = berth__registry_find(e->reg, BERTH_KIND_STORAGE, want);
+    if (!d)
+        return berth_err_set(err, -ENOENT, "storage driver \"%s\" is not loaded", want);
+    if (berth__driver_probe(d, NULL, &perr) != 0) {
+        berth_driver_t *vfs = berth__registry_find(e->reg, BERTH_KIND_STORAGE, "vfs");
+        /* overlayfs can't work on every filesystem; vfs is the portable fallback. */
+        if (strcmp(want, "overlay") != 0 || !vfs || berth__driver_probe(vfs, NULL, NULL) != 0)
+            return berth_err_set(err, -ENOTSUP, "storage driver \"%s\" can't work here: %s", want,
+                                 perr.msg);
+        d = vfs;
+    }
+    e->storage = d;
+    *ret_drv = d;
+    return 0;
 }

@@ -700,3 +700,29 @@ oom:
     json_decref(refused);
     return NULL;
 }
+
+/* Every kind's ops table starts with the header and then probe (ABI 1.0). */
+typedef int (*probe_fn)(void *priv, uint32_t flags, uint64_t *ret_caps, berth_err_t *err);
+struct probe_table {
+    uint32_t struct_size;
+    uint32_t reserved;
+    probe_fn probe;
+};
+
+int berth__driver_probe(berth_driver_t *d, uint64_t *ret_caps, berth_err_t *err)
+{
+    const struct probe_table *t = d->ops;
+    uint64_t caps = d->caps;
+    int r;
+
+    if (BERTH_OPS_HAS(t, struct probe_table, probe)) {
+        r = t->probe(d->priv, 0, &caps, err);
+        if (r == BERTH_DECLINED && err && !err->msg[0])
+            berth_err_set(err, -ENOTSUP, "%s: declined", d->desc->name);
+        if (r != 0)
+            return r;
+    }
+    if (ret_caps)
+        *ret_caps = caps;
+    return 0;
+}

@@ -57,6 +57,14 @@ typedef struct berth_refusal {
     char *reason;
 } berth_refusal_t;
 
+/*
+ * Ask a driver whether it works here (the probe slot every kind's table
+ * starts with): 0 yes (ret_caps, may be NULL, gets the capabilities it
+ * reports, or its static ones without a probe), BERTH_DECLINED or a negative
+ * errno no, with the reason in @err.
+ */
+int berth__driver_probe(berth_driver_t *d, uint64_t *ret_caps, berth_err_t *err);
+
 /* Create an empty registry. */
 int berth__registry_new(const berth_plugin_env_t *env, berth_registry_t **ret_reg,
                         berth_err_t *err);

@@ -34,6 +34,7 @@
 
 #include "berth-build-config.h"
 
+#include "container-storage.h"
 #include "containers.h"
 #include "engine-internal.h"
 #include "lifecycle.h"
@@ -647,8 +648,9 @@ static void init_exited(struct shim *s, const berth_exit_status_t *st)
         json_is_true(json_object_get(json_object_get(s->record, "host_config"), "AutoRemove"));
     if (autoremove) {
         berth_store_t *stp = NULL;
-        if (store_open(s, &stp, &err) == 0)
-            berth__container_delete(stp, s->id, NULL, NULL, &err);
+        if (store_open(s, &stp, &err) == 0 &&
+            berth__container_delete(stp, s->id, NULL, NULL, &err) == 0)
+            berth__container_storage_release(s->reg, s->cfg->plugin_dirs, s->record, &err);
         berth__store_close(stp);
         if (s->logging) {
             berth__log_close(&s->log);
@@ -799,9 +801,9 @@ static int load_driver(struct shim *s, berth_err_t *err)
 }
 
 /*
- * The root filesystem as mount descriptors. Today only --rootfs DIR (one
- * rbind); an image-backed container will get its list from the storage
- * driver here, and everything after this point stays the same.
+ * The root filesystem as mount descriptors: for an image, the storage
+ * driver's list recorded at create time (container-storage.h); for --rootfs
+ * DIR, one rbind of the directory.
  */
 struct rootfs_list {
     berth_mount_list_t list;
@@ -820,8 +822,13 @@ static void rootfs_release(berth_mount_list_t *list)
 static int rootfs_prepare(struct shim *s, berth_mount_list_t **ret, berth_err_t *err)
 {
     const char *dir = json_string_value(json_object_get(s->record, "rootfs"));
+    json_t *storage = json_object_get(s->record, "storage");
     struct rootfs_list *rl;
     struct stat st;
+
+    /* From an image: the mounts the storage driver gave at create time. */
+    if (storage)
+        return berth__mounts_from_json(json_object_get(storage, "mounts"), ret, err);
 
     if (!dir || dir[0] != '/')
         return berth_err_set(err, -EINVAL, "container has no root filesystem");

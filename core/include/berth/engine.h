@@ -243,6 +243,112 @@ BERTH_API int berth_container_top(berth_engine_t *engine, const char *ref, json_
 /** A signal by name ("TERM", "SIGKILL") or number; -1 when unknown. */
 BERTH_API int berth_parse_signal(const char *name);
 
+/* ---- images ---- */
+
+/**
+ * Progress of a pull, load or save, one event per change, in the shape of
+ * the Docker API's progress messages: @p id is a layer's short digest
+ * (12 hex) or NULL for a line about the whole image; @p status is
+ * "Pulling fs layer", "Waiting", "Downloading", "Verifying Checksum",
+ * "Download complete", "Extracting", "Pull complete", "Already exists",
+ * "Loading layer", or a free text line ("Digest: sha256:...",
+ * "Status: Downloaded newer image for busybox:latest"). @p current and
+ * @p total are bytes (-1 when unknown). Called on the calling thread or on a
+ * download thread, never concurrently.
+ */
+typedef struct berth_progress {
+    const char *id;
+    const char *status;
+    int64_t current;
+    int64_t total;
+} berth_progress_t;
+typedef void (*berth_progress_fn)(void *userdata, const berth_progress_t *ev);
+
+/** Options for pull, load and save; NULL means defaults. */
+typedef struct berth_image_opts {
+    /** "os/arch[/variant]" to pick from an index; NULL: the host's platform. */
+    const char *platform;
+    /**
+     * Registry credentials as JSON ({"username","password"} or
+     * {"identitytoken"}), NULL to use the credentials file (berth_registry_login()).
+     */
+    const char *auth_json;
+    berth_progress_fn progress;
+    void *progress_userdata;
+} berth_image_opts_t;
+
+/**
+ * Pull @p name ("busybox", "localhost:5000/app:1", "app@sha256:...") from its
+ * registry: resolve, pick the platform, download missing blobs (verified,
+ * resumable), unpack missing layers, record the image and tag it.
+ * @param[out] ret_id the image id ("sha256:<hex>") and a NUL; may be NULL.
+ * @return 0; -EINVAL bad name; -ENOENT not in the registry; -EACCES refused
+ *         credentials; network errors as negative errno. An interrupted pull
+ *         leaves no image; the next one reuses what was downloaded.
+ */
+BERTH_API int berth_image_pull(berth_engine_t *engine, const char *name,
+                               const berth_image_opts_t *opts, char ret_id[72], berth_err_t *err);
+/**
+ * Load every image of an archive (`docker save` tar, OCI layout directory or
+ * tar) at @p path. *ret_json: array of {"id","name"} (name null for an
+ * untagged image).
+ */
+BERTH_API int berth_image_load(berth_engine_t *engine, const char *path,
+                               const berth_image_opts_t *opts, json_t **ret_json,
+                               berth_err_t *err);
+/**
+ * Write images @p refs (@p n of them; names keep their tags, ids are saved
+ * untagged) to @p path as @p format "docker-archive" (default when NULL) or
+ * "oci-archive" (an OCI layout tar) or "oci-dir" (an OCI layout directory).
+ * Nothing appears at @p path unless everything was written.
+ */
+BERTH_API int berth_image_save(berth_engine_t *engine, const char *const *refs, size_t n,
+                               const char *path, const char *format,
+                               const berth_image_opts_t *opts, berth_err_t *err);
+/**
+ * Images as the Docker API's GET /images/json lists them: Id, RepoTags,
+ * RepoDigests, Created (seconds), Size, Labels, Containers.
+ */
+BERTH_API int berth_image_list(berth_engine_t *engine, uint32_t flags, json_t **ret_json,
+                               berth_err_t *err);
+/** GET /images/{name}/json: Id, RepoTags, RepoDigests, Created, Os, Architecture, Config, RootFS, Size, ... */
+BERTH_API int berth_image_inspect(berth_engine_t *engine, const char *ref, json_t **ret_json,
+                                  berth_err_t *err);
+/** GET /images/{name}/history: [{Id, Created, CreatedBy, Tags, Size, Comment}], newest first. */
+BERTH_API int berth_image_history(berth_engine_t *engine, const char *ref, json_t **ret_json,
+                                  berth_err_t *err);
+/** Tag image @p ref as @p target ("repo[:tag]"). */
+BERTH_API int berth_image_tag(berth_engine_t *engine, const char *ref, const char *target,
+                              berth_err_t *err);
+/** Flags for berth_image_remove(). */
+#define BERTH_IMAGE_RM_FORCE 0x1u
+/**
+ * Docker's `rmi`: untag @p ref, and delete the image (and its layers and blobs
+ * no other image uses) when no tag is left. *ret_json (may be NULL):
+ * [{"Untagged": name} | {"Deleted": id}]. -EBUSY ("conflict: ...") when a
+ * container uses it or an id names an image with several tags, unless FORCE.
+ */
+BERTH_API int berth_image_remove(berth_engine_t *engine, const char *ref, uint32_t flags,
+                                 json_t **ret_json, berth_err_t *err);
+/** Flags for berth_image_prune(). */
+#define BERTH_IMAGE_PRUNE_ALL 0x1u /**< every image no container uses, not only dangling ones */
+/** Remove unused images and unreferenced blobs. *ret_json: {"ImagesDeleted": [...], "SpaceReclaimed"}. */
+BERTH_API int berth_image_prune(berth_engine_t *engine, uint32_t flags, json_t **ret_json,
+                                berth_err_t *err);
+/** Disk usage as GET /system/df reports it: LayersSize, Images, Containers, Volumes, BuildCache. */
+BERTH_API int berth_system_df(berth_engine_t *engine, json_t **ret_json, berth_err_t *err);
+
+/**
+ * Check credentials against registry @p server ("localhost:5000"; NULL or
+ * "docker.io" for Docker Hub) and store them in the credentials file
+ * ($DOCKER_CONFIG/config.json, default ~/.docker/config.json, "auths"), as
+ * `docker login` does. -EACCES when the registry refuses them.
+ */
+BERTH_API int berth_registry_login(berth_engine_t *engine, const char *server,
+                                   const char *username, const char *password, berth_err_t *err);
+/** Forget the stored credentials for @p server; -ENOENT when there were none. */
+BERTH_API int berth_registry_logout(berth_engine_t *engine, const char *server, berth_err_t *err);
+
 /* ---- option parsing shared by front ends ---- */
 
 /** "512m", "1g", "2.5GiB" as bytes (docker's --memory syntax). -EINVAL otherwise. */
