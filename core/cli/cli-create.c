@@ -35,6 +35,7 @@ enum {
     OPT_STOP_TIMEOUT,
     OPT_ENTRYPOINT,
     OPT_NETWORK,
+    OPT_PULL,
     OPT_HELP,
 };
 
@@ -66,6 +67,7 @@ static const struct option create_longopts[] = {
     { "entrypoint", required_argument, NULL, OPT_ENTRYPOINT },
     { "label", required_argument, NULL, 'l' },
     { "network", required_argument, NULL, OPT_NETWORK },
+    { "pull", required_argument, NULL, OPT_PULL },
     { "tty", no_argument, NULL, 't' },
     { "interactive", no_argument, NULL, 'i' },
     { "detach", no_argument, NULL, 'd' },
@@ -79,7 +81,8 @@ const char cli_create_options_help[] =
     "  -t, --tty                  allocate a terminal\n"
     "      --name NAME            name the container\n"
     "      --rm                   remove the container when it exits\n"
-    "      --rootfs DIR           run from DIR as the root filesystem\n"
+    "      --rootfs DIR           run from DIR as the root filesystem (then no IMAGE)\n"
+    "      --pull POLICY          pull the image: missing (default), always or never\n"
     "      --isolation NAME       isolation driver (default from the config: process)\n"
     "  -e, --env NAME[=VALUE]     set an environment variable (NAME alone: take the caller's)\n"
     "      --env-file FILE        read NAME=VALUE lines from FILE\n"
@@ -359,6 +362,18 @@ int cli_parse_create(int argc, char **argv, int is_run, const char *usage, struc
             free(key);
             break;
         }
+        case OPT_PULL:
+            if (strcmp(optarg, "missing") == 0) {
+                ret->pull = CLI_PULL_MISSING;
+            } else if (strcmp(optarg, "always") == 0) {
+                ret->pull = CLI_PULL_ALWAYS;
+            } else if (strcmp(optarg, "never") == 0) {
+                ret->pull = CLI_PULL_NEVER;
+            } else {
+                cli_error("invalid --pull value '%s' (use missing, always or never)", optarg);
+                goto fail;
+            }
+            break;
         case OPT_NETWORK:
             if (strcmp(optarg, "none") != 0 && strcmp(optarg, "host") != 0) {
                 cli_error("--network %s: only none and host are available yet", optarg);
@@ -393,6 +408,16 @@ int cli_parse_create(int argc, char **argv, int is_run, const char *usage, struc
     }
     if (entrypoint)
         json_object_set_new(body, "Entrypoint", json_pack("[s]", entrypoint));
+    /* Without --rootfs the first operand is the image, as in docker's IMAGE [COMMAND] [ARG...]. */
+    if (!json_object_get(body, "Rootfs")) {
+        if (optind >= argc) {
+            cli_error("%s: name an image, or a directory with --rootfs (see 'berth %s --help')",
+                      argv[0], argv[0]);
+            goto fail;
+        }
+        ret->image = argv[optind++];
+        json_object_set_new(body, "Image", json_string(ret->image));
+    }
     if (optind < argc) {
         json_t *cmd = json_array();
         for (int i = optind; i < argc; i++)
@@ -406,4 +431,46 @@ int cli_parse_create(int argc, char **argv, int is_run, const char *usage, struc
 fail:
     json_decref(body);
     return -1;
+}
+
+/* Pull @c's image with its progress on stderr, as docker run does. */
+static int pull_for_create(berth_engine_t *e, const struct cli_create *c)
+{
+    return cli_pull(e, c->image, NULL, stderr, 0, NULL);
+}
+
+static int image_missing(berth_engine_t *e, const char *image)
+{
+    json_t *j = NULL;
+    int r = berth_image_inspect(e, image, &j, NULL);
+
+    json_decref(j);
+    return r == -ENOENT;
+}
+
+int cli_create_container(berth_engine_t *e, const struct cli_create *c, char ret_id[65])
+{
+    berth_err_t err = { 0 };
+    int r;
+
+    if (c->image && c->pull == CLI_PULL_ALWAYS && (r = pull_for_create(e, c)) < 0)
+        return r;
+    r = berth_container_create(e, c->name, c->body, ret_id, &err);
+    /*
+     * -ENOENT also means a missing storage driver: pull only when the image
+     * itself is what is missing.
+     */
+    if (r == -ENOENT && c->image && c->pull == CLI_PULL_MISSING && image_missing(e, c->image)) {
+        char familiar[600];
+        if (cli_image_names(c->image, NULL, 0, familiar, sizeof(familiar), NULL) < 0)
+            snprintf(familiar, sizeof(familiar), "%s", c->image);
+        fprintf(stderr, "Unable to find image '%s' locally\n", familiar);
+        if ((r = pull_for_create(e, c)) < 0)
+            return r;
+        memset(&err, 0, sizeof(err));
+        r = berth_container_create(e, c->name, c->body, ret_id, &err);
+    }
+    if (r < 0)
+        cli_error("%s", err.msg[0] ? err.msg : strerror(-r));
+    return r;
 }

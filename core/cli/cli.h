@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <jansson.h>
 
@@ -60,10 +61,15 @@ int cli_parse_simple(int argc, char **argv, const char *usage, int with_format,
 /* Parse a command that takes only --help and operands; operands start at optind. */
 int cli_parse_simple_args(int argc, char **argv, const char *usage);
 
+/* --pull of `create` and `run`: when to pull the image (docker's policies). */
+enum cli_pull_policy { CLI_PULL_MISSING, CLI_PULL_ALWAYS, CLI_PULL_NEVER };
+
 /* What `create` and `run` parsed: a Docker create body and the flags the CLI acts on. */
 struct cli_create {
     json_t *body; /* owned */
     const char *name;
+    const char *image; /* the IMAGE operand (borrowed from argv); NULL with --rootfs */
+    enum cli_pull_policy pull;
     int detach, interactive, tty, auto_remove;
 };
 extern const char cli_create_options_help[];
@@ -72,6 +78,13 @@ extern const char cli_create_options_help[];
  * printed, 0 on success (ret->body set), -1 on a usage error (reported).
  */
 int cli_parse_create(int argc, char **argv, int is_run, const char *usage, struct cli_create *ret);
+/*
+ * Create the container @c describes, pulling its image first with --pull
+ * always, or when it is missing (docker's default): "Unable to find image
+ * 'x:latest' locally", the pull's progress on stderr, then one more try.
+ * Prints errors itself; returns 0 (ret_id set) or the failure's negative errno.
+ */
+int cli_create_container(berth_engine_t *e, const struct cli_create *c, char ret_id[65]);
 
 /* Print a container id or summary list and so on; see cmd-container.c. */
 int cmd_create(const struct cli_globals *g, int argc, char **argv);
@@ -103,6 +116,108 @@ int cli_attach_pump(berth_engine_t *e, const char *ref, const char *exec_id, int
                     int with_stdin);
 /* The exit status for a failed start: 127, 126 or 125, as docker uses them. */
 int cli_start_exit_code(int r);
+
+/* ---- images (cmd-pull.c ... cmd-image.c, helpers in cli-image.c and cli-progress.c) ---- */
+
+int cmd_pull(const struct cli_globals *g, int argc, char **argv);
+int cmd_load(const struct cli_globals *g, int argc, char **argv);
+int cmd_save(const struct cli_globals *g, int argc, char **argv);
+int cmd_images(const struct cli_globals *g, int argc, char **argv);
+int cmd_rmi(const struct cli_globals *g, int argc, char **argv);
+int cmd_tag(const struct cli_globals *g, int argc, char **argv);
+int cmd_history(const struct cli_globals *g, int argc, char **argv);
+int cmd_login(const struct cli_globals *g, int argc, char **argv);
+int cmd_logout(const struct cli_globals *g, int argc, char **argv);
+/* The `image` and `system` command groups; `image inspect|prune` and `system df` live there too. */
+int cmd_image(const struct cli_globals *g, int argc, char **argv);
+int cmd_system(const struct cli_globals *g, int argc, char **argv);
+int cmd_image_inspect(const struct cli_globals *g, int argc, char **argv);
+int cmd_image_prune(const struct cli_globals *g, int argc, char **argv);
+int cmd_system_df(const struct cli_globals *g, int argc, char **argv);
+
+/*
+ * Docker's human size (go-units HumanSizeWithPrecision): 1000-based units
+ * B, kB, MB, GB, ... and @precision significant digits as printf's %g
+ * gives them ("4.26MB" with 3, as lists show sizes; "4.261MB" with 4, as
+ * totals do). Negative sizes print as 0B.
+ */
+void cli_human_size(int64_t bytes, int precision, char *buf, size_t len);
+
+/* "2 weeks ago" for @created (unix seconds) seen at @now; "N/A" when @created is unknown (<= 0). */
+void cli_created_since(int64_t created, int64_t now, char *buf, size_t len);
+
+/*
+ * A text table laid out as the docker CLI's (Go's tabwriter with minimum
+ * width 10 and padding 3): every column but the last is as wide as its
+ * widest cell plus 3, and at least 10; widths count characters, not bytes.
+ */
+struct cli_table {
+    size_t ncols, nrows, cap;
+    char **cells; /* nrows * ncols copies, row by row */
+};
+void cli_table_init(struct cli_table *t, size_t ncols);
+/* Append a row of ncols cells (copied; NULL prints as ""). 0, or -1 when out of memory. */
+int cli_table_add(struct cli_table *t, const char *const *row);
+void cli_table_print(const struct cli_table *t, FILE *out);
+/* Free the cells; the table can be used again after cli_table_init(). */
+void cli_table_release(struct cli_table *t);
+
+/*
+ * @s cut to @max characters (not bytes), the last replaced by "…" when
+ * cut, as docker truncates commands. @buf must hold 4 * @max + 1 bytes.
+ */
+const char *cli_ellipsis(const char *s, size_t max, char *buf, size_t len);
+
+/*
+ * An image name as docker shows it, without validating it (the engine
+ * does): "busybox" gives full "docker.io/library/busybox:latest" and
+ * familiar "busybox:latest"; "localhost:5000/app@sha256:..." keeps its
+ * registry and digest. "latest" is added only when neither a tag nor a
+ * digest was given; *ret_tagged (may be NULL) tells whether one was.
+ * Either buffer may be NULL. Returns 0, or -1 when a buffer is too small.
+ */
+int cli_image_names(const char *name, char *full, size_t full_len, char *familiar,
+                    size_t familiar_len, int *ret_tagged);
+
+/* Split a familiar "repo:tag" at its tag's colon (after the last '/'); tag "" when none. */
+void cli_split_repo_tag(const char *ref, char *repo, size_t repo_len, const char **ret_tag);
+
+/*
+ * A private spool directory for `load` from stdin and `save` to stdout:
+ * <root>/tmp/<what>-XXXXXX, or under $TMPDIR (else /tmp) when that can't
+ * be made. Until cli_spool_remove(), SIGINT, SIGTERM, SIGHUP and SIGPIPE remove
+ * it (and the files in it) before the process dies. One at a time.
+ * Prints its own error; 0 or -1.
+ */
+int cli_spool_create(berth_engine_t *e, const char *what, char *ret_dir, size_t len);
+void cli_spool_remove(void);
+
+/* Copy @in_fd to @out_fd until EOF; 0, or -errno of the failed read (*ret_in 1) or write. */
+int cli_copy_fd(int in_fd, int out_fd, int *ret_in);
+
+/*
+ * Progress of a pull or load as the docker CLI shows it. On a terminal, one
+ * line per layer redrawn in place ("<id>: Downloading [==>  ] 1.2MB/4.5MB
+ * 3.1MB/s"); otherwise one line per status change, leaving out the
+ * statuses that count bytes (Downloading, Extracting, Loading layer), as
+ * docker does. Lines without a layer id are printed as they come.
+ */
+struct cli_progress;
+/* A renderer writing to @out (a terminal or not, as isatty says). NULL when out of memory. */
+struct cli_progress *cli_progress_new(FILE *out);
+/* The berth_progress_fn: @userdata is the struct cli_progress. */
+void cli_progress_event(void *userdata, const berth_progress_t *ev);
+void cli_progress_free(struct cli_progress *p);
+
+/* Flags for cli_pull(). */
+#define CLI_PULL_F_QUIET       0x1u /* no progress */
+#define CLI_PULL_F_DEFAULT_TAG 0x2u /* say "Using default tag: latest" when @name has no tag */
+/*
+ * Pull @name (@platform may be NULL) with its progress on @out. Prints the
+ * error itself; returns 0 (ret_id, which may be NULL, set) or the negative errno.
+ */
+int cli_pull(berth_engine_t *e, const char *name, const char *platform, FILE *out, uint32_t flags,
+             char ret_id[72]);
 
 int cmd_version(const struct cli_globals *g, int argc, char **argv);
 int cmd_info(const struct cli_globals *g, int argc, char **argv);

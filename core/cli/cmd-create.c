@@ -5,17 +5,19 @@
 
 #include "cli.h"
 
-static const char usage[] = "Usage: berth create [OPTIONS] --rootfs DIR COMMAND [ARG...]\n"
-                            "\n"
-                            "Create a container (state \"created\") and print its id.\n"
-                            "\n"
-                            "Options:\n";
+static const char usage[] =
+    "Usage: berth create [OPTIONS] IMAGE [COMMAND] [ARG...]\n"
+    "       berth create [OPTIONS] --rootfs DIR COMMAND [ARG...]\n"
+    "\n"
+    "Create a container (state \"created\") and print its id. An image that is not\n"
+    "here yet is pulled first.\n"
+    "\n"
+    "Options:\n";
 
 int cmd_create(const struct cli_globals *g, int argc, char **argv)
 {
     struct cli_create c;
     berth_engine_t *engine = NULL;
-    berth_err_t err = { 0 };
     char id[65];
     int r = cli_parse_create(argc, argv, 0, usage, &c);
 
@@ -25,13 +27,11 @@ int cmd_create(const struct cli_globals *g, int argc, char **argv)
         json_decref(c.body);
         return CLI_EXIT_FAIL;
     }
-    r = berth_container_create(engine, c.name, c.body, id, &err);
+    r = cli_create_container(engine, &c, id);
     json_decref(c.body);
     berth_engine_close(engine);
-    if (r < 0) {
-        cli_error("%s", err.msg);
+    if (r < 0)
         return CLI_EXIT_FAIL;
-    }
     printf("%s\n", id);
     return CLI_EXIT_OK;
 }

@@ -14,11 +14,13 @@
 
 #include "cli.h"
 
-static const char run_usage[] = "Usage: berth run [OPTIONS] --rootfs DIR COMMAND [ARG...]\n"
-                                "\n"
-                                "Create a container and run it.\n"
-                                "\n"
-                                "Options:\n";
+static const char run_usage[] =
+    "Usage: berth run [OPTIONS] IMAGE [COMMAND] [ARG...]\n"
+    "       berth run [OPTIONS] --rootfs DIR COMMAND [ARG...]\n"
+    "\n"
+    "Create a container and run it. An image that is not here yet is pulled first.\n"
+    "\n"
+    "Options:\n";
 
 /* Start @ref attached; returns the process exit status to use. */
 static int start_attached(berth_engine_t *e, const char *ref, int with_stdin)
@@ -69,10 +71,9 @@ int cmd_run(const struct cli_globals *g, int argc, char **argv)
         json_decref(c.body);
         return 125;
     }
-    r = berth_container_create(engine, c.name, c.body, id, &err);
+    r = cli_create_container(engine, &c, id);
     json_decref(c.body);
     if (r < 0) {
-        cli_error("%s", err.msg);
         berth_engine_close(engine);
         return 125;
     }
