@@ -344,11 +344,19 @@ struct layer {
     berth_err_t err;
 };
 
+/*
+ * Downloads run on worker threads (several when the source's streams may be
+ * read in parallel, else one) while the calling thread unpacks each layer
+ * as soon as it and its parent are ready, so unpacking overlaps the
+ * downloads of the layers above it.
+ */
 struct dl_queue {
     struct import *im;
     struct layer *layers;
     size_t n, next;
+    int stop; /* the unpacker failed: take no more layers */
     pthread_mutex_t lock;
+    pthread_cond_t done; /* a layer finished downloading */
 };
 
 static void *dl_worker(void *arg)
@@ -357,42 +365,39 @@ static void *dl_worker(void *arg)
 
     for (;;) {
         struct layer *l;
+        berth_err_t e2 = { 0 };
+        int rc;
+
         pthread_mutex_lock(&q->lock);
         while (q->next < q->n && q->layers[q->next].present)
             q->next++;
-        l = q->next < q->n ? &q->layers[q->next++] : NULL;
+        l = !q->stop && q->next < q->n ? &q->layers[q->next++] : NULL;
         pthread_mutex_unlock(&q->lock);
         if (!l)
             return NULL;
-        l->rc = fetch_blob(q->im, &l->desc, l->pid, &l->err);
-        l->fetched = l->rc == 0;
+        rc = fetch_blob(q->im, &l->desc, l->pid, &e2);
+        pthread_mutex_lock(&q->lock);
+        l->rc = rc;
+        l->err = e2;
+        l->fetched = 1;
+        pthread_cond_broadcast(&q->done);
+        pthread_mutex_unlock(&q->lock);
     }
 }
 
-static int download_layers(struct import *im, struct layer *layers, size_t n, berth_err_t *err)
+/* Wait until layer @l is downloaded (or failed); returns its result. */
+static int dl_wait(struct dl_queue *q, struct layer *l, berth_err_t *err)
 {
-    struct dl_queue q = { im, layers, n, 0, PTHREAD_MUTEX_INITIALIZER };
-    pthread_t th[PARALLEL_DOWNLOADS];
-    size_t nth = 0, want = 1;
+    int rc;
 
-    if (im->req->source->caps & BERTH_IMAGE_CAP_PARALLEL_STREAMS)
-        want = PARALLEL_DOWNLOADS;
-    for (size_t i = 1; i < want && i < n; i++) {
-        if (pthread_create(&th[nth], NULL, dl_worker, &q) != 0)
-            break;
-        nth++;
-    }
-    dl_worker(&q);
-    for (size_t i = 0; i < nth; i++)
-        pthread_join(th[i], NULL);
-    for (size_t i = 0; i < n; i++) {
-        if (!layers[i].present && layers[i].rc < 0) {
-            if (err)
-                *err = layers[i].err;
-            return layers[i].rc;
-        }
-    }
-    return 0;
+    pthread_mutex_lock(&q->lock);
+    while (!l->fetched)
+        pthread_cond_wait(&q->done, &q->lock);
+    rc = l->rc;
+    if (rc < 0 && err)
+        *err = l->err;
+    pthread_mutex_unlock(&q->lock);
+    return rc;
 }
 
 /* Does storage already hold this layer's snapshot? */
@@ -553,7 +558,9 @@ int berth__image_import(berth_engine_t *e, const berth_import_req_t *req, char r
     json_t *jlayers, *diff_ids, *jl;
     berth_txn_t *txn = NULL;
     uint64_t total_size = 0;
-    size_t n, i;
+    struct dl_queue q = { .lock = PTHREAD_MUTEX_INITIALIZER, .done = PTHREAD_COND_INITIALIZER };
+    pthread_t th[PARALLEL_DOWNLOADS];
+    size_t n, i, nth = 0, want;
     int lockfd = -1, r;
 
     if (!store)
@@ -657,8 +664,18 @@ int berth__image_import(berth_engine_t *e, const berth_import_req_t *req, char r
             *req->ret_downloaded = 1;
         progress(&im, l->pid, l->present ? "Already exists" : "Pulling fs layer", -1, -1);
     }
-    if ((r = download_layers(&im, layers, n, err)) < 0)
-        goto out;
+    r = 0;
+    q.im = &im;
+    q.layers = layers;
+    q.n = n;
+    want = (req->source->caps & BERTH_IMAGE_CAP_PARALLEL_STREAMS) ? PARALLEL_DOWNLOADS : 1;
+    for (i = 0; i < want && i < n; i++) {
+        if (pthread_create(&th[nth], NULL, dl_worker, &q) != 0)
+            break;
+        nth++;
+    }
+    if (nth == 0)
+        dl_worker(&q); /* no thread: download everything here first */
     for (i = 0; i < n; i++) {
         struct layer *l = &layers[i];
         const char *parent = i ? layers[i - 1].chain_id : NULL;
@@ -679,13 +696,21 @@ int berth__image_import(berth_engine_t *e, const berth_import_req_t *req, char r
             berth_snapshot_info_t info = { .struct_size = sizeof(info) };
             im.tops->stat(im.stg->priv, l->chain_id, 0, &info, NULL);
             size = info.size_bytes;
-        } else if ((r = unpack_layer(&im, l, parent, i, &size, err)) < 0) {
-            goto out;
+        } else if ((r = dl_wait(&q, l, err)) < 0 ||
+                   (r = unpack_layer(&im, l, parent, i, &size, err)) < 0) {
+            break;
         }
         if ((r = record_layer(&im, l, parent, size, err)) < 0)
-            goto out;
+            break;
         total_size += size;
     }
+    pthread_mutex_lock(&q.lock);
+    q.stop = 1;
+    pthread_mutex_unlock(&q.lock);
+    for (size_t t = 0; t < nth; t++)
+        pthread_join(th[t], NULL);
+    if (r < 0)
+        goto out;
 
     /* The image record, its tags and the event: one transaction. */
     {

@@ -96,9 +96,21 @@ int image_ref_normalize(const char *ref, char *buf, size_t len)
 
 int image_ref_familiar(const char *full, char *buf, size_t len)
 {
-    const char *s = full;
-    if (strncmp(s, "docker.io/library/", 18) == 0 && !strchr(s + 18, '/'))
-        s += 18;
+    static const char lib[] = "docker.io/library/";
+    const char *s = full, *rest = NULL;
+
+    /*
+     * Walk by hand: gcc 12 with -fsanitize misjudges strchr/memchr on
+     * s + 18 after the strncmp as reading from a zero-sized region.
+     */
+    if (strncmp(s, lib, sizeof(lib) - 1) == 0) {
+        rest = s + sizeof(lib) - 1;
+        for (const char *p = rest; *p; p++)
+            if (*p == '/')
+                rest = NULL;
+    }
+    if (rest)
+        s = rest;
     else if (strncmp(s, "docker.io/", 10) == 0)
         s += 10;
     if ((size_t)snprintf(buf, len, "%s", s) >= len)
