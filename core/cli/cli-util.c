@@ -148,9 +148,18 @@ int cli_parse_simple_args(int argc, char **argv, const char *usage)
             fputs(usage, stdout);
             return 1;
         }
-        cli_error("%s: bad option '%s' (see 'berth %s --help')", argv[0], argv[optind - 1],
-                  argv[0]);
+        cli_bad_option(argv, optind, NULL);
         return -1;
     }
     return 0;
+}
+
+int cli_bad_option(char **argv, int optind, const char *needs_value)
+{
+    if (needs_value)
+        cli_error("%s: %s needs a value (see 'berth %s --help')", argv[0], needs_value, argv[0]);
+    else
+        cli_error("%s: bad option '%s' (see 'berth %s --help')", argv[0], argv[optind - 1],
+                  argv[0]);
+    return CLI_EXIT_USAGE;
 }

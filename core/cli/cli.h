@@ -39,6 +39,12 @@ struct cli_command {
 
 /* Print "berth: <message>" on stderr as one line. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/*
+ * After getopt_long() refused an option of command argv[0]: say which, in
+ * one line ("--format needs a value" when @needs_value names the option that
+ * lacked its argument, else "bad option '-x'"), and return CLI_EXIT_USAGE.
+ */
+int cli_bad_option(char **argv, int optind, const char *needs_value);
 
 /* Open the engine for a command with @flags (BERTH_ENGINE_F_*); prints the error itself. */
 int cli_open_engine(const struct cli_globals *g, uint32_t flags, berth_engine_t **ret_engine);

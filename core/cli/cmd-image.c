@@ -137,12 +137,7 @@ int cmd_image_inspect(const struct cli_globals *g, int argc, char **argv)
             printf(inspect_usage, argv[0]);
             return CLI_EXIT_OK;
         default:
-            if (optopt == 'f')
-                cli_error("%s: --format needs a value (see 'berth %s --help')", argv[0], argv[0]);
-            else
-                cli_error("%s: bad option '%s' (see 'berth %s --help')", argv[0], argv[optind - 1],
-                          argv[0]);
-            return CLI_EXIT_USAGE;
+            return cli_bad_option(argv, optind, optopt == 'f' ? "--format" : NULL);
         }
     }
     if (optind >= argc) {
@@ -229,9 +224,7 @@ int cmd_image_prune(const struct cli_globals *g, int argc, char **argv)
             printf(prune_usage, argv[0]);
             return CLI_EXIT_OK;
         default:
-            cli_error("%s: bad option '%s' (see 'berth %s --help')", argv[0], argv[optind - 1],
-                      argv[0]);
-            return CLI_EXIT_USAGE;
+            return cli_bad_option(argv, optind, NULL);
         }
     }
     if (optind < argc) {
@@ -448,12 +441,7 @@ int cmd_system_df(const struct cli_globals *g, int argc, char **argv)
             printf(df_usage, argv[0]);
             return CLI_EXIT_OK;
         default:
-            if (optopt == OPT_FORMAT)
-                cli_error("%s: --format needs a value (see 'berth %s --help')", argv[0], argv[0]);
-            else
-                cli_error("%s: bad option '%s' (see 'berth %s --help')", argv[0], argv[optind - 1],
-                          argv[0]);
-            return CLI_EXIT_USAGE;
+            return cli_bad_option(argv, optind, optopt == OPT_FORMAT ? "--format" : NULL);
         }
     }
     if (optind < argc) {

@@ -239,12 +239,7 @@ int cmd_images(const struct cli_globals *g, int argc, char **argv)
             printf(usage, argv[0]);
             return CLI_EXIT_OK;
         default:
-            if (optopt == OPT_FORMAT)
-                cli_error("%s: --format needs a value (see 'berth %s --help')", argv[0], argv[0]);
-            else
-                cli_error("%s: bad option '%s' (see 'berth %s --help')", argv[0], argv[optind - 1],
-                          argv[0]);
-            return CLI_EXIT_USAGE;
+            return cli_bad_option(argv, optind, optopt == OPT_FORMAT ? "--format" : NULL);
         }
     }
     if (argc - optind > 1) {

@@ -37,9 +37,7 @@ int cmd_rmi(const struct cli_globals *g, int argc, char **argv)
             printf(usage, argv[0]);
             return CLI_EXIT_OK;
         default:
-            cli_error("%s: bad option '%s' (see 'berth %s --help')", argv[0], argv[optind - 1],
-                      argv[0]);
-            return CLI_EXIT_USAGE;
+            return cli_bad_option(argv, optind, NULL);
         }
     }
     if (optind >= argc) {

@@ -446,6 +446,24 @@ static int count_visit(const char *key, json_t *doc, void *userdata)
     return 0;
 }
 
+/* Every image record, and in @cc how many containers use each (one read transaction). */
+static int images_and_users(berth_engine_t *e, json_t **ret_imgs, struct count_ctx *cc,
+                            berth_err_t *err)
+{
+    berth_txn_t *txn = NULL;
+    int r;
+
+    if ((r = need_store(e, err)) < 0)
+        return r;
+    if ((r = berth__store_txn_begin(berth__engine_store(e), 0, &txn, err)) < 0)
+        return r;
+    r = berth__image_list_in(txn, ret_imgs, err);
+    if (r == 0)
+        r = berth__store_walk(txn, BERTH_DB_CONTAINERS, NULL, count_visit, cc, err);
+    berth__store_txn_abort(txn);
+    return r;
+}
+
 static int load_config(berth_engine_t *e, json_t *img, json_t **ret, berth_err_t *err)
 {
     const char *cd = json_string_value(json_object_get(json_object_get(img, "config"), "digest"));
@@ -470,20 +488,11 @@ BERTH_API int berth_image_list(berth_engine_t *e, uint32_t flags, json_t **ret_j
 {
     _cleanup_json_ json_t *imgs = NULL, *out = json_array();
     struct count_ctx cc = { json_object() };
-    berth_txn_t *txn = NULL;
     json_t *img;
     size_t i;
     int r;
 
-    if ((r = need_store(e, err)) < 0)
-        goto out;
-    if ((r = berth__store_txn_begin(berth__engine_store(e), 0, &txn, err)) < 0)
-        goto out;
-    r = berth__image_list_in(txn, &imgs, err);
-    if (r == 0)
-        r = berth__store_walk(txn, BERTH_DB_CONTAINERS, NULL, count_visit, &cc, err);
-    berth__store_txn_abort(txn);
-    if (r < 0)
+    if ((r = images_and_users(e, &imgs, &cc, err)) < 0)
         goto out;
     json_array_foreach (imgs, i, img) {
         const char *id = json_string_value(json_object_get(img, "id"));
@@ -914,21 +923,12 @@ BERTH_API int berth_image_prune(berth_engine_t *e, uint32_t flags, json_t **ret_
 {
     _cleanup_json_ json_t *imgs = NULL, *deleted = json_array();
     struct count_ctx cc = { json_object() };
-    berth_txn_t *txn = NULL;
     uint64_t lb = 0, bb = 0;
     json_t *img;
     size_t i;
     int r;
 
-    if ((r = need_store(e, err)) < 0)
-        goto out;
-    if ((r = berth__store_txn_begin(berth__engine_store(e), 0, &txn, err)) < 0)
-        goto out;
-    r = berth__image_list_in(txn, &imgs, err);
-    if (r == 0)
-        r = berth__store_walk(txn, BERTH_DB_CONTAINERS, NULL, count_visit, &cc, err);
-    berth__store_txn_abort(txn);
-    if (r < 0)
+    if ((r = images_and_users(e, &imgs, &cc, err)) < 0)
         goto out;
     json_array_foreach (imgs, i, img) {
         const char *id = json_string_value(json_object_get(img, "id"));

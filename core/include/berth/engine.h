@@ -294,8 +294,7 @@ BERTH_API int berth_image_pull(berth_engine_t *engine, const char *name,
  * untagged image).
  */
 BERTH_API int berth_image_load(berth_engine_t *engine, const char *path,
-                               const berth_image_opts_t *opts, json_t **ret_json,
-                               berth_err_t *err);
+                               const berth_image_opts_t *opts, json_t **ret_json, berth_err_t *err);
 /**
  * Write images @p refs (@p n of them; names keep their tags, ids are saved
  * untagged) to @p path as @p format "docker-archive" (default when NULL) or
@@ -303,8 +302,8 @@ BERTH_API int berth_image_load(berth_engine_t *engine, const char *path,
  * Nothing appears at @p path unless everything was written.
  */
 BERTH_API int berth_image_save(berth_engine_t *engine, const char *const *refs, size_t n,
-                               const char *path, const char *format,
-                               const berth_image_opts_t *opts, berth_err_t *err);
+                               const char *path, const char *format, const berth_image_opts_t *opts,
+                               berth_err_t *err);
 /**
  * Images as the Docker API's GET /images/json lists them: Id, RepoTags,
  * RepoDigests, Created (seconds), Size, Labels, Containers.
@@ -344,8 +343,8 @@ BERTH_API int berth_system_df(berth_engine_t *engine, json_t **ret_json, berth_e
  * ($DOCKER_CONFIG/config.json, default ~/.docker/config.json, "auths"), as
  * `docker login` does. -EACCES when the registry refuses them.
  */
-BERTH_API int berth_registry_login(berth_engine_t *engine, const char *server,
-                                   const char *username, const char *password, berth_err_t *err);
+BERTH_API int berth_registry_login(berth_engine_t *engine, const char *server, const char *username,
+                                   const char *password, berth_err_t *err);
 /** Forget the stored credentials for @p server; -ENOENT when there were none. */
 BERTH_API int berth_registry_logout(berth_engine_t *engine, const char *server, berth_err_t *err);
 
