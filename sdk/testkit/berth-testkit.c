@@ -14,6 +14,7 @@
  *
  * Output is cmocka's; the exit status is the number of failed tests.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -1242,6 +1243,88 @@ static void finish_container(void *sb, void *ctr)
     assert_int_equal(ops->sandbox_destroy(kit.drv->priv, sb, 0, &err), 0);
 }
 
+/* Host processes whose command line contains @marker (the container's, seen from the host). */
+static int count_marked_processes(const char *marker)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *de;
+    int n = 0;
+
+    assert_non_null(d);
+    while ((de = readdir(d))) {
+        char path[300], buf[512];
+        ssize_t len;
+        int fd;
+        if (de->d_name[0] < '0' || de->d_name[0] > '9')
+            continue;
+        snprintf(path, sizeof(path), "/proc/%s/cmdline", de->d_name);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        len = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        if (len <= 0)
+            continue; /* zombies have no command line: they are being reaped */
+        for (ssize_t i = 0; i < len; i++)
+            if (buf[i] == '\0')
+                buf[i] = ' ';
+        buf[len] = '\0';
+        if (strstr(buf, marker))
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
+static int count_lines(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    int n = 0, c;
+    assert_non_null(f);
+    while ((c = fgetc(f)) != EOF)
+        n += c == '\n';
+    fclose(f);
+    return n;
+}
+
+/*
+ * Cleanup: force-deleting a running container ends its process, and
+ * deleting container and sandbox leaves no mount behind in the caller's
+ * mount namespace.
+ */
+static void test_kit_isolation_cleanup(void **state)
+{
+    const berth_isolation_ops_t *ops = OPS(berth_isolation_ops_t);
+    berth_err_t err = { 0 };
+    void *sb = NULL, *ctr = NULL;
+    char marker[32], args[160];
+    int out, mounts_before, left = -1;
+
+    if (!kit.rootfs_given) {
+        skip(); /* needs a rootfs with /bin/sh and /bin/sleep */
+        return;
+    }
+    /* A sleep length no other process on the host has. */
+    snprintf(marker, sizeof(marker), "%d", 900000 + (int)(getpid() % 99999));
+    snprintf(args, sizeof(args), "[\"/bin/sleep\",\"%s\"]", marker);
+    mounts_before = count_lines("/proc/self/mountinfo");
+    start_with_pipe(args, 9, &sb, &ctr, &out);
+    close(out);
+    for (int i = 0; i < 100 && count_marked_processes(marker) < 1; i++)
+        usleep(20000);
+    assert_int_equal(count_marked_processes(marker), 1);
+    assert_int_equal(ops->container_delete(kit.drv->priv, ctr, BERTH_DELETE_FORCE, &err), 0);
+    assert_int_equal(ops->sandbox_destroy(kit.drv->priv, sb, BERTH_DELETE_FORCE, &err), 0);
+    /* Killed processes are reaped asynchronously by whoever is their parent now. */
+    for (int i = 0; i < 50 && left != 0; i++) {
+        left = count_marked_processes(marker);
+        if (left)
+            usleep(20000);
+    }
+    assert_int_equal(left, 0);
+    assert_int_equal(count_lines("/proc/self/mountinfo"), mounts_before);
+}
+
 static void test_kit_isolation_stdio_and_exit_code(void **state)
 {
     const berth_isolation_ops_t *ops = OPS(berth_isolation_ops_t);
@@ -1348,6 +1431,7 @@ static int run_suites(void)
         cmocka_unit_test(test_kit_isolation_container_lifecycle),
         cmocka_unit_test(test_kit_isolation_stdio_and_exit_code),
         cmocka_unit_test(test_kit_isolation_exec),
+        cmocka_unit_test(test_kit_isolation_cleanup),
     };
     int failed = cmocka_run_group_tests_name("common", common, NULL, NULL);
 

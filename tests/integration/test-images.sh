@@ -177,6 +177,17 @@ cmp -s "$T/d1" "$T/d2" && ok "skopeo sees the same DiffIDs" || not_ok "DiffIDs d
 if command -v podman >/dev/null; then
     podman rmi -f $REG/test/multi:1 >/dev/null 2>&1
     expect_exit 0 "podman loads berth's archive" podman load -i "$T/berth.tar"
+    # and what podman writes, berth reads
+    # docker archives can't hold zstd layers: podman writes one of the gzip-only image
+    podman load -q -i "$T/skopeo-docker.tar" >/dev/null 2>&1
+    expect_exit 0 "podman save --format docker-archive" podman save --format docker-archive -o "$T/podman-docker.tar" docker.io/skopeo/multi:1
+    expect_exit 0 "load podman's docker-archive" bt load -i "$T/podman-docker.tar"
+    expect_grep "skopeo/multi:1" "$T/out" "podman's archive keeps the name"
+    podman rmi -f docker.io/skopeo/multi:1 >/dev/null 2>&1
+    expect_exit 0 "podman save --format oci-archive" podman save --format oci-archive -o "$T/podman-oci.tar" $REG/test/multi:1
+    expect_exit 0 "load podman's oci-archive" bt load -i "$T/podman-oci.tar"
+    expect_exit 0 "run from the image podman wrote" bt run --rm $REG/test/multi:1 cat /data/top
+    expect_grep "^top$" "$T/out" "its layers unpacked whole"
     podman rmi -f $REG/test/multi:1 >/dev/null 2>&1
 else
     echo "# SKIP podman load: podman is not installed"
