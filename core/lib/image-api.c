@@ -55,6 +55,30 @@ static void emit(const berth_image_opts_t *o, const char *id, const char *status
 
 /* ---- pull ---- */
 
+/* docker's closing lines of a pull: the digest pulled, and whether anything was new. */
+static void emit_pull_status(berth_engine_t *e, const berth_image_opts_t *opts, const char *id,
+                             const char *full, int downloaded)
+{
+    char fam[2 * BERTH_REF_NAME_MAX + 80], msg[2 * BERTH_REF_NAME_MAX + 160];
+    _cleanup_json_ json_t *img = NULL;
+    berth_txn_t *txn = NULL;
+
+    if (!opts || !opts->progress)
+        return;
+    berth__ref_familiar(full, fam, sizeof(fam));
+    if (berth__store_txn_begin(berth__engine_store(e), 0, &txn, NULL) == 0) {
+        if (berth__image_get_id_in(txn, id, &img, NULL) == 0) {
+            snprintf(msg, sizeof(msg), "Digest: %s",
+                     json_string_value(json_object_get(json_object_get(img, "target"), "digest")));
+            emit(opts, NULL, msg);
+        }
+        berth__store_txn_abort(txn);
+    }
+    snprintf(msg, sizeof(msg), "Status: %s for %s",
+             downloaded ? "Downloaded newer image" : "Image is up to date", fam);
+    emit(opts, NULL, msg);
+}
+
 /*
  * Images shipped with berth (the demo image) are OCI layouts under
  * BERTH_IMAGESDIR/<name> ($BERTH_IMAGES_DIR overrides it for uninstalled
@@ -112,11 +136,13 @@ BERTH_API int berth_image_pull(berth_engine_t *e, const char *name, const berth_
         req.tags = tags;
         req.action = "pull";
         req.opts = opts;
+        req.ret_downloaded = &downloaded;
         emit(opts, NULL, "Using the image bundled with berth");
         r = berth__image_import(e, &req, id, err);
         ops->close(drv->priv, session);
         if (r < 0)
             return r;
+        emit_pull_status(e, opts, id, full, downloaded);
         if (ret_id)
             memcpy(ret_id, id, 72);
         return 0;
@@ -155,24 +181,7 @@ BERTH_API int berth_image_pull(berth_engine_t *e, const char *name, const berth_
     ops->close(drv->priv, session);
     if (r < 0)
         return r;
-    {
-        char fam[FULL_MAX];
-        _cleanup_json_ json_t *img = NULL;
-        berth_txn_t *txn = NULL;
-        berth__ref_familiar(full, fam, sizeof(fam));
-        if (berth__store_txn_begin(berth__engine_store(e), 0, &txn, NULL) == 0) {
-            if (berth__image_get_id_in(txn, id, &img, NULL) == 0) {
-                snprintf(
-                    msg, sizeof(msg), "Digest: %s",
-                    json_string_value(json_object_get(json_object_get(img, "target"), "digest")));
-                emit(opts, NULL, msg);
-            }
-            berth__store_txn_abort(txn);
-        }
-        snprintf(msg, sizeof(msg), "Status: %s for %s",
-                 downloaded ? "Downloaded newer image" : "Image is up to date", fam);
-        emit(opts, NULL, msg);
-    }
+    emit_pull_status(e, opts, id, full, downloaded);
     if (ret_id)
         memcpy(ret_id, id, 72);
     return 0;

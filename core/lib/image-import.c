@@ -85,6 +85,12 @@ static void progress(struct import *im, const char *id, const char *status, int6
     pthread_mutex_unlock(&im->lock);
 }
 
+/* Loads report "Loading layer" where pulls report "Downloading", as docker does. */
+static int is_load(const struct import *im)
+{
+    return im->req->action && strcmp(im->req->action, "load") == 0;
+}
+
 static void short_id(const char *digest, char out[13])
 {
     snprintf(out, 13, "%.12s", strncmp(digest, "sha256:", 7) == 0 ? digest + 7 : digest);
@@ -166,13 +172,13 @@ static int fetch_blob(struct import *im, const berth_descriptor_t *d, const char
             return berth_err_prefix(err, r, d->digest);
         }
         if (pid && off > 0)
-            progress(im, pid, "Downloading", off, d->size);
+            progress(im, pid, is_load(im) ? "Loading layer" : "Downloading", off, d->size);
         while ((n = s->read(s, buf, sizeof(buf), &e2)) > 0) {
             if ((r = berth__content_writer_write(w, buf, (size_t)n, err)) < 0)
                 break;
             off += n;
             if (pid && (off - last_report >= (256 << 10) || off == d->size)) {
-                progress(im, pid, "Downloading", off, d->size);
+                progress(im, pid, is_load(im) ? "Loading layer" : "Downloading", off, d->size);
                 last_report = off;
             }
         }
@@ -493,7 +499,8 @@ static int unpack_layer(struct import *im, struct layer *l, const char *parent, 
         *ret_size = info.size_bytes;
     else
         *ret_size = res.uncompressed_size;
-    progress(im, l->pid, "Pull complete", l->desc.size, l->desc.size);
+    progress(im, l->pid, is_load(im) ? "Load complete" : "Pull complete", l->desc.size,
+             l->desc.size);
     return 0;
 fail:
     if (fd >= 0)

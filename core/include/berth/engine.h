@@ -251,7 +251,7 @@ BERTH_API int berth_parse_signal(const char *name);
  * (12 hex) or NULL for a line about the whole image; @p status is
  * "Pulling fs layer", "Waiting", "Downloading", "Verifying Checksum",
  * "Download complete", "Extracting", "Pull complete", "Already exists",
- * "Loading layer", or a free text line ("Digest: sha256:...",
+ * "Loading layer" and "Load complete" (for loads), or a free text line ("Digest: sha256:...",
  * "Status: Downloaded newer image for busybox:latest"). @p current and
  * @p total are bytes (-1 when unknown). Called on the calling thread or on a
  * download thread, never concurrently.
