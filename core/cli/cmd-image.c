@@ -289,6 +289,8 @@ static int df_summary(json_t *df)
 {
     json_t *images = json_object_get(df, "Images"), *ctrs = json_object_get(df, "Containers");
     int64_t layers = json_integer_value(json_object_get(df, "LayersSize")), used = 0;
+    int64_t ctr_size = 0, ctr_idle = 0;
+    char csize_s[32], crec_s[64];
     size_t nimg = json_array_size(images), nctr = json_array_size(ctrs), active = 0, running = 0;
     char total_s[32], rec_s[64], n1[32], n2[32], n3[32], n4[32], n5[32], n6[32];
     struct cli_table t;
@@ -304,7 +306,12 @@ static int df_summary(json_t *df)
     }
     json_array_foreach (ctrs, i, v) {
         const char *st = json_string_value(json_object_get(v, "State")) ?: "";
-        running += strcmp(st, "running") == 0 || strcmp(st, "paused") == 0;
+        int up = strcmp(st, "running") == 0 || strcmp(st, "paused") == 0;
+        int64_t rw = json_integer_value(json_object_get(v, "SizeRw"));
+        running += up;
+        ctr_size += rw;
+        if (!up)
+            ctr_idle += rw;
     }
     cli_table_init(&t, 5);
     {
@@ -319,11 +326,13 @@ static int df_summary(json_t *df)
         const char *row[] = { "Images", n1, n2, total_s, rec_s };
         r |= cli_table_add(&t, row);
     }
-    /* The store does not size containers' writable layers yet: 0B, as docker without any. */
+    /* Containers: their writable layers; reclaimable is what stopped ones hold. */
     snprintf(n3, sizeof(n3), "%zu", nctr);
     snprintf(n4, sizeof(n4), "%zu", running);
+    cli_human_size(ctr_size, 4, csize_s, sizeof(csize_s));
+    reclaimable(ctr_idle, ctr_size, crec_s, sizeof(crec_s));
     {
-        const char *row[] = { "Containers", n3, n4, "0B", "0B" };
+        const char *row[] = { "Containers", n3, n4, csize_s, crec_s };
         r |= cli_table_add(&t, row);
     }
     snprintf(n5, sizeof(n5), "%zu", json_array_size(json_object_get(df, "Volumes")));
@@ -449,7 +458,7 @@ int cmd_system_df(const struct cli_globals *g, int argc, char **argv)
                   argv[0]);
         return CLI_EXIT_USAGE;
     }
-    if (cli_open_engine(g, BERTH_ENGINE_F_NO_PLUGINS, &engine) < 0)
+    if (cli_open_engine(g, 0, &engine) < 0)
         return CLI_EXIT_FAIL;
     r = berth_system_df(engine, &df, &err);
     berth_engine_close(engine);

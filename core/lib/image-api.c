@@ -962,27 +962,48 @@ out:
     return r;
 }
 
+static int layer_size_visit(const char *key, json_t *doc, void *userdata)
+{
+    *(json_int_t *)userdata += json_integer_value(json_object_get(doc, "size"));
+    return 0;
+}
+
 BERTH_API int berth_system_df(berth_engine_t *e, json_t **ret_json, berth_err_t *err)
 {
     _cleanup_json_ json_t *images = NULL, *containers = NULL;
     json_int_t layers_size = 0;
+    berth_driver_t *stg = NULL;
+    berth_txn_t *txn = NULL;
+    json_t *c;
+    size_t i;
     int r;
 
     if ((r = berth_image_list(e, 0, &images, err)) < 0)
-        goto out;
+        return r;
     if ((r = berth_container_list(e, BERTH_LIST_ALL, &containers, err)) < 0)
-        goto out;
-    {
-        json_t *img;
-        size_t i;
-        json_array_foreach (images, i, img)
-            layers_size += json_integer_value(json_object_get(img, "Size"));
+        return r;
+    /* Each unpacked layer once, however many images share it. */
+    if ((r = berth__store_txn_begin(berth__engine_store(e), 0, &txn, err)) < 0)
+        return r;
+    r = berth__store_walk(txn, BERTH_DB_LAYERS, NULL, layer_size_visit, &layers_size, err);
+    berth__store_txn_abort(txn);
+    if (r < 0)
+        return r;
+    /* A container's writable layer is the snapshot keyed by its id (none for --rootfs). */
+    if (berth__engine_storage(e, &stg, NULL) < 0)
+        stg = NULL;
+    json_array_foreach (containers, i, c) {
+        const char *id = json_string_value(json_object_get(c, "Id"));
+        berth_snapshot_info_t info = { .struct_size = sizeof(info) };
+        json_int_t size = 0;
+        if (stg && id &&
+            ((const berth_storage_ops_t *)stg->ops)->stat(stg->priv, id, 0, &info, NULL) == 0)
+            size = (json_int_t)info.size_bytes;
+        json_object_set_new(c, "SizeRw", json_integer(size));
     }
     *ret_json = json_pack("{sIsOsOs[]s[]}", "LayersSize", layers_size, "Images", images,
                           "Containers", containers, "Volumes", "BuildCache");
-    r = *ret_json ? 0 : berth_err_set(err, -ENOMEM, "out of memory");
-out:
-    return r;
+    return *ret_json ? 0 : berth_err_set(err, -ENOMEM, "out of memory");
 }
 
 /* ---- login / logout ---- */

@@ -238,6 +238,11 @@ id=$(b create $REG/test/multi:1 true)
 expect_exit 1 "rmi of an image a container uses is refused" b rmi "$cfg"
 expect_grep "conflict" "$T/err" "the refusal says conflict"
 b rm "$id" >/dev/null
+# system df sizes a stopped container's writable layer
+b run --name writer $REG/test/multi:1 sh -c 'head -c 3000000 /dev/zero > /blob' >/dev/null 2>&1
+expect_exit 0 "system df with a stopped container" b system df
+awk '$1 == "Containers" {print $4}' "$T/out" | grep -q '^3\.0[0-9]*MB$' && ok "its writable layer counts (about 3MB)" || not_ok "containers size: $(grep Containers "$T/out")"
+b rm writer >/dev/null
 expect_exit 0 "image prune -a -f" b image prune -a -f
 [ -z "$(b images -q)" ] && ok "no images left" || not_ok "images left: $(b images -q | tr '\n' ' ')"
 [ "$(count_blobs "$T/root")" -eq 0 ] && ok "no orphaned blobs after prune" || not_ok "$(count_blobs "$T/root") blobs left"
