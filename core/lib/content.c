@@ -35,14 +35,9 @@ struct berth_content_writer {
 
 #define JOIN(buf, ...) (snprintf(buf, sizeof(buf), __VA_ARGS__) >= (int)sizeof(buf) ? -1 : 0)
 
-int berth__content_digest_valid(const char *digest)
-{
-    return berth__digest_valid(digest);
-}
-
 static int check_digest(const char *digest, berth_err_t *err)
 {
-    if (!berth__content_digest_valid(digest))
+    if (!berth__digest_valid(digest))
         return berth_err_set(err, -EINVAL, "invalid digest \"%.80s\"", digest ? digest : "");
     return 0;
 }
@@ -221,7 +216,7 @@ int berth__content_walk(berth_content_t *cs, berth_content_walk_fn fn, void *use
         char digest[72];
         struct stat st;
         if (snprintf(digest, sizeof(digest), "sha256:%s", de->d_name) >= (int)sizeof(digest) ||
-            !berth__content_digest_valid(digest))
+            !berth__digest_valid(digest))
             continue; /* "." "..", and nothing else lives here */
         if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
             continue;

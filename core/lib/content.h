@@ -20,8 +20,8 @@
  * Which blobs are in use is the image metadata's business (images.h);
  * berth__content_walk() lets the collector find the rest.
  *
- * Digests are "sha256:" + 64 lowercase hex; anything else is -EINVAL before
- * a path is built from it. All functions return 0 or a negative errno with a
+ * Digests are "sha256:" + 64 lowercase hex (berth__digest_valid() in
+ * digest.h); anything else is -EINVAL before a path is built from it. All functions return 0 or a negative errno with a
  * one-line reason in @err (NULL allowed).
  */
 #ifndef BERTH_CONTENT_H
@@ -40,9 +40,6 @@ int berth__content_open(const char *root, berth_content_t **ret_cs, berth_err_t 
 void berth__content_close(berth_content_t *cs);
 /* The store's directory (<root>/content). */
 const char *berth__content_dir(const berth_content_t *cs);
-
-/* 1 when @digest is "sha256:" + 64 lowercase hex, else 0. */
-int berth__content_digest_valid(const char *digest);
 
 /* Size of a stored blob; -ENOENT when absent. @ret_size may be NULL. */
 int berth__content_stat(berth_content_t *cs, const char *digest, int64_t *ret_size,

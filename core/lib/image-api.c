@@ -103,12 +103,13 @@ static int bundled_layout(const berth_ref_t *ref, char *buf, size_t len)
 BERTH_API int berth_image_pull(berth_engine_t *e, const char *name, const berth_image_opts_t *opts,
                                char ret_id[72], berth_err_t *err)
 {
-    char repo[FULL_MAX], full[FULL_MAX], msg[2 * FULL_MAX + 64], bundled[PATH_MAX];
+    char repo[FULL_MAX], full[FULL_MAX], fam[FULL_MAX], msg[2 * FULL_MAX + 64];
+    char bundled[PATH_MAX];
     _cleanup_free_ char *options = NULL;
-    berth_image_location_t loc = { .struct_size = sizeof(loc) };
+    berth_image_location_t loc = { .struct_size = sizeof(loc), .options_json = "{}" };
     const berth_image_ops_t *ops;
-    berth_import_req_t req = { 0 };
-    berth_driver_t *drv;
+    berth_import_req_t req = { .action = "pull", .opts = opts };
+    berth_driver_t *drv = NULL;
     char *tags[2] = { NULL, NULL };
     void *session = NULL;
     berth_ref_t ref;
@@ -122,61 +123,38 @@ BERTH_API int berth_image_pull(berth_engine_t *e, const char *name, const berth_
     berth__ref_default_tag(&ref);
     berth__ref_repo(&ref, repo, sizeof(repo));
     berth__ref_full(&ref, full, sizeof(full));
-    if (bundled_layout(&ref, bundled, sizeof(bundled)) &&
-        (drv = image_driver(e, "oci-layout")) != NULL) {
-        loc.location = bundled;
-        loc.options_json = "{}";
-        ops = drv->ops;
-        if ((r = ops->open(drv->priv, &loc, 0, &session, err)) < 0)
-            return r;
-        req.source = drv;
-        req.session = session;
-        req.src_ref = ref.tag;
-        tags[0] = full;
-        req.tags = tags;
-        req.action = "pull";
-        req.opts = opts;
-        req.ret_downloaded = &downloaded;
-        emit(opts, NULL, "Using the image bundled with berth");
-        r = berth__image_import(e, &req, id, err);
-        ops->close(drv->priv, session);
-        if (r < 0)
-            return r;
-        emit_pull_status(e, opts, id, full, downloaded);
-        if (ret_id)
-            memcpy(ret_id, id, 72);
-        return 0;
-    }
-    drv = image_driver(e, "registry");
-    if (!drv)
-        return berth_err_set(err, -ENOTSUP, "the registry image driver is not loaded");
-    ops = drv->ops;
-    if ((r = berth__registry_options(ref.domain, opts ? opts->auth_json : NULL,
-                                     opts ? opts->platform : NULL, registry_cfg(e), &options,
-                                     err)) < 0)
-        return r;
-    loc.location = repo;
-    loc.options_json = options;
-    if ((r = ops->open(drv->priv, &loc, 0, &session, err)) < 0)
-        return r;
-    req.source = drv;
-    req.session = session;
+    berth__ref_familiar(full, fam, sizeof(fam));
     req.src_ref = ref.digest[0] ? ref.digest : ref.tag;
     /* A pull by digest names no tag. */
     if (!ref.digest[0])
         tags[0] = full;
     req.tags = tags;
-    req.repo = repo;
-    req.action = "pull";
-    req.opts = opts;
-    {
-        char fam[FULL_MAX];
-        berth__ref_familiar(full, fam, sizeof(fam));
-        snprintf(msg, sizeof(msg), "%s: Pulling from %s", ref.digest[0] ? ref.digest : ref.tag,
-                 fam);
-        emit(opts, NULL, msg);
-    }
     req.ret_downloaded = &downloaded;
+
+    /* The image shipped with berth, or the registry. */
+    if (bundled_layout(&ref, bundled, sizeof(bundled)) &&
+        (drv = image_driver(e, "oci-layout")) != NULL) {
+        loc.location = bundled;
+        snprintf(msg, sizeof(msg), "Using the image bundled with berth");
+    } else {
+        drv = image_driver(e, "registry");
+        if (!drv)
+            return berth_err_set(err, -ENOTSUP, "the registry image driver is not loaded");
+        if ((r = berth__registry_options(ref.domain, opts ? opts->auth_json : NULL,
+                                         opts ? opts->platform : NULL, registry_cfg(e), &options,
+                                         err)) < 0)
+            return r;
+        loc.location = repo;
+        loc.options_json = options;
+        req.repo = repo;
+        snprintf(msg, sizeof(msg), "%s: Pulling from %s", req.src_ref, fam);
+    }
+    ops = drv->ops;
+    if ((r = ops->open(drv->priv, &loc, 0, &session, err)) < 0)
+        return r;
+    req.source = drv;
+    req.session = session;
+    emit(opts, NULL, msg);
     r = berth__image_import(e, &req, id, err);
     ops->close(drv->priv, session);
     if (r < 0)
@@ -292,20 +270,28 @@ out:
 
 /* ---- save ---- */
 
+/* A descriptor as image records keep it ({"mediaType","digest","size"}). */
+static void desc_from_record(json_t *j, berth_descriptor_t *d)
+{
+    memset(d, 0, sizeof(*d));
+    d->struct_size = sizeof(*d);
+    snprintf(d->media_type, sizeof(d->media_type), "%s",
+             json_string_value(json_object_get(j, "mediaType")) ?: "");
+    snprintf(d->digest, sizeof(d->digest), "%s",
+             json_string_value(json_object_get(j, "digest")) ?: "");
+    d->size = json_integer_value(json_object_get(j, "size"));
+}
+
 static int put_content(berth_engine_t *e, berth_driver_t *drv, void *session, json_t *desc,
                        berth_err_t *err)
 {
     const berth_image_ops_t *ops = drv->ops;
-    berth_descriptor_t d = { .struct_size = sizeof(d) };
+    berth_descriptor_t d;
     berth_content_t *cs;
     berth_stream_t *s = NULL;
     int r;
 
-    snprintf(d.media_type, sizeof(d.media_type), "%s",
-             json_string_value(json_object_get(desc, "mediaType")) ?: "");
-    snprintf(d.digest, sizeof(d.digest), "%s",
-             json_string_value(json_object_get(desc, "digest")) ?: "");
-    d.size = json_integer_value(json_object_get(desc, "size"));
+    desc_from_record(desc, &d);
     if ((r = berth__engine_content(e, &cs, err)) < 0)
         return r;
     if ((r = berth__content_reader(cs, d.digest, &s, err)) < 0)
@@ -373,7 +359,7 @@ BERTH_API int berth_image_save(berth_engine_t *e, const char *const *refs, size_
         return r;
     for (size_t i = 0; i < n; i++) {
         json_t *img = json_array_get(images, i), *l, *mdesc = json_object_get(img, "manifest");
-        berth_descriptor_t d = { .struct_size = sizeof(d) };
+        berth_descriptor_t d;
         berth_ref_t ref;
         char full[FULL_MAX];
         const char *name = NULL;
@@ -387,11 +373,7 @@ BERTH_API int berth_image_save(berth_engine_t *e, const char *const *refs, size_
         if ((r = put_content(e, drv, session, json_object_get(img, "config"), err)) < 0 ||
             (r = put_content(e, drv, session, mdesc, err)) < 0)
             goto out;
-        snprintf(d.media_type, sizeof(d.media_type), "%s",
-                 json_string_value(json_object_get(mdesc, "mediaType")) ?: "");
-        snprintf(d.digest, sizeof(d.digest), "%s",
-                 json_string_value(json_object_get(mdesc, "digest")) ?: "");
-        d.size = json_integer_value(json_object_get(mdesc, "size"));
+        desc_from_record(mdesc, &d);
         /* A name keeps its tag; an id saves the image untagged, as docker save does. */
         if (berth__ref_parse(refs[i], &ref, NULL) == 0 && !ref.digest[0] &&
             strncmp(refs[i], "sha256:", 7) != 0) {

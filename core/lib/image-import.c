@@ -104,7 +104,7 @@ static int desc_from_json(json_t *j, berth_descriptor_t *d, const char *what, be
 
     memset(d, 0, sizeof(*d));
     d->struct_size = sizeof(*d);
-    if (!dg || !berth__content_digest_valid(dg))
+    if (!dg || !berth__digest_valid(dg))
         return berth_err_set(err, -EBADMSG, "%s: missing or unsupported digest \"%.80s\"", what,
                              dg ? dg : "");
     if (!json_is_integer(size) || json_integer_value(size) < 0)
@@ -656,7 +656,7 @@ int berth__image_import(berth_engine_t *e, const berth_import_req_t *req, char r
         if ((r = desc_from_json(jl, &l->desc, what, err)) < 0 ||
             (r = check_layer_type(l->desc.media_type, i, err)) < 0)
             goto out;
-        if (!did || !berth__content_digest_valid(did)) {
+        if (!did || !berth__digest_valid(did)) {
             r = berth_err_set(err, -EBADMSG, "image %s: invalid DiffID %zu", cdesc.digest, i);
             goto out;
         }
