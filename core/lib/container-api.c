@@ -60,11 +60,11 @@ static int random_name(char *buf, size_t len)
 
 static int check_isolation(berth_engine_t *e, const char *name, berth_err_t *err)
 {
-    berth_registry_t *reg = berth__engine_registry(e);
+    berth_registry_t *reg;
     char loaded[256] = "";
     size_t off = 0;
 
-    if (!reg || berth__registry_find(reg, BERTH_KIND_ISOLATION, name))
+    if (berth__engine_driver(e, BERTH_KIND_ISOLATION, name) || !(reg = berth__engine_registry(e)))
         return 0;
     for (size_t i = 0; i < berth__registry_count(reg); i++) {
         berth_driver_t *d = berth__registry_driver(reg, i);
@@ -85,7 +85,8 @@ static int check_isolation(berth_engine_t *e, const char *name, berth_err_t *err
 static void release_storage(berth_engine_t *e, json_t *doc)
 {
     if (doc && json_object_get(doc, "storage"))
-        berth__container_storage_release(berth__engine_registry(e), NULL, doc, NULL);
+        berth__container_storage_release(berth__engine_loaded(e), berth__engine_config(e)->plugin_dirs,
+                                         doc, NULL);
 }
 
 /* Docker's rules for a container's config over its image's ("Config" of the image config). */
@@ -185,7 +186,7 @@ static int image_rootfs(berth_engine_t *e, const char *id, const char *image, js
     merge_image_config(config, json_object_get(cfg, "config"));
 
     sname = json_string_value(json_object_get(img, "storage"));
-    d = sname ? berth__registry_find(berth__engine_registry(e), BERTH_KIND_STORAGE, sname) : NULL;
+    d = berth__engine_driver(e, BERTH_KIND_STORAGE, sname);
     if (!d)
         return berth_err_set(err, -ENOENT, "image %s: its storage driver \"%s\" is not loaded",
                              image, sname ? sname : "");
@@ -510,8 +511,7 @@ static int reap_orphan(berth_engine_t *e, json_t *doc, berth_err_t *err)
 {
     const char *id = json_string_value(json_object_get(doc, "id"));
     const char *iso = json_string_value(json_object_get(doc, "isolation"));
-    berth_registry_t *reg = berth__engine_registry(e);
-    berth_driver_t *d = reg && iso ? berth__registry_find(reg, BERTH_KIND_ISOLATION, iso) : NULL;
+    berth_driver_t *d = berth__engine_driver(e, BERTH_KIND_ISOLATION, iso);
     char bundle[PATH_MAX], sbdir[PATH_MAX], ctrdir[PATH_MAX];
     const berth_isolation_ops_t *ops;
     void *sb = NULL, *ctr = NULL;

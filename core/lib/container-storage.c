@@ -109,13 +109,7 @@ int berth__container_storage_release(berth_registry_t *reg, char *const *plugin_
         return 0;
     if (!name || !key || !berth__driver_name_valid(name))
         return berth_err_set(err, -EINVAL, "container record: bad \"storage\"");
-    d = berth__registry_find(reg, BERTH_KIND_STORAGE, name);
-    for (size_t i = 0; !d && plugin_dirs && plugin_dirs[i]; i++) {
-        char path[PATH_MAX];
-        snprintf(path, sizeof(path), "%s/storage-%s%s", plugin_dirs[i], name, BERTH_MODULE_EXT);
-        if (access(path, R_OK) == 0 && berth__registry_load_file(reg, path, NULL) == 0)
-            d = berth__registry_find(reg, BERTH_KIND_STORAGE, name);
-    }
+    d = reg ? berth__registry_load_named(reg, plugin_dirs, BERTH_KIND_STORAGE, name) : NULL;
     if (!d)
         return berth_err_set(err, -ENOENT, "storage driver \"%s\" is not available", name);
     ops = d->ops;

@@ -14,8 +14,21 @@
 
 /* The store, or NULL when the engine was opened with BERTH_ENGINE_F_NO_STORE. */
 berth_store_t *berth__engine_store(berth_engine_t *e);
-/* The plugin registry, or NULL when opened with BERTH_ENGINE_F_NO_PLUGINS. */
+/*
+ * The plugin registry with every module of the plugin directories loaded
+ * (the first call scans them), or NULL when opened with
+ * BERTH_ENGINE_F_NO_PLUGINS. For listing drivers; to use one, prefer
+ * berth__engine_driver, which loads only what it needs.
+ */
 berth_registry_t *berth__engine_registry(berth_engine_t *e);
+/*
+ * The @kind driver called @name, loading its module on first use: by its
+ * conventional file name (<kind>-<name>.so) first, then by scanning every
+ * module. NULL when no module provides it or the engine has no plugins.
+ */
+berth_driver_t *berth__engine_driver(berth_engine_t *e, uint32_t kind, const char *name);
+/* The registry as loaded so far, without scanning (NULL without plugins). */
+berth_registry_t *berth__engine_loaded(berth_engine_t *e);
 /* The effective configuration. */
 const berth_config_t *berth__engine_config(berth_engine_t *e);
 

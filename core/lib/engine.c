@@ -26,6 +26,7 @@ struct berth_engine {
     berth_config_t *cfg;
     berth_store_t *store;
     berth_registry_t *reg;
+    int scanned; /* every module of the plugin dirs loaded (berth__engine_registry) */
     berth_log_fn log;
     void *log_userdata;
     berth_content_t *content; /* opened on first use (images) */
@@ -148,16 +149,12 @@ BERTH_API int berth_engine_open(const berth_engine_opts_t *opts, berth_engine_t 
         };
         if ((r = berth__registry_new(&env, &e->reg, err)) < 0)
             goto fail;
-        if ((r = berth__registry_load_dirs(e->reg, e->cfg->plugin_dirs, err)) < 0)
-            goto fail;
-        /* Refusals never fail the open; `berth plugins` lists them, and the log
-         * has them for a daemon's operator. */
-        for (size_t i = 0; i < berth__registry_refused_count(e->reg); i++) {
-            const berth_refusal_t *rf = berth__registry_refused(e->reg, i);
-            char line[BERTH_ERR_MSG_MAX + 64];
-            snprintf(line, sizeof(line), "refused plugin %s: %s", rf->path, rf->reason);
-            engine_log_sink(e, BERTH_LOG_NOTICE, "plugins", line);
-        }
+        /*
+         * Modules load when first needed (berth__engine_driver): a container
+         * start needs one or two of them, and the image sources alone bring
+         * libcurl and a TLS stack whose loading and initialisation cost
+         * every command milliseconds.
+         */
     }
     *ret_engine = e;
     return 0;
@@ -199,7 +196,8 @@ static json_t *no_plugins_json(const berth_engine_t *e)
 
 BERTH_API int berth_engine_plugins(berth_engine_t *e, json_t **ret_json, berth_err_t *err)
 {
-    json_t *j = e->reg ? berth__registry_to_json(e->reg) : no_plugins_json(e);
+    berth_registry_t *reg = berth__engine_registry(e);
+    json_t *j = reg ? berth__registry_to_json(reg) : no_plugins_json(e);
     if (!j)
         return berth_err_set(err, -ENOMEM, "out of memory");
     *ret_json = j;
@@ -233,6 +231,7 @@ static json_t *drivers_info(berth_engine_t *e)
 {
     static const uint32_t kinds[] = { BERTH_KIND_ISOLATION, BERTH_KIND_STORAGE, BERTH_KIND_NETWORK,
                                       BERTH_KIND_IMAGE };
+    berth_registry_t *reg = berth__engine_registry(e);
     json_t *out = json_object();
 
     if (!out)
@@ -252,8 +251,8 @@ static json_t *drivers_info(berth_engine_t *e)
             def = e->cfg->default_network;
             break;
         }
-        for (size_t i = 0; e->reg && i < berth__registry_count(e->reg); i++) {
-            berth_driver_t *d = berth__registry_driver(e->reg, i);
+        for (size_t i = 0; reg && i < berth__registry_count(reg); i++) {
+            berth_driver_t *d = berth__registry_driver(reg, i);
             if (d->kind == kinds[k])
                 json_array_append_new(names, json_string(d->desc->name));
         }
@@ -262,7 +261,7 @@ static json_t *drivers_info(berth_engine_t *e)
             json_object_set_new(o, "default", json_string(def));
             json_object_set_new(
                 o, "default_loaded",
-                json_boolean(e->reg && berth__registry_find(e->reg, kinds[k], def) != NULL));
+                json_boolean(reg && berth__registry_find(reg, kinds[k], def) != NULL));
         }
         json_object_set_new(out, berth__kind_name(kinds[k]), o);
     }
@@ -272,6 +271,7 @@ static json_t *drivers_info(berth_engine_t *e)
 BERTH_API int berth_engine_info(berth_engine_t *e, json_t **ret_json, berth_err_t *err)
 {
     _cleanup_json_ json_t *info = NULL;
+    berth_registry_t *reg = berth__engine_registry(e);
     berth_hostinfo_t host;
     char abi[32];
     json_t *store = NULL;
@@ -284,8 +284,8 @@ BERTH_API int berth_engine_info(berth_engine_t *e, json_t **ret_json, berth_err_
                      BERTH_VERSION, "abi", abi, "config_file", e->cfg->path, "root", e->cfg->root,
                      "runroot", e->cfg->runroot, "store", store, "drivers", drivers_info(e), "host",
                      berth__hostinfo_to_json(&host), "plugins", "loaded",
-                     (int)(e->reg ? berth__registry_count(e->reg) : 0), "refused",
-                     (int)(e->reg ? berth__registry_refused_count(e->reg) : 0));
+                     (int)(reg ? berth__registry_count(reg) : 0), "refused",
+                     (int)(reg ? berth__registry_refused_count(reg) : 0));
     if (!info)
         return berth_err_set(err, -ENOMEM, "out of memory");
     *ret_json = TAKE_PTR(info);
@@ -299,7 +299,37 @@ berth_store_t *berth__engine_store(berth_engine_t *e)
 
 berth_registry_t *berth__engine_registry(berth_engine_t *e)
 {
+    if (e->reg && !e->scanned) {
+        e->scanned = 1;
+        /* Only memory can fail a scan; what loaded still serves. */
+        berth__registry_load_dirs(e->reg, e->cfg->plugin_dirs, NULL);
+        /* Refusals never fail a command; `berth plugins` lists them, and the log has them for a
+         * daemon's operator. */
+        for (size_t i = 0; i < berth__registry_refused_count(e->reg); i++) {
+            const berth_refusal_t *rf = berth__registry_refused(e->reg, i);
+            char line[BERTH_ERR_MSG_MAX + 64];
+            snprintf(line, sizeof(line), "refused plugin %s: %s", rf->path, rf->reason);
+            engine_log_sink(e, BERTH_LOG_NOTICE, "plugins", line);
+        }
+    }
     return e->reg;
+}
+
+berth_registry_t *berth__engine_loaded(berth_engine_t *e)
+{
+    return e->reg;
+}
+
+berth_driver_t *berth__engine_driver(berth_engine_t *e, uint32_t kind, const char *name)
+{
+    berth_driver_t *d;
+
+    if (!e->reg || !name)
+        return NULL;
+    if ((d = berth__registry_load_named(e->reg, e->cfg->plugin_dirs, kind, name)) || e->scanned)
+        return d;
+    /* A module named otherwise may still hold it. */
+    return berth__registry_find(berth__engine_registry(e), kind, name);
 }
 
 const berth_config_t *berth__engine_config(berth_engine_t *e)
@@ -329,11 +359,11 @@ int berth__engine_storage(berth_engine_t *e, berth_driver_t **ret_drv, berth_err
     }
     if (!e->reg)
         return berth_err_set(err, -ENOTSUP, "engine opened without plugins: no storage driver");
-    d = berth__registry_find(e->reg, BERTH_KIND_STORAGE, want);
+    d = berth__engine_driver(e, BERTH_KIND_STORAGE, want);
     if (!d)
         return berth_err_set(err, -ENOENT, "storage driver \"%s\" is not loaded", want);
     if (berth__driver_probe(d, NULL, &perr) != 0) {
-        berth_driver_t *vfs = berth__registry_find(e->reg, BERTH_KIND_STORAGE, "vfs");
+        berth_driver_t *vfs = berth__engine_driver(e, BERTH_KIND_STORAGE, "vfs");
         /* overlayfs can't work on every filesystem; vfs is the portable fallback. */
         if (strcmp(want, "overlay") != 0 || !vfs || berth__driver_probe(vfs, NULL, NULL) != 0)
             return berth_err_set(err, -ENOTSUP, "storage driver \"%s\" can't work here: %s", want,

@@ -29,8 +29,7 @@
 
 static berth_driver_t *image_driver(berth_engine_t *e, const char *name)
 {
-    berth_registry_t *reg = berth__engine_registry(e);
-    return reg ? berth__registry_find(reg, BERTH_KIND_IMAGE, name) : NULL;
+    return berth__engine_driver(e, BERTH_KIND_IMAGE, name);
 }
 
 /* The config's "drivers": {"registry": {...}} section, or NULL. */

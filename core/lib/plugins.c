@@ -609,6 +609,28 @@ int berth__registry_load_dirs(berth_registry_t *reg, char *const *dirs, berth_er
     return 0;
 }
 
+berth_driver_t *berth__registry_load_named(berth_registry_t *reg, char *const *dirs, uint32_t kind,
+                                           const char *name)
+{
+    berth_driver_t *d = berth__registry_find(reg, kind, name);
+
+    if (d || !berth__driver_name_valid(name) || !berth__kind_name(kind))
+        return d;
+    for (size_t i = 0; dirs && dirs[i] && !d; i++) {
+        char path[PATH_MAX];
+        struct stat st;
+
+        if (snprintf(path, sizeof(path), "%s/%s-%s%s", dirs[i], berth__kind_name(kind), name,
+                     BERTH_MODULE_EXT) >= (int)sizeof(path) ||
+            stat(path, &st) < 0 || !S_ISREG(st.st_mode) || seen_before(reg, &st) ||
+            remember(reg, &st) < 0)
+            continue;
+        if (berth__registry_load_file(reg, path, NULL) == 0)
+            d = berth__registry_find(reg, kind, name);
+    }
+    return d;
+}
+
 void berth__registry_free(berth_registry_t *reg)
 {
     if (!reg)

@@ -84,6 +84,17 @@ int berth__registry_load_dirs(berth_registry_t *reg, char *const *dirs, berth_er
  */
 int berth__registry_load_file(berth_registry_t *reg, const char *path, berth_err_t *err);
 
+/*
+ * Load the module of the @kind driver @name by its conventional file name,
+ * <dir>/<kind>-<name><module extension> (isolation-process.so), from the
+ * first directory of @dirs that has one; a file already loaded (or refused)
+ * is not tried again. Returns the driver, or NULL when no such file gives
+ * it (the caller may then fall back to berth__registry_load_dirs, which
+ * also finds drivers in modules named otherwise).
+ */
+berth_driver_t *berth__registry_load_named(berth_registry_t *reg, char *const *dirs, uint32_t kind,
+                                           const char *name);
+
 /* Finalise drivers in reverse load order and free the registry. NULL allowed. */
 void berth__registry_free(berth_registry_t *reg);
 

@@ -1668,7 +1668,7 @@ const char *__lsan_default_suppressions(void)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: berth-shim --id ID --root DIR --runroot DIR [--config FILE]\n"
-               "                  [--plugin-path DIRS] [--wait-start]\n"
+               "                  [--plugin-path DIRS] [--wait-start] [--detach]\n"
                "The per-container monitor; started by the berth engine, not by hand.\n");
 }
 
@@ -1681,12 +1681,13 @@ int main(int argc, char **argv)
         { "config", required_argument, NULL, 'c' },
         { "plugin-path", required_argument, NULL, 'p' },
         { "wait-start", no_argument, NULL, 'w' },
+        { "detach", no_argument, NULL, 'd' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     struct shim *s = calloc(1, sizeof(*s));
     berth_err_t err = { 0 };
-    int opt, r, ec;
+    int opt, r, ec, detach = 0;
 
     if (!s)
         return 1;
@@ -1712,6 +1713,9 @@ int main(int argc, char **argv)
         case 'w':
             s->wait_start = 1;
             break;
+        case 'd':
+            detach = 1;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -1723,6 +1727,23 @@ int main(int argc, char **argv)
     if (!s->id || !s->root || !s->runroot) {
         usage(stderr);
         return 2;
+    }
+    /*
+     * --detach: the engine spawned us in a new session and waits for this
+     * process. Fork once and let it return at once: the monitor is then
+     * nobody's child (init or a subreaper adopts it) and, not being a
+     * session leader, can never get a controlling terminal by opening a pty.
+     */
+    if (detach) {
+        pid_t pid = fork();
+        if (pid < 0) {
+            int e = errno;
+            dprintf(3, "{\"error\":\"berth-shim: fork: %s\",\"exit_code\":125,\"code\":%d}\n",
+                    strerror(e), -e);
+            return 1;
+        }
+        if (pid > 0)
+            _exit(0);
     }
     /* fd 3 is the readiness pipe when the engine started us. */
     if (fcntl(3, F_GETFD) >= 0) {

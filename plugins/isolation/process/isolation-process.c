@@ -731,6 +731,7 @@ static int process_container_create(void *priv, void *sandbox, const berth_conta
     struct process_ctr *c;
     struct clone_args ca = { 0 };
     int sv[2] = { -1, -1 }, netfd = -1, pidfd = -1, tty = -1, r, new_net = 0, self_net = -1;
+    int cgfd = -1, in_v2 = 0;
     const char *netns = NULL;
     long pid;
 
@@ -825,6 +826,20 @@ static int process_container_create(void *priv, void *sandbox, const berth_conta
     ca.pidfd = (uint64_t)(uintptr_t)&pidfd;
     ca.exit_signal = SIGCHLD;
     a.joined_netns = netfd >= 0;
+    /*
+     * Put the child in its cgroups without the kernel's global threadgroup
+     * lock, whose first writer after a quiet spell waits for an RCU grace
+     * period (4-15 ms, most of a start): clone3 places it in the v2 cgroup,
+     * and it joins the v1 ones itself (pcg_enter_self_v1). In a user
+     * namespace it has no rights over the host's cgroup files: we move it.
+     */
+    if (!c->cfg.userns) {
+        a.join_v1 = c->cg;
+        if ((cgfd = pcg_v2_fd(c->cg)) >= 0) {
+            ca.flags |= CLONE_INTO_CGROUP;
+            ca.cgroup = (uint64_t)cgfd;
+        }
+    }
     if (c->cfg.userns && netfd >= 0) {
         /*
          * A child in a new user namespace has no rights over a netns the
@@ -841,6 +856,17 @@ static int process_container_create(void *priv, void *sandbox, const berth_conta
     }
     /* Fork-like (no new stack): the child runs process_child_init and never returns. */
     pid = syscall(SYS_clone3, &ca, sizeof(ca));
+    if (pid < 0 && (ca.flags & CLONE_INTO_CGROUP)) {
+        /*
+         * A kernel before 5.7 or a v2 cgroup that refuses (EBUSY, EOPNOTSUPP):
+         * clone plainly; moving it there below reports what is really wrong.
+         */
+        ca.flags &= ~(uint64_t)CLONE_INTO_CGROUP;
+        ca.cgroup = 0;
+        pid = syscall(SYS_clone3, &ca, sizeof(ca));
+    }
+    in_v2 = (ca.flags & CLONE_INTO_CGROUP) != 0;
+    close_fd(&cgfd);
     if (pid != 0 && self_net >= 0) {
         /* Failing to return would leave this thread in the container's network. */
         if (setns(self_net, CLONE_NEWNET) < 0)
@@ -867,7 +893,11 @@ static int process_container_create(void *priv, void *sandbox, const berth_conta
                              c->cfg.gid_map ? c->cfg.gid_map : c->cfg.uid_map, err)) < 0)
             goto fail_child;
     }
-    if ((r = pcg_enter(c->cg, c->init.pid, err)) < 0 || (r = send_go(c->init.sync_fd, err)) < 0) {
+    if (a.join_v1)
+        r = in_v2 ? 0 : pcg_enter_v2(c->cg, c->init.pid, err);
+    else
+        r = pcg_enter(c->cg, c->init.pid, err);
+    if (r < 0 || (r = send_go(c->init.sync_fd, err)) < 0) {
         /* The child may have failed its mounts meanwhile: its reason beats ours. */
         berth_err_t cerr = { 0 };
         if (await_child(c->init.sync_fd, NULL, &cerr) < 0 && err)

@@ -987,13 +987,46 @@ int pcg_enter(pcg_t *cg, pid_t pid, berth_err_t *err)
             return berth_err_set(err, r, "cgroup: move %d into %s: %s", (int)pid, cg->v1[i],
                                  strerror(-r));
     }
-    if (cg->v2) {
-        r = write_at(cg->v2, "cgroup.procs", buf);
-        if (r < 0 && cg->v2_limits)
-            return berth_err_set(err, r, "cgroup: move %d into %s: %s", (int)pid, cg->v2,
-                                 strerror(-r));
+    return pcg_enter_v2(cg, pid, err);
+}
+
+int pcg_enter_v2(pcg_t *cg, pid_t pid, berth_err_t *err)
+{
+    char buf[24];
+    int r;
+
+    if (!cg->v2)
+        return 0;
+    snprintf(buf, sizeof(buf), "%d", (int)pid);
+    r = write_at(cg->v2, "cgroup.procs", buf);
+    if (r < 0 && cg->v2_limits)
+        return berth_err_set(err, r, "cgroup: move %d into %s: %s", (int)pid, cg->v2,
+                             strerror(-r));
+    return 0;
+}
+
+int pcg_enter_self_v1(const pcg_t *cg, const char **ret_dir)
+{
+    for (int i = 0; i < layout.n_v1; i++) {
+        int r;
+        if (!cg->v1[i])
+            continue;
+        if ((r = write_at(cg->v1[i], "tasks", "0")) < 0) {
+            *ret_dir = cg->v1[i];
+            return r;
+        }
     }
     return 0;
+}
+
+int pcg_v2_fd(const pcg_t *cg)
+{
+    int fd;
+
+    if (!cg->v2)
+        return -ENOENT;
+    fd = open(cg->v2, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    return fd < 0 ? -errno : fd;
 }
 
 int pcg_count_procs(pcg_t *cg, uint64_t *ret_n, berth_err_t *err)

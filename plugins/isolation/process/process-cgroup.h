@@ -76,6 +76,28 @@ int pcg_open(const char *name, pcg_t **ret_cg, berth_err_t *err);
  */
 int pcg_enter(pcg_t *cg, pid_t pid, berth_err_t *err);
 
+/* Only the v2 part of pcg_enter (nothing without a v2 directory). */
+int pcg_enter_v2(pcg_t *cg, pid_t pid, berth_err_t *err);
+
+/*
+ * Join @cg's v1 cgroups from inside the process being placed, which must
+ * have one thread: 0 written to each hierarchy's tasks file moves the
+ * calling thread, and the kernel moves a thread that names itself without
+ * taking its global threadgroup lock, whose first writer in a while waits
+ * for an RCU grace period (4-15 ms here). Moving another process (pcg_enter)
+ * always takes that lock. Only open/write/close: safe in a child right
+ * after clone. Returns 0 or -errno with *ret_dir the cgroup that refused.
+ * Needs root in the host's user namespace (tasks files belong to it).
+ */
+int pcg_enter_self_v1(const pcg_t *cg, const char **ret_dir);
+
+/*
+ * An O_PATH descriptor of @cg's v2 directory, for clone3's
+ * CLONE_INTO_CGROUP (which puts the child there without the lock either),
+ * or -errno; -ENOENT when @cg has no v2 directory.
+ */
+int pcg_v2_fd(const pcg_t *cg);
+
 /*
  * Freeze / thaw every process (v1 freezer.state when the freezer hierarchy is
  * mounted, else v2 cgroup.freeze). Freezing waits until the kernel reports

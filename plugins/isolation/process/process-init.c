@@ -43,6 +43,7 @@
 #include <linux/sched.h>
 #include <linux/seccomp.h>
 
+#include "process-cgroup.h"
 #include "process-internal.h"
 
 /* Overlay rootfs mounts of any number of layers (new mount API, mount(2) fallback). */
@@ -1057,12 +1058,23 @@ _Noreturn void process_child_init(const struct process_child_args *a)
     if (c.devnull < 0)
         die(&c, -errno, "open /dev/null: %s", strerror(errno));
     /*
-     * The caller moves us into the container's cgroup and says go. The
-     * first move into a v1 cgroup waits for an RCU grace period (10-20 ms),
-     * so without a user namespace the mounts are made meanwhile: nothing
-     * before the go forks or execs, and the cgroup namespace and cgroup
-     * mounts, which depend on the move, come after it. With a user
-     * namespace nothing can be done before the caller writes the id maps.
+     * Without a user namespace we join the container's v1 cgroups ourselves
+     * (clone3 already put us in its v2 one): a thread moving itself costs
+     * microseconds, where the caller moving us would first wait for an RCU
+     * grace period. First of all, so nothing of ours runs outside them.
+     */
+    if (a->join_v1) {
+        const char *dir = "";
+        int r = pcg_enter_self_v1(a->join_v1, &dir);
+        if (r < 0)
+            die(&c, r, "cgroup: joining %s: %s", dir, strerror(-r));
+    }
+    /*
+     * Otherwise the caller moves us into the container's cgroup and says go.
+     * Without a user namespace the mounts are made meanwhile: nothing before
+     * the go forks or execs, and the cgroup namespace and cgroup mounts,
+     * which depend on the move, come after it. With a user namespace nothing
+     * can be done before the caller writes the id maps.
      */
     early = !cfg->userns;
     if (!early)

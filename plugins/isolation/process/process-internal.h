@@ -126,6 +126,8 @@ struct process_child_args {
     int enter_fd; /* exec: pidfd of the container's init to setns into */
     int enter_userns;
     int no_openat2; /* resolve mount targets by walking (BERTH_PROCESS_NO_OPENAT2=1, tests) */
+    /* init: join these v1 cgroups itself before anything else (pcg_enter_self_v1), or NULL */
+    const struct pcg *join_v1;
 };
 
 /* process-init.c: never return; exit the child with status 1 after reporting errors. */
