@@ -85,8 +85,8 @@ static int check_isolation(berth_engine_t *e, const char *name, berth_err_t *err
 static void release_storage(berth_engine_t *e, json_t *doc)
 {
     if (doc && json_object_get(doc, "storage"))
-        berth__container_storage_release(berth__engine_loaded(e), berth__engine_config(e)->plugin_dirs,
-                                         doc, NULL);
+        berth__container_storage_release(berth__engine_loaded(e),
+                                         berth__engine_config(e)->plugin_dirs, doc, NULL);
 }
 
 /* Docker's rules for a container's config over its image's ("Config" of the image config). */

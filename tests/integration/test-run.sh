@@ -19,6 +19,21 @@ R="--rootfs $T/rootfs"
 cleanup() { for c in $(b ps -aq 2>/dev/null); do b rm -f "$c" >/dev/null 2>&1; done; rm -rf "$T"; }
 trap cleanup EXIT
 
+# The init is in the container's cgroup in every hierarchy berth manages
+# (each v1 controller and the v2 tree; named ones like systemd's are
+# systemd's): it joins v1 itself and clone3 places it in v2, so a hierarchy
+# it failed to join would show the CLI's or the monitor's cgroup.
+in_own_cgroups() { # PID ID LABEL
+    n=0 bad=
+    while IFS=: read -r _ ctrl path; do
+        case $ctrl in name=*) continue ;; esac
+        n=$((n + 1))
+        case $path in */berth/$2) ;; *) bad="$bad ${ctrl:-v2}=$path" ;; esac
+    done <"/proc/$1/cgroup"
+    [ "$n" -gt 0 ] && [ -z "$bad" ] && ok "$3: init in berth/<id> in all $n hierarchies" ||
+        not_ok "$3: init outside its cgroups:$bad"
+}
+
 # exit codes and streams
 expect_exit 3 "run exits with the container's code" b run --rm $R sh -c 'echo out; echo err >&2; exit 3'
 expect_grep "^out$" "$T/out" "stdout reaches stdout"
@@ -160,6 +175,10 @@ expect_exit 0 "--userns" b run --rm --userns 0:100000:65536 --rootfs "$T/usrootf
 expect_grep "^0$" "$T/out" "root inside the user namespace"
 expect_grep "0 *100000 *65536" "$T/out" "the uid map is the one asked for"
 [ "$(stat -c %u "$T/usrootfs/tmp/made-inside" 2>/dev/null)" = 100000 ] && ok "its files belong to uid 100000 on the host" || not_ok "owner $(stat -c %u "$T/usrootfs/tmp/made-inside" 2>/dev/null)"
+uid=$(b run -d --userns 0:100000:65536 --rootfs "$T/usrootfs" sleep 30)
+upid=$(b inspect "$uid" | sed -n 's/.*"Pid": \([0-9]*\).*/\1/p' | head -1)
+in_own_cgroups "$upid" "$uid" "in a user namespace (moved by its monitor)"
+b rm -f "$uid" >/dev/null
 expect_exit 125 "bad --userns" b run --rm --userns 0:100000 $R true
 expect_grep "invalid --userns" "$T/err" "bad map named"
 
@@ -197,7 +216,10 @@ if [ -n "$mcg" ] && [ -e "/sys/fs/cgroup/memory$mcg/memory.memsw.limit_in_bytes"
 else
     echo "# SKIP memory-swap check: no v1 memory controller with swap accounting here"
 fi
+# The init is in its cgroups in every hierarchy (see in_own_cgroups above).
+in_own_cgroups "$pid" "$id" "without a user namespace"
 expect_exit 125 "--memory-swap below --memory is refused" b run --rm -m 64m --memory-swap 32m $R true
+
 expect_grep "swap" "$T/err" "the refusal names the swap limit"
 b rm -f "$id" >/dev/null
 

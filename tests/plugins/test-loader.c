@@ -22,6 +22,7 @@
 #include <berth/engine.h>
 #include <berth/sdk.h>
 
+#include "engine-internal.h"
 #include "plugins.h"
 #include "util.h"
 
@@ -301,6 +302,57 @@ static void test_loader_every_built_plugin_loads(void **state)
     berth__registry_free(reg);
 }
 
+/*
+ * Drivers load on first use: by their conventional file name, one module
+ * only, and a later full scan neither loads it twice nor calls it a
+ * duplicate. A module named otherwise is found by the engine's fallback scan.
+ */
+static void test_loader_loads_named_module_only(void **state)
+{
+    berth_registry_t *reg = NULL;
+    struct tmp *t = *state;
+    berth_plugin_env_t env = { .root = t->dir, .runroot = t->dir };
+    char *dirs[] = { (char *)built_dir, NULL };
+    char cfg[PATH_MAX], plugdir[PATH_MAX];
+    berth_engine_opts_t opts = { .struct_size = sizeof(opts) };
+    berth_engine_t *e = NULL;
+    berth_err_t err = { 0 };
+    berth_driver_t *d;
+
+    assert_int_equal(berth__registry_new(&env, &reg, NULL), 0);
+    d = berth__registry_load_named(reg, dirs, BERTH_KIND_STORAGE, "fake");
+    assert_non_null(d);
+    assert_int_equal(berth__registry_count(reg), 1);
+    /* Asked again: the same driver, nothing more loaded. */
+    assert_ptr_equal(berth__registry_load_named(reg, dirs, BERTH_KIND_STORAGE, "fake"), d);
+    assert_null(berth__registry_load_named(reg, dirs, BERTH_KIND_STORAGE, "nosuch"));
+    assert_null(berth__registry_load_named(reg, dirs, BERTH_KIND_STORAGE, "../x"));
+    assert_int_equal(berth__registry_count(reg), 1);
+    assert_int_equal(berth__registry_refused_count(reg), 0);
+    assert_int_equal(berth__registry_load_dirs(reg, dirs, NULL), 0);
+    assert_int_equal(berth__registry_refused_count(reg), 0);
+    assert_int_equal(berth__registry_count(reg), count_modules(built_dir));
+    berth__registry_free(reg);
+
+    /* Through the engine: nothing loads at open; an oddly named module is still found. */
+    PJOIN(cfg, "%s/berth.json", t->dir);
+    PJOIN(plugdir, "%s/plugins", t->dir);
+    assert_int_equal(mkdir(plugdir, 0700), 0);
+    add_fixture(plugdir, "hostapi", "not-by-its-name.so", 0);
+    write_file(cfg, "{\"plugin_dirs\": []}");
+    opts.flags = BERTH_ENGINE_F_IGNORE_ENV | BERTH_ENGINE_F_NO_STORE;
+    opts.config_path = cfg;
+    opts.root = t->dir;
+    opts.runroot = t->dir;
+    opts.plugin_path = plugdir;
+    assert_int_equal(berth_engine_open(&opts, &e, &err), 0);
+    assert_int_equal(berth__registry_count(berth__engine_loaded(e)), 0);
+    assert_non_null(berth__engine_driver(e, BERTH_KIND_ISOLATION, "hostapi"));
+    assert_null(berth__engine_driver(e, BERTH_KIND_ISOLATION, "nosuch"));
+    assert_int_equal(berth__registry_count(berth__engine_loaded(e)), 1);
+    berth_engine_close(e);
+}
+
 static void test_loader_through_engine_api(void **state)
 {
     struct tmp *t = *state;
@@ -359,6 +411,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_loader_host_api_reaches_driver, tmp_setup,
                                         tmp_teardown),
         cmocka_unit_test_setup_teardown(test_loader_every_built_plugin_loads, tmp_setup,
+                                        tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_loader_loads_named_module_only, tmp_setup,
                                         tmp_teardown),
         cmocka_unit_test_setup_teardown(test_loader_through_engine_api, tmp_setup, tmp_teardown),
     };

@@ -1000,8 +1000,7 @@ int pcg_enter_v2(pcg_t *cg, pid_t pid, berth_err_t *err)
     snprintf(buf, sizeof(buf), "%d", (int)pid);
     r = write_at(cg->v2, "cgroup.procs", buf);
     if (r < 0 && cg->v2_limits)
-        return berth_err_set(err, r, "cgroup: move %d into %s: %s", (int)pid, cg->v2,
-                             strerror(-r));
+        return berth_err_set(err, r, "cgroup: move %d into %s: %s", (int)pid, cg->v2, strerror(-r));
     return 0;
 }
 
