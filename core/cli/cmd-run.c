@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <poll.h>
 #include <time.h>
 #include <stdio.h>
 #include <string.h>
@@ -22,8 +23,29 @@ static const char run_usage[] =
     "\n"
     "Options:\n";
 
+/*
+ * After the exit frame, wait (up to 10 s) for the monitor to close the
+ * stream: it does so only once the container is torn down and, with --rm,
+ * removed, so `run --rm` returns when the container is gone without polling
+ * the store.
+ */
+static void wait_stream_end(int fd)
+{
+    const int timeout_ms = 10000;
+    char buf[4096];
+
+    for (;;) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        int r = poll(&p, 1, timeout_ms);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0 || read(fd, buf, sizeof(buf)) <= 0)
+            return;
+    }
+}
+
 /* Start @ref attached; returns the process exit status to use. */
-static int start_attached(berth_engine_t *e, const char *ref, int with_stdin)
+static int start_attached(berth_engine_t *e, const char *ref, int with_stdin, int wait_end)
 {
     berth_err_t err = { 0 };
     int fd = -1, tty = 0, r, code;
@@ -44,6 +66,8 @@ static int start_attached(berth_engine_t *e, const char *ref, int with_stdin)
         return cli_start_exit_code(r);
     }
     code = cli_attach_pump(e, ref, NULL, fd, tty, with_stdin);
+    if (wait_end && code >= 0)
+        wait_stream_end(fd);
     close(fd);
     if (code == CLI_DETACHED)
         return CLI_DETACHED;
@@ -91,7 +115,7 @@ int cmd_run(const struct cli_globals *g, int argc, char **argv)
         berth_engine_close(engine);
         return CLI_EXIT_OK;
     }
-    r = start_attached(engine, id, c.interactive);
+    r = start_attached(engine, id, c.interactive, c.auto_remove);
     if (r == CLI_DETACHED) {
         berth_engine_close(engine);
         return CLI_EXIT_OK;
@@ -173,7 +197,7 @@ int cmd_start(const struct cli_globals *g, int argc, char **argv)
     if (cli_open_engine(g, 0, &engine) < 0)
         return CLI_EXIT_FAIL;
     if (attach || interactive) {
-        int code = start_attached(engine, argv[optind], interactive);
+        int code = start_attached(engine, argv[optind], interactive, 0);
         berth_engine_close(engine);
         return code == CLI_DETACHED ? CLI_EXIT_OK : code;
     }

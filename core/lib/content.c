@@ -13,6 +13,9 @@
 #include <unistd.h>
 
 #include "content.h"
+#include "engine-internal.h"
+#include "image-import.h"
+#include "lazylib.h"
 #include "digest.h"
 #include "util.h"
 
@@ -305,9 +308,9 @@ int berth__content_writer_open(berth_content_t *cs, const char *digest, int64_t 
         close(w->fd);
         return berth_err_set(err, -EAGAIN, "ingest %s: raced with another writer", digest);
     }
-    if ((r = berth__sha256_init(&w->sha)) < 0) {
+    if ((r = berth__crypto_load(err)) < 0 || (r = berth__sha256_init(&w->sha)) < 0) {
         close(w->fd);
-        return berth_err_set(err, r, "sha256: %s", strerror(-r));
+        return r == -ENOENT ? r : berth_err_set(err, r, "sha256: %s", strerror(-r));
     }
     if (size >= 0 && st.st_size > size) {
         /* Longer than the blob can be: start again. */
@@ -481,4 +484,15 @@ void berth__content_unlock(int fd)
 {
     if (fd >= 0)
         close(fd);
+}
+
+int berth__engine_content(berth_engine_t *e, berth_content_t **ret_cs, berth_err_t *err)
+{
+    berth_content_t **slot = berth__engine_content_slot(e, berth__content_close);
+    int r;
+
+    if (!*slot && (r = berth__content_open(berth__engine_config(e)->root, slot, err)) < 0)
+        return r;
+    *ret_cs = *slot;
+    return 0;
 }

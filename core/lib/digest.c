@@ -8,6 +8,7 @@
 #include <openssl/evp.h>
 
 #include "digest.h"
+#include "lazylib.h"
 
 #define PREFIX     "sha256:"
 #define PREFIX_LEN (sizeof(PREFIX) - 1)
@@ -15,11 +16,15 @@
 int berth__sha256_init(berth_sha256_t *s)
 {
     s->failed = 0;
-    s->ctx = EVP_MD_CTX_new();
+    s->ctx = NULL;
+    /* The caller's error says "sha256"; berth__crypto_load(err) first gives the library's words. */
+    if (berth__crypto_load(NULL) < 0)
+        return -ENOENT;
+    s->ctx = BERTH_EVP(EVP_MD_CTX_new)();
     if (!s->ctx)
         return -ENOMEM;
-    if (EVP_DigestInit_ex(s->ctx, EVP_sha256(), NULL) != 1) {
-        EVP_MD_CTX_free(s->ctx);
+    if (BERTH_EVP(EVP_DigestInit_ex)(s->ctx, BERTH_EVP(EVP_sha256)(), NULL) != 1) {
+        BERTH_EVP(EVP_MD_CTX_free)(s->ctx);
         s->ctx = NULL;
         return -EIO;
     }
@@ -29,7 +34,7 @@ int berth__sha256_init(berth_sha256_t *s)
 void berth__sha256_update(berth_sha256_t *s, const void *buf, size_t len)
 {
     /* EVP_DigestUpdate only fails on a broken context; remember it for final. */
-    if (!s->ctx || EVP_DigestUpdate(s->ctx, buf, len) != 1)
+    if (!s->ctx || BERTH_EVP(EVP_DigestUpdate)(s->ctx, buf, len) != 1)
         s->failed = 1;
 }
 
@@ -40,7 +45,7 @@ int berth__sha256_final(berth_sha256_t *s, char ret_digest[BERTH_DIGEST_SIZE])
     unsigned int n = 0;
     int ok;
 
-    ok = s->ctx && !s->failed && EVP_DigestFinal_ex(s->ctx, md, &n) == 1 && n == 32;
+    ok = s->ctx && !s->failed && BERTH_EVP(EVP_DigestFinal_ex)(s->ctx, md, &n) == 1 && n == 32;
     berth__sha256_free(s);
     if (!ok) {
         ret_digest[0] = '\0';
@@ -58,7 +63,7 @@ int berth__sha256_final(berth_sha256_t *s, char ret_digest[BERTH_DIGEST_SIZE])
 void berth__sha256_free(berth_sha256_t *s)
 {
     if (s && s->ctx) {
-        EVP_MD_CTX_free(s->ctx);
+        BERTH_EVP(EVP_MD_CTX_free)(s->ctx);
         s->ctx = NULL;
     }
 }

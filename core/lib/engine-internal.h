@@ -29,6 +29,14 @@ berth_registry_t *berth__engine_registry(berth_engine_t *e);
 berth_driver_t *berth__engine_driver(berth_engine_t *e, uint32_t kind, const char *name);
 /* The registry as loaded so far, without scanning (NULL without plugins). */
 berth_registry_t *berth__engine_loaded(berth_engine_t *e);
+/*
+ * Where the engine keeps its content store; @close_fn closes it with the
+ * engine. For berth__engine_content (content.c), which opens it on first
+ * use: the engine itself never links the content store.
+ */
+typedef struct berth_content berth_content_t;
+berth_content_t **berth__engine_content_slot(berth_engine_t *e,
+                                             void (*close_fn)(berth_content_t *cs));
 /* The effective configuration. */
 const berth_config_t *berth__engine_config(berth_engine_t *e);
 

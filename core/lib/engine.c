@@ -30,7 +30,10 @@ struct berth_engine {
     berth_log_fn log;
     void *log_userdata;
     berth_content_t *content; /* opened on first use (images) */
-    berth_driver_t *storage;  /* chosen on first use (berth__engine_storage) */
+    /* How to close it: set by whoever opened it, so that linking the engine (the monitor does)
+     * does not pull in the content store and the hashing library behind it. */
+    void (*content_close)(berth_content_t *cs);
+    berth_driver_t *storage; /* chosen on first use (berth__engine_storage) */
 };
 
 BERTH_API const char *berth_version(void)
@@ -167,7 +170,8 @@ BERTH_API void berth_engine_close(berth_engine_t *e)
 {
     if (!e)
         return;
-    berth__content_close(e->content);
+    if (e->content && e->content_close)
+        e->content_close(e->content);
     /* Drivers first: their fini may still emit events into the store. */
     berth__registry_free(e->reg);
     berth__store_close(e->store);
@@ -337,14 +341,11 @@ const berth_config_t *berth__engine_config(berth_engine_t *e)
     return e->cfg;
 }
 
-int berth__engine_content(berth_engine_t *e, berth_content_t **ret_cs, berth_err_t *err)
+berth_content_t **berth__engine_content_slot(berth_engine_t *e,
+                                             void (*close_fn)(berth_content_t *cs))
 {
-    int r;
-
-    if (!e->content && (r = berth__content_open(e->cfg->root, &e->content, err)) < 0)
-        return r;
-    *ret_cs = e->content;
-    return 0;
+    e->content_close = close_fn;
+    return &e->content;
 }
 
 int berth__engine_storage(berth_engine_t *e, berth_driver_t **ret_drv, berth_err_t *err)

@@ -30,13 +30,12 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <zlib.h>
 #include <zstd.h>
 
 #include "digest.h"
 #include "layer.h"
+#include "lazylib.h"
 #include "util.h"
 
 /* ---------------------------------------------------------------------------
@@ -1064,11 +1063,11 @@ static int set_xattrs(struct ctx *c, struct archive_entry *e, int fd, int pfd, c
     size_t size;
     char path[64 + NAME_MAX];
 
-    if (archive_entry_xattr_reset(e) == 0)
+    if (BERTH_AR(archive_entry_xattr_reset)(e) == 0)
         return 0;
     if (fd < 0)
         snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", pfd, base);
-    while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK) {
+    while (BERTH_AR(archive_entry_xattr_next)(e, &name, &value, &size) == ARCHIVE_OK) {
         int r;
 
         if (!name || !name[0] || overlay_xattr(name))
@@ -1088,11 +1087,12 @@ static int set_xattrs(struct ctx *c, struct archive_entry *e, int fd, int pfd, c
 
 static void entry_times(struct archive_entry *e, struct timespec ts[2])
 {
-    ts[1].tv_sec = archive_entry_mtime(e);
-    ts[1].tv_nsec = archive_entry_mtime_is_set(e) ? archive_entry_mtime_nsec(e) : 0;
-    if (archive_entry_atime_is_set(e)) {
-        ts[0].tv_sec = archive_entry_atime(e);
-        ts[0].tv_nsec = archive_entry_atime_nsec(e);
+    ts[1].tv_sec = BERTH_AR(archive_entry_mtime)(e);
+    ts[1].tv_nsec =
+        BERTH_AR(archive_entry_mtime_is_set)(e) ? BERTH_AR(archive_entry_mtime_nsec)(e) : 0;
+    if (BERTH_AR(archive_entry_atime_is_set)(e)) {
+        ts[0].tv_sec = BERTH_AR(archive_entry_atime)(e);
+        ts[0].tv_nsec = BERTH_AR(archive_entry_atime_nsec)(e);
     } else {
         ts[0] = ts[1];
     }
@@ -1104,7 +1104,7 @@ static void entry_times(struct archive_entry *e, struct timespec ts[2])
 
 static int entry_owner(struct ctx *c, struct archive_entry *e, uid_t *uid, gid_t *gid)
 {
-    la_int64_t u = archive_entry_uid(e), g = archive_entry_gid(e);
+    la_int64_t u = BERTH_AR(archive_entry_uid)(e), g = BERTH_AR(archive_entry_gid)(e);
 
     /* (uid_t)-1 means "leave unchanged" to chown(): not a valid owner. */
     if (u < 0 || u >= (la_int64_t)UINT32_MAX || g < 0 || g >= (la_int64_t)UINT32_MAX)
@@ -1122,7 +1122,7 @@ static int entry_owner(struct ctx *c, struct archive_entry *e, uid_t *uid, gid_t
  */
 static int set_fd_attrs(struct ctx *c, struct archive_entry *e, int fd)
 {
-    mode_t mode = archive_entry_mode(e) & 07777;
+    mode_t mode = BERTH_AR(archive_entry_mode)(e) & 07777;
     struct stat st;
     int chmod_needed;
     uid_t uid;
@@ -1158,7 +1158,7 @@ static int set_node_attrs(struct ctx *c, struct archive_entry *e, int pfd, const
     if (fchownat(pfd, base, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
         return fail(c, -errno, "chown: %s", strerror(errno));
     /* Symlinks have no mode of their own; a node we just made is not a symlink. */
-    if (!is_symlink && fchmodat(pfd, base, archive_entry_mode(e) & 07777, 0) < 0)
+    if (!is_symlink && fchmodat(pfd, base, BERTH_AR(archive_entry_mode)(e) & 07777, 0) < 0)
         return fail(c, -errno, "chmod: %s", strerror(errno));
     if ((r = set_xattrs(c, e, -1, pfd, base)) < 0)
         return r;
@@ -1204,17 +1204,17 @@ static int data_error(struct ctx *c)
 
     if (r < 0)
         return fail(c, r, "%s", perr.msg + (strncmp(perr.msg, "layer: ", 7) == 0 ? 7 : 0));
-    m = archive_error_string(c->a);
+    m = BERTH_AR(archive_error_string)(c->a);
     return fail(c, -EBADMSG, "truncated or corrupt archive: %s", m ? m : "read error");
 }
 
 static int apply_file(struct ctx *c, struct archive_entry *e, int pfd, const char *base)
 {
     /* Created with its final mode (umask permitting): usually no chmod afterwards. */
-    mode_t mode = archive_entry_mode(e) & 07777;
+    mode_t mode = BERTH_AR(archive_entry_mode)(e) & 07777;
     _cleanup_close_ int fd = -1;
     struct timespec ts[2];
-    la_int64_t size = archive_entry_size(e), pos = 0, off;
+    la_int64_t size = BERTH_AR(archive_entry_size)(e), pos = 0, off;
     const void *buf;
     size_t len;
     int r;
@@ -1228,7 +1228,7 @@ static int apply_file(struct ctx *c, struct archive_entry *e, int pfd, const cha
     if (fd < 0)
         return fail(c, -errno, "create: %s", strerror(errno));
     for (;;) {
-        r = archive_read_data_block(c->a, &buf, &len, &off);
+        r = BERTH_AR(archive_read_data_block)(c->a, &buf, &len, &off);
         if (r == ARCHIVE_EOF)
             break;
         if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
@@ -1309,7 +1309,7 @@ static int apply_dir(struct ctx *c, struct archive_entry *e, int pfd, const char
 
 static int apply_symlink(struct ctx *c, struct archive_entry *e, int pfd, const char *base)
 {
-    const char *target = archive_entry_symlink(e);
+    const char *target = BERTH_AR(archive_entry_symlink)(e);
     int r;
 
     if (!target || !target[0])
@@ -1381,10 +1381,11 @@ static int apply_node(struct ctx *c, struct archive_entry *e, int pfd, const cha
 
     if (type == S_IFBLK)
         return fail(c, -EPERM, "block device %u:%u not allowed",
-                    (unsigned)archive_entry_rdevmajor(e), (unsigned)archive_entry_rdevminor(e));
+                    (unsigned)BERTH_AR(archive_entry_rdevmajor)(e),
+                    (unsigned)BERTH_AR(archive_entry_rdevminor)(e));
     if (type == S_IFCHR) {
-        unsigned maj = (unsigned)archive_entry_rdevmajor(e);
-        unsigned min = (unsigned)archive_entry_rdevminor(e);
+        unsigned maj = (unsigned)BERTH_AR(archive_entry_rdevmajor)(e);
+        unsigned min = (unsigned)BERTH_AR(archive_entry_rdevminor)(e);
 
         if (!device_allowed(maj, min))
             return fail(c, -EPERM, "character device %u:%u not allowed", maj, min);
@@ -1497,10 +1498,11 @@ static int apply_opaque(struct ctx *c, const char *dir)
 
 static int apply_entry(struct ctx *c, struct archive_entry *e)
 {
-    const char *raw = archive_entry_pathname(e), *hardlink = archive_entry_hardlink(e);
+    const char *raw = BERTH_AR(archive_entry_pathname)(e),
+               *hardlink = BERTH_AR(archive_entry_hardlink)(e);
     char parent[PATH_MAX];
     const char *base;
-    mode_t type = archive_entry_filetype(e);
+    mode_t type = BERTH_AR(archive_entry_filetype)(e);
     int pfd, r;
 
     if (!raw)
@@ -1606,7 +1608,7 @@ static la_ssize_t tar_read(struct archive *a, void *userdata, const void **ret_b
 
     if (r < 0) {
         /* The producer's message is picked up by whoever reports the failure. */
-        archive_set_error(a, -r, "decompression failed");
+        BERTH_AR(archive_set_error)(a, -r, "decompression failed");
         return ARCHIVE_FATAL;
     }
     return r == 0 ? 0 : (la_ssize_t)len;
@@ -1617,7 +1619,7 @@ static int header_error(struct ctx *c, const char *prev)
 {
     berth_err_t perr;
     int r = pipe_error(c->pipe, &perr);
-    const char *m = archive_error_string(c->a);
+    const char *m = BERTH_AR(archive_error_string)(c->a);
 
     if (r < 0 && prev)
         return berth_err_set(c->err, r, "layer: after member \"%s\": %s", prev,
@@ -1638,7 +1640,7 @@ static int extract(struct ctx *c)
     int r = 0;
 
     for (;;) {
-        r = archive_read_next_header(c->a, &e);
+        r = BERTH_AR(archive_read_next_header)(c->a, &e);
         if (r == ARCHIVE_EOF) {
             r = 0;
             break;
@@ -1648,8 +1650,8 @@ static int extract(struct ctx *c)
             r = header_error(c, prev);
             break;
         }
-        quote(archive_entry_pathname(e) ? archive_entry_pathname(e) : "", c->qname,
-              sizeof(c->qname));
+        quote(BERTH_AR(archive_entry_pathname)(e) ? BERTH_AR(archive_entry_pathname)(e) : "",
+              c->qname, sizeof(c->qname));
         c->in_entry = 1;
         r = apply_entry(c, e);
         c->in_entry = 0;
@@ -1716,10 +1718,10 @@ static int run(struct ctx *c, struct pipe *p, struct berth__layer_result *res)
         return berth_err_set(c->err, r, "layer: start thread: %s", strerror(-r));
     }
     /* From here on, every path joins both threads. */
-    if (!(c->a = archive_read_new())) {
+    if (!(c->a = BERTH_AR(archive_read_new)())) {
         r = berth_err_set(c->err, -ENOMEM, "layer: out of memory");
-    } else if (archive_read_support_format_tar(c->a) != ARCHIVE_OK ||
-               archive_read_open(c->a, p, NULL, tar_read, NULL) != ARCHIVE_OK) {
+    } else if (BERTH_AR(archive_read_support_format_tar)(c->a) != ARCHIVE_OK ||
+               BERTH_AR(archive_read_open)(c->a, p, NULL, tar_read, NULL) != ARCHIVE_OK) {
         /* ustar, pax and GNU tar only; decompression is ours, so no filters. */
         r = header_error(c, NULL);
     } else {
@@ -1757,6 +1759,8 @@ int berth__layer_apply(berth_stream_t *in, int root_dirfd, uint32_t flags,
         return berth_err_set(err, -EINVAL, "layer: no input stream or root directory");
     if (flags & ~(BERTH__LAYER_WHITEOUT_OVERLAY | BERTH__LAYER_NO_OPENAT2))
         return berth_err_set(err, -EINVAL, "layer: unknown flags 0x%x", flags);
+    if ((r = berth__archive_load(err)) < 0 || (r = berth__crypto_load(err)) < 0)
+        return berth_err_prefix(err, r, "layer");
     if (!(p = calloc(1, sizeof(*p))))
         return berth_err_set(err, -ENOMEM, "layer: out of memory");
     pthread_mutex_init(&p->lock, NULL);
@@ -1785,7 +1789,7 @@ int berth__layer_apply(berth_stream_t *in, int root_dirfd, uint32_t flags,
         freelocale(cloc);
     }
     if (c.a)
-        archive_read_free(c.a);
+        BERTH_AR(archive_read_free)(c.a);
     cache_drop(&c);
     set_free(&c.set);
     for (size_t i = 0; i < c.ndirs; i++)

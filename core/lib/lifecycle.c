@@ -118,18 +118,14 @@ int berth__lc_check(json_t *doc, berth_lc_op_t op, berth_err_t *err)
                          berth__state_name(st));
 }
 
-int berth__lc_transition(berth_store_t *store, const char *ref, berth_lc_op_t op, uint32_t to_state,
-                         json_t *state_patch, const char *action, json_t *attrs, json_t **ret_doc,
-                         berth_err_t *err)
+static int transition_in(berth_txn_t *txn, const char *ref, berth_lc_op_t op, uint32_t to_state,
+                         json_t *state_patch, const char *action, json_t *attrs,
+                         json_t **ret_stored, berth_err_t *err)
 {
-    _cleanup_txn_ berth_txn_t *txn = NULL;
     _cleanup_json_ json_t *doc = NULL;
-    _cleanup_json_ json_t *stored = NULL;
     json_t *state;
     int r;
 
-    if ((r = berth__store_txn_begin(store, 1, &txn, err)) < 0)
-        return r;
     /* Checked against what the store holds now, inside the writer lock. */
     if ((r = berth__container_get_in(txn, ref, &doc, err)) < 0)
         return r;
@@ -146,12 +142,39 @@ int berth__lc_transition(berth_store_t *store, const char *ref, berth_lc_op_t op
     if (to_state &&
         json_object_set_new(state, "Status", json_string(berth__state_name(to_state))) < 0)
         return berth_err_set(err, -ENOMEM, "out of memory");
-    if ((r = berth__container_update_in(txn, doc, action ? action : "update", attrs, &stored,
-                                        err)) < 0)
+    return berth__container_update_in(txn, doc, action ? action : "update", attrs, ret_stored, err);
+}
+
+int berth__lc_transition(berth_store_t *store, const char *ref, berth_lc_op_t op, uint32_t to_state,
+                         json_t *state_patch, const char *action, json_t *attrs, json_t **ret_doc,
+                         berth_err_t *err)
+{
+    _cleanup_txn_ berth_txn_t *txn = NULL;
+    _cleanup_json_ json_t *stored = NULL;
+    int r;
+
+    if ((r = berth__store_txn_begin(store, 1, &txn, err)) < 0)
+        return r;
+    if ((r = transition_in(txn, ref, op, to_state, state_patch, action, attrs, &stored, err)) < 0)
         return r;
     if ((r = berth__store_txn_commit(TAKE_PTR(txn), err)) < 0)
         return r;
     if (ret_doc)
         *ret_doc = TAKE_PTR(stored);
     return 0;
+}
+
+int berth__lc_exit_remove(berth_store_t *store, const char *ref, json_t *state_patch,
+                          json_t *die_attrs, berth_err_t *err)
+{
+    _cleanup_txn_ berth_txn_t *txn = NULL;
+    int r;
+
+    if ((r = berth__store_txn_begin(store, 1, &txn, err)) < 0)
+        return r;
+    if ((r = transition_in(txn, ref, BERTH_OP_EXIT, BERTH_ST_EXITED, state_patch, "die", die_attrs,
+                           NULL, err)) < 0 ||
+        (r = berth__container_delete_in(txn, ref, NULL, NULL, err)) < 0)
+        return r;
+    return berth__store_txn_commit(TAKE_PTR(txn), err);
 }

@@ -75,4 +75,14 @@ int berth__lc_transition(berth_store_t *store, const char *ref, berth_lc_op_t op
                          json_t *state_patch, const char *action, json_t *attrs, json_t **ret_doc,
                          berth_err_t *err);
 
+/*
+ * A container that removes itself when it ends (AutoRemove, docker run
+ * --rm): record the exit as berth__lc_transition(BERTH_OP_EXIT,
+ * BERTH_ST_EXITED, @state_patch, "die", @die_attrs) would, then remove the
+ * record with its "destroy" event, in one write transaction: one durable
+ * commit where two would be, on the path every `run --rm` waits for.
+ */
+int berth__lc_exit_remove(berth_store_t *store, const char *ref, json_t *state_patch,
+                          json_t *die_attrs, berth_err_t *err);
+
 #endif /* BERTH_LIFECYCLE_H */

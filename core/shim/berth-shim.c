@@ -625,10 +625,16 @@ static void init_exited(struct shim *s, const berth_exit_status_t *st)
                       (json_int_t)(st->finished_ns ? st->finished_ns : berth__now_ns()), "Pid", 0);
     snprintf(code, sizeof(code), "%d", s->exit_code);
     attrs = json_pack("{s:s}", "exitCode", code);
-    if (transition(s, BERTH_OP_EXIT, BERTH_ST_EXITED, patch, "die", attrs, &err) < 0)
+    autoremove =
+        json_is_true(json_object_get(json_object_get(s->record, "host_config"), "AutoRemove"));
+    /*
+     * A container that removes itself records its exit together with its
+     * removal, once it is torn down (one durable commit instead of two, on
+     * the path `run --rm` waits for); waiters and attached clients learn
+     * the exit code from us meanwhile.
+     */
+    if (!autoremove && transition(s, BERTH_OP_EXIT, BERTH_ST_EXITED, patch, "die", attrs, &err) < 0)
         fprintf(stderr, "berth-shim: recording the exit: %s\n", err.msg);
-    json_decref(patch);
-    json_decref(attrs);
     s->status = BERTH_ST_EXITED;
 
     answer_waiters(s);
@@ -644,20 +650,28 @@ static void init_exited(struct shim *s, const berth_exit_status_t *st)
     teardown_container(s, 1);
     remove_bundle(s);
 
-    autoremove =
-        json_is_true(json_object_get(json_object_get(s->record, "host_config"), "AutoRemove"));
     if (autoremove) {
         berth_store_t *stp = NULL;
-        if (store_open(s, &stp, &err) == 0 &&
-            berth__container_delete(stp, s->id, NULL, NULL, &err) == 0)
-            berth__container_storage_release(s->reg, s->cfg->plugin_dirs, s->record, &err);
+        int removed = store_open(s, &stp, &err) == 0 &&
+                      berth__lc_exit_remove(stp, s->id, patch, attrs, &err) == 0;
         berth__store_close(stp);
+        if (removed) {
+            berth__container_storage_release(s->reg, s->cfg->plugin_dirs, s->record, &err);
+        } else {
+            fprintf(stderr, "berth-shim: removing the container: %s\n", err.msg);
+            /* At least the exit must be on record. */
+            if (transition(s, BERTH_OP_EXIT, BERTH_ST_EXITED, patch, "die", attrs, &err) < 0)
+                fprintf(stderr, "berth-shim: recording the exit: %s\n", err.msg);
+        }
+        malloc_trim(0);
         if (s->logging) {
             berth__log_close(&s->log);
             s->logging = 0;
         }
         berth__rm_rf(s->persist);
     }
+    json_decref(patch);
+    json_decref(attrs);
     close_sigchld(s);
     reap_orphans(s);
 }

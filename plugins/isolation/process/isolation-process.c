@@ -128,6 +128,11 @@ static uint64_t pid_start_time(pid_t pid)
     return start;
 }
 
+/*
+ * Replace @path atomically (a reader sees the old text or the new, never a
+ * mix). No fsync: state dirs live under the runroot, which does not outlast
+ * a reboot, and a crash short of one leaves the page cache with the file.
+ */
 static int write_text_file(const char *path, const char *text, berth_err_t *err)
 {
     char tmp[PATH_MAX];
@@ -139,7 +144,7 @@ static int write_text_file(const char *path, const char *text, berth_err_t *err)
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         return berth_err_set(err, -errno, "process: create %s: %s", tmp, strerror(errno));
-    if (write(fd, text, len) != (ssize_t)len || fsync(fd) < 0) {
+    if (write(fd, text, len) != (ssize_t)len) {
         int e = errno ? errno : EIO;
         close(fd);
         unlink(tmp);

@@ -14,7 +14,9 @@
  * same driver serves berth's own engine and berth as an OCI runtime. Driver
  * state for a sandbox or container lives in the `state_dir` the core gives
  * it, so that another process (a restarted shim, `berth` invoked as an OCI
- * runtime) can reopen it with sandbox_open/container_open.
+ * runtime) can reopen it with sandbox_open/container_open. A state_dir is
+ * under the runroot (a tmpfs, normally /run/berth): it lasts until the host
+ * reboots, so it never needs fsync (what it describes ends with the boot).
  *
  * Handles: `void *` sandbox, container and process handles are the driver's;
  * they stay valid until the matching destroy/delete/release op returns.

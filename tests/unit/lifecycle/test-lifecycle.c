@@ -181,11 +181,66 @@ static void test_lifecycle_transitions_persist_with_events(void **state)
                      -ENOENT);
 }
 
+/* Collect the actions of the events after sequence @after, comma-separated. */
+static int action_of(const char *key, json_t *doc, void *userdata)
+{
+    char *buf = userdata;
+    const char *a = json_string_value(json_object_get(doc, "action"));
+    (void)key;
+    snprintf(buf + strlen(buf), 256 - strlen(buf), "%s%s", *buf ? "," : "", a ? a : "?");
+    return 0;
+}
+
+static void actions_after(berth_store_t *s, uint64_t after, char buf[256])
+{
+    berth_txn_t *txn = NULL;
+    buf[0] = '\0';
+    assert_int_equal(berth__store_txn_begin(s, 0, &txn, NULL), 0);
+    assert_int_equal(berth__store_event_walk(txn, after, action_of, buf, NULL), 0);
+    berth__store_txn_abort(txn);
+}
+
+/* --rm: the exit and the removal in one transaction, both events, in order. */
+static void test_lifecycle_exit_remove_is_one_transaction(void **state)
+{
+    struct fx *f = *state;
+    json_t *doc = NULL, *patch = json_pack("{s:i}", "ExitCode", 3);
+    json_t *attrs = json_pack("{s:s}", "exitCode", "3");
+    berth_err_t err = { 0 };
+    uint64_t before;
+    char acts[256];
+
+    /* Not running: refused, and the record and the log stay as they were. */
+    before = events(f->store);
+    assert_int_equal(berth__lc_exit_remove(f->store, f->id, patch, attrs, &err), -EINVAL);
+    assert_int_equal(berth__container_get(f->store, f->id, &doc, NULL), 0);
+    assert_int_equal(berth__record_state(doc), BERTH_ST_CREATED);
+    json_decref(doc);
+    assert_int_equal(events(f->store), before);
+
+    assert_int_equal(berth__lc_transition(f->store, f->id, BERTH_OP_START, BERTH_ST_RUNNING, NULL,
+                                          "start", NULL, NULL, &err),
+                     0);
+    before = events(f->store);
+    assert_int_equal(berth__lc_exit_remove(f->store, "web", patch, attrs, &err), 0);
+    assert_int_equal(berth__container_get(f->store, f->id, NULL, NULL), -ENOENT);
+    assert_int_equal(events(f->store), before + 2);
+    actions_after(f->store, before, acts);
+    assert_string_equal(acts, "die,destroy");
+    /* The name is free again. */
+    assert_int_equal(berth__container_get(f->store, "web", NULL, NULL), -ENOENT);
+    assert_int_equal(berth__lc_exit_remove(f->store, f->id, patch, attrs, &err), -ENOENT);
+    json_decref(patch);
+    json_decref(attrs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lifecycle_table),
         cmocka_unit_test(test_lifecycle_state_names),
+        cmocka_unit_test_setup_teardown(test_lifecycle_exit_remove_is_one_transaction, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_lifecycle_transitions_persist_with_events, setup,
                                         teardown),
     };

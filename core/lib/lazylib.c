@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * dlopen on first use of libarchive and libcrypto (lazylib.h).
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+
+#include "berth-build-config.h"
+
+#include "lazylib.h"
+
+struct berth_archive_syms berth__archive_syms;
+struct berth_crypto_syms berth__crypto_syms;
+
+struct lazylib {
+    pthread_once_t once;
+    const char *soname;
+    const char *const *names;
+    void **slots;
+    size_t n;
+    char error[BERTH_ERR_MSG_MAX];
+};
+
+#define BERTH_LAZY_NAME(f) #f,
+static const char *const archive_names[] = { BERTH_ARCHIVE_SYMBOLS(BERTH_LAZY_NAME) };
+static const char *const crypto_names[] = { BERTH_CRYPTO_SYMBOLS(BERTH_LAZY_NAME) };
+#undef BERTH_LAZY_NAME
+
+/* The tables are structs of function pointers only, so they index as arrays. */
+_Static_assert(sizeof(struct berth_archive_syms) ==
+                   sizeof(archive_names) / sizeof(archive_names[0]) * sizeof(void *),
+               "one slot per libarchive name");
+_Static_assert(sizeof(struct berth_crypto_syms) ==
+                   sizeof(crypto_names) / sizeof(crypto_names[0]) * sizeof(void *),
+               "one slot per libcrypto name");
+
+static struct lazylib archive_lib = {
+    PTHREAD_ONCE_INIT,
+    BERTH_LIBARCHIVE_SONAME,
+    archive_names,
+    (void **)&berth__archive_syms,
+    sizeof(archive_names) / sizeof(archive_names[0]),
+    "",
+};
+static struct lazylib crypto_lib = {
+    PTHREAD_ONCE_INIT,
+    BERTH_LIBCRYPTO_SONAME,
+    crypto_names,
+    (void **)&berth__crypto_syms,
+    sizeof(crypto_names) / sizeof(crypto_names[0]),
+    "",
+};
+
+static void lazy_open(struct lazylib *l)
+{
+    /* Never closed: the functions stay in use until the process ends. */
+    void *h = dlopen(l->soname, RTLD_NOW | RTLD_LOCAL);
+
+    if (!h) {
+        snprintf(l->error, sizeof(l->error), "%s", dlerror());
+        return;
+    }
+    for (size_t i = 0; i < l->n; i++) {
+        void *sym = dlsym(h, l->names[i]);
+        if (!sym) {
+            snprintf(l->error, sizeof(l->error), "%s: no symbol %s", l->soname, l->names[i]);
+            return;
+        }
+        l->slots[i] = sym;
+    }
+}
+
+static void archive_once(void)
+{
+    lazy_open(&archive_lib);
+}
+
+static void crypto_once(void)
+{
+    lazy_open(&crypto_lib);
+}
+
+static int lazy_result(struct lazylib *l, berth_err_t *err)
+{
+    if (l->error[0])
+        return berth_err_set(err, -ENOENT, "cannot use %s: %s", l->soname, l->error);
+    return 0;
+}
+
+int berth__archive_load(berth_err_t *err)
+{
+    pthread_once(&archive_lib.once, archive_once);
+    return lazy_result(&archive_lib, err);
+}
+
+int berth__crypto_load(berth_err_t *err)
+{
+    pthread_once(&crypto_lib.once, crypto_once);
+    return lazy_result(&crypto_lib, err);
+}
