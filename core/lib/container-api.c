@@ -455,6 +455,31 @@ BERTH_API int berth_container_list(berth_engine_t *e, uint32_t flags, json_t **r
     return 0;
 }
 
+/*
+ * Docker's GraphDriver for a container from an image: the storage driver's
+ * name and, from the overlay mount it gave, LowerDir, UpperDir and WorkDir.
+ */
+static json_t *graph_driver(json_t *storage)
+{
+    static const struct {
+        const char *opt, *key;
+    } dirs[] = { { "lowerdir=", "LowerDir" },
+                 { "upperdir=", "UpperDir" },
+                 { "workdir=", "WorkDir" } };
+    json_t *data = json_object(), *m, *o;
+    size_t i, k;
+
+    json_array_foreach (json_object_get(storage, "mounts"), i, m) {
+        json_array_foreach (json_object_get(m, "options"), k, o) {
+            const char *opt = json_string_value(o);
+            for (size_t d = 0; opt && d < BERTH_ARRAY_SIZE(dirs); d++)
+                if (strncmp(opt, dirs[d].opt, strlen(dirs[d].opt)) == 0)
+                    json_object_set_new(data, dirs[d].key, json_string(opt + strlen(dirs[d].opt)));
+        }
+    }
+    return json_pack("{s:O*, s:o}", "Name", json_object_get(storage, "driver"), "Data", data);
+}
+
 BERTH_API int berth_container_inspect(berth_engine_t *e, const char *ref, json_t **ret_json,
                                       berth_err_t *err)
 {
@@ -487,16 +512,20 @@ BERTH_API int berth_container_inspect(berth_engine_t *e, const char *ref, json_t
                       ? json_string_value(json_object_get(json_object_get(doc, "state"), "Error"))
                       : "",
                   "StartedAt", started, "FinishedAt", finished);
-    out = json_pack("{s:O, s:s, s:O, s:O, s:o, s:s, s:O, s:O, s:O, s:O}", "Id",
-                    json_object_get(doc, "id"), "Created", created, "Path",
-                    json_array_size(args) ? json_array_get(args, 0) : json_string(""), "Args", args,
-                    "State", state, "Name", name, "Config", json_object_get(doc, "config"),
-                    "HostConfig", json_object_get(doc, "host_config"), "Isolation",
-                    json_object_get(doc, "isolation"), "Rootfs", json_object_get(doc, "rootfs"));
+    /* Rootfs only for --rootfs containers; Image and GraphDriver only for those from images. */
+    out = json_pack(
+        "{s:O, s:s, s:o, s:O, s:o, s:s, s:O, s:O, s:O, s:O*, s:O*}", "Id",
+        json_object_get(doc, "id"), "Created", created, "Path",
+        json_array_size(args) ? json_incref(json_array_get(args, 0)) : json_string(""), "Args",
+        args, "State", state, "Name", name, "Config", json_object_get(doc, "config"), "HostConfig",
+        json_object_get(doc, "host_config"), "Isolation", json_object_get(doc, "isolation"),
+        "Rootfs", json_object_get(doc, "rootfs"), "Image", json_object_get(doc, "image_id"));
     if (!out)
         return berth_err_set(err, -ENOMEM, "out of memory");
     /* Args excludes the path, as in Docker. */
     json_array_remove(json_object_get(out, "Args"), 0);
+    if (json_object_get(doc, "storage"))
+        json_object_set_new(out, "GraphDriver", graph_driver(json_object_get(doc, "storage")));
     *ret_json = out;
     return 0;
 }

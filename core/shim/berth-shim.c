@@ -841,8 +841,34 @@ static int rootfs_prepare(struct shim *s, berth_mount_list_t **ret, berth_err_t 
     struct stat st;
 
     /* From an image: the mounts the storage driver gave at create time. */
-    if (storage)
-        return berth__mounts_from_json(json_object_get(storage, "mounts"), ret, err);
+    if (storage) {
+        int r = berth__mounts_from_json(json_object_get(storage, "mounts"), ret, err);
+        if (r < 0)
+            return r;
+        /*
+         * A writable layer is not synced (nor is anything a container writes):
+         * after a power failure it can be gone. Say so, rather than let a
+         * mount fail on a missing directory.
+         */
+        for (size_t i = 0; i < (*ret)->n_mounts; i++) {
+            const berth_mount_t *m = &(*ret)->mounts[i];
+            for (size_t k = 0; k < m->n_options; k++) {
+                const char *o = m->options[k], *eq = strchr(o, '=');
+                if (eq && (!strncmp(o, "upperdir=", 9) || !strncmp(o, "workdir=", 8)) &&
+                    stat(eq + 1, &st) < 0) {
+                    const char *key = json_string_value(json_object_get(storage, "key"));
+                    berth_mount_list_free(*ret);
+                    *ret = NULL;
+                    /* Not ENOENT: that means "command not found" (exit 127) to callers. */
+                    return berth_err_set(err, -EUCLEAN,
+                                         "the container's writable layer %s is gone (lost in a "
+                                         "power failure?): remove the container",
+                                         key ? key : "");
+                }
+            }
+        }
+        return 0;
+    }
 
     if (!dir || dir[0] != '/')
         return berth_err_set(err, -EINVAL, "container has no root filesystem");

@@ -269,6 +269,23 @@ demo_round() {
         expect_grep "conflict" "$T/err" "the refusal says conflict"
         expect_one_line "rmi of an image in use"
         b rm "$cid" >/dev/null
+        # A writable layer is not synced: one lost to a power failure gives a
+        # clear error at start, and the container can still be removed.
+        cid=$(b create demo:latest true)
+        expect_exit 0 "inspect of a container from an image" b inspect "$cid"
+        expect_grep '"Image": "sha256:' "$T/out" "inspect names the image by id"
+        expect_grep '"Name": "overlay"\|"Name": "vfs"' "$T/out" "inspect has the GraphDriver"
+        upper=$(sed -n 's/.*"UpperDir": "\([^"]*\)".*/\1/p' "$T/out" | head -1)
+        if [ -n "$upper" ] && [ -d "$upper" ]; then
+            rm -rf "$upper"
+            expect_exit 125 "start of a container whose writable layer is gone" b start -a "$cid"
+            expect_grep "writable layer .* is gone" "$T/err" "the error says the writable layer is gone"
+            expect_one_line "start with a lost writable layer"
+            expect_exit 0 "that container can be removed" b rm "$cid"
+        else
+            not_ok "no upperdir in the inspect output of $cid"
+            b rm -f "$cid" >/dev/null
+        fi
         # A missing image is pulled first: berth's bundled images stand in for a registry.
         mkdir -p "$T/bundled"
         cp -r "$BERTH_DEMO_IMAGE" "$T/bundled/bundled-demo"

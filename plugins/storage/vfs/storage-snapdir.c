@@ -233,7 +233,15 @@ int storage_snapdir_write_meta(struct snapdir *sd, int dirfd, const char *file,
         n += snprintf(buf + n, sizeof(buf) - (size_t)n, "end\n");
     if (n < 0 || (size_t)n >= sizeof(buf))
         return berth_err_set(err, -EOVERFLOW, "%s: metadata of %s too long", sd->drv, m->name);
-    return storage_snapdir_write_file(sd, dirfd, file, buf, (size_t)n, 1, err);
+    /*
+     * Synced for committed snapshots (image layers) only. An active one is
+     * a container's writable layer, whose files are never synced either:
+     * after a power failure it may be gone or read as damaged (no end
+     * marker), and is then removed with its container. Not syncing it saves
+     * every container start a flush (about 0.4 ms here).
+     */
+    return storage_snapdir_write_file(sd, dirfd, file, buf, (size_t)n,
+                                      m->kind == BERTH_SNAPSHOT_KIND_COMMITTED, err);
 }
 
 static int parse_u64(const char *s, uint64_t *ret)
