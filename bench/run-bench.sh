@@ -218,8 +218,7 @@ if breakdown:
         data = f"{d}/perf.data"
         events = ["sched:sched_process_fork", "sched:sched_process_exec",
                   "sched:sched_process_exit"] + [f"syscalls:sys_enter_{c}" for c in (
-                  "fdatasync", "clone3", "unshare", "setns", "pivot_root", "seccomp",
-                  "memfd_create", "lseek", "bind", "connect")]
+                  "fdatasync", "clone3", "unshare", "pivot_root", "seccomp", "bind", "connect")]
         p = subprocess.run(["perf", "record", "-q", "-o", data, "-e", ",".join(events), "--"]
                            + cmd("berth"), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                            stderr=subprocess.PIPE)
@@ -245,19 +244,19 @@ if breakdown:
             return after
         m = mark("CLI exec", lambda p, e, t: e.endswith("process_exec"))
         m = mark("CLI: record created (its fdatasync)", lambda p, e, t: p == cli and e.endswith("fdatasync"), m)
-        m = mark("CLI: fork to spawn the shim", lambda p, e, t: p == cli and e.endswith("process_fork"), m)
+        m = mark("CLI: posix_spawn of the shim", lambda p, e, t: p == cli and e.endswith("process_fork"), m)
         m = mark("shim exec", lambda p, e, t: e.endswith("process_exec") and "berth-shim" in t, m)
-        m = mark("shim: network namespace made", lambda p, e, t: e.endswith("unshare") and "0x40000000" in t, m)
-        m = mark("shim: seccomp compile starts (libseccomp probes)", lambda p, e, t: e.endswith("sys_enter_seccomp"), m)
-        m = mark("shim: seccomp BPF exported", lambda p, e, t: e.endswith("lseek") and "whence: 0x00000002" in t, m)
-        m = mark("shim: cgroups made, init cloned (clone3)", lambda p, e, t: e.endswith("clone3"), m)
-        m = mark("init: released after cgroup.procs writes (setns)", lambda p, e, t: e.endswith("setns"), m)
-        m = mark("init: pivot_root", lambda p, e, t: e.endswith("pivot_root"), m)
+        m = mark("shim: detached (its own fork)", lambda p, e, t: e.endswith("process_fork") and "comm=berth-shim" in t, m)
+        m = mark("shim: network namespace made (thread)", lambda p, e, t: e.endswith("unshare") and "0x40000000" in t, m)
+        m = mark("shim: cgroups made, init cloned into them (clone3)", lambda p, e, t: e.endswith("clone3"), m)
+        m = mark("init: own v1 cgroups joined, mounts made, pivot_root", lambda p, e, t: e.endswith("pivot_root"), m)
         m = mark("shim: socket bound (ready)", lambda p, e, t: e.endswith("bind"), m)
         m = mark("CLI: attached (connect)", lambda p, e, t: p == cli and e.endswith("connect"), m)
         m = mark("init: seccomp filter loaded", lambda p, e, t: e.endswith("sys_enter_seccomp"), m)
         m = mark("init: exec true", lambda p, e, t: e.endswith("process_exec") and "/bin/true" in t, m)
+        m = mark("shim: running recorded (fdatasync)", lambda p, e, t: p != cli and e.endswith("fdatasync"), m)
         m = mark("container exited", lambda p, e, t: e.endswith("process_exit") and "comm=true" in t, m)
+        m = mark("shim: torn down, exit and removal recorded (fdatasync)", lambda p, e, t: p != cli and e.endswith("fdatasync"), m)
         m = mark("CLI exit", lambda p, e, t: p == cli and e.endswith("process_exit"), m)
         n = sum(1 for e in ev if e[2].endswith("fdatasync"))
         print(f"\none berth run --rm under perf tracepoints (ms since exec; {n} fdatasync calls):")
