@@ -18,6 +18,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -600,6 +601,32 @@ static void reap_orphans(struct shim *s)
     }
 }
 
+/* The exit and removal of a self-removing container, recorded on a thread of its own. */
+struct removal {
+    struct shim *s;
+    json_t *patch, *attrs;
+    int removed;
+};
+
+static void *record_removal(void *arg)
+{
+    struct removal *rm = arg;
+    struct shim *s = rm->s;
+    berth_store_t *stp = NULL;
+    berth_err_t err = { 0 };
+
+    rm->removed = store_open(s, &stp, &err) == 0 &&
+                  berth__lc_exit_remove(stp, s->id, rm->patch, rm->attrs, &err) == 0;
+    berth__store_close(stp);
+    if (!rm->removed) {
+        fprintf(stderr, "berth-shim: removing the container: %s\n", err.msg);
+        /* At least the exit must be on record. */
+        if (transition(s, BERTH_OP_EXIT, BERTH_ST_EXITED, rm->patch, "die", rm->attrs, &err) < 0)
+            fprintf(stderr, "berth-shim: recording the exit: %s\n", err.msg);
+    }
+    return NULL;
+}
+
 static void init_exited(struct shim *s, const berth_exit_status_t *st)
 {
     berth_err_t err = { 0 };
@@ -646,23 +673,26 @@ static void init_exited(struct shim *s, const berth_exit_status_t *st)
             client_finish(c);
     }
     close_server(s);
+    /*
+     * A self-removing container's record goes while it is torn down: the
+     * durable commit (two disk flushes) and the teardown (killing what is
+     * left, cgroups, mounts, the bundle) overlap. Clients see the stream
+     * close only after both, when this function has returned.
+     */
+    struct removal rm = { .s = s, .patch = patch, .attrs = attrs };
+    pthread_t remover;
+    int removing = autoremove && pthread_create(&remover, NULL, record_removal, &rm) == 0;
     /* The init is gone: whatever else still runs in the container goes with it, as in Docker. */
     teardown_container(s, 1);
     remove_bundle(s);
 
     if (autoremove) {
-        berth_store_t *stp = NULL;
-        int removed = store_open(s, &stp, &err) == 0 &&
-                      berth__lc_exit_remove(stp, s->id, patch, attrs, &err) == 0;
-        berth__store_close(stp);
-        if (removed) {
+        if (removing)
+            pthread_join(remover, NULL);
+        else
+            record_removal(&rm);
+        if (rm.removed)
             berth__container_storage_release(s->reg, s->cfg->plugin_dirs, s->record, &err);
-        } else {
-            fprintf(stderr, "berth-shim: removing the container: %s\n", err.msg);
-            /* At least the exit must be on record. */
-            if (transition(s, BERTH_OP_EXIT, BERTH_ST_EXITED, patch, "die", attrs, &err) < 0)
-                fprintf(stderr, "berth-shim: recording the exit: %s\n", err.msg);
-        }
         malloc_trim(0);
         if (s->logging) {
             berth__log_close(&s->log);
