@@ -448,19 +448,29 @@ static int image_missing(berth_engine_t *e, const char *image)
     return r == -ENOENT;
 }
 
-int cli_create_container(berth_engine_t *e, const struct cli_create *c, char ret_id[65])
+/* berth_container_create, or berth_container_create_run for @run. */
+static int create(berth_engine_t *e, const struct cli_create *c, int run, char ret_id[65],
+                  berth_err_t *err)
+{
+    return run ? berth_container_create_run(e, c->name, c->body, ret_id, err)
+               : berth_container_create(e, c->name, c->body, ret_id, err);
+}
+
+int cli_create_container(berth_engine_t *e, const struct cli_create *c, int run, char ret_id[65])
 {
     berth_err_t err = { 0 };
     int r;
 
+    ret_id[0] = '\0';
     if (c->image && c->pull == CLI_PULL_ALWAYS && (r = pull_for_create(e, c)) < 0)
         return r;
-    r = berth_container_create(e, c->name, c->body, ret_id, &err);
+    r = create(e, c, run, ret_id, &err);
     /*
      * -ENOENT also means a missing storage driver: pull only when the image
      * itself is what is missing.
      */
-    if (r == -ENOENT && c->image && c->pull == CLI_PULL_MISSING && image_missing(e, c->image)) {
+    if (r == -ENOENT && !ret_id[0] && c->image && c->pull == CLI_PULL_MISSING &&
+        image_missing(e, c->image)) {
         char familiar[600];
         if (cli_image_names(c->image, NULL, 0, familiar, sizeof(familiar), NULL) < 0)
             snprintf(familiar, sizeof(familiar), "%s", c->image);
@@ -468,7 +478,7 @@ int cli_create_container(berth_engine_t *e, const struct cli_create *c, char ret
         if ((r = pull_for_create(e, c)) < 0)
             return r;
         memset(&err, 0, sizeof(err));
-        r = berth_container_create(e, c->name, c->body, ret_id, &err);
+        r = create(e, c, run, ret_id, &err);
     }
     if (r < 0)
         cli_error("%s", err.msg[0] ? err.msg : strerror(-r));

@@ -88,9 +88,12 @@ int cli_parse_create(int argc, char **argv, int is_run, const char *usage, struc
  * Create the container @c describes, pulling its image first with --pull
  * always, or when it is missing (docker's default): "Unable to find image
  * 'x:latest' locally", the pull's progress on stderr, then one more try.
- * Prints errors itself; returns 0 (ret_id set) or the failure's negative errno.
+ * With @run, its monitor is also started waiting (berth_container_create_run):
+ * berth_container_start(e, id, 0) then runs it. Prints errors itself;
+ * returns 0 (ret_id set) or the failure's negative errno, ret_id then set
+ * when the container exists all the same (its monitor failed).
  */
-int cli_create_container(berth_engine_t *e, const struct cli_create *c, char ret_id[65]);
+int cli_create_container(berth_engine_t *e, const struct cli_create *c, int run, char ret_id[65]);
 
 /* Print a container id or summary list and so on; see cmd-container.c. */
 int cmd_create(const struct cli_globals *g, int argc, char **argv);

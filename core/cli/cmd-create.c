@@ -27,7 +27,7 @@ int cmd_create(const struct cli_globals *g, int argc, char **argv)
         json_decref(c.body);
         return CLI_EXIT_FAIL;
     }
-    r = cli_create_container(engine, &c, id);
+    r = cli_create_container(engine, &c, 0, id);
     json_decref(c.body);
     berth_engine_close(engine);
     if (r < 0)

@@ -44,13 +44,17 @@ static void wait_stream_end(int fd)
     }
 }
 
-/* Start @ref attached; returns the process exit status to use. */
-static int start_attached(berth_engine_t *e, const char *ref, int with_stdin, int wait_end)
+/*
+ * Start @ref attached; returns the process exit status to use. @waiting: its
+ * monitor already waits (berth_container_create_run).
+ */
+static int start_attached(berth_engine_t *e, const char *ref, int with_stdin, int wait_end,
+                          int waiting)
 {
     berth_err_t err = { 0 };
     int fd = -1, tty = 0, r, code;
 
-    if ((r = berth_container_start(e, ref, BERTH_START_WAIT, &err)) < 0) {
+    if (!waiting && (r = berth_container_start(e, ref, BERTH_START_WAIT, &err)) < 0) {
         cli_error("%s", err.msg);
         return cli_start_exit_code(r);
     }
@@ -95,11 +99,14 @@ int cmd_run(const struct cli_globals *g, int argc, char **argv)
         json_decref(c.body);
         return 125;
     }
-    r = cli_create_container(engine, &c, id);
+    r = cli_create_container(engine, &c, 1, id);
     json_decref(c.body);
     if (r < 0) {
+        /* It exists but its monitor failed (the record says why): --rm holds for it too. */
+        if (id[0] && c.auto_remove)
+            berth_container_remove(engine, id, BERTH_REMOVE_FORCE, NULL);
         berth_engine_close(engine);
-        return 125;
+        return id[0] ? cli_start_exit_code(r) : 125;
     }
     if (c.detach) {
         r = berth_container_start(engine, id, 0, &err);
@@ -115,7 +122,7 @@ int cmd_run(const struct cli_globals *g, int argc, char **argv)
         berth_engine_close(engine);
         return CLI_EXIT_OK;
     }
-    r = start_attached(engine, id, c.interactive, c.auto_remove);
+    r = start_attached(engine, id, c.interactive, c.auto_remove, 1);
     if (r == CLI_DETACHED) {
         berth_engine_close(engine);
         return CLI_EXIT_OK;
@@ -197,7 +204,7 @@ int cmd_start(const struct cli_globals *g, int argc, char **argv)
     if (cli_open_engine(g, 0, &engine) < 0)
         return CLI_EXIT_FAIL;
     if (attach || interactive) {
-        int code = start_attached(engine, argv[optind], interactive, 0);
+        int code = start_attached(engine, argv[optind], interactive, 0, 0);
         berth_engine_close(engine);
         return code == CLI_DETACHED ? CLI_EXIT_OK : code;
     }

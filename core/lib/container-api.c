@@ -27,6 +27,7 @@
 #include "images.h"
 #include "lifecycle.h"
 #include "ocispec.h"
+#include "shim-client.h"
 #include "util.h"
 
 /* Members of a Docker create body that berth keeps in the record's "config". */
@@ -311,6 +312,60 @@ BERTH_API int berth_container_create(berth_engine_t *e, const char *name, json_t
     }
     memcpy(ret_id, id, sizeof(id));
     return 0;
+}
+
+BERTH_API int berth_container_create_run(berth_engine_t *e, const char *name, json_t *body,
+                                         char ret_id[65], berth_err_t *err)
+{
+    berth_store_t *store = berth__engine_store(e);
+    char id[BERTH_CONTAINER_ID_LEN + 1], gen[64];
+    int r, tries = 0;
+
+    if (!store)
+        return berth_err_set(err, -ENOTSUP, "the engine was opened without a store");
+    if (name && *name == '/')
+        name++;
+    if (name && !berth__container_name_is_valid(name))
+        return berth_err_set(err, -EINVAL,
+                             "invalid container name \"%s\": only [a-zA-Z0-9][a-zA-Z0-9_.-] are "
+                             "allowed",
+                             name);
+    if ((r = berth__container_id_new(id, err)) < 0)
+        return r;
+    for (;;) {
+        _cleanup_json_ json_t *doc = NULL;
+        berth_shim_pending_t pending;
+        const char *use = name;
+        if (!use) {
+            if (random_name(gen, sizeof(gen)) < 0)
+                return berth_err_set(err, -EIO, "could not generate a name");
+            use = gen;
+        }
+        if ((r = record_from_body(e, id, use, body, &doc, err)) < 0)
+            return r;
+        /*
+         * The monitor sets the container up from the record we hand it while
+         * the record is written (a durable commit: two disk flushes); it runs
+         * nothing until told the commit happened, and undoes everything if
+         * it did not.
+         */
+        if ((r = berth__shim_spawn_pending(e, id, BERTH_SHIM_WAIT_START, doc, &pending, err)) < 0) {
+            release_storage(e, doc);
+            return r;
+        }
+        r = berth__container_create(store, doc, NULL, NULL, err);
+        if (r < 0) {
+            berth__shim_pending_finish(&pending, 0, NULL, NULL);
+            release_storage(e, doc);
+            /* A generated name that is taken: pick another, a few times. */
+            if (r == -EEXIST && !name && ++tries < 16)
+                continue;
+            return r;
+        }
+        /* From here the container exists: a failed setup is in its record, as with start. */
+        memcpy(ret_id, id, sizeof(id));
+        return berth__shim_pending_finish(&pending, 1, NULL, err);
+    }
 }
 
 /* Docker's inspect times: Go's zero time for "never", else RFC3339Nano. */

@@ -28,6 +28,8 @@
 #include "shim-client.h"
 #include "util.h"
 
+static int write_all(int fd, const void *buf, size_t len, berth_err_t *err);
+
 const char *berth__shim_path(void)
 {
     const char *p = getenv("BERTH_SHIM_PATH");
@@ -112,12 +114,13 @@ static int read_ready_line(int fd, char *buf, size_t len, int timeout_ms, berth_
 
 /*
  * posix_spawn @path in a new session with stdin, stdout and stderr on
- * /dev/null, @ready_fd as fd 3 and no other fd, every signal at its default
+ * /dev/null, @ready_fd as fd 3, @record_fd (unless -1) as fd 4 and no other fd, every signal at its default
  * disposition and none blocked: the caller may block or ignore signals (a
  * daemon, a CLI ignoring SIGPIPE), and exec would pass both on to the shim
  * and the container it starts. Returns 0 or an errno value.
  */
-static int spawn_detached(const char *path, const char **argv, int ready_fd, pid_t *ret_pid)
+static int spawn_detached(const char *path, const char **argv, int ready_fd, int record_fd,
+                          pid_t *ret_pid)
 {
     extern char **environ;
     posix_spawn_file_actions_t fa;
@@ -134,10 +137,11 @@ static int spawn_detached(const char *path, const char **argv, int ready_fd, pid
     sigfillset(&all);
     sigemptyset(&none);
     if ((r = posix_spawn_file_actions_adddup2(&fa, ready_fd, 3)) == 0 &&
+        (record_fd < 0 || (r = posix_spawn_file_actions_adddup2(&fa, record_fd, 4)) == 0) &&
         (r = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDWR, 0)) == 0 &&
         (r = posix_spawn_file_actions_adddup2(&fa, 0, 1)) == 0 &&
         (r = posix_spawn_file_actions_adddup2(&fa, 0, 2)) == 0 &&
-        (r = posix_spawn_file_actions_addclosefrom_np(&fa, 4)) == 0 &&
+        (r = posix_spawn_file_actions_addclosefrom_np(&fa, record_fd < 0 ? 4 : 5)) == 0 &&
         (r = posix_spawnattr_setsigdefault(&at, &all)) == 0 &&
         (r = posix_spawnattr_setsigmask(&at, &none)) == 0 &&
         (r = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF |
@@ -148,22 +152,25 @@ static int spawn_detached(const char *path, const char **argv, int ready_fd, pid
     return r;
 }
 
-int berth__shim_spawn(berth_engine_t *e, const char *id, uint32_t flags, json_t **ret_ready,
-                      berth_err_t *err)
+int berth__shim_spawn_pending(berth_engine_t *e, const char *id, uint32_t flags, json_t *record,
+                              berth_shim_pending_t *ret, berth_err_t *err)
 {
     const berth_config_t *cfg = berth__engine_config(e);
     const char *shim = berth__shim_path();
     _cleanup_free_ char *plugin_path = NULL;
-    _cleanup_json_ json_t *ready = NULL;
-    const char *argv[16];
-    char line[4096];
+    _cleanup_free_ char *text = NULL;
+    const char *argv[20];
     size_t argc = 0, plen = 0;
-    int pipefd[2], status, r;
-    json_error_t jerr;
+    int pipefd[2], recfd[2] = { -1, -1 }, status, r;
     pid_t pid;
 
     if (flags & ~BERTH_SHIM_WAIT_START)
         return berth_err_set(err, -EINVAL, "berth__shim_spawn: unknown flags 0x%x", flags);
+    if (record && !(flags & BERTH_SHIM_WAIT_START))
+        return berth_err_set(err, -EINVAL,
+                             "berth__shim_spawn: a record needs BERTH_SHIM_WAIT_START");
+    if (record && !(text = json_dumps(record, JSON_COMPACT)))
+        return berth_err_set(err, -ENOMEM, "out of memory");
     for (size_t i = 0; cfg->plugin_dirs && cfg->plugin_dirs[i]; i++)
         plen += strlen(cfg->plugin_dirs[i]) + 1;
     plugin_path = calloc(1, plen + 1);
@@ -191,26 +198,78 @@ int berth__shim_spawn(berth_engine_t *e, const char *id, uint32_t flags, json_t 
     }
     if (flags & BERTH_SHIM_WAIT_START)
         argv[argc++] = "--wait-start";
+    if (record)
+        argv[argc++] = "--record-fd=4";
     argv[argc++] = "--detach";
     argv[argc] = NULL;
 
     if (pipe2(pipefd, O_CLOEXEC) < 0)
         return berth_err_set(err, -errno, "pipe: %s", strerror(errno));
-    r = spawn_detached(shim, argv, pipefd[1], &pid);
-    if (r != 0) {
+    /* A socket, not a pipe: a send to a shim that died fails with EPIPE instead of a SIGPIPE. */
+    if (record && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, recfd) < 0) {
+        r = -errno;
         close(pipefd[0]);
         close(pipefd[1]);
+        return berth_err_set(err, r, "socketpair: %s", strerror(-r));
+    }
+    r = spawn_detached(shim, argv, pipefd[1], recfd[1], &pid);
+    close(pipefd[1]);
+    if (recfd[1] >= 0)
+        close(recfd[1]);
+    if (r != 0) {
+        close(pipefd[0]);
+        if (recfd[0] >= 0)
+            close(recfd[0]);
         return berth_err_set(err, -r, "cannot execute %s: %s", shim, strerror(r));
     }
-    close(pipefd[1]);
     /* The shim's first process exits as soon as it has forked; reap it so the caller keeps no
      * zombie. */
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
-    r = read_ready_line(pipefd[0], line, sizeof(line), BERTH_SHIM_READY_TIMEOUT_MS, err);
-    close(pipefd[0]);
+    /* The record, then a NUL: the shim reads it first thing. */
+    if (record && (write_all(recfd[0], text, strlen(text) + 1, NULL) < 0)) {
+        /* It died on the way: its readiness line (or its absence) tells why. */
+        close(recfd[0]);
+        recfd[0] = -1;
+    }
+    ret->ready_fd = pipefd[0];
+    ret->record_fd = recfd[0];
+    return 0;
+}
+
+int berth__shim_pending_finish(berth_shim_pending_t *p, int committed, json_t **ret_ready,
+                               berth_err_t *err)
+{
+    _cleanup_json_ json_t *ready = NULL;
+    char line[4096];
+    json_error_t jerr;
+    int r;
+
+    if (p->record_fd >= 0) {
+        /*
+         * "1": the record is durable, go on. "0" (or nothing): undo everything
+         * and exit; the shim closes its end when it is done, so that the
+         * caller can release the container's storage after us.
+         */
+        if (send(p->record_fd, committed ? "1" : "0", 1, MSG_NOSIGNAL) != 1)
+            committed = 0;
+        if (!committed) {
+            char c;
+            struct pollfd pf = { .fd = p->record_fd, .events = POLLIN };
+            shutdown(p->record_fd, SHUT_WR);
+            while (poll(&pf, 1, BERTH_SHIM_READY_TIMEOUT_MS) > 0 && read(p->record_fd, &c, 1) > 0)
+                ;
+        }
+        close(p->record_fd);
+        p->record_fd = -1;
+    }
+    r = read_ready_line(p->ready_fd, line, sizeof(line), BERTH_SHIM_READY_TIMEOUT_MS, err);
+    close(p->ready_fd);
+    p->ready_fd = -1;
     if (r < 0)
         return r;
+    if (!committed)
+        return 0;
     ready = json_loads(line, 0, &jerr);
     if (!json_is_object(ready))
         return berth_err_set(err, -EPROTO, "berth-shim: malformed readiness line");
@@ -231,6 +290,14 @@ int berth__shim_spawn(berth_engine_t *e, const char *id, uint32_t flags, json_t 
     if (ret_ready)
         *ret_ready = TAKE_PTR(ready);
     return 0;
+}
+
+int berth__shim_spawn(berth_engine_t *e, const char *id, uint32_t flags, json_t **ret_ready,
+                      berth_err_t *err)
+{
+    berth_shim_pending_t p;
+    int r = berth__shim_spawn_pending(e, id, flags, NULL, &p, err);
+    return r < 0 ? r : berth__shim_pending_finish(&p, 1, ret_ready, err);
 }
 
 int berth__shim_connect(berth_engine_t *e, const char *id, int *ret_fd, berth_err_t *err)

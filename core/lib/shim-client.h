@@ -74,6 +74,28 @@ int berth__shim_spawn(berth_engine_t *e, const char *id, uint32_t flags, json_t 
                       berth_err_t *err);
 
 /*
+ * berth__shim_spawn in two halves, so that the caller can write a new
+ * container's record while its monitor sets it up (docker run's create and
+ * start overlap; berth_container_create_run). With @record (a container
+ * record as it is about to be committed; needs BERTH_SHIM_WAIT_START) the
+ * shim gets it on fd 4 instead of reading the store, sets the container up
+ * and then waits to be told whether the record was committed:
+ * berth__shim_pending_finish(@committed 1) says so and reads the readiness
+ * line as berth__shim_spawn does; @committed 0 makes the shim undo all it
+ * made and exit without touching the store (the return is then 0 whatever
+ * the shim said). Without @record the halves are berth__shim_spawn.
+ * finish must be called exactly once after a successful spawn_pending.
+ */
+typedef struct berth_shim_pending {
+    int ready_fd;  /* the readiness pipe */
+    int record_fd; /* our end of the record socket, or -1 */
+} berth_shim_pending_t;
+int berth__shim_spawn_pending(berth_engine_t *e, const char *id, uint32_t flags, json_t *record,
+                              berth_shim_pending_t *ret, berth_err_t *err);
+int berth__shim_pending_finish(berth_shim_pending_t *p, int committed, json_t **ret_ready,
+                               berth_err_t *err);
+
+/*
  * Connect to the shim of container @id. *ret_fd is a blocking, close-on-exec
  * SOCK_STREAM socket the caller closes. -ENOENT/-ECONNREFUSED when no shim
  * serves it (the container is not running, or its shim died).

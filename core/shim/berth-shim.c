@@ -106,6 +106,12 @@ struct shim {
     const char *id, *root, *runroot, *config_path, *plugin_path;
     int wait_start;
     int ready_fd;
+    /* --record-fd: the record came from the engine, which is still committing it; until it says
+     * it did (committed 1), nothing may be written to the store. */
+    int record_fd;
+    int committed;
+    uv_poll_t record_poll;
+    int record_polling;
 
     berth_engine_t *engine;
     const berth_config_t *cfg;
@@ -143,6 +149,7 @@ struct shim {
 };
 
 static void check_processes(struct shim *s);
+static int await_commit(struct shim *s);
 static void client_close(struct client *c);
 static void client_finish(struct client *c);
 static void client_process(struct client *c);
@@ -765,7 +772,8 @@ static void fail_start(struct shim *s, int code, int exit_code, const char *msg)
     json_t *j;
     char ec[16];
 
-    if (s->record) {
+    /* A record the engine did not commit is not ours to write to. */
+    if (s->record && await_commit(s)) {
         json_t *patch = json_pack("{s:i, s:s, s:i, s:I}", "ExitCode", exit_code, "Error", msg,
                                   "Pid", 0, "FinishedAt", (json_int_t)berth__now_ns());
         json_t *attrs;
@@ -793,6 +801,44 @@ static void fail_start(struct shim *s, int code, int exit_code, const char *msg)
     ostream_close(&s->out[0]);
     ostream_close(&s->out[1]);
     stdin_close(&s->in, &s->in_open);
+}
+
+/*
+ * The engine could not commit the record it gave us (a name taken
+ * meanwhile, a full disk): the container never existed. Undo everything,
+ * the log and its directory too, and let the loop end.
+ */
+static void abort_uncommitted(struct shim *s)
+{
+    for (struct client *c = s->clients; c; c = c->next)
+        client_finish(c);
+    close_server(s);
+    teardown_container(s, 1);
+    remove_bundle(s);
+    if (s->logging) {
+        berth__log_close(&s->log);
+        s->logging = 0;
+    }
+    berth__rm_rf(s->persist);
+    close_sigchld(s);
+    s->failed = 1;
+    ostream_close(&s->out[0]);
+    ostream_close(&s->out[1]);
+    stdin_close(&s->in, &s->in_open);
+    /* Done: the engine, waiting for this, may now release the container's storage. */
+    if (s->record_fd >= 0) {
+        close(s->record_fd);
+        s->record_fd = -1;
+    }
+}
+
+static void on_record_fd(uv_poll_t *h, int status, int events)
+{
+    struct shim *s = h->data;
+    (void)status;
+    (void)events;
+    if (!await_commit(s))
+        abort_uncommitted(s);
 }
 
 /* ---- setup ---- */
@@ -1044,6 +1090,71 @@ static void close_pipes(int inp[2], int outp[2], int errp[2])
     }
 }
 
+/* --record-fd: the record the engine is committing, JSON up to a NUL. */
+static int read_record(struct shim *s, berth_err_t *err)
+{
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    json_error_t jerr;
+
+    for (;;) {
+        ssize_t n;
+        if (len + 4096 > cap) {
+            char *grown = realloc(buf, cap = cap ? 2 * cap : 16384);
+            if (!grown || cap > BERTH_SHIM_LINE_MAX * 16) {
+                free(grown ? grown : buf);
+                return berth_err_set(err, -E2BIG, "the container record is too large");
+            }
+            buf = grown;
+        }
+        n = read(s->record_fd, buf + len, cap - len - 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            free(buf);
+            return berth_err_set(err, n < 0 ? -errno : -EPIPE,
+                                 "the engine went away before sending the container record");
+        }
+        len += (size_t)n;
+        if (memchr(buf + len - (size_t)n, '\0', (size_t)n))
+            break;
+    }
+    s->record = json_loads(buf, 0, &jerr);
+    free(buf);
+    if (!json_is_object(s->record) || !json_string_value(json_object_get(s->record, "id")) ||
+        strcmp(json_string_value(json_object_get(s->record, "id")), s->id) != 0)
+        return berth_err_set(err, -EPROTO, "bad container record from the engine: %s",
+                             s->record ? "wrong id" : jerr.text);
+    return 0;
+}
+
+/*
+ * Whether the engine committed the record (it writes "1", or closes
+ * without). Blocks until it says; later calls repeat the answer.
+ */
+static int await_commit(struct shim *s)
+{
+    char c = 0;
+    ssize_t n;
+
+    if (s->record_fd < 0)
+        return s->committed;
+    if (s->record_polling) {
+        s->record_polling = 0;
+        uv_poll_stop(&s->record_poll);
+        uv_close((uv_handle_t *)&s->record_poll, NULL);
+    }
+    while ((n = read(s->record_fd, &c, 1)) < 0 && errno == EINTR)
+        ;
+    s->committed = n == 1 && c == '1';
+    /* Not committed: the engine waits for this end to close, after abort_uncommitted. */
+    if (s->committed) {
+        close(s->record_fd);
+        s->record_fd = -1;
+    }
+    return s->committed;
+}
+
 static int setup(struct shim *s, int *ret_exit_code, berth_err_t *err)
 {
     berth_engine_opts_t opts = {
@@ -1079,9 +1190,13 @@ static int setup(struct shim *s, int *ret_exit_code, berth_err_t *err)
     s->cfg = berth__engine_config(s->engine);
     if ((r = pathf(err, s->store_dir, sizeof(s->store_dir), "%s/store", s->cfg->root)) < 0)
         return r;
-    if ((r = store_open(s, &st, err)) == 0)
-        r = berth__container_get(st, s->id, &s->record, err);
-    berth__store_close(st);
+    if (s->record_fd >= 0) {
+        r = read_record(s, err);
+    } else {
+        if ((r = store_open(s, &st, err)) == 0)
+            r = berth__container_get(st, s->id, &s->record, err);
+        berth__store_close(st);
+    }
     if (r < 0)
         return r;
     /* A full id from here on, whatever reference we were given. */
@@ -1425,6 +1540,11 @@ static int handle(struct client *c, json_t *req, berth_err_t *err)
         if (s->status != BERTH_ST_CREATED)
             return berth_err_set(err, -EINVAL, "container %.12s is already %s", s->id,
                                  berth__state_name(s->status));
+        if (!await_commit(s)) {
+            reply_err(c, -ENOENT, "the container was not created");
+            abort_uncommitted(s);
+            return 0;
+        }
         if ((r = do_start(s, &ec, err)) < 0) {
             reply_err(c, r, err->msg);
             fail_start(s, r, ec, err->msg);
@@ -1738,7 +1858,7 @@ const char *__lsan_default_suppressions(void)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: berth-shim --id ID --root DIR --runroot DIR [--config FILE]\n"
-               "                  [--plugin-path DIRS] [--wait-start] [--detach]\n"
+               "                  [--plugin-path DIRS] [--wait-start] [--record-fd=N] [--detach]\n"
                "The per-container monitor; started by the berth engine, not by hand.\n");
 }
 
@@ -1752,6 +1872,7 @@ int main(int argc, char **argv)
         { "plugin-path", required_argument, NULL, 'p' },
         { "wait-start", no_argument, NULL, 'w' },
         { "detach", no_argument, NULL, 'd' },
+        { "record-fd", required_argument, NULL, 'f' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -1762,6 +1883,7 @@ int main(int argc, char **argv)
     if (!s)
         return 1;
     s->ready_fd = -1;
+    s->record_fd = -1;
     s->out[0].fd = s->out[1].fd = -1;
     while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (opt) {
@@ -1786,6 +1908,9 @@ int main(int argc, char **argv)
         case 'd':
             detach = 1;
             break;
+        case 'f':
+            s->record_fd = atoi(optarg);
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -1794,10 +1919,14 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (!s->id || !s->root || !s->runroot) {
+    if (!s->id || !s->root || !s->runroot || (s->record_fd >= 0 && !s->wait_start) ||
+        s->record_fd == 0 || (s->record_fd > 0 && s->record_fd < 3)) {
         usage(stderr);
         return 2;
     }
+    s->committed = s->record_fd < 0;
+    if (s->record_fd >= 0)
+        fcntl(s->record_fd, F_SETFD, FD_CLOEXEC);
     /*
      * --detach: the engine spawned us in a new session and waits for this
      * process. Fork once and let it return at once: the monitor is then
@@ -1849,6 +1978,14 @@ int main(int argc, char **argv)
                               s->seccomp_note ? s->seccomp_note : "none");
         write_ready(s, j);
         json_decref(j);
+    }
+    /* Told whether the engine committed the record, on fd 4, as soon as it knows. */
+    if (s->record_fd >= 0 && uv_poll_init(&s->loop, &s->record_poll, s->record_fd) == 0) {
+        s->record_poll.data = s;
+        if (uv_poll_start(&s->record_poll, UV_READABLE | UV_DISCONNECT, on_record_fd) == 0)
+            s->record_polling = 1;
+        else
+            uv_close((uv_handle_t *)&s->record_poll, NULL);
     }
     /* A process that ended before the loop ran (or a driver with neither pidfd nor SIGCHLD). */
     check_processes(s);

@@ -96,6 +96,18 @@ b rm -f lim >/dev/null
 
 # a background container through its lifecycle
 expect_exit 0 "run -d" b run -d --name bg $R sh -c 'trap "echo got-term; exit 42" TERM; echo started; while true; do sleep 1; done'
+# A name taken: run's monitor, already setting the container up while the
+# record was being written, undoes everything (no bundle, cgroup, process).
+before_dirs=$(ls "$T/run/containers" | sort | tr '\n' ' ')
+before_cg=$(find /sys/fs/cgroup -maxdepth 3 -path '*/berth/*' -type d 2>/dev/null | wc -l)
+before_shims=$(pgrep -c -f "berth-shim.*--root $T/root" || true)
+expect_exit 125 "run with a name in use" b run --name bg $R true
+expect_grep 'already in use' "$T/err" "the refusal says the name is in use"
+expect_exit 125 "run -d with a name in use" b run -d --name bg $R true
+sleep 0.2
+[ "$(ls "$T/run/containers" | sort | tr '\n' ' ')" = "$before_dirs" ] && ok "no bundle left by the refused runs" || not_ok "bundles: $(ls "$T/run/containers")"
+[ "$(find /sys/fs/cgroup -maxdepth 3 -path '*/berth/*' -type d 2>/dev/null | wc -l)" = "$before_cg" ] && ok "no cgroup left by the refused runs" || not_ok "cgroups left"
+[ "$(pgrep -c -f "berth-shim.*--root $T/root" || true)" = "$before_shims" ] && ok "no monitor left by the refused runs" || not_ok "monitors: $(pgrep -a -f "berth-shim.*--root $T/root")"
 expect_exit 0 "ps" b ps
 expect_grep "bg" "$T/out" "ps shows the running container"
 expect_exit 1 "start a running container" b start bg

@@ -122,6 +122,22 @@ BERTH_API int berth_engine_info(berth_engine_t *engine, json_t **ret_json, berth
 BERTH_API int berth_container_create(berth_engine_t *engine, const char *name, json_t *body,
                                      char ret_id[65], berth_err_t *err);
 
+/**
+ * docker run's create and the first half of its start in one call: create
+ * the container as berth_container_create() does and start its monitor
+ * waiting, as berth_container_start() with BERTH_START_WAIT does. Faster
+ * than the two calls: the monitor sets the container up from the record
+ * while the record is written to disk, and runs nothing until the record
+ * is durable (it undoes everything when the write fails). Then attach if
+ * wanted, and berth_container_start(engine, id, 0) lets it run.
+ *
+ * @return as berth_container_create(); or, once the container exists (its
+ *         id is then in @p ret_id), as berth_container_start() when the
+ *         monitor could not set it up (the record says why).
+ */
+BERTH_API int berth_container_create_run(berth_engine_t *engine, const char *name, json_t *body,
+                                         char ret_id[65], berth_err_t *err);
+
 /** Flags for berth_container_list(). */
 #define BERTH_LIST_ALL 0x1u /**< include created and exited containers, not just running ones */
 
