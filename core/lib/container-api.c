@@ -272,50 +272,14 @@ static int record_from_body(berth_engine_t *e, const char *id, const char *name,
     return 0;
 }
 
-BERTH_API int berth_container_create(berth_engine_t *e, const char *name, json_t *body,
-                                     char ret_id[65], berth_err_t *err)
-{
-    berth_store_t *store = berth__engine_store(e);
-    char id[BERTH_CONTAINER_ID_LEN + 1], gen[64];
-    int r, tries = 0;
-
-    if (!store)
-        return berth_err_set(err, -ENOTSUP, "the engine was opened without a store");
-    if (name && *name == '/')
-        name++;
-    if (name && !berth__container_name_is_valid(name))
-        return berth_err_set(err, -EINVAL,
-                             "invalid container name \"%s\": only [a-zA-Z0-9][a-zA-Z0-9_.-] are "
-                             "allowed",
-                             name);
-    if ((r = berth__container_id_new(id, err)) < 0)
-        return r;
-    for (;;) {
-        _cleanup_json_ json_t *doc = NULL;
-        const char *use = name;
-        if (!use) {
-            if (random_name(gen, sizeof(gen)) < 0)
-                return berth_err_set(err, -EIO, "could not generate a name");
-            use = gen;
-        }
-        if ((r = record_from_body(e, id, use, body, &doc, err)) < 0)
-            return r;
-        r = berth__container_create(store, doc, NULL, NULL, err);
-        if (r < 0)
-            release_storage(e, doc);
-        /* A generated name that is taken: pick another, a few times. */
-        if (r == -EEXIST && !name && ++tries < 16)
-            continue;
-        if (r < 0)
-            return r;
-        break;
-    }
-    memcpy(ret_id, id, sizeof(id));
-    return 0;
-}
-
-BERTH_API int berth_container_create_run(berth_engine_t *e, const char *name, json_t *body,
-                                         char ret_id[65], berth_err_t *err)
+/*
+ * berth_container_create and, with @run, berth_container_create_run: pick a
+ * name (a generated one that is taken is picked again, a few times), build
+ * the record and commit it; with @run, the monitor starts setting the
+ * container up from the record while it is committed.
+ */
+static int create_container(berth_engine_t *e, const char *name, json_t *body, int run,
+                            char ret_id[65], berth_err_t *err)
 {
     berth_store_t *store = berth__engine_store(e);
     char id[BERTH_CONTAINER_ID_LEN + 1], gen[64];
@@ -349,23 +313,36 @@ BERTH_API int berth_container_create_run(berth_engine_t *e, const char *name, js
          * nothing until told the commit happened, and undoes everything if
          * it did not.
          */
-        if ((r = berth__shim_spawn_pending(e, id, BERTH_SHIM_WAIT_START, doc, &pending, err)) < 0) {
+        if (run &&
+            (r = berth__shim_spawn_pending(e, id, BERTH_SHIM_WAIT_START, doc, &pending, err)) < 0) {
             release_storage(e, doc);
             return r;
         }
         r = berth__container_create(store, doc, NULL, NULL, err);
         if (r < 0) {
-            berth__shim_pending_finish(&pending, 0, NULL, NULL);
+            if (run)
+                berth__shim_pending_finish(&pending, 0, NULL, NULL);
             release_storage(e, doc);
-            /* A generated name that is taken: pick another, a few times. */
             if (r == -EEXIST && !name && ++tries < 16)
                 continue;
             return r;
         }
-        /* From here the container exists: a failed setup is in its record, as with start. */
         memcpy(ret_id, id, sizeof(id));
-        return berth__shim_pending_finish(&pending, 1, NULL, err);
+        /* The container exists now: a failed setup is in its record, as with start. */
+        return run ? berth__shim_pending_finish(&pending, 1, NULL, err) : 0;
     }
+}
+
+BERTH_API int berth_container_create(berth_engine_t *e, const char *name, json_t *body,
+                                     char ret_id[65], berth_err_t *err)
+{
+    return create_container(e, name, body, 0, ret_id, err);
+}
+
+BERTH_API int berth_container_create_run(berth_engine_t *e, const char *name, json_t *body,
+                                         char ret_id[65], berth_err_t *err)
+{
+    return create_container(e, name, body, 1, ret_id, err);
 }
 
 /* Docker's inspect times: Go's zero time for "never", else RFC3339Nano. */

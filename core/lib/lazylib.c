@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "berth-build-config.h"
 
@@ -18,7 +19,7 @@ struct lazylib {
     pthread_once_t once;
     const char *soname;
     const char *const *names;
-    void **slots;
+    unsigned char *slots; /* the table: one function pointer per name, in order */
     size_t n;
     char error[BERTH_ERR_MSG_MAX];
 };
@@ -28,7 +29,7 @@ static const char *const archive_names[] = { BERTH_ARCHIVE_SYMBOLS(BERTH_LAZY_NA
 static const char *const crypto_names[] = { BERTH_CRYPTO_SYMBOLS(BERTH_LAZY_NAME) };
 #undef BERTH_LAZY_NAME
 
-/* The tables are structs of function pointers only, so they index as arrays. */
+/* The tables are structs of function pointers only, each the size of dlsym's void *. */
 _Static_assert(sizeof(struct berth_archive_syms) ==
                    sizeof(archive_names) / sizeof(archive_names[0]) * sizeof(void *),
                "one slot per libarchive name");
@@ -40,7 +41,7 @@ static struct lazylib archive_lib = {
     PTHREAD_ONCE_INIT,
     BERTH_LIBARCHIVE_SONAME,
     archive_names,
-    (void **)&berth__archive_syms,
+    (unsigned char *)&berth__archive_syms,
     sizeof(archive_names) / sizeof(archive_names[0]),
     "",
 };
@@ -48,7 +49,7 @@ static struct lazylib crypto_lib = {
     PTHREAD_ONCE_INIT,
     BERTH_LIBCRYPTO_SONAME,
     crypto_names,
-    (void **)&berth__crypto_syms,
+    (unsigned char *)&berth__crypto_syms,
     sizeof(crypto_names) / sizeof(crypto_names[0]),
     "",
 };
@@ -68,7 +69,9 @@ static void lazy_open(struct lazylib *l)
             snprintf(l->error, sizeof(l->error), "%s: no symbol %s", l->soname, l->names[i]);
             return;
         }
-        l->slots[i] = sym;
+        /* POSIX makes dlsym's result convertible to a function pointer; memcpy keeps it
+         * clear of aliasing rules. */
+        memcpy(l->slots + i * sizeof(sym), &sym, sizeof(sym));
     }
 }
 
