@@ -112,6 +112,8 @@ struct shim {
     int committed;
     uv_poll_t record_poll;
     int record_polling;
+    int commit_known;   /* the engine's answer is in */
+    char commit_answer; /* the answer, when it came with the record; 0 until then */
 
     berth_engine_t *engine;
     const berth_config_t *cfg;
@@ -1093,7 +1095,7 @@ static void close_pipes(int inp[2], int outp[2], int errp[2])
 /* --record-fd: the record the engine is committing, JSON up to a NUL. */
 static int read_record(struct shim *s, berth_err_t *err)
 {
-    char *buf = NULL;
+    char *buf = NULL, *nul = NULL;
     size_t len = 0, cap = 0;
     json_error_t jerr;
 
@@ -1116,9 +1118,12 @@ static int read_record(struct shim *s, berth_err_t *err)
                                  "the engine went away before sending the container record");
         }
         len += (size_t)n;
-        if (memchr(buf + len - (size_t)n, '\0', (size_t)n))
+        if ((nul = memchr(buf + len - (size_t)n, '\0', (size_t)n)))
             break;
     }
+    /* A slow start can find the engine's answer already behind the record. */
+    if (nul + 1 < buf + len)
+        s->commit_answer = nul[1];
     s->record = json_loads(buf, 0, &jerr);
     free(buf);
     if (!json_is_object(s->record) || !json_string_value(json_object_get(s->record, "id")) ||
@@ -1135,18 +1140,20 @@ static int read_record(struct shim *s, berth_err_t *err)
 static int await_commit(struct shim *s)
 {
     char c = 0;
-    ssize_t n;
+    ssize_t n = 0;
 
-    if (s->record_fd < 0)
-        return s->committed;
     if (s->record_polling) {
         s->record_polling = 0;
         uv_poll_stop(&s->record_poll);
         uv_close((uv_handle_t *)&s->record_poll, NULL);
     }
-    while ((n = read(s->record_fd, &c, 1)) < 0 && errno == EINTR)
-        ;
-    s->committed = n == 1 && c == '1';
+    if (s->record_fd < 0 || s->commit_known)
+        return s->committed;
+    if ((c = s->commit_answer) == 0)
+        while ((n = read(s->record_fd, &c, 1)) < 0 && errno == EINTR)
+            ;
+    s->commit_known = 1;
+    s->committed = c == '1';
     /* Not committed: the engine waits for this end to close, after abort_uncommitted. */
     if (s->committed) {
         close(s->record_fd);

@@ -108,6 +108,20 @@ sleep 0.2
 [ "$(ls "$T/run/containers" | sort | tr '\n' ' ')" = "$before_dirs" ] && ok "no bundle left by the refused runs" || not_ok "bundles: $(ls "$T/run/containers")"
 [ "$(find /sys/fs/cgroup -maxdepth 3 -path '*/berth/*' -type d 2>/dev/null | wc -l)" = "$before_cg" ] && ok "no cgroup left by the refused runs" || not_ok "cgroups left"
 [ "$(pgrep -c -f "berth-shim.*--root $T/root" || true)" = "$before_shims" ] && ok "no monitor left by the refused runs" || not_ok "monitors: $(pgrep -a -f "berth-shim.*--root $T/root")"
+# A monitor that starts late finds the engine's answer (committed or not)
+# already queued behind the record: both cases still work.
+real_shim=${BERTH_SHIM_PATH:-}
+if [ -n "$real_shim" ] && [ -x "$real_shim" ]; then
+    printf '#!/bin/sh\nsleep 0.3\nexec "%s" "$@"\n' "$real_shim" >"$T/slow-shim"
+    chmod +x "$T/slow-shim"
+    BERTH_SHIM_PATH="$T/slow-shim" expect_exit 0 "run with a slow monitor" b run --rm $R echo slow-ok
+    expect_grep "^slow-ok$" "$T/out" "its output arrives"
+    BERTH_SHIM_PATH="$T/slow-shim" expect_exit 125 "a refused run with a slow monitor" b run --name bg $R true
+    sleep 0.5
+    [ "$(ls "$T/run/containers" | sort | tr '\n' ' ')" = "$before_dirs" ] && ok "the slow monitor left no bundle" || not_ok "bundles: $(ls "$T/run/containers")"
+else
+    echo "# SKIP slow-monitor checks: BERTH_SHIM_PATH is not set"
+fi
 expect_exit 0 "ps" b ps
 expect_grep "bg" "$T/out" "ps shows the running container"
 expect_exit 1 "start a running container" b start bg
