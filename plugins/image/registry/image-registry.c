@@ -547,7 +547,26 @@ static int ping(struct session *s, int plain_ok, berth_err_t *err)
     reg_challenge_t ch;
     int r, creds = s->username || s->identitytoken;
 
-    r = ping_at(s, "https", &x, &herr);
+    int probed = 0;
+
+    if (plain_ok) {
+        /*
+         * Where plain HTTP may do, ask first whether the server speaks TLS at
+         * all: a plain-HTTP registry (the usual loopback one) is then found
+         * without the verified attempt's cost. A server that does speak TLS
+         * still gets the verified request below.
+         */
+        char url[sizeof(s->base) + 16];
+        snprintf(url, sizeof(url), "https://%s/v2/", s->loc.api_host);
+        r = image_registry_tls_probe(&s->client, url, &herr);
+        if (r == -EPROTO || r == -ECONNRESET) {
+            snprintf(s->base, sizeof(s->base), "https://%s", s->loc.api_host);
+            err_wrap(&herr, r, "registry %s: %s", s->loc.domain, url);
+            probed = 1;
+        }
+    }
+    if (!probed)
+        r = ping_at(s, "https", &x, &herr);
     if (r < 0 && (!plain_ok || (r != -EPROTO && r != -ECONNRESET))) {
         if (err)
             *err = herr;
