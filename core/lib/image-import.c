@@ -498,6 +498,7 @@ static int record_layer(struct import *im, const struct layer *l, const char *pa
 struct tee {
     berth_stream_t s;
     struct import *im;
+    struct pipeline *q;
     const struct layer *l;
     berth_content_writer_t *w;
     berth_stream_t *src;
@@ -515,6 +516,12 @@ static int64_t tee_read(berth_stream_t *s, void *buf, size_t len, berth_err_t *e
     int64_t n;
     int r;
 
+    if (__atomic_load_n(&t->q->stop, __ATOMIC_RELAXED)) {
+        /* An earlier layer failed: stop downloading; what arrived stays for a resume. */
+        t->src_failed = 1;
+        return berth_err_set(err, -ECANCELED, "%s: cancelled after an earlier layer failed",
+                             d->digest);
+    }
     if (t->replay < t->replay_end) {
         n = berth__content_writer_read_at(t->w, buf, len, t->replay, err);
         if (n == 0)
@@ -693,7 +700,7 @@ static int pull_layer(struct pipeline *q, size_t i, berth_err_t *err)
     const char *parent = i ? q->layers[i - 1].chain_id : NULL;
     int independent = (im->stg_caps & BERTH_STORAGE_CAP_WHITEOUT_OVERLAY) != 0;
     int staged = independent && i > 0, fd = -1, r;
-    struct tee t = { .im = im, .l = l };
+    struct tee t = { .im = im, .q = q, .l = l };
     struct berth__layer_result res = { 0 };
     berth_stream_t *in = NULL;
     berth_err_t e2 = { 0 };
@@ -882,7 +889,7 @@ static void *layer_worker(void *arg)
         l->err = e2;
         l->done = 1;
         if (rc < 0)
-            q->stop = 1;
+            __atomic_store_n(&q->stop, 1, __ATOMIC_RELAXED); /* also read by the streams */
         pthread_cond_broadcast(&q->done);
         pthread_mutex_unlock(&q->lock);
     }

@@ -163,7 +163,8 @@ expect_grep "digest mismatch" "$T/err" "the error says the digest does not match
 [ -z "$(bt images -q)" ] && ok "no image recorded from corrupted content" || not_ok "an image was recorded"
 [ -z "$(ls "$T/root-t/content/blobs/sha256" | grep "$layer")" ] && ok "the corrupted blob was not stored" || not_ok "corrupted blob stored"
 # It was being unpacked as it was read: nothing of that is left either.
-[ -z "$(ls "$T/root-t/content/ingest")" ] && ok "no ingest bytes of the corrupted blob" || not_ok "ingest not empty: $(ls "$T/root-t/content/ingest")"
+# (Layers cancelled after it may keep their partial bytes for a resume.)
+[ -z "$(ls "$T/root-t/content/ingest" | grep "$layer")" ] && ok "no ingest bytes of the corrupted blob" || not_ok "ingest holds the corrupted blob: $(ls "$T/root-t/content/ingest")"
 ! ls "$T/root-t/drivers/storage/overlay/snapshots" | grep -q '^import-' && ok "no snapshot of the corrupted layer" || not_ok "a snapshot of the corrupted layer is left"
 
 # --- authentication -----------------------------------------------------------
