@@ -23,7 +23,9 @@
  * Transport: HTTPS, verified against the system's CAs or "ca_file". Plain
  * HTTP only for loopback hosts and insecure registries ("insecure": true,
  * or the host in "insecure_registries"), and only after an HTTPS handshake
- * failed, as moby does. Insecure registries also skip certificate checks.
+ * failed, as moby does (checked there first without verification and
+ * without a request, see ping()). Insecure registries also skip
+ * certificate checks.
  *
  * Threads: open/close/resolve/fetch are serialised by the core; streams of
  * a session may be read at the same time on other threads (each owns its
