@@ -367,6 +367,23 @@ int64_t berth__content_writer_offset(const berth_content_writer_t *w)
     return w->written;
 }
 
+int64_t berth__content_writer_read_at(berth_content_writer_t *w, void *buf, size_t len,
+                                      int64_t offset, berth_err_t *err)
+{
+    ssize_t n;
+
+    if (offset >= w->written)
+        return 0;
+    if ((int64_t)len > w->written - offset)
+        len = (size_t)(w->written - offset);
+    do
+        n = pread(w->fd, buf, len, offset);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return berth_err_set(err, -errno, "ingest %s: read: %s", w->digest, strerror(errno));
+    return n;
+}
+
 static int fsync_dir(const char *dir)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

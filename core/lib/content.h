@@ -84,6 +84,14 @@ int berth__content_writer_write(berth_content_writer_t *w, const void *buf, size
 /* Bytes written so far (including the resumed ones). */
 int64_t berth__content_writer_offset(const berth_content_writer_t *w);
 /*
+ * Read back up to @len bytes the writer holds, from @offset (below the
+ * offset): how an import that unpacks while it downloads replays what an
+ * earlier attempt left. Returns the bytes read, 0 at the end, or a negative
+ * errno. The bytes are not verified until commit.
+ */
+int64_t berth__content_writer_read_at(berth_content_writer_t *w, void *buf, size_t len,
+                                      int64_t offset, berth_err_t *err);
+/*
  * Verify size and digest and publish the blob. On a mismatch the partial
  * bytes are removed and -EBADMSG says "expected X, got Y". The writer stays
  * to be closed.

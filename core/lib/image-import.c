@@ -1,14 +1,18 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Importing an image from a source session (see image-import.h). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "content.h"
@@ -41,7 +45,8 @@ struct import {
     berth_driver_t *stg;
     const berth_storage_ops_t *tops;
     uint64_t stg_caps;
-    pthread_mutex_t lock; /* serialises source calls (not stream reads) and progress */
+    pthread_mutex_t lock;     /* serialises source calls (not stream reads) and progress */
+    pthread_mutex_t stg_lock; /* serialises storage driver calls from the layer workers */
 };
 
 void berth__host_platform(const char **ret_os, const char **ret_arch, const char **ret_variant)
@@ -324,6 +329,11 @@ static int pick_platform(struct import *im, json_t *index, berth_descriptor_t *r
     return desc_from_json(best, ret, "index entry", err);
 }
 
+/*
+ * A key for a snapshot the import unpacks into: "import-<pid>-<random>". The
+ * pid lets a later import tell the snapshots of a killed one (see
+ * reclaim_stale()).
+ */
 static int random_key(char *buf, size_t len)
 {
     uint8_t b[12];
@@ -331,10 +341,59 @@ static int random_key(char *buf, size_t len)
 
     if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b))
         return -EIO;
-    n = (size_t)snprintf(buf, len, "import-");
+    n = (size_t)snprintf(buf, len, "import-%ld-", (long)getpid());
     for (size_t i = 0; i < sizeof(b) && n + 2 < len; i++)
         n += (size_t)snprintf(buf + n, len - n, "%02x", b[i]);
     return 0;
+}
+
+struct stale {
+    char (*names)[72];
+    size_t n, cap;
+};
+
+static int collect_stale(const char *name, const berth_snapshot_info_t *info, void *userdata)
+{
+    struct stale *st = userdata;
+    char *end;
+    long pid;
+
+    if (info->kind != BERTH_SNAPSHOT_KIND_ACTIVE || strncmp(name, "import-", 7) != 0 ||
+        strlen(name) >= sizeof(st->names[0]))
+        return 0;
+    errno = 0;
+    pid = strtol(name + 7, &end, 10);
+    if (errno || end == name + 7 || *end != '-' || pid <= 0 || pid == (long)getpid())
+        return 0;
+    if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+        return 0;
+    if (st->n == st->cap) {
+        size_t cap = st->cap ? st->cap * 2 : 8;
+        void *p = realloc(st->names, cap * sizeof(st->names[0]));
+        if (!p)
+            return 1;
+        st->names = p;
+        st->cap = cap;
+    }
+    snprintf(st->names[st->n++], sizeof(st->names[0]), "%s", name);
+    return 0;
+}
+
+/*
+ * Remove the snapshots a killed import left: an import unpacks a layer while
+ * it downloads, so an interrupted pull usually leaves one, and a snapshot
+ * prepared on a layer keeps the collector from removing that layer. Only
+ * snapshots whose import process is gone (the pid in the key, see
+ * random_key()) are touched. Best effort: failures change nothing else.
+ */
+static void reclaim_stale(struct import *im)
+{
+    struct stale st = { 0 };
+
+    if (im->tops->walk(im->stg->priv, 0, collect_stale, &st, NULL) >= 0)
+        for (size_t i = 0; i < st.n; i++)
+            im->tops->remove(im->stg->priv, st.names[i], 0, NULL);
+    free(st.names);
 }
 
 /* ---- layers ---- */
@@ -345,65 +404,56 @@ struct layer {
     char chain_id[72];
     char pid[13];
     int present; /* unpacked snapshot already there */
-    int fetched;
+    int done;    /* committed with its record (rc 0), or failed */
     int rc;
+    uint64_t size; /* unpacked bytes, once done */
     berth_err_t err;
 };
 
 /*
- * Downloads run on worker threads (several when the source's streams may be
- * read in parallel, else one) while the calling thread unpacks each layer
- * as soon as it and its parent are ready, so unpacking overlaps the
- * downloads of the layers above it.
+ * Each layer is downloaded and unpacked by one worker thread (several when
+ * the source's streams may be read in parallel, else one): the unpacker
+ * reads the bytes as they arrive while they are also written to the content
+ * store, so a layer costs max(download, unpack) rather than their sum.
+ * Snapshots are committed in layer order (a child's snapshot names its
+ * committed parent); see pull_layer() for how a layer whose parent is not
+ * committed yet is unpacked meanwhile.
  */
-struct dl_queue {
+struct pipeline {
     struct import *im;
     struct layer *layers;
     size_t n, next;
-    int stop; /* the unpacker failed: take no more layers */
-    pthread_mutex_t lock;
-    pthread_cond_t done; /* a layer finished downloading */
+    int stop;             /* a layer failed: take no more */
+    pthread_mutex_t lock; /* the fields above and every layer's done/rc/err/size */
+    pthread_cond_t done;  /* a layer was committed or failed */
 };
 
-static void *dl_worker(void *arg)
+/* 1 when layer @i can be prepared on its parent now (no parent, or it is committed). */
+static int parent_ready(struct pipeline *q, size_t i)
 {
-    struct dl_queue *q = arg;
+    int ready;
 
-    for (;;) {
-        struct layer *l;
-        berth_err_t e2 = { 0 };
-        int rc;
-
-        pthread_mutex_lock(&q->lock);
-        while (q->next < q->n && q->layers[q->next].present)
-            q->next++;
-        l = !q->stop && q->next < q->n ? &q->layers[q->next++] : NULL;
-        pthread_mutex_unlock(&q->lock);
-        if (!l)
-            return NULL;
-        rc = fetch_blob(q->im, &l->desc, l->pid, &e2);
-        pthread_mutex_lock(&q->lock);
-        l->rc = rc;
-        l->err = e2;
-        l->fetched = 1;
-        pthread_cond_broadcast(&q->done);
-        pthread_mutex_unlock(&q->lock);
-    }
+    if (i == 0)
+        return 1;
+    pthread_mutex_lock(&q->lock);
+    ready = q->layers[i - 1].done && q->layers[i - 1].rc == 0;
+    pthread_mutex_unlock(&q->lock);
+    return ready;
 }
 
-/* Wait until layer @l is downloaded (or failed); returns its result. */
-static int dl_wait(struct dl_queue *q, struct layer *l, berth_err_t *err)
+/* Wait until layer @i's parent is committed: 0, or -ECANCELED when it failed. */
+static int wait_parent(struct pipeline *q, size_t i)
 {
     int rc;
 
+    if (i == 0)
+        return 0;
     pthread_mutex_lock(&q->lock);
-    while (!l->fetched)
+    while (!q->layers[i - 1].done)
         pthread_cond_wait(&q->done, &q->lock);
-    rc = l->rc;
-    if (rc < 0 && err)
-        *err = l->err;
+    rc = q->layers[i - 1].rc;
     pthread_mutex_unlock(&q->lock);
-    return rc;
+    return rc < 0 ? -ECANCELED : 0;
 }
 
 /* Does storage already hold this layer's snapshot? */
@@ -436,77 +486,413 @@ static int record_layer(struct import *im, const struct layer *l, const char *pa
     return berth__store_txn_commit(txn, err);
 }
 
-static int unpack_layer(struct import *im, struct layer *l, const char *parent, size_t index,
-                        uint64_t *ret_size, berth_err_t *err)
-{
-    berth_snapshot_info_t info = { .struct_size = sizeof(info) };
-    berth_mount_list_t *mounts = NULL;
-    struct berth__layer_result res;
-    berth_stream_t *s = NULL;
-    const char *dir;
-    char key[64];
-    int fd = -1, r;
+/*
+ * The stream the unpacker reads while the blob downloads: first the bytes an
+ * earlier attempt left in the ingest file, then the source's, each chunk
+ * written to the content writer (which hashes it) before the unpacker gets
+ * it. A transient failure of the source is resumed here with a fetch from
+ * the writer's offset, unseen by the unpacker. Nothing here is verified: the
+ * writer's commit checks size and digest once the unpacker is done, before
+ * the snapshot is committed.
+ */
+struct tee {
+    berth_stream_t s;
+    struct import *im;
+    struct pipeline *q;
+    const struct layer *l;
+    berth_content_writer_t *w;
+    berth_stream_t *src;
+    int64_t replay, replay_end; /* the ingest file's bytes still to hand over */
+    int64_t last_report;
+    int resumes;
+    int src_failed; /* the source failed for good: keep the partial bytes */
+};
 
-    if (random_key(key, sizeof(key)) < 0)
-        return berth_err_set(err, -EIO, "getrandom failed");
-    r = im->tops->prepare(im->stg->priv, key, parent && *parent ? parent : NULL, NULL, 0, &mounts,
-                          err);
-    if (r < 0)
-        return berth_err_prefix(err, r, im->stg->desc->name);
+static int64_t tee_read(berth_stream_t *s, void *buf, size_t len, berth_err_t *err)
+{
+    struct tee *t = s->priv;
+    const berth_descriptor_t *d = &t->l->desc;
+    berth_err_t e2 = { 0 };
+    int64_t n;
+    int r;
+
+    if (__atomic_load_n(&t->q->stop, __ATOMIC_RELAXED)) {
+        /* An earlier layer failed: stop downloading; what arrived stays for a resume. */
+        t->src_failed = 1;
+        return berth_err_set(err, -ECANCELED, "%s: cancelled after an earlier layer failed",
+                             d->digest);
+    }
+    if (t->replay < t->replay_end) {
+        n = berth__content_writer_read_at(t->w, buf, len, t->replay, err);
+        if (n == 0)
+            n = berth_err_set(err, -EIO, "ingest %s: shorter than written", d->digest);
+        if (n > 0)
+            t->replay += n;
+        return n;
+    }
+    while ((n = t->src->read(t->src, buf, len, &e2)) < 0) {
+        int64_t off = berth__content_writer_offset(t->w);
+        if (!retryable((int)n) || ++t->resumes >= FETCH_ATTEMPTS) {
+            t->src_failed = 1;
+            if (err)
+                *err = e2;
+            return berth_err_prefix(err, (int)n, d->digest);
+        }
+        t->src->close(t->src);
+        t->src = NULL;
+        pthread_mutex_lock(&t->im->lock);
+        r = t->im->sops->fetch(t->im->req->source->priv, t->im->req->session, d, off, 0, &t->src,
+                               &e2);
+        pthread_mutex_unlock(&t->im->lock);
+        if (r < 0) {
+            /* -ESPIPE too: the unpacker has the bytes before @off, a restart can't help. */
+            t->src_failed = 1;
+            if (err)
+                *err = e2;
+            return berth_err_prefix(err, r, d->digest);
+        }
+    }
+    if (n > 0) {
+        if ((r = berth__content_writer_write(t->w, buf, (size_t)n, err)) < 0)
+            return r;
+        /* Written and hashed: now the unpacker may have it. */
+        int64_t off = berth__content_writer_offset(t->w);
+        if (off - t->last_report >= (256 << 10) || off == d->size) {
+            progress(t->im, t->l->pid, is_load(t->im) ? "Loading layer" : "Downloading", off,
+                     d->size);
+            t->last_report = off;
+        }
+    }
+    return n;
+}
+
+static void tee_close(berth_stream_t *s)
+{
+    (void)s; /* the tee lives on pull_layer's stack and is taken apart there */
+}
+
+/*
+ * Move what was unpacked into the directory @src into the empty directory
+ * @dst of the same filesystem: every entry by rename, then what the layer
+ * set on the root itself (xattrs such as an opaque marker always; owner,
+ * mode and times only when the layer had a root entry, else @dst keeps what
+ * the driver gave it from the parent). @st is @src's stat from before the
+ * renames changed its times.
+ */
+static int move_tree(int src, int dst, const struct stat *st, int root_entry, berth_err_t *err)
+{
+    _cleanup_free_ char *names = NULL;
+    ssize_t len;
+    int moved;
+
+    do {
+        DIR *d;
+        struct dirent *de;
+        int fd = openat(src, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+        if (fd < 0 || !(d = fdopendir(fd))) {
+            if (fd >= 0)
+                close(fd);
+            return berth_err_set(err, -errno, "unpacked layer: %s", strerror(errno));
+        }
+        /* Renaming while reading the directory may hide entries: read it again until empty. */
+        moved = 0;
+        while ((de = readdir(d))) {
+            if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                continue;
+            if (renameat2(src, de->d_name, dst, de->d_name, RENAME_NOREPLACE) < 0) {
+                int e = errno;
+                closedir(d);
+                return berth_err_set(err, -e, "unpacked layer: moving %s: %s", de->d_name,
+                                     strerror(e));
+            }
+            moved = 1;
+        }
+        closedir(d);
+    } while (moved);
+
+    len = flistxattr(src, NULL, 0);
+    if (len > 0 && (names = malloc((size_t)len)) &&
+        (len = flistxattr(src, names, (size_t)len)) > 0) {
+        for (char *k = names; k < names + len; k += strlen(k) + 1) {
+            _cleanup_free_ char *v = NULL;
+            ssize_t vl = fgetxattr(src, k, NULL, 0);
+            if (vl < 0 || !(v = malloc(vl ? (size_t)vl : 1)) ||
+                (vl = fgetxattr(src, k, v, (size_t)vl)) < 0 ||
+                fsetxattr(dst, k, v, (size_t)vl, 0) < 0)
+                return berth_err_set(err, errno ? -errno : -ENOMEM, "unpacked layer: xattr %s: %s",
+                                     k, strerror(errno ? errno : ENOMEM));
+        }
+    } else if (len < 0 && errno != ENOTSUP) {
+        return berth_err_set(err, -errno, "unpacked layer: xattrs: %s", strerror(errno));
+    }
+    if (root_entry) {
+        struct timespec ts[2] = { st->st_atim, st->st_mtim };
+        if (fchown(dst, st->st_uid, st->st_gid) < 0 || fchmod(dst, st->st_mode & 07777) < 0 ||
+            futimens(dst, ts) < 0)
+            return berth_err_set(err, -errno, "unpacked layer: root directory: %s",
+                                 strerror(errno));
+    }
+    return 0;
+}
+
+/* Prepare snapshot @key on @parent (NULL: a base) and open its diff directory. */
+static int prepare_snapshot(struct import *im, const char *key, const char *parent, int *ret_fd,
+                            berth_err_t *err)
+{
+    berth_mount_list_t *mounts = NULL;
+    const char *dir;
+    int fd, r;
+
+    pthread_mutex_lock(&im->stg_lock);
+    r = im->tops->prepare(im->stg->priv, key, parent, NULL, 0, &mounts, err);
     berth_mount_list_free(mounts);
+    if (r < 0) {
+        pthread_mutex_unlock(&im->stg_lock);
+        return berth_err_prefix(err, r, im->stg->desc->name);
+    }
     dir = BERTH_OPS_HAS(im->tops, berth_storage_ops_t, diff_dir)
               ? im->tops->diff_dir(im->stg->priv, key)
               : NULL;
     if (!dir) {
         r = berth_err_set(err, -ENOTSUP, "storage driver %s gives no directory to unpack into",
                           im->stg->desc->name);
-        goto fail;
-    }
-    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) {
+    } else if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
         r = berth_err_set(err, -errno, "%s: %s", dir, strerror(errno));
-        goto fail;
+    } else {
+        *ret_fd = fd;
+        r = 0;
     }
-    if ((r = berth__content_reader(im->cs, l->desc.digest, &s, err)) < 0)
-        goto fail;
-    progress(im, l->pid, "Extracting", 0, l->desc.size);
-    r = berth__layer_apply(
-        s, fd,
-        (im->stg_caps & BERTH_STORAGE_CAP_WHITEOUT_OVERLAY) ? BERTH__LAYER_WHITEOUT_OVERLAY : 0,
-        &res, err);
-    s->close(s);
-    close(fd);
-    fd = -1;
-    if (r < 0) {
+    if (r < 0)
+        im->tops->remove(im->stg->priv, key, 0, NULL);
+    pthread_mutex_unlock(&im->stg_lock);
+    return r;
+}
+
+static void remove_snapshot(struct import *im, const char *key)
+{
+    pthread_mutex_lock(&im->stg_lock);
+    im->tops->remove(im->stg->priv, key, 0, NULL);
+    pthread_mutex_unlock(&im->stg_lock);
+}
+
+/*
+ * Download, verify, unpack and commit layer @i, recording it.
+ *
+ * With a driver whose diffs don't depend on the parent's files (overlay
+ * whiteouts: the diff is the layer alone), a layer above the first is
+ * unpacked into a base snapshot of its own while it downloads, whatever its
+ * parent's state, and moved into a snapshot prepared on the parent once both
+ * are verified and the parent is committed. So layers unpack in parallel,
+ * and an interrupted pull leaves no half-unpacked child on a committed layer
+ * (which would keep the collector from removing that layer). Other drivers
+ * (vfs: the diff is applied onto a copy of the parent) unpack onto the
+ * committed parent; while it is not committed yet, the blob is downloaded
+ * into the store and unpacked from there afterwards.
+ * Both the blob's digest and the DiffID are checked before the snapshot is
+ * committed; a failure removes the snapshot, and a blob that does not match
+ * its digest leaves no bytes behind.
+ */
+static int pull_layer(struct pipeline *q, size_t i, berth_err_t *err)
+{
+    struct import *im = q->im;
+    struct layer *l = &q->layers[i];
+    const char *parent = i ? q->layers[i - 1].chain_id : NULL;
+    int independent = (im->stg_caps & BERTH_STORAGE_CAP_WHITEOUT_OVERLAY) != 0;
+    int staged = independent && i > 0, fd = -1, r;
+    struct tee t = { .im = im, .q = q, .l = l };
+    struct berth__layer_result res = { 0 };
+    berth_stream_t *in = NULL;
+    berth_err_t e2 = { 0 };
+    char key[64], key2[64];
+    struct stat st;
+
+    if (!independent && !parent_ready(q, i)) {
+        if ((r = fetch_blob(im, &l->desc, l->pid, err)) < 0)
+            return r;
+        if ((r = wait_parent(q, i)) < 0)
+            return r;
+    }
+
+    /* The input: the network, through the content writer, or the stored blob. */
+    r = berth__content_writer_open(im->cs, l->desc.digest, l->desc.size, &t.w, &t.replay_end, err);
+    if (r == 0) {
+        pthread_mutex_lock(&im->lock);
+        r = im->sops->fetch(im->req->source->priv, im->req->session, &l->desc, t.replay_end, 0,
+                            &t.src, &e2);
+        pthread_mutex_unlock(&im->lock);
+        if (r < 0) {
+            /* fetch_blob below retries, restarts a source that can't resume, and reports. */
+            berth__content_writer_close(t.w, 1);
+            t.w = NULL;
+        }
+    } else if (r != -EEXIST && r != -EAGAIN) {
+        return r;
+    }
+    if (t.w) {
+        t.s.struct_size = sizeof(t.s);
+        t.s.size = l->desc.size;
+        t.s.read = tee_read;
+        t.s.close = tee_close;
+        t.s.priv = &t;
+        t.last_report = t.replay_end;
+        in = &t.s;
+    } else {
+        if ((r = fetch_blob(im, &l->desc, l->pid, err)) < 0 ||
+            (r = berth__content_reader(im->cs, l->desc.digest, &in, err)) < 0)
+            return r;
+    }
+
+    if (random_key(key, sizeof(key)) < 0) {
+        r = berth_err_set(err, -EIO, "getrandom failed");
+        goto out_input;
+    }
+    if ((r = prepare_snapshot(im, key, staged ? NULL : parent, &fd, err)) < 0)
+        goto out_input;
+    if (!t.w)
+        progress(im, l->pid, "Extracting", 0, l->desc.size);
+    r = berth__layer_apply(in, fd, independent ? BERTH__LAYER_WHITEOUT_OVERLAY : 0, &res, err);
+    if (r < 0)
         berth_err_prefix(err, r, l->pid);
-        goto fail;
+
+    if (t.w) {
+        /*
+         * The blob's digest is checked even when the unpacker stopped early:
+         * a corrupt blob fails as one (that is the cause), and a good one
+         * is kept as a verified blob, as when it was downloaded first.
+         */
+        char buf[1 << 16];
+        berth_err_t e3 = { 0 };
+        int64_t n = 0;
+
+        if (r < 0 && !t.src_failed) {
+            t.replay = t.replay_end;
+            while ((n = tee_read(&t.s, buf, sizeof(buf), &e3)) > 0)
+                ;
+        }
+        if (t.src)
+            t.src->close(t.src);
+        t.src = NULL;
+        if (!t.src_failed && n == 0) {
+            int rc;
+            progress(im, l->pid, "Verifying Checksum", l->desc.size, l->desc.size);
+            if ((rc = berth__content_writer_commit(t.w, &e3)) < 0) {
+                if (err)
+                    *err = e3;
+                r = rc;
+            } else {
+                progress(im, l->pid, "Download complete", l->desc.size, l->desc.size);
+            }
+        }
+        /* Bytes the source failed to finish are kept for the next attempt. */
+        berth__content_writer_close(t.w, t.src_failed);
+        t.w = NULL;
+    } else {
+        in->close(in);
     }
+    in = NULL;
+    if (r < 0)
+        goto fail;
     if (strcmp(res.diff_id, l->diff_id) != 0) {
         r = berth_err_set(err, -EBADMSG,
-                          "layer %zu (%s): content has DiffID %s but the config says %s", index,
+                          "layer %zu (%s): content has DiffID %s but the config says %s", i,
                           l->desc.digest, res.diff_id, l->diff_id);
         goto fail;
     }
+
+    if (staged) {
+        int fd2 = -1;
+        if ((r = wait_parent(q, i)) < 0)
+            goto fail;
+        if (fstat(fd, &st) < 0) {
+            r = berth_err_set(err, -errno, "unpacked layer: %s", strerror(errno));
+            goto fail;
+        }
+        if (random_key(key2, sizeof(key2)) < 0) {
+            r = berth_err_set(err, -EIO, "getrandom failed");
+            goto fail;
+        }
+        if ((r = prepare_snapshot(im, key2, parent, &fd2, err)) < 0)
+            goto fail;
+        r = move_tree(fd, fd2, &st, res.root_entry, err);
+        close(fd2);
+        remove_snapshot(im, key);
+        memcpy(key, key2, sizeof(key));
+        if (r < 0)
+            goto fail;
+    }
+    close(fd);
+    fd = -1;
+
+    pthread_mutex_lock(&im->stg_lock);
     r = im->tops->commit(im->stg->priv, l->chain_id, key, 0, err);
     if (r == -EEXIST) {
         /* Another import unpacked the same layer meanwhile: use that one. */
         im->tops->remove(im->stg->priv, key, 0, NULL);
-    } else if (r < 0) {
-        berth_err_prefix(err, r, im->stg->desc->name);
-        goto fail;
+        r = 0;
     }
-    if (im->tops->stat(im->stg->priv, l->chain_id, 0, &info, NULL) == 0 && info.size_bytes)
-        *ret_size = info.size_bytes;
-    else
-        *ret_size = res.uncompressed_size;
+    if (r == 0) {
+        berth_snapshot_info_t info = { .struct_size = sizeof(info) };
+        l->size = im->tops->stat(im->stg->priv, l->chain_id, 0, &info, NULL) == 0 && info.size_bytes
+                      ? info.size_bytes
+                      : res.uncompressed_size;
+    }
+    pthread_mutex_unlock(&im->stg_lock);
+    if (r < 0) {
+        berth_err_prefix(err, r, im->stg->desc->name);
+        remove_snapshot(im, key);
+        return r;
+    }
+    if ((r = record_layer(im, l, parent, l->size, err)) < 0)
+        return r;
     progress(im, l->pid, is_load(im) ? "Load complete" : "Pull complete", l->desc.size,
              l->desc.size);
     return 0;
+
+out_input:
+    if (t.w) {
+        if (t.src)
+            t.src->close(t.src);
+        berth__content_writer_close(t.w, 1);
+    } else if (in) {
+        in->close(in);
+    }
+    return r;
 fail:
     if (fd >= 0)
         close(fd);
-    im->tops->remove(im->stg->priv, key, 0, NULL);
+    remove_snapshot(im, key);
     return r;
+}
+
+static void *layer_worker(void *arg)
+{
+    struct pipeline *q = arg;
+
+    for (;;) {
+        struct layer *l;
+        berth_err_t e2 = { 0 };
+        size_t i;
+        int rc;
+
+        pthread_mutex_lock(&q->lock);
+        while (q->next < q->n && q->layers[q->next].done)
+            q->next++;
+        i = q->next++;
+        l = !q->stop && i < q->n ? &q->layers[i] : NULL;
+        pthread_mutex_unlock(&q->lock);
+        if (!l)
+            return NULL;
+        rc = pull_layer(q, i, &e2);
+        pthread_mutex_lock(&q->lock);
+        l->rc = rc;
+        l->err = e2;
+        l->done = 1;
+        if (rc < 0)
+            __atomic_store_n(&q->stop, 1, __ATOMIC_RELAXED); /* also read by the streams */
+        pthread_cond_broadcast(&q->done);
+        pthread_mutex_unlock(&q->lock);
+    }
 }
 
 static int check_layer_type(const char *mt, size_t i, berth_err_t *err)
@@ -556,7 +942,9 @@ static void merge_existing(berth_txn_t *txn, const char *id, json_t *doc)
 int berth__image_import(berth_engine_t *e, const berth_import_req_t *req, char ret_id[72],
                         berth_err_t *err)
 {
-    struct import im = { .e = e, .req = req, .lock = PTHREAD_MUTEX_INITIALIZER };
+    struct import im = {
+        .e = e, .req = req, .lock = PTHREAD_MUTEX_INITIALIZER, .stg_lock = PTHREAD_MUTEX_INITIALIZER
+    };
     berth_descriptor_t target = { .struct_size = sizeof(target) };
     berth_descriptor_t mdesc, cdesc;
     _cleanup_json_ json_t *top = NULL, *manifest = NULL, *config = NULL, *doc = NULL;
@@ -565,7 +953,7 @@ int berth__image_import(berth_engine_t *e, const berth_import_req_t *req, char r
     json_t *jlayers, *diff_ids, *jl;
     berth_txn_t *txn = NULL;
     uint64_t total_size = 0;
-    struct dl_queue q = { .lock = PTHREAD_MUTEX_INITIALIZER, .done = PTHREAD_COND_INITIALIZER };
+    struct pipeline q = { .lock = PTHREAD_MUTEX_INITIALIZER, .done = PTHREAD_COND_INITIALIZER };
     pthread_t th[PARALLEL_DOWNLOADS];
     size_t n, i, nth = 0, want;
     int lockfd = -1, r;
@@ -579,6 +967,7 @@ int berth__image_import(berth_engine_t *e, const berth_import_req_t *req, char r
     im.tops = im.stg->ops;
     if ((r = berth__driver_probe(im.stg, &im.stg_caps, err)) != 0)
         return r < 0 ? r : berth_err_set(err, -ENOTSUP, "storage driver declined");
+    reclaim_stale(&im);
     /* Blobs we fetch belong to no image until the end: keep the collector out. */
     if ((r = berth__content_lock(im.cs, 0, &lockfd, err)) < 0)
         return r;
@@ -671,51 +1060,55 @@ int berth__image_import(berth_engine_t *e, const berth_import_req_t *req, char r
             *req->ret_downloaded = 1;
         progress(&im, l->pid, l->present ? "Already exists" : "Pulling fs layer", -1, -1);
     }
+    /* Layers already unpacked: a snapshot without its record (a crash between the two) gets it now. */
+    for (i = 0; i < n; i++) {
+        struct layer *l = &layers[i];
+        _cleanup_json_ json_t *rec = NULL;
+
+        if (!l->present)
+            continue;
+        if (berth__store_txn_begin(store, 0, &txn, NULL) == 0) {
+            berth__layer_record_get_in(txn, l->chain_id, &rec, NULL);
+            berth__store_txn_abort(txn);
+            txn = NULL;
+        }
+        if (rec) {
+            l->size = (uint64_t)json_integer_value(json_object_get(rec, "size"));
+        } else {
+            berth_snapshot_info_t info = { .struct_size = sizeof(info) };
+            im.tops->stat(im.stg->priv, l->chain_id, 0, &info, NULL);
+            l->size = info.size_bytes;
+            if ((r = record_layer(&im, l, i ? layers[i - 1].chain_id : NULL, l->size, err)) < 0)
+                goto out;
+        }
+        l->done = 1;
+    }
     r = 0;
     q.im = &im;
     q.layers = layers;
     q.n = n;
     want = (req->source->caps & BERTH_IMAGE_CAP_PARALLEL_STREAMS) ? PARALLEL_DOWNLOADS : 1;
     for (i = 0; i < want && i < n; i++) {
-        if (pthread_create(&th[nth], NULL, dl_worker, &q) != 0)
+        if (pthread_create(&th[nth], NULL, layer_worker, &q) != 0)
             break;
         nth++;
     }
     if (nth == 0)
-        dl_worker(&q); /* no thread: download everything here first */
-    for (i = 0; i < n; i++) {
-        struct layer *l = &layers[i];
-        const char *parent = i ? layers[i - 1].chain_id : NULL;
-        _cleanup_json_ json_t *rec = NULL;
-        uint64_t size = 0;
-
-        if (l->present) {
-            /* A snapshot without its record (a crash between the two): write it now. */
-            if (berth__store_txn_begin(store, 0, &txn, NULL) == 0) {
-                berth__layer_record_get_in(txn, l->chain_id, &rec, NULL);
-                berth__store_txn_abort(txn);
-                txn = NULL;
-            }
-            if (rec) {
-                total_size += (uint64_t)json_integer_value(json_object_get(rec, "size"));
-                continue;
-            }
-            berth_snapshot_info_t info = { .struct_size = sizeof(info) };
-            im.tops->stat(im.stg->priv, l->chain_id, 0, &info, NULL);
-            size = info.size_bytes;
-        } else if ((r = dl_wait(&q, l, err)) < 0 ||
-                   (r = unpack_layer(&im, l, parent, i, &size, err)) < 0) {
-            break;
-        }
-        if ((r = record_layer(&im, l, parent, size, err)) < 0)
-            break;
-        total_size += size;
-    }
-    pthread_mutex_lock(&q.lock);
-    q.stop = 1;
-    pthread_mutex_unlock(&q.lock);
+        layer_worker(&q); /* no thread: every layer in turn, here */
     for (size_t t = 0; t < nth; t++)
         pthread_join(th[t], NULL);
+    /* The first failure in layer order; layers after it may only have given up (-ECANCELED). */
+    for (i = 0; i < n; i++) {
+        struct layer *l = &layers[i];
+        if (l->done && l->rc < 0 && (r == 0 || (r == -ECANCELED && l->rc != -ECANCELED))) {
+            r = l->rc;
+            if (err)
+                *err = l->err;
+        }
+        if (r == 0 && !l->done)
+            r = berth_err_set(err, -EIO, "layer %zu was not unpacked", i);
+        total_size += l->size;
+    }
     if (r < 0)
         goto out;
 

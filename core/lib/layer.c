@@ -752,6 +752,7 @@ struct ctx {
     struct pathset set;
     struct dirtime *dirs;
     size_t ndirs, dircap;
+    int root_entry; /* the layer had an entry for its root directory */
 };
 
 static BERTH_PRINTF(3, 4) int fail(struct ctx *c, int code, const char *fmt, ...)
@@ -1552,6 +1553,8 @@ static int apply_entry(struct ctx *c, struct archive_entry *e)
         r = apply_node(c, e, pfd, base, type);
     if (r < 0)
         return r;
+    if (!c->name[0])
+        c->root_entry = 1;
     if (c->name[0]) {
         set_clear_flag(&c->set, c->name, P_WHITEOUT);
         if ((r = set_mark(&c->set, c->name, P_CREATED)) < 0)
@@ -1743,6 +1746,7 @@ static int run(struct ctx *c, struct pipe *p, struct berth__layer_result *res)
         return berth_err_set(c->err, -EIO, "layer: sha256 failed");
     res->uncompressed_size = p->out_bytes;
     res->compressed_size = p->in_bytes;
+    res->root_entry = c->root_entry;
     return 0;
 }
 

@@ -115,6 +115,7 @@ struct berth__layer_result {
     char diff_id[BERTH_DIGEST_SIZE]; /* "sha256:<hex>" of the uncompressed tar */
     uint64_t uncompressed_size;      /* bytes of the uncompressed tar (what diff_id covers) */
     uint64_t compressed_size;        /* bytes read from the input stream */
+    int root_entry; /* the layer set the root directory's own attributes ("./" entry) */
 };
 
 /*

@@ -67,6 +67,7 @@ python3 "$MKIMG" "$T/multi" multi || { echo "could not build the test image"; ex
 python3 "$MKIMG" "$T/index" index || exit 1
 python3 "$MKIMG" "$T/multi-gzip" multi-gzip || exit 1
 python3 "$MKIMG" "$T/big" big || exit 1
+python3 "$MKIMG" "$T/rootattr" rootattr || exit 1
 
 # --- registry: push with skopeo, pull with berth ----------------------------
 start_registry reg
@@ -74,6 +75,7 @@ REG=127.0.0.1:$port
 skopeo copy -q --dest-tls-verify=false oci:"$T/multi":latest docker://$REG/test/multi:1 || not_ok "skopeo push"
 skopeo copy -q --all --dest-tls-verify=false oci:"$T/index":latest docker://$REG/test/index:1 || not_ok "skopeo push index"
 skopeo copy -q --dest-tls-verify=false oci:"$T/big":latest docker://$REG/test/big:1 || not_ok "skopeo push big"
+skopeo copy -q --dest-tls-verify=false oci:"$T/rootattr":latest docker://$REG/test/rootattr:1 || not_ok "skopeo push rootattr"
 
 expect_exit 0 "pull a 4-layer image from the local registry" b pull $REG/test/multi:1
 want=$(skopeo inspect --tls-verify=false docker://$REG/test/multi:1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["Digest"])')
@@ -107,6 +109,15 @@ check_tree overlay b
 expect_exit 0 "vfs: pull" bv pull $REG/test/multi:1
 check_tree vfs bv
 
+# Layers unpack in parallel and move onto their parent once it is committed:
+# the root's owner and mode set by a middle layer survive the layer above it.
+for eng in b bv; do
+    expect_exit 0 "$eng: pull an image whose middle layer sets the root's owner and mode" $eng pull $REG/test/rootattr:1
+    expect_exit 0 "$eng: run it" $eng run --rm $REG/test/rootattr:1 sh -c 'stat -c "%u:%g %a" / && cat /a /b'
+    [ "$(cat "$T/out")" = "$(printf '1234:5678 751\na\nb')" ] && ok "$eng: the root keeps the middle layer's owner and mode" ||
+        not_ok "$eng: root and files: $(cat "$T/out" | tr '\n' ' ')"
+done
+
 # An index: the host's platform by default, another on request.
 expect_exit 0 "pull a multi-platform index" b pull $REG/test/index:1
 b image inspect $REG/test/index:1 >"$T/out"
@@ -126,6 +137,9 @@ done
 kill -9 $pp 2>/dev/null; wait $pp 2>/dev/null
 expect_exit 1 "no image after the interrupted pull" b image inspect $REG/test/big:1
 expect_exit 0 "the next pull completes it" b pull $REG/test/big:1
+# The killed pull was unpacking while it downloaded: its snapshot is gone too.
+! ls "$T/root/drivers/storage/overlay/snapshots" | grep -q '^import-' && ok "the killed pull's snapshot was reclaimed" ||
+    not_ok "import snapshots left: $(ls "$T/root/drivers/storage/overlay/snapshots" | grep '^import-' | tr '\n' ' ')"
 expect_exit 0 "and the layer is whole" b run --rm $REG/test/big:1 sh -c 'md5sum /big.bin | cut -c1-32'
 want=$(python3 - "$T/big" <<'EOF'
 import hashlib, sys
@@ -148,6 +162,10 @@ expect_exit 1 "load of a layout with a corrupted blob fails" bt load -i "$T/tamp
 expect_grep "digest mismatch" "$T/err" "the error says the digest does not match"
 [ -z "$(bt images -q)" ] && ok "no image recorded from corrupted content" || not_ok "an image was recorded"
 [ -z "$(ls "$T/root-t/content/blobs/sha256" | grep "$layer")" ] && ok "the corrupted blob was not stored" || not_ok "corrupted blob stored"
+# It was being unpacked as it was read: nothing of that is left either.
+# (Layers cancelled after it may keep their partial bytes for a resume.)
+[ -z "$(ls "$T/root-t/content/ingest" | grep "$layer")" ] && ok "no ingest bytes of the corrupted blob" || not_ok "ingest holds the corrupted blob: $(ls "$T/root-t/content/ingest")"
+! ls "$T/root-t/drivers/storage/overlay/snapshots" | grep -q '^import-' && ok "no snapshot of the corrupted layer" || not_ok "a snapshot of the corrupted layer is left"
 
 # --- authentication -----------------------------------------------------------
 htpasswd -Bbn alice s3cret >"$T/htpasswd" 2>/dev/null

@@ -23,7 +23,9 @@
  * Transport: HTTPS, verified against the system's CAs or "ca_file". Plain
  * HTTP only for loopback hosts and insecure registries ("insecure": true,
  * or the host in "insecure_registries"), and only after an HTTPS handshake
- * failed, as moby does. Insecure registries also skip certificate checks.
+ * failed, as moby does (checked there first without verification and
+ * without a request, see ping()). Insecure registries also skip
+ * certificate checks.
  *
  * Threads: open/close/resolve/fetch are serialised by the core; streams of
  * a session may be read at the same time on other threads (each owns its
@@ -547,7 +549,26 @@ static int ping(struct session *s, int plain_ok, berth_err_t *err)
     reg_challenge_t ch;
     int r, creds = s->username || s->identitytoken;
 
-    r = ping_at(s, "https", &x, &herr);
+    int probed = 0;
+
+    if (plain_ok) {
+        /*
+         * Where plain HTTP may do, ask first whether the server speaks TLS at
+         * all: a plain-HTTP registry (the usual loopback one) is then found
+         * without the verified attempt's cost. A server that does speak TLS
+         * still gets the verified request below.
+         */
+        char url[sizeof(s->base) + 16];
+        snprintf(url, sizeof(url), "https://%s/v2/", s->loc.api_host);
+        r = image_registry_tls_probe(&s->client, url, &herr);
+        if (r == -EPROTO || r == -ECONNRESET) {
+            snprintf(s->base, sizeof(s->base), "https://%s", s->loc.api_host);
+            err_wrap(&herr, r, "registry %s: %s", s->loc.domain, url);
+            probed = 1;
+        }
+    }
+    if (!probed)
+        r = ping_at(s, "https", &x, &herr);
     if (r < 0 && (!plain_ok || (r != -EPROTO && r != -ECONNRESET))) {
         if (err)
             *err = herr;

@@ -343,6 +343,12 @@ int image_registry_xfer_start(reg_client_t *c, const char *url, const char *post
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, (long)REG_CONNECT_TIMEOUT_S);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    /*
+     * Blobs: curl's default 16 KiB receive buffer costs a recv, a poll and a
+     * callback per 16 KiB; larger reads halve the time spent in them.
+     */
+    if (mode == REG_XFER_STREAM)
+        curl_easy_setopt(e, CURLOPT_BUFFERSIZE, (long)REG_RECV_BUF);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
@@ -595,6 +601,42 @@ void image_registry_xfer_free(reg_xfer_t *x)
     free(x->resp.www_authenticate);
     free(x->buf);
     free(x);
+}
+
+int image_registry_tls_probe(reg_client_t *c, const char *url, berth_err_t *err)
+{
+    char errbuf[CURL_ERROR_SIZE] = "";
+    CURL *e = curl_easy_init();
+    CURLcode rc;
+
+    if (!e)
+        return berth_err_set(err, -ENOMEM, "out of memory");
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https");
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, (long)REG_CONNECT_TIMEOUT_S);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(e, CURLOPT_SHARE, c->share);
+    /* The handshake only: nothing is sent, so nothing needs the peer verified. */
+    curl_easy_setopt(e, CURLOPT_CONNECT_ONLY, 1L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+    curl_easy_setopt(e, CURLOPT_SSL_SESSIONID_CACHE, 0L);
+    rc = curl_easy_perform(e);
+    curl_easy_cleanup(e);
+    switch (rc) {
+    case CURLE_OK:
+        return 0;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_WEIRD_SERVER_REPLY:
+        return berth_err_set(err, -EPROTO, "%s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_GOT_NOTHING:
+        return berth_err_set(err, -ECONNRESET, "%s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
+    default:
+        return berth_err_set(err, -EIO, "%s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
+    }
 }
 
 /* scheme, host, port of @url (lowercase scheme and host); 0 or -1. */

@@ -42,7 +42,8 @@
 #define REG_HEADERS_MAX       (64 * 1024) /* all header lines of one response */
 #define REG_WWW_AUTH_MAX      (8 * 1024)  /* WWW-Authenticate values, joined */
 #define REG_ERRBODY_MAX       (64 * 1024)
-#define REG_STREAM_BUF        (256 * 1024)
+#define REG_STREAM_BUF        (1024 * 1024)
+#define REG_RECV_BUF          (256 * 1024) /* curl's receive buffer for streamed bodies */
 #define REG_POOL_MAX          8
 
 typedef struct reg_conn reg_conn_t;
@@ -142,6 +143,17 @@ int64_t image_registry_xfer_read(reg_xfer_t *x, void *buf, size_t len, berth_err
 
 /* End the transfer (aborting it if it runs) and return its handles to the pool. NULL allowed. */
 void image_registry_xfer_free(reg_xfer_t *x);
+
+/*
+ * Whether the server at @url ("https://host:port/...") completes a TLS
+ * handshake, checked without verifying its certificate and without sending
+ * a request. 0 when it does, -EPROTO or -ECONNRESET (reason in @err) when
+ * the handshake fails, another negative errno when the server can't be
+ * reached. A cheap first answer to "does this registry speak plain HTTP":
+ * a verified HTTPS request reads the whole CA bundle first (about 20 ms),
+ * only to fail against a plain-HTTP server.
+ */
+int image_registry_tls_probe(reg_client_t *c, const char *url, berth_err_t *err);
 
 /* 1 when @a and @b have the same scheme, host and port. */
 int image_registry_same_origin(const char *a, const char *b);

@@ -155,6 +155,36 @@ static void test_content_resumes_partial(void **state)
     assert_int_equal(berth__content_stat(f->cs, dg, NULL, NULL), 0);
 }
 
+/* What an interrupted attempt left is read back for an unpacker that needs the blob from byte 0. */
+static void test_content_reads_back_resumed_bytes(void **state)
+{
+    struct fx *f = *state;
+    char data[100000], back[100000], dg[72];
+    berth_content_writer_t *w = NULL;
+    int64_t off = -1, n, got = 0;
+
+    for (size_t i = 0; i < sizeof(data); i++)
+        data[i] = (char)(i * 13 + 5);
+    digest_of(data, sizeof(data), dg);
+    assert_int_equal(berth__content_writer_open(f->cs, dg, sizeof(data), &w, &off, NULL), 0);
+    assert_int_equal(berth__content_writer_write(w, data, 60000, NULL), 0);
+    berth__content_writer_close(w, 1); /* interrupted */
+    assert_int_equal(berth__content_writer_open(f->cs, dg, sizeof(data), &w, &off, NULL), 0);
+    assert_int_equal(off, 60000);
+    while ((n = berth__content_writer_read_at(w, back + got, 7000, got, NULL)) > 0)
+        got += n;
+    assert_int_equal(n, 0);
+    assert_int_equal(got, 60000);
+    assert_memory_equal(back, data, 60000);
+    /* Only what the writer holds: nothing past its offset. */
+    assert_int_equal(berth__content_writer_read_at(w, back, sizeof(back), 60000, NULL), 0);
+    assert_int_equal(berth__content_writer_write(w, data + 60000, sizeof(data) - 60000, NULL), 0);
+    assert_int_equal(berth__content_writer_read_at(w, back, 10, 99995, NULL), 5);
+    assert_memory_equal(back, data + 99995, 5);
+    assert_int_equal(berth__content_writer_commit(w, NULL), 0);
+    berth__content_writer_close(w, 0);
+}
+
 static void test_content_concurrent_writers(void **state)
 {
     struct fx *f = *state;
@@ -268,6 +298,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_content_publishes_verified_blob, setup, teardown),
         cmocka_unit_test_setup_teardown(test_content_mismatch_leaves_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_content_resumes_partial, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_content_reads_back_resumed_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_content_concurrent_writers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_content_rejects_bad_digests_and_walks, setup,
                                         teardown),
