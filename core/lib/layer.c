@@ -371,6 +371,120 @@ out:
     return r;
 }
 
+#ifdef BERTH_HAVE_ISAL
+/*
+ * gzip with Intel's ISA-L (igzip): its inflate is several times faster than
+ * zlib's on x86 (16 MiB of half text, half random bytes: 10 ms against 70 ms
+ * for gzip -d here), and gzip's inflate is the slowest stage of a pull. The
+ * same rules and messages as produce_gzip below, which serves when berth is
+ * built without ISA-L, or with BERTH_LAYER_ZLIB=1 in the environment (tests
+ * run both).
+ */
+static const char *isal_error(int ret)
+{
+    switch (ret) {
+    case ISAL_INVALID_BLOCK:
+        return "invalid block";
+    case ISAL_INVALID_SYMBOL:
+        return "invalid symbol";
+    case ISAL_INVALID_LOOKBACK:
+        return "invalid distance too far back";
+    case ISAL_INVALID_WRAPPER:
+        return "incorrect header";
+    case ISAL_UNSUPPORTED_METHOD:
+        return "unknown compression method";
+    case ISAL_INCORRECT_CHECKSUM:
+        return "incorrect data check";
+    case ISAL_NEED_DICT:
+        return "needs a dictionary";
+    default:
+        return "bad data";
+    }
+}
+
+static int produce_gzip_isal(struct pipe *p)
+{
+    _cleanup_free_ struct inflate_state *z = malloc(sizeof(*z));
+    _cleanup_free_ unsigned char *in = malloc(INBUF_SIZE);
+    unsigned char *out;
+    int in_member = 1, padding = 0, eof = p->in_eof, zr, r = 0;
+    unsigned members = 1;
+
+    if (!in || !z)
+        return berth_err_set(&p->err, -ENOMEM, "layer: out of memory");
+    BERTH_ISAL(isal_inflate_init)(z);
+    z->crc_flag = ISAL_GZIP;
+    z->next_in = p->head;
+    z->avail_in = (uint32_t)p->head_len;
+    if (!(out = pipe_acquire(p)))
+        return -ECANCELED;
+    z->next_out = out;
+    z->avail_out = CHUNK_SIZE;
+    for (;;) {
+        if (!in_member && z->avail_in > 0) {
+            /* After a member: another member, or zero bytes up to the end (see produce_gzip). */
+            if (z->next_in[0] == 0 || padding) {
+                if ((r = skip_padding(p, &padding, z->next_in, z->avail_in, "gzip")) < 0)
+                    return r;
+                z->avail_in = 0;
+            } else {
+                uint8_t *next = z->next_in;
+                uint32_t avail = z->avail_in;
+                BERTH_ISAL(isal_inflate_reset)(z);
+                z->crc_flag = ISAL_GZIP;
+                z->next_in = next;
+                z->avail_in = avail;
+                in_member = 1;
+                members++;
+            }
+        }
+        if (in_member) {
+            uint32_t before_in = z->avail_in, before_out = z->avail_out;
+            zr = BERTH_ISAL(isal_inflate)(z);
+            /* It returns when the input is used up or the output full; anything else is bad. */
+            if (zr == ISAL_DECOMP_OK && z->block_state != ISAL_BLOCK_FINISH &&
+                z->avail_in == before_in && z->avail_out == before_out && before_in > 0 &&
+                before_out > 0)
+                zr = ISAL_INVALID_BLOCK;
+            if (zr < 0 || zr == ISAL_NEED_DICT) {
+                r = berth_err_set(&p->err, -EBADMSG, "layer: corrupt gzip stream (member %u): %s",
+                                  members, isal_error(zr));
+                (void)pipe_publish(p, CHUNK_SIZE - z->avail_out);
+                return r;
+            }
+            if (z->block_state == ISAL_BLOCK_FINISH)
+                in_member = 0;
+        }
+        if (z->avail_out == 0) {
+            if ((r = pipe_publish(p, CHUNK_SIZE)) < 0)
+                return r;
+            if (!(out = pipe_acquire(p)))
+                return -ECANCELED;
+            z->next_out = out;
+            z->avail_out = CHUNK_SIZE;
+            continue;
+        }
+        if (z->avail_in == 0) {
+            int64_t n;
+
+            if (eof)
+                break;
+            if ((n = read_in(p, in, INBUF_SIZE)) < 0)
+                return (int)n;
+            eof = n == 0;
+            z->next_in = in;
+            z->avail_in = (uint32_t)n;
+        }
+    }
+    if (in_member) {
+        r = berth_err_set(&p->err, -EBADMSG, "layer: truncated gzip stream");
+        (void)pipe_publish(p, CHUNK_SIZE - z->avail_out);
+        return r;
+    }
+    return pipe_publish(p, CHUNK_SIZE - z->avail_out);
+}
+#endif
+
 static int produce_zstd(struct pipe *p)
 {
     ZSTD_DCtx *d = ZSTD_createDCtx();
@@ -458,6 +572,12 @@ static void *producer_main(void *arg)
 
     switch (p->comp) {
     case COMP_GZIP:
+#ifdef BERTH_HAVE_ISAL
+        if (!getenv("BERTH_LAYER_ZLIB") && berth__isal_load(NULL) == 0) {
+            r = produce_gzip_isal(p);
+            break;
+        }
+#endif
         r = produce_gzip(p);
         break;
     case COMP_ZSTD:

@@ -14,6 +14,9 @@
 
 struct berth_archive_syms berth__archive_syms;
 struct berth_crypto_syms berth__crypto_syms;
+#ifdef BERTH_HAVE_ISAL
+struct berth_isal_syms berth__isal_syms;
+#endif
 
 struct lazylib {
     pthread_once_t once;
@@ -27,6 +30,9 @@ struct lazylib {
 #define BERTH_LAZY_NAME(f) #f,
 static const char *const archive_names[] = { BERTH_ARCHIVE_SYMBOLS(BERTH_LAZY_NAME) };
 static const char *const crypto_names[] = { BERTH_CRYPTO_SYMBOLS(BERTH_LAZY_NAME) };
+#ifdef BERTH_HAVE_ISAL
+static const char *const isal_names[] = { BERTH_ISAL_SYMBOLS(BERTH_LAZY_NAME) };
+#endif
 #undef BERTH_LAZY_NAME
 
 /* The tables are structs of function pointers only, each the size of dlsym's void *. */
@@ -53,6 +59,17 @@ static struct lazylib crypto_lib = {
     sizeof(crypto_names) / sizeof(crypto_names[0]),
     "",
 };
+
+#ifdef BERTH_HAVE_ISAL
+static struct lazylib isal_lib = {
+    PTHREAD_ONCE_INIT,
+    BERTH_LIBISAL_SONAME,
+    isal_names,
+    (unsigned char *)&berth__isal_syms,
+    sizeof(isal_names) / sizeof(isal_names[0]),
+    "",
+};
+#endif
 
 static void lazy_open(struct lazylib *l)
 {
@@ -103,3 +120,16 @@ int berth__crypto_load(berth_err_t *err)
     pthread_once(&crypto_lib.once, crypto_once);
     return lazy_result(&crypto_lib, err);
 }
+
+#ifdef BERTH_HAVE_ISAL
+static void isal_once(void)
+{
+    lazy_open(&isal_lib);
+}
+
+int berth__isal_load(berth_err_t *err)
+{
+    pthread_once(&isal_lib.once, isal_once);
+    return lazy_result(&isal_lib, err);
+}
+#endif

@@ -26,6 +26,9 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <openssl/evp.h>
+#ifdef BERTH_HAVE_ISAL
+#include <isa-l/igzip_lib.h>
+#endif
 
 #include <berth/types.h>
 
@@ -65,6 +68,11 @@
     X(EVP_MD_CTX_new)                                                                              \
     X(EVP_sha256)
 
+#define BERTH_ISAL_SYMBOLS(X)                                                                      \
+    X(isal_inflate)                                                                                \
+    X(isal_inflate_init)                                                                           \
+    X(isal_inflate_reset)
+
 #define BERTH_LAZY_SLOT(f) __typeof__(&f) f;
 struct berth_archive_syms {
     BERTH_ARCHIVE_SYMBOLS(BERTH_LAZY_SLOT)
@@ -72,6 +80,15 @@ struct berth_archive_syms {
 struct berth_crypto_syms {
     BERTH_CRYPTO_SYMBOLS(BERTH_LAZY_SLOT)
 };
+#ifdef BERTH_HAVE_ISAL
+struct berth_isal_syms {
+    BERTH_ISAL_SYMBOLS(BERTH_LAZY_SLOT)
+};
+extern struct berth_isal_syms berth__isal_syms;
+#define BERTH_ISAL(f) (berth__isal_syms.f)
+/* ISA-L (optional, for gzip): like the others, but callers fall back to zlib on failure. */
+int berth__isal_load(berth_err_t *err);
+#endif
 #undef BERTH_LAZY_SLOT
 
 /* Filled by the load functions; read only after one of them returned 0. */

@@ -16,12 +16,12 @@ needed() {
 }
 
 for f in "$@"; do
-    bad=$(needed "$f" | grep -E '^lib(archive|crypto|ssl|curl|xml2|icu)' || true)
+    bad=$(needed "$f" | grep -E '^lib(archive|crypto|ssl|curl|xml2|icu|isal)' || true)
     if [ -n "$bad" ]; then
         echo "FAIL: $f links" $bad
         status=1
     else
-        echo "ok: $f links none of libarchive, libcrypto, libcurl"
+        echo "ok: $f links none of libarchive, libcrypto, libcurl, libisal"
     fi
 done
 shim=$3
