@@ -556,7 +556,8 @@ BERTH_API int berth_image_inspect(berth_engine_t *e, const char *ref, json_t **r
                                       json_string_value(json_object_get(img, "storage")) ?: "",
                                       "Data"));
         json_object_set_new(o, "RootFS", json_pack("{sssO}", "Type", "layers", "Layers", layers));
-        json_object_set_new(o, "Metadata", json_pack("{ss}", "LastTagTime", ""));
+        json_object_set_new(o, "Metadata",
+                            json_pack("{ss}", "LastTagTime", "0001-01-01T00:00:00Z"));
         *ret_json = o;
     }
     json_object_set(*ret_json, "Descriptor", json_object_get(img, "manifest"));

@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The Docker Engine API routes berthd serves (docs/daemon.md lists them),
+ * over the engine's public API (berth/engine.h): the same store, so
+ * containers and images made with `berth` appear to the docker CLI and the
+ * reverse.
+ *
+ * Paths are accepted with and without a /v1.NN prefix; a version outside
+ * [BD_API_MIN, BD_API_MAX] gets 400 as Docker answers it. Errors are
+ * {"message"} JSON with Docker's status codes: 404 for what does not
+ * exist, 400 for bad input, 409 for conflicts, 500 otherwise.
+ */
+#ifndef BERTH_DAEMON_API_H
+#define BERTH_DAEMON_API_H
+
+#include <berth/engine.h>
+
+#include "http.h"
+
+#define BD_API_MAX "1.50"
+#define BD_API_MIN "1.24"
+
+/* The handler berthd's server calls; @userdata is the engine. */
+void bd_api_handle(bd_conn_t *c, const bd_request_t *req, void *userdata);
+
+#endif /* BERTH_DAEMON_API_H */

@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * berthd: the engine behind a Docker Engine API endpoint, so the docker CLI
+ * (and anything else speaking that API) works with berth. One libuv loop;
+ * the same engine and store as the `berth` CLI. Listens on unix sockets
+ * only for now: TCP is for remote administration and needs mutual TLS,
+ * which berthd does not offer yet, so it refuses tcp:// addresses.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <uv.h>
+
+#include <berth/engine.h>
+
+#include "api.h"
+#include "http.h"
+
+#define MAX_HOSTS 8
+
+static const char usage_text[] =
+    "Usage: berthd [OPTIONS]\n"
+    "\n"
+    "Serve the Docker Engine API (1.24 to 1.50) for berth's containers and images.\n"
+    "\n"
+    "Options:\n"
+    "  -H, --host unix://PATH  listen here (repeatable; default <runroot>/berth.sock)\n"
+    "      --root DIR          persistent state (default /var/lib/berth)\n"
+    "      --runroot DIR       runtime state (default /run/berth)\n"
+    "      --config FILE       configuration file (default /etc/berth/berth.json)\n"
+    "  -h, --help              show this help\n"
+    "\n"
+    "Sockets are mode 0660, group \"berth\" when that group exists. TCP addresses\n"
+    "are refused: remote access needs mutual TLS, which berthd does not offer yet.\n";
+
+static void close_handle(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+/* SIGTERM, SIGINT: stop listening, drop the connections, let the loop end. */
+static void on_signal(uv_signal_t *h, int signum)
+{
+    bd_server_t *s = h->data;
+
+    fprintf(stderr, "berthd: signal %d, stopping\n", signum);
+    bd_server_close(s);
+    uv_walk(h->loop, close_handle, NULL);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "host", required_argument, NULL, 'H' },    { "root", required_argument, NULL, 'r' },
+        { "runroot", required_argument, NULL, 'R' }, { "config", required_argument, NULL, 'c' },
+        { "help", no_argument, NULL, 'h' },          { NULL, 0, NULL, 0 },
+    };
+    berth_engine_opts_t opts = { .struct_size = sizeof(opts) };
+    const char *hosts[MAX_HOSTS];
+    size_t n_hosts = 0;
+    berth_engine_t *e = NULL;
+    berth_err_t err = { 0 };
+    bd_server_t *s = NULL;
+    uv_signal_t sigterm, sigint;
+    uv_loop_t loop;
+    struct group *g;
+    gid_t gid;
+    char defsock[4096];
+    int opt, r;
+
+    while ((opt = getopt_long(argc, argv, "H:h", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'H':
+            if (n_hosts == MAX_HOSTS) {
+                fprintf(stderr, "berthd: at most %d -H addresses\n", MAX_HOSTS);
+                return 2;
+            }
+            hosts[n_hosts++] = optarg;
+            break;
+        case 'r':
+            opts.root = optarg;
+            break;
+        case 'R':
+            opts.runroot = optarg;
+            break;
+        case 'c':
+            opts.config_path = optarg;
+            break;
+        case 'h':
+            fputs(usage_text, stdout);
+            return 0;
+        default:
+            fputs(usage_text, stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "berthd: unexpected argument \"%s\"\n", argv[optind]);
+        return 2;
+    }
+    for (size_t i = 0; i < n_hosts; i++) {
+        if (strncmp(hosts[i], "unix://", 7) != 0 || hosts[i][7] != '/') {
+            fprintf(stderr,
+                    "berthd: cannot listen on %s: only unix:///absolute/path is supported (TCP "
+                    "needs mutual TLS, not available yet)\n",
+                    hosts[i]);
+            return 1;
+        }
+    }
+    signal(SIGPIPE, SIG_IGN);
+    if ((r = berth_engine_open(&opts, &e, &err)) < 0) {
+        fprintf(stderr, "berthd: %s\n", err.msg);
+        return 1;
+    }
+    if (n_hosts == 0) {
+        snprintf(defsock, sizeof(defsock), "unix://%s/berth.sock", berth_engine_runroot(e));
+        hosts[n_hosts++] = defsock;
+    }
+    uv_loop_init(&loop);
+    if ((r = bd_server_new(&loop, bd_api_handle, e, &s, &err)) < 0)
+        goto fail;
+    g = getgrnam("berth");
+    gid = g ? g->gr_gid : (gid_t)-1;
+    for (size_t i = 0; i < n_hosts; i++) {
+        if ((r = bd_server_listen_unix(s, hosts[i] + 7, 0660, gid, &err)) < 0)
+            goto fail;
+        fprintf(stderr, "berthd: listening on %s\n", hosts[i]);
+    }
+    uv_signal_init(&loop, &sigterm);
+    uv_signal_init(&loop, &sigint);
+    sigterm.data = sigint.data = s;
+    uv_signal_start(&sigterm, on_signal, SIGTERM);
+    uv_signal_start(&sigint, on_signal, SIGINT);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    berth_engine_close(e);
+    return 0;
+
+fail:
+    fprintf(stderr, "berthd: %s\n", err.msg);
+    if (s)
+        bd_server_close(s);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    berth_engine_close(e);
+    return 1;
+}

@@ -1,0 +1,584 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* berthd's HTTP/1.1 server (http.h). */
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <http_parser.h>
+
+#include "berth-build-config.h"
+
+#include "http.h"
+
+struct bd_server {
+    uv_loop_t *loop;
+    bd_handler_fn fn;
+    void *userdata;
+    struct listener *listeners;
+    bd_conn_t *conns;
+};
+
+struct listener {
+    uv_pipe_t pipe;
+    bd_server_t *s;
+    struct listener *next;
+    char path[108];
+};
+
+/* A growable byte buffer. */
+struct buf {
+    char *data;
+    size_t len, cap;
+};
+
+struct bd_conn {
+    uv_pipe_t pipe;
+    bd_server_t *s;
+    bd_conn_t *next, **prevp;
+    http_parser parser;
+    struct buf url, body, hdr_name, hdr_value;
+    /* header i's name and value as offsets into hdrs (NUL-separated) */
+    struct buf hdrs;
+    size_t name_off[BD_HEADERS_MAX], value_off[BD_HEADERS_MAX];
+    size_t n_headers;
+    int in_value;    /* the last header callback was for a value */
+    int answered;    /* the current request has its reply */
+    int closing;     /* no more requests: close once the writes are done */
+    int fail_status; /* the parser callbacks hit a limit: answer this and close */
+    const char *fail_msg;
+    int keep_alive;
+};
+
+static int buf_add(struct buf *b, const char *p, size_t n, size_t max)
+{
+    if (b->len + n + 1 > max)
+        return -E2BIG;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        char *d;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        if (!(d = realloc(b->data, cap)))
+            return -ENOMEM;
+        b->data = d;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+static void buf_reset(struct buf *b)
+{
+    b->len = 0;
+    if (b->data)
+        b->data[0] = '\0';
+}
+
+static void buf_free(struct buf *b)
+{
+    free(b->data);
+    *b = (struct buf){ 0 };
+}
+
+/* ---- replies ---- */
+
+static const char *reason(int status)
+{
+    switch (status) {
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 204:
+        return "No Content";
+    case 304:
+        return "Not Modified";
+    case 400:
+        return "Bad Request";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Payload Too Large";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 501:
+        return "Not Implemented";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return status >= 500 ? "Internal Server Error" : "Error";
+    }
+}
+
+struct write_req {
+    uv_write_t req;
+    char *data;
+};
+
+static void conn_close(bd_conn_t *c);
+
+static void on_written(uv_write_t *req, int status)
+{
+    struct write_req *w = (struct write_req *)req;
+    bd_conn_t *c = req->handle->data;
+
+    free(w->data);
+    free(w);
+    /* Close after the last reply of a connection that asked for it, or broke. */
+    if (status < 0 || (c->closing && uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe) == 0))
+        conn_close(c);
+}
+
+void bd_respond(bd_conn_t *c, int status, const char *content_type, const char *extra_headers,
+                const void *body, size_t len)
+{
+    int head_only = c->parser.method == HTTP_HEAD;
+    struct write_req *w;
+    char head[1024];
+    int n;
+    uv_buf_t b;
+
+    if (c->answered)
+        return;
+    c->answered = 1;
+    if (!c->keep_alive)
+        c->closing = 1;
+    n = snprintf(head, sizeof(head),
+                 "HTTP/1.1 %d %s\r\n"
+                 "Api-Version: 1.50\r\n"
+                 "Docker-Experimental: false\r\n"
+                 "Ostype: linux\r\n"
+                 "Server: berth/%s (linux)\r\n"
+                 "%s%s%s"
+                 "Content-Length: %zu\r\n"
+                 "%s"
+                 "\r\n",
+                 status, reason(status), BERTH_VERSION, content_type ? "Content-Type: " : "",
+                 content_type ? content_type : "", content_type ? "\r\n" : "", len,
+                 c->closing ? "Connection: close\r\n" : "");
+    w = n > 0 && (size_t)n < sizeof(head) ? calloc(1, sizeof(*w)) : NULL;
+    if (!w || !(w->data = malloc((size_t)n + (extra_headers ? strlen(extra_headers) : 0) +
+                                 (head_only ? 0 : len)))) {
+        free(w);
+        c->closing = 1;
+        conn_close(c);
+        return;
+    }
+    /* The extra header lines go before the blank line that ends the head. */
+    {
+        size_t hl = (size_t)n - 2, el = extra_headers ? strlen(extra_headers) : 0, off = 0;
+        memcpy(w->data, head, hl);
+        off = hl;
+        if (el) {
+            memcpy(w->data + off, extra_headers, el);
+            off += el;
+        }
+        memcpy(w->data + off, "\r\n", 2);
+        off += 2;
+        if (!head_only && len) {
+            memcpy(w->data + off, body, len);
+            off += len;
+        }
+        b = uv_buf_init(w->data, (unsigned)off);
+    }
+    if (uv_write(&w->req, (uv_stream_t *)&c->pipe, &b, 1, on_written) < 0) {
+        free(w->data);
+        free(w);
+        c->closing = 1;
+        conn_close(c);
+    }
+}
+
+void bd_respond_json(bd_conn_t *c, int status, json_t *j)
+{
+    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+
+    json_decref(j);
+    if (!text) {
+        static const char oom[] = "{\"message\":\"out of memory\"}\n";
+        bd_respond(c, 500, "application/json", NULL, oom, sizeof(oom) - 1);
+        return;
+    }
+    {
+        size_t len = strlen(text);
+        char *withnl = realloc(text, len + 2);
+        if (withnl) {
+            text = withnl;
+            text[len++] = '\n';
+            text[len] = '\0';
+        }
+        bd_respond(c, status, "application/json", NULL, text, len);
+    }
+    free(text);
+}
+
+void bd_respond_error(bd_conn_t *c, int status, const char *fmt, ...)
+{
+    char msg[BERTH_ERR_MSG_MAX];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    bd_respond_json(c, status, json_pack("{s:s}", "message", msg));
+}
+
+/* ---- requests ---- */
+
+const char *bd_header(const bd_request_t *req, const char *name)
+{
+    for (size_t i = 0; i < req->n_headers; i++)
+        if (strcasecmp(req->header_names[i], name) == 0)
+            return req->header_values[i];
+    return NULL;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int bd_query(const bd_request_t *req, const char *name, char *buf, size_t len)
+{
+    size_t nlen = strlen(name);
+    const char *p = req->query;
+
+    while (p && *p) {
+        const char *end = strchr(p, '&'), *eq;
+        size_t plen = end ? (size_t)(end - p) : strlen(p);
+        eq = memchr(p, '=', plen);
+        if ((eq ? (size_t)(eq - p) : plen) == nlen && strncmp(p, name, nlen) == 0) {
+            const char *v = eq ? eq + 1 : p + plen, *vend = p + plen;
+            size_t o = 0;
+            while (v < vend) {
+                char ch = *v++;
+                if (ch == '+')
+                    ch = ' ';
+                else if (ch == '%' && vend - v >= 2 && hexval(v[0]) >= 0 && hexval(v[1]) >= 0) {
+                    ch = (char)(hexval(v[0]) * 16 + hexval(v[1]));
+                    v += 2;
+                }
+                if (o + 1 >= len)
+                    return -1;
+                buf[o++] = ch;
+            }
+            buf[o] = '\0';
+            return 1;
+        }
+        p = end ? end + 1 : NULL;
+    }
+    return 0;
+}
+
+static void fail(bd_conn_t *c, int status, const char *msg)
+{
+    if (!c->fail_status) {
+        c->fail_status = status;
+        c->fail_msg = msg;
+    }
+}
+
+static int on_message_begin(http_parser *p)
+{
+    bd_conn_t *c = p->data;
+    buf_reset(&c->url);
+    buf_reset(&c->body);
+    buf_reset(&c->hdrs);
+    buf_reset(&c->hdr_name);
+    buf_reset(&c->hdr_value);
+    c->n_headers = 0;
+    c->in_value = 0;
+    c->answered = 0;
+    return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t len)
+{
+    bd_conn_t *c = p->data;
+    if (buf_add(&c->url, at, len, BD_URL_MAX) < 0) {
+        fail(c, 400, "request URL too long");
+        return -1;
+    }
+    return 0;
+}
+
+/* Store the header collected so far (name and value complete). */
+static int header_done(bd_conn_t *c)
+{
+    if (!c->hdr_name.len)
+        return 0;
+    if (c->n_headers == BD_HEADERS_MAX) {
+        fail(c, 431, "too many request headers");
+        return -1;
+    }
+    c->name_off[c->n_headers] = c->hdrs.len;
+    if (buf_add(&c->hdrs, c->hdr_name.data, c->hdr_name.len + 1, 1u << 20) < 0)
+        return -1;
+    c->value_off[c->n_headers] = c->hdrs.len;
+    if (buf_add(&c->hdrs, c->hdr_value.data ? c->hdr_value.data : "", c->hdr_value.len + 1,
+                1u << 20) < 0)
+        return -1;
+    c->n_headers++;
+    buf_reset(&c->hdr_name);
+    buf_reset(&c->hdr_value);
+    return 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len)
+{
+    bd_conn_t *c = p->data;
+    if (c->in_value && header_done(c) < 0)
+        return -1;
+    c->in_value = 0;
+    return buf_add(&c->hdr_name, at, len, 8192) < 0 ? (fail(c, 431, "request header too large"), -1)
+                                                    : 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len)
+{
+    bd_conn_t *c = p->data;
+    c->in_value = 1;
+    /* An empty value still makes the buffer exist. */
+    if (!c->hdr_value.data && buf_add(&c->hdr_value, "", 0, 65536) < 0)
+        return -1;
+    return buf_add(&c->hdr_value, at, len, 65536) < 0
+               ? (fail(c, 431, "request header too large"), -1)
+               : 0;
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    bd_conn_t *c = p->data;
+    if (c->in_value && header_done(c) < 0)
+        return -1;
+    c->in_value = 0;
+    if (p->content_length != ULLONG_MAX && p->content_length > BD_BODY_MAX) {
+        fail(c, 413, "request body too large");
+        return -1;
+    }
+    return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len)
+{
+    bd_conn_t *c = p->data;
+    if (buf_add(&c->body, at, len, BD_BODY_MAX) < 0) {
+        fail(c, 413, "request body too large");
+        return -1;
+    }
+    return 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+    bd_conn_t *c = p->data;
+    bd_request_t req = { 0 };
+    char *q;
+
+    if (!c->url.data || c->url.data[0] != '/') {
+        fail(c, 400, "bad request target");
+        return -1;
+    }
+    req.method = http_method_str((enum http_method)p->method);
+    q = strchr(c->url.data, '?');
+    if (q)
+        *q++ = '\0';
+    req.path = c->url.data;
+    req.query = q ? q : "";
+    req.body = c->body.data ? c->body.data : "";
+    req.body_len = c->body.len;
+    req.n_headers = c->n_headers;
+    for (size_t i = 0; i < c->n_headers; i++) {
+        req.header_names[i] = c->hdrs.data + c->name_off[i];
+        req.header_values[i] = c->hdrs.data + c->value_off[i];
+    }
+    c->keep_alive = http_should_keep_alive(p);
+    c->s->fn(c, &req, c->s->userdata);
+    if (!c->answered)
+        bd_respond_error(c, 500, "the request got no answer");
+    /* A closing connection reads no more requests (pipelined ones are dropped). */
+    return c->closing ? -1 : 0;
+}
+
+static const http_parser_settings settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+/* ---- connections ---- */
+
+static void on_conn_closed(uv_handle_t *h)
+{
+    bd_conn_t *c = h->data;
+    buf_free(&c->url);
+    buf_free(&c->body);
+    buf_free(&c->hdrs);
+    buf_free(&c->hdr_name);
+    buf_free(&c->hdr_value);
+    free(c);
+}
+
+static void conn_close(bd_conn_t *c)
+{
+    if (uv_is_closing((uv_handle_t *)&c->pipe))
+        return;
+    if (c->prevp) {
+        *c->prevp = c->next;
+        if (c->next)
+            c->next->prevp = c->prevp;
+        c->prevp = NULL;
+    }
+    uv_close((uv_handle_t *)&c->pipe, on_conn_closed);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+    (void)h;
+    b->base = malloc(suggested);
+    b->len = b->base ? suggested : 0;
+}
+
+static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
+{
+    bd_conn_t *c = st->data;
+    size_t used;
+
+    if (n < 0) {
+        /* EOF or an error: the client is gone (or half-closed with nothing pending). */
+        free(b->base);
+        conn_close(c);
+        return;
+    }
+    if (n == 0 || c->closing) {
+        free(b->base);
+        return;
+    }
+    used = http_parser_execute(&c->parser, &settings, b->base, (size_t)n);
+    free(b->base);
+    if (c->closing) {
+        uv_read_stop(st);
+        if (uv_stream_get_write_queue_size(st) == 0 && !c->answered)
+            conn_close(c);
+        return;
+    }
+    if (c->parser.http_errno != HPE_OK || used != (size_t)n) {
+        enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+        int status = c->fail_status ? c->fail_status : e == HPE_HEADER_OVERFLOW ? 431 : 400;
+        const char *msg = c->fail_msg ? c->fail_msg : http_errno_description(e);
+        uv_read_stop(st);
+        c->keep_alive = 0;
+        c->answered = 0;
+        bd_respond_error(c, status, "malformed request: %s", msg);
+    }
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    struct listener *l = server->data;
+    bd_conn_t *c;
+
+    if (status < 0 || !(c = calloc(1, sizeof(*c))))
+        return;
+    c->s = l->s;
+    uv_pipe_init(l->s->loop, &c->pipe, 0);
+    c->pipe.data = c;
+    if (uv_accept(server, (uv_stream_t *)&c->pipe) < 0) {
+        uv_close((uv_handle_t *)&c->pipe, on_conn_closed);
+        return;
+    }
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+    c->keep_alive = 1;
+    c->next = l->s->conns;
+    if (c->next)
+        c->next->prevp = &c->next;
+    c->prevp = &l->s->conns;
+    l->s->conns = c;
+    uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+}
+
+static void on_listener_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+int bd_server_new(uv_loop_t *loop, bd_handler_fn fn, void *userdata, bd_server_t **ret,
+                  berth_err_t *err)
+{
+    bd_server_t *s = calloc(1, sizeof(*s));
+    if (!s)
+        return berth_err_set(err, -ENOMEM, "out of memory");
+    s->loop = loop;
+    s->fn = fn;
+    s->userdata = userdata;
+    *ret = s;
+    return 0;
+}
+
+int bd_server_listen_unix(bd_server_t *s, const char *path, unsigned mode, gid_t gid,
+                          berth_err_t *err)
+{
+    struct listener *l;
+    int r;
+
+    if (strlen(path) >= sizeof(l->path))
+        return berth_err_set(err, -ENAMETOOLONG, "socket path too long: %s", path);
+    if (!(l = calloc(1, sizeof(*l))))
+        return berth_err_set(err, -ENOMEM, "out of memory");
+    snprintf(l->path, sizeof(l->path), "%s", path);
+    l->s = s;
+    uv_pipe_init(s->loop, &l->pipe, 0);
+    l->pipe.data = l;
+    /* A socket file left by a daemon that died: nobody can be listening on it. */
+    unlink(path);
+    if ((r = uv_pipe_bind(&l->pipe, path)) < 0 ||
+        (r = uv_listen((uv_stream_t *)&l->pipe, 128, on_connection)) < 0) {
+        uv_close((uv_handle_t *)&l->pipe, on_listener_closed);
+        return berth_err_set(err, r, "listen on %s: %s", path, uv_strerror(r));
+    }
+    if (chmod(path, mode) < 0 || (gid != (gid_t)-1 && chown(path, (uid_t)-1, gid) < 0)) {
+        r = -errno;
+        uv_close((uv_handle_t *)&l->pipe, on_listener_closed);
+        unlink(path);
+        return berth_err_set(err, r, "%s: %s", path, strerror(-r));
+    }
+    l->next = s->listeners;
+    s->listeners = l;
+    return 0;
+}
+
+void bd_server_close(bd_server_t *s)
+{
+    while (s->listeners) {
+        struct listener *l = s->listeners;
+        s->listeners = l->next;
+        unlink(l->path);
+        uv_close((uv_handle_t *)&l->pipe, on_listener_closed);
+    }
+    while (s->conns)
+        conn_close(s->conns);
+    free(s);
+}

@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * berthd's HTTP/1.1 server: unix-socket listeners on a libuv loop, requests
+ * parsed with http-parser, one handler call per complete request, replies
+ * with a Content-Length, connections kept alive as HTTP/1.1 wants.
+ *
+ * Contract for handlers: each call must answer exactly once (bd_respond*)
+ * before it returns; the request and its strings live only until then. A
+ * malformed request (bad syntax, a header or URL over the limits, a body
+ * over BD_BODY_MAX) is answered by the server itself with a 4xx JSON error
+ * and the connection closed; a client that goes away mid-request only
+ * costs its own connection.
+ */
+#ifndef BERTH_DAEMON_HTTP_H
+#define BERTH_DAEMON_HTTP_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+#include <uv.h>
+
+#include <berth/types.h>
+
+#define BD_URL_MAX     8192
+#define BD_HEADERS_MAX 100
+#define BD_BODY_MAX    (32u << 20) /* a container create is a few KiB */
+
+typedef struct bd_conn bd_conn_t;
+typedef struct bd_server bd_server_t;
+
+typedef struct bd_request {
+    const char *method; /* "GET", "HEAD", "POST", ... */
+    const char *path;   /* decoded of nothing: as sent, without the query */
+    const char *query;  /* after '?', or "" */
+    const char *body;   /* NUL-terminated copy, body_len bytes */
+    size_t body_len;
+    size_t n_headers;
+    const char *header_names[BD_HEADERS_MAX]; /* as sent */
+    const char *header_values[BD_HEADERS_MAX];
+} bd_request_t;
+
+typedef void (*bd_handler_fn)(bd_conn_t *c, const bd_request_t *req, void *userdata);
+
+/* A server on @loop calling @fn for every request on any of its listeners. */
+int bd_server_new(uv_loop_t *loop, bd_handler_fn fn, void *userdata, bd_server_t **ret,
+                  berth_err_t *err);
+/*
+ * Listen on unix socket @path (an old socket file there is replaced), mode
+ * @mode, group @gid unless (gid_t)-1.
+ */
+int bd_server_listen_unix(bd_server_t *s, const char *path, unsigned mode, gid_t gid,
+                          berth_err_t *err);
+/* Close the listeners and every connection; the loop then ends. */
+void bd_server_close(bd_server_t *s);
+
+/* The value of header @name (case-insensitive), or NULL. */
+const char *bd_header(const bd_request_t *req, const char *name);
+/*
+ * Query parameter @name, percent-decoded into @buf (NUL-terminated);
+ * returns 1 when present, 0 when absent, -1 when it does not fit @len.
+ */
+int bd_query(const bd_request_t *req, const char *name, char *buf, size_t len);
+
+/*
+ * Answer: status, Content-Type (NULL: none) and body. Every reply also
+ * carries the headers the docker client reads on any answer (Api-Version,
+ * Ostype, Server, Docker-Experimental). @extra_headers, may be NULL, is
+ * more header lines, each ending in "\r\n".
+ */
+void bd_respond(bd_conn_t *c, int status, const char *content_type, const char *extra_headers,
+                const void *body, size_t len);
+/* JSON body (@j stolen; NULL means an out-of-memory 500). */
+void bd_respond_json(bd_conn_t *c, int status, json_t *j);
+/* {"message": "..."} with Content-Type exactly application/json, as docker expects. */
+BERTH_PRINTF(3, 4) void bd_respond_error(bd_conn_t *c, int status, const char *fmt, ...);
+
+#endif /* BERTH_DAEMON_HTTP_H */

@@ -1,0 +1,154 @@
+#!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
+#
+# berthd through the real docker CLI and through raw sockets: version, info,
+# ps and images showing what the berth CLI made in the same root; Docker's
+# API version rules; JSON errors; and bad input (garbage, oversized headers
+# and bodies, a client vanishing mid-request) answered without taking the
+# daemon down.
+# Usage: test-berthd.sh BERTH BERTHD
+. "$(dirname "$0")/lib.sh"
+BERTH=$1
+BERTHD=$2
+unset BERTH_ROOT BERTH_RUNROOT BERTH_CONFIG
+echo '{"plugin_dirs": []}' >"$T/c.json"
+b() { "$BERTH" --config "$T/c.json" --root "$T/root" --runroot "$T/run" "$@"; }
+S=$T/d.sock
+cleanup() {
+    [ -n "${dpid:-}" ] && kill "$dpid" 2>/dev/null && wait "$dpid" 2>/dev/null
+    for c in $(b ps -aq 2>/dev/null); do b rm -f "$c" >/dev/null 2>&1; done
+    rm -rf "$T"
+}
+trap cleanup EXIT
+
+expect_exit 0 "berthd --help" "$BERTHD" --help
+expect_grep "Docker Engine API" "$T/out" "help says what it serves"
+expect_exit 1 "a TCP address is refused" "$BERTHD" -H tcp://0.0.0.0:2375
+expect_grep "mutual TLS" "$T/err" "the refusal says why"
+expect_exit 2 "an unknown option is refused" "$BERTHD" --frobnicate
+
+"$BERTHD" -H "unix://$S" --config "$T/c.json" --root "$T/root" --runroot "$T/run" 2>"$T/dlog" &
+dpid=$!
+for _ in $(seq 50); do [ -S "$S" ] && break; sleep 0.1; done
+[ -S "$S" ] && ok "berthd listens on its socket" || not_ok "no socket at $S: $(cat "$T/dlog")"
+[ "$(stat -c %a "$S")" = 660 ] && ok "the socket is mode 0660" || not_ok "socket mode $(stat -c %a "$S")"
+
+# Raw HTTP: status, headers and bodies as the docker client needs them.
+cat >"$T/raw.py" <<'PY'
+import socket, sys
+def req(raw, path=sys.argv[1]):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(path)
+    s.settimeout(5)
+    s.sendall(raw)
+    out = b""
+    try:
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            out += d
+            if b"\r\n\r\n" in out:
+                head, body = out.split(b"\r\n\r\n", 1)
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:") and len(body) >= int(line.split(b":")[1]):
+                        return out
+    except socket.timeout:
+        pass
+    return out
+what = sys.argv[2]
+if what == "ping":
+    r = req(b"HEAD /_ping HTTP/1.1\r\nHost: x\r\n\r\n")
+elif what == "notfound":
+    r = req(b"GET /v1.50/nosuch HTTP/1.1\r\nHost: x\r\n\r\n")
+elif what == "toonew":
+    r = req(b"GET /v1.99/version HTTP/1.1\r\nHost: x\r\n\r\n")
+elif what == "garbage":
+    r = req(b"\x00\x01 not http at all\r\n\r\n")
+elif what == "bigheader":
+    r = req(b"GET /version HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 200000 + b"\r\n\r\n")
+elif what == "bigbody":
+    r = req(b"POST /containers/create HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n{")
+elif what == "keepalive":
+    s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.settimeout(2)
+    s.sendall(b"GET /_ping HTTP/1.1\r\nHost: x\r\n\r\nGET /version HTTP/1.1\r\nHost: x\r\n\r\n")
+    r = b""
+    try:
+        while r.count(b"HTTP/1.1 200") < 2:
+            d = s.recv(65536)
+            if not d:
+                break
+            r += d
+    except socket.timeout:
+        pass
+elif what == "vanish":
+    s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+    s.sendall(b"POST /containers/create HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n{\"Ima")
+    s.close()
+    r = req(b"GET /_ping HTTP/1.1\r\nHost: x\r\n\r\n")
+sys.stdout.buffer.write(r)
+PY
+raw() { python3 "$T/raw.py" "$S" "$1" >"$T/out" 2>"$T/err"; }
+raw ping
+expect_grep "^HTTP/1.1 200" "$T/out" "HEAD /_ping answers 200"
+expect_grep "^Api-Version: 1.50" "$T/out" "the ping names the API version"
+expect_grep "^Ostype: linux" "$T/out" "and the OS type"
+raw notfound
+expect_grep "^HTTP/1.1 404" "$T/out" "an unknown route is 404"
+expect_grep "^Content-Type: application/json" "$T/out" "errors are JSON"
+expect_grep '"message":"page not found"' "$T/out" "with a message"
+raw toonew
+expect_grep "^HTTP/1.1 400" "$T/out" "a version above 1.50 is 400"
+expect_grep "too new" "$T/out" "saying it is too new"
+raw garbage
+expect_grep "^HTTP/1.1 400" "$T/out" "garbage gets 400"
+raw bigheader
+expect_grep "^HTTP/1.1 431" "$T/out" "an oversized header gets 431"
+raw bigbody
+expect_grep "^HTTP/1.1 413" "$T/out" "an oversized body gets 413"
+raw keepalive
+[ "$(grep -o 'HTTP/1.1 200' "$T/out" | wc -l)" = 2 ] && ok "two requests on one connection, two answers" || not_ok "keep-alive: $(grep -c '^HTTP/1.1' "$T/out") answers"
+raw vanish
+expect_grep "^HTTP/1.1 200" "$T/out" "a client vanishing mid-body does not stop the daemon"
+kill -0 "$dpid" 2>/dev/null && ok "berthd still runs after the bad input" || not_ok "berthd died: $(cat "$T/dlog")"
+
+# The docker CLI, unmodified.
+if ! command -v docker >/dev/null 2>&1; then
+    echo "# SKIP docker CLI checks: no docker client installed"
+    finish
+fi
+d() { docker -H "unix://$S" "$@"; }
+expect_exit 0 "docker version" d version
+expect_grep "Server: berth" "$T/out" "the server is berth"
+expect_grep "API version: *1.50 (minimum version 1.24)" "$T/out" "API 1.50, minimum 1.24"
+expect_exit 0 "docker info" d info
+expect_grep "Server Version: " "$T/out" "info has the server version"
+expect_grep "OSType: linux" "$T/out" "and the OS type"
+[ ! -s "$T/err" ] && ok "docker info warns of nothing" || not_ok "info stderr: $(cat "$T/err")"
+expect_exit 0 "docker ps -a on an empty store" d ps -a
+expect_lines 1 "$T/out" "only the header"
+# What the berth CLI makes shows up through the API (same engine, same store).
+sh "$(dirname "$0")/../fixtures/make-busybox-rootfs.sh" "$T/rootfs" >/dev/null 2>&1 || true
+if [ -d "$T/rootfs/bin" ]; then
+    b create --name made-by-berth --rootfs "$T/rootfs" true >/dev/null
+    expect_exit 0 "docker ps -a" d ps -a
+    expect_grep "made-by-berth" "$T/out" "docker ps -a lists the container berth created"
+    expect_grep "Created" "$T/out" "in its state"
+    expect_exit 0 "docker ps (running only)" d ps
+    expect_lines 1 "$T/out" "docker ps leaves out the one not running"
+    expect_exit 0 "docker inspect" d inspect made-by-berth
+    expect_grep '"Name": "/made-by-berth"' "$T/out" "inspect has the name"
+    expect_grep '"NetworkSettings"' "$T/out" "and NetworkSettings"
+    expect_exit 1 "docker inspect of nothing" d inspect no-such-thing
+    expect_grep "No such object" "$T/err" "says no such object"
+fi
+if [ -n "${BERTH_DEMO_IMAGE:-}" ] && [ -d "$BERTH_DEMO_IMAGE" ]; then
+    b load -i "$BERTH_DEMO_IMAGE" >/dev/null 2>&1 || b pull demo >/dev/null 2>&1
+    expect_exit 0 "docker images" d images
+    expect_grep "^demo  *latest" "$T/out" "docker images lists the image berth loaded"
+    expect_exit 0 "docker image inspect" d image inspect demo:latest
+    expect_grep '"Id": "sha256:' "$T/out" "the image's id"
+else
+    echo "# SKIP docker images checks: BERTH_DEMO_IMAGE is not set"
+fi
+finish
