@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Docker Engine API routes (api.h). */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -244,6 +245,407 @@ static void container_inspect(bd_conn_t *c, berth_engine_t *e, const char *ref)
     bd_respond_json(c, 200, j);
 }
 
+/* The record's state name ("running", ...), or NULL when there is no such container. */
+static char *state_of(berth_engine_t *e, const char *ref, json_t **ret_doc)
+{
+    json_t *j = NULL;
+    char *st;
+
+    if (berth_container_inspect(e, ref, &j, NULL) < 0)
+        return NULL;
+    st = strdup(json_string_value(json_object_get(json_object_get(j, "State"), "Status"))
+                    ?: "unknown");
+    if (ret_doc)
+        *ret_doc = j;
+    else
+        json_decref(j);
+    return st;
+}
+
+static void container_create(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e)
+{
+    char name[256] = "", id[65];
+    berth_err_t err = { 0 };
+    json_error_t jerr;
+    json_t *body;
+    int r;
+
+    if (bd_query(req, "name", name, sizeof(name)) < 0) {
+        bd_respond_error(c, 400, "container name too long");
+        return;
+    }
+    body = json_loadb(req->body, req->body_len, 0, &jerr);
+    if (!json_is_object(body)) {
+        json_decref(body);
+        bd_respond_error(c, 400, "invalid JSON in the request body: %s", jerr.text);
+        return;
+    }
+    /*
+     * The docker CLI asks for network "default", meaning the daemon's: berth's
+     * is the engine's default (no network until CNI networks exist, issue 6).
+     */
+    {
+        json_t *hc = json_object_get(body, "HostConfig");
+        const char *nm = json_string_value(json_object_get(hc, "NetworkMode"));
+        if (nm && !strcmp(nm, "default"))
+            json_object_del(hc, "NetworkMode");
+    }
+    r = berth_container_create(e, name[0] ? name : NULL, body, id, &err);
+    json_decref(body);
+    if (r < 0) {
+        /* 404 makes the docker CLI pull the image and try again. */
+        respond_err(c, r, &err);
+        return;
+    }
+    bd_respond_json(c, 201, json_pack("{s:s, s:[]}", "Id", id, "Warnings"));
+}
+
+static void container_start(bd_conn_t *c, berth_engine_t *e, const char *ref)
+{
+    berth_err_t err = { 0 };
+    char *st = state_of(e, ref, NULL);
+    int r;
+
+    if (!st) {
+        bd_respond_error(c, 404, "No such container: %s", ref);
+        return;
+    }
+    if (!strcmp(st, "running") || !strcmp(st, "paused")) {
+        free(st);
+        bd_respond(c, 304, NULL, NULL, NULL, 0);
+        return;
+    }
+    free(st);
+    if ((r = berth_container_start(e, ref, 0, &err)) < 0) {
+        bd_respond_error(c, r == -ENOENT || r == -EACCES ? 400 : status_of(r), "%s",
+                         err.msg[0] ? err.msg : strerror(-r));
+        return;
+    }
+    bd_respond(c, 204, NULL, NULL, NULL, 0);
+}
+
+static void container_kill(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e,
+                           const char *ref)
+{
+    char name[32] = "", *st;
+    berth_err_t err = { 0 };
+    int sig = SIGKILL, r;
+
+    if (bd_query(req, "signal", name, sizeof(name)) == 1 && name[0] &&
+        (sig = berth_parse_signal(name)) <= 0) {
+        bd_respond_error(c, 400, "invalid signal: %s", name);
+        return;
+    }
+    if (!(st = state_of(e, ref, NULL))) {
+        bd_respond_error(c, 404, "No such container: %s", ref);
+        return;
+    }
+    r = strcmp(st, "running") && strcmp(st, "paused") ? -EINVAL : 0;
+    free(st);
+    if (r < 0 || (r = berth_container_kill(e, ref, sig, &err)) < 0) {
+        bd_respond_error(c, 409, "Cannot kill container: %s: %s", ref,
+                         err.msg[0] ? err.msg : "the container is not running");
+        return;
+    }
+    bd_respond(c, 204, NULL, NULL, NULL, 0);
+}
+
+static void container_pause(bd_conn_t *c, berth_engine_t *e, const char *ref, int pause)
+{
+    berth_err_t err = { 0 };
+    int r = pause ? berth_container_pause(e, ref, &err) : berth_container_unpause(e, ref, &err);
+
+    if (r == -ENOENT && !state_of(e, ref, NULL)) {
+        bd_respond_error(c, 404, "No such container: %s", ref);
+        return;
+    }
+    if (r < 0) {
+        bd_respond_error(c, r == -EINVAL ? 409 : status_of(r), "%s",
+                         err.msg[0] ? err.msg : strerror(-r));
+        return;
+    }
+    bd_respond(c, 204, NULL, NULL, NULL, 0);
+}
+
+static void container_remove(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e,
+                             const char *ref)
+{
+    berth_err_t err = { 0 };
+    int r = berth_container_remove(e, ref, query_bool(req, "force") ? BERTH_REMOVE_FORCE : 0, &err);
+
+    if (r == -ENOENT) {
+        bd_respond_error(c, 404, "No such container: %s", ref);
+        return;
+    }
+    if (r < 0) {
+        respond_err(c, r, &err);
+        return;
+    }
+    bd_respond(c, 204, NULL, NULL, NULL, 0);
+}
+
+/*
+ * Waiting without blocking the loop: wait and stop hold the request open
+ * (bd_defer) and learn of the exit from the container's monitor, whose
+ * answer makes a socket readable (berth_container_wait_begin).
+ */
+enum wait_kind {
+    WAIT_RESPOND, /* wait: answer {"StatusCode"} */
+    WAIT_STOP,    /* stop: SIGKILL at the deadline, answer 204 */
+};
+
+enum wait_cond {
+    COND_NOT_RUNNING,
+    COND_NEXT_EXIT,
+    COND_REMOVED,
+};
+
+struct waiter {
+    bd_conn_t *c;
+    berth_engine_t *e;
+    enum wait_kind kind;
+    enum wait_cond cond;
+    char id[65];
+    int fd;
+    int code;
+    int polling, timing, poll_inited;
+    unsigned ticks; /* removal re-checks so far */
+    uv_loop_t *loop;
+    uv_poll_t poll;
+    uv_timer_t timer; /* stop: the deadline; wait: re-checks (not started yet, removal) */
+    int closes;       /* handles still closing before the free */
+};
+
+static void waiter_closed(uv_handle_t *h)
+{
+    struct waiter *w = h->data;
+    if (--w->closes == 0)
+        free(w);
+}
+
+/* Drop everything; the reply (if any) is sent already. */
+static void waiter_free(struct waiter *w)
+{
+    if (w->fd >= 0)
+        close(w->fd);
+    w->fd = -1;
+    bd_on_gone(w->c, NULL, NULL);
+    bd_conn_unref(w->c);
+    w->closes = 1 + w->poll_inited;
+    if (w->poll_inited) {
+        if (w->polling)
+            uv_poll_stop(&w->poll);
+        uv_close((uv_handle_t *)&w->poll, waiter_closed);
+    }
+    uv_close((uv_handle_t *)&w->timer, waiter_closed);
+}
+
+static void waiter_gone(void *ud)
+{
+    waiter_free(ud);
+}
+
+static void waiter_answer(struct waiter *w)
+{
+    if (w->kind == WAIT_STOP) {
+        bd_respond(w->c, 204, NULL, NULL, NULL, 0);
+    } else {
+        char body[64];
+        int n = snprintf(body, sizeof(body), "{\"StatusCode\":%d}\n", w->code);
+        bd_stream_write(w->c, body, (size_t)n);
+        bd_stream_end(w->c);
+    }
+    waiter_free(w);
+}
+
+static void on_wait_timer(uv_timer_t *t);
+
+static void on_wait_fd(uv_poll_t *p, int status, int events)
+{
+    struct waiter *w = p->data;
+    (void)status;
+    (void)events;
+    uv_poll_stop(p);
+    w->polling = 0;
+    if (berth_container_wait_end(w->e, w->id, w->fd, &w->code, NULL) < 0)
+        w->code = -1;
+    w->fd = -1;
+    if (w->timing) {
+        uv_timer_stop(&w->timer);
+        w->timing = 0;
+    }
+    /* removed: the monitor answers at the exit; the record goes a moment later. */
+    if (w->kind == WAIT_RESPOND && w->cond == COND_REMOVED) {
+        w->timing = 1;
+        uv_timer_start(&w->timer, on_wait_timer, 2, 2);
+        return;
+    }
+    waiter_answer(w);
+}
+
+/* Ask the monitor; 0 when now polling, 1 when the container is not running (code set). */
+static int waiter_begin(struct waiter *w)
+{
+    int r = berth_container_wait_begin(w->e, w->id, &w->fd, &w->code, NULL);
+    if (r != 0)
+        return 1;
+    if (w->poll_inited || uv_poll_init(w->loop, &w->poll, w->fd) < 0)
+        return 1;
+    w->poll_inited = 1;
+    w->poll.data = w;
+    w->polling = uv_poll_start(&w->poll, UV_READABLE | UV_DISCONNECT, on_wait_fd) == 0;
+    return w->polling ? 0 : 1;
+}
+
+static void on_wait_timer(uv_timer_t *t)
+{
+    struct waiter *w = t->data;
+    char *st;
+
+    if (w->kind == WAIT_STOP) {
+        /* The stop timeout passed: SIGKILL, and keep waiting for the exit. */
+        uv_timer_stop(t);
+        w->timing = 0;
+        berth_container_kill(w->e, w->id, SIGKILL, NULL);
+        return;
+    }
+    st = state_of(w->e, w->id, NULL);
+    if (w->cond == COND_REMOVED && w->fd < 0 && !w->polling) {
+        /* After the exit: answer once the record is gone (or is plainly staying). */
+        if (!st || (strcmp(st, "running") && strcmp(st, "paused") && strcmp(st, "created") &&
+                    ++w->ticks > 2500)) {
+            free(st);
+            uv_timer_stop(t);
+            w->timing = 0;
+            waiter_answer(w);
+            return;
+        }
+    } else if (st && (!strcmp(st, "running") || !strcmp(st, "paused"))) {
+        /* Started since: now the monitor can tell us of the exit. */
+        uv_timer_stop(t);
+        w->timing = 0;
+        if (waiter_begin(w) != 0)
+            waiter_answer(w);
+    } else if (!st) {
+        uv_timer_stop(t);
+        w->timing = 0;
+        waiter_answer(w);
+    }
+    free(st);
+}
+
+static struct waiter *waiter_new(bd_conn_t *c, berth_engine_t *e, const char *id,
+                                 enum wait_kind kind)
+{
+    struct waiter *w = calloc(1, sizeof(*w));
+    if (!w)
+        return NULL;
+    w->c = bd_defer(c);
+    w->e = e;
+    w->kind = kind;
+    w->fd = -1;
+    w->loop = bd_conn_loop(c);
+    snprintf(w->id, sizeof(w->id), "%s", id);
+    uv_timer_init(w->loop, &w->timer);
+    w->timer.data = w;
+    bd_on_gone(c, waiter_gone, w);
+    return w;
+}
+
+static void container_wait(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e,
+                           const char *ref)
+{
+    char cond[32] = "not-running", *st;
+    json_t *doc = NULL;
+    struct waiter *w;
+    const char *id;
+
+    if (bd_query(req, "condition", cond, sizeof(cond)) < 0 ||
+        (strcmp(cond, "not-running") && strcmp(cond, "next-exit") && strcmp(cond, "removed"))) {
+        bd_respond_error(c, 400, "invalid condition: \"%s\"", cond);
+        return;
+    }
+    if (!(st = state_of(e, ref, &doc))) {
+        bd_respond_error(c, 404, "No such container: %s", ref);
+        return;
+    }
+    id = json_string_value(json_object_get(doc, "Id"));
+    if (!(w = waiter_new(c, e, id ? id : ref, WAIT_RESPOND))) {
+        free(st);
+        json_decref(doc);
+        bd_respond_error(c, 500, "out of memory");
+        return;
+    }
+    w->cond = !strcmp(cond, "removed")     ? COND_REMOVED
+              : !strcmp(cond, "next-exit") ? COND_NEXT_EXIT
+                                           : COND_NOT_RUNNING;
+    w->code = (int)json_integer_value(json_object_get(json_object_get(doc, "State"), "ExitCode"));
+    json_decref(doc);
+    /* Headers now: the docker CLI's wait call returns on them, then reads the body. */
+    bd_stream_begin(c, 200, "application/json");
+    if (!strcmp(st, "running") || !strcmp(st, "paused")) {
+        if (waiter_begin(w) != 0)
+            waiter_answer(w);
+    } else if (w->cond == COND_NOT_RUNNING) {
+        waiter_answer(w);
+    } else {
+        /* Created (or exited, for next-exit): until it starts, look every few ms. */
+        w->timing = 1;
+        uv_timer_start(&w->timer, on_wait_timer, 5, 5);
+    }
+    free(st);
+}
+
+static void container_stop(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e,
+                           const char *ref)
+{
+    char t[16], name[32], *st;
+    json_t *doc = NULL, *cfg;
+    struct waiter *w;
+    const char *id;
+    int sig = SIGTERM, timeout = 10;
+
+    if (!(st = state_of(e, ref, &doc))) {
+        bd_respond_error(c, 404, "No such container: %s", ref);
+        return;
+    }
+    if (strcmp(st, "running") && strcmp(st, "paused")) {
+        free(st);
+        json_decref(doc);
+        bd_respond(c, 304, NULL, NULL, NULL, 0);
+        return;
+    }
+    cfg = json_object_get(doc, "Config");
+    if (json_string_value(json_object_get(cfg, "StopSignal")))
+        sig = berth_parse_signal(json_string_value(json_object_get(cfg, "StopSignal")));
+    if (json_is_integer(json_object_get(cfg, "StopTimeout")))
+        timeout = (int)json_integer_value(json_object_get(cfg, "StopTimeout"));
+    if (bd_query(req, "signal", name, sizeof(name)) == 1 && name[0])
+        sig = berth_parse_signal(name);
+    if (bd_query(req, "t", t, sizeof(t)) == 1 && t[0])
+        timeout = atoi(t);
+    /* A paused container can't act on its stop signal: SIGKILL goes through a frozen cgroup. */
+    if (!strcmp(st, "paused") || sig <= 0)
+        sig = SIGKILL;
+    free(st);
+    id = json_string_value(json_object_get(doc, "Id"));
+    w = waiter_new(c, e, id ? id : ref, WAIT_STOP);
+    json_decref(doc);
+    if (!w) {
+        bd_respond_error(c, 500, "out of memory");
+        return;
+    }
+    berth_container_kill(e, w->id, sig, NULL);
+    if (waiter_begin(w) != 0) {
+        waiter_answer(w);
+        return;
+    }
+    if (timeout >= 0) {
+        w->timing = 1;
+        uv_timer_start(&w->timer, on_wait_timer, (uint64_t)timeout * 1000, 0);
+    }
+}
+
 /* ---- images ---- */
 
 static void images_list(bd_conn_t *c, berth_engine_t *e)
@@ -377,6 +779,40 @@ void bd_api_handle(bd_conn_t *c, const bd_request_t *req, void *userdata)
     }
     if (get && match_id(path, "/containers/", "/json", ref, sizeof(ref))) {
         container_inspect(c, e, ref);
+        return;
+    }
+    if (!strcmp(req->method, "POST")) {
+        if (!strcmp(path, "/containers/create")) {
+            container_create(c, req, e);
+            return;
+        }
+        if (match_id(path, "/containers/", "/start", ref, sizeof(ref))) {
+            container_start(c, e, ref);
+            return;
+        }
+        if (match_id(path, "/containers/", "/stop", ref, sizeof(ref))) {
+            container_stop(c, req, e, ref);
+            return;
+        }
+        if (match_id(path, "/containers/", "/kill", ref, sizeof(ref))) {
+            container_kill(c, req, e, ref);
+            return;
+        }
+        if (match_id(path, "/containers/", "/wait", ref, sizeof(ref))) {
+            container_wait(c, req, e, ref);
+            return;
+        }
+        if (match_id(path, "/containers/", "/pause", ref, sizeof(ref))) {
+            container_pause(c, e, ref, 1);
+            return;
+        }
+        if (match_id(path, "/containers/", "/unpause", ref, sizeof(ref))) {
+            container_pause(c, e, ref, 0);
+            return;
+        }
+    }
+    if (!strcmp(req->method, "DELETE") && match_id(path, "/containers/", "", ref, sizeof(ref))) {
+        container_remove(c, req, e, ref);
         return;
     }
     if (get && !strcmp(path, "/images/json")) {

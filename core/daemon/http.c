@@ -53,6 +53,12 @@ struct bd_conn {
     int fail_status; /* the parser callbacks hit a limit: answer this and close */
     const char *fail_msg;
     int keep_alive;
+    int refs;      /* the server's (until the handle is closed) and bd_defer's */
+    int deferred;  /* a handler keeps the request open (bd_defer) */
+    int streaming; /* a chunked reply is under way */
+    int gone;      /* the handle is closed: answers are dropped */
+    void (*on_gone)(void *);
+    void *on_gone_ud;
 };
 
 static int buf_add(struct buf *b, const char *p, size_t n, size_t max)
@@ -128,6 +134,7 @@ struct write_req {
 };
 
 static void conn_close(bd_conn_t *c);
+static void conn_unref(bd_conn_t *c);
 
 static void on_written(uv_write_t *req, int status)
 {
@@ -137,68 +144,151 @@ static void on_written(uv_write_t *req, int status)
     free(w->data);
     free(w);
     /* Close after the last reply of a connection that asked for it, or broke. */
-    if (status < 0 || (c->closing && uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe) == 0))
+    if (status < 0 || (c->closing && !c->deferred && !c->streaming &&
+                       uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe) == 0))
         conn_close(c);
+}
+
+/* Queue @n bytes (taken over: @data is freed once written, or now on failure). */
+static void conn_write(bd_conn_t *c, char *data, size_t n)
+{
+    struct write_req *w;
+    uv_buf_t b;
+
+    if (c->gone || !(w = calloc(1, sizeof(*w)))) {
+        free(data);
+        return;
+    }
+    w->data = data;
+    b = uv_buf_init(data, (unsigned)n);
+    if (uv_write(&w->req, (uv_stream_t *)&c->pipe, &b, 1, on_written) < 0) {
+        free(data);
+        free(w);
+        c->closing = 1;
+        conn_close(c);
+    }
+}
+
+/* The status line and the headers every reply carries, then @content_type and @extra. */
+static int format_head(bd_conn_t *c, char *head, size_t size, int status, const char *content_type,
+                       const char *extra)
+{
+    return snprintf(head, size,
+                    "HTTP/1.1 %d %s\r\n"
+                    "Api-Version: 1.50\r\n"
+                    "Docker-Experimental: false\r\n"
+                    "Ostype: linux\r\n"
+                    "Server: berth/%s (linux)\r\n"
+                    "%s%s%s"
+                    "%s"
+                    "%s",
+                    status, reason(status), BERTH_VERSION, content_type ? "Content-Type: " : "",
+                    content_type ? content_type : "", content_type ? "\r\n" : "",
+                    c->closing ? "Connection: close\r\n" : "", extra ? extra : "");
 }
 
 void bd_respond(bd_conn_t *c, int status, const char *content_type, const char *extra_headers,
                 const void *body, size_t len)
 {
     int head_only = c->parser.method == HTTP_HEAD;
-    struct write_req *w;
-    char head[1024];
+    char head[2048];
+    char *out;
     int n;
-    uv_buf_t b;
 
-    if (c->answered)
+    if (c->answered || c->gone)
         return;
     c->answered = 1;
+    c->deferred = 0;
     if (!c->keep_alive)
         c->closing = 1;
-    n = snprintf(head, sizeof(head),
-                 "HTTP/1.1 %d %s\r\n"
-                 "Api-Version: 1.50\r\n"
-                 "Docker-Experimental: false\r\n"
-                 "Ostype: linux\r\n"
-                 "Server: berth/%s (linux)\r\n"
-                 "%s%s%s"
-                 "Content-Length: %zu\r\n"
-                 "%s"
-                 "\r\n",
-                 status, reason(status), BERTH_VERSION, content_type ? "Content-Type: " : "",
-                 content_type ? content_type : "", content_type ? "\r\n" : "", len,
-                 c->closing ? "Connection: close\r\n" : "");
-    w = n > 0 && (size_t)n < sizeof(head) ? calloc(1, sizeof(*w)) : NULL;
-    if (!w || !(w->data = malloc((size_t)n + (extra_headers ? strlen(extra_headers) : 0) +
-                                 (head_only ? 0 : len)))) {
-        free(w);
+    n = format_head(c, head, sizeof(head), status, content_type, extra_headers);
+    if (n > 0 && (size_t)n < sizeof(head))
+        n += snprintf(head + n, sizeof(head) - (size_t)n, "Content-Length: %zu\r\n\r\n", len);
+    if (n <= 0 || (size_t)n >= sizeof(head) || !(out = malloc((size_t)n + (head_only ? 0 : len)))) {
         c->closing = 1;
         conn_close(c);
         return;
     }
-    /* The extra header lines go before the blank line that ends the head. */
-    {
-        size_t hl = (size_t)n - 2, el = extra_headers ? strlen(extra_headers) : 0, off = 0;
-        memcpy(w->data, head, hl);
-        off = hl;
-        if (el) {
-            memcpy(w->data + off, extra_headers, el);
-            off += el;
-        }
-        memcpy(w->data + off, "\r\n", 2);
-        off += 2;
-        if (!head_only && len) {
-            memcpy(w->data + off, body, len);
-            off += len;
-        }
-        b = uv_buf_init(w->data, (unsigned)off);
-    }
-    if (uv_write(&w->req, (uv_stream_t *)&c->pipe, &b, 1, on_written) < 0) {
-        free(w->data);
-        free(w);
+    memcpy(out, head, (size_t)n);
+    if (!head_only && len)
+        memcpy(out + n, body, len);
+    conn_write(c, out, (size_t)n + (head_only ? 0 : len));
+}
+
+void bd_stream_begin(bd_conn_t *c, int status, const char *content_type)
+{
+    char head[2048], *out;
+    int n;
+
+    if (c->answered || c->gone)
+        return;
+    c->answered = 1;
+    c->streaming = 1;
+    if (!c->keep_alive)
+        c->closing = 1;
+    n = format_head(c, head, sizeof(head), status, content_type,
+                    "Transfer-Encoding: chunked\r\n\r\n");
+    if (n <= 0 || (size_t)n >= sizeof(head) || !(out = malloc((size_t)n))) {
         c->closing = 1;
         conn_close(c);
+        return;
     }
+    memcpy(out, head, (size_t)n);
+    conn_write(c, out, (size_t)n);
+}
+
+void bd_stream_write(bd_conn_t *c, const void *data, size_t len)
+{
+    char *out;
+    int n;
+
+    if (!c->streaming || c->gone || len == 0 || !(out = malloc(len + 32)))
+        return;
+    n = snprintf(out, 32, "%zx\r\n", len);
+    memcpy(out + n, data, len);
+    memcpy(out + n + len, "\r\n", 2);
+    conn_write(c, out, (size_t)n + len + 2);
+}
+
+void bd_stream_end(bd_conn_t *c)
+{
+    char *out;
+
+    if (!c->streaming)
+        return;
+    c->streaming = 0;
+    c->deferred = 0;
+    if (c->gone || !(out = strdup("0\r\n\r\n")))
+        return;
+    conn_write(c, out, 5);
+}
+
+bd_conn_t *bd_defer(bd_conn_t *c)
+{
+    c->deferred = 1;
+    c->refs++;
+    return c;
+}
+
+uv_loop_t *bd_conn_loop(bd_conn_t *c)
+{
+    return c->s->loop;
+}
+
+void bd_conn_unref(bd_conn_t *c)
+{
+    conn_unref(c);
+}
+
+int bd_conn_gone(const bd_conn_t *c)
+{
+    return c->gone;
+}
+
+void bd_on_gone(bd_conn_t *c, void (*fn)(void *), void *userdata)
+{
+    c->on_gone = fn;
+    c->on_gone_ud = userdata;
 }
 
 void bd_respond_json(bd_conn_t *c, int status, json_t *j)
@@ -412,7 +502,7 @@ static int on_message_complete(http_parser *p)
     }
     c->keep_alive = http_should_keep_alive(p);
     c->s->fn(c, &req, c->s->userdata);
-    if (!c->answered)
+    if (!c->answered && !c->deferred)
         bd_respond_error(c, 500, "the request got no answer");
     /* A closing connection reads no more requests (pipelined ones are dropped). */
     return c->closing ? -1 : 0;
@@ -430,9 +520,10 @@ static const http_parser_settings settings = {
 
 /* ---- connections ---- */
 
-static void on_conn_closed(uv_handle_t *h)
+static void conn_unref(bd_conn_t *c)
 {
-    bd_conn_t *c = h->data;
+    if (--c->refs > 0)
+        return;
     buf_free(&c->url);
     buf_free(&c->body);
     buf_free(&c->hdrs);
@@ -441,10 +532,16 @@ static void on_conn_closed(uv_handle_t *h)
     free(c);
 }
 
+static void on_conn_closed(uv_handle_t *h)
+{
+    conn_unref(h->data);
+}
+
 static void conn_close(bd_conn_t *c)
 {
-    if (uv_is_closing((uv_handle_t *)&c->pipe))
+    if (c->gone)
         return;
+    c->gone = 1;
     if (c->prevp) {
         *c->prevp = c->next;
         if (c->next)
@@ -452,6 +549,12 @@ static void conn_close(bd_conn_t *c)
         c->prevp = NULL;
     }
     uv_close((uv_handle_t *)&c->pipe, on_conn_closed);
+    /* Whoever holds the request open learns now (and must still drop its reference). */
+    if (c->on_gone) {
+        void (*fn)(void *) = c->on_gone;
+        c->on_gone = NULL;
+        fn(c->on_gone_ud);
+    }
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
@@ -476,11 +579,17 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
         free(b->base);
         return;
     }
+    if (c->deferred || c->streaming) {
+        /* A request while the last one is still open: HTTP clients don't pipeline past one. */
+        free(b->base);
+        conn_close(c);
+        return;
+    }
     used = http_parser_execute(&c->parser, &settings, b->base, (size_t)n);
     free(b->base);
     if (c->closing) {
         uv_read_stop(st);
-        if (uv_stream_get_write_queue_size(st) == 0 && !c->answered)
+        if (uv_stream_get_write_queue_size(st) == 0 && !c->answered && !c->deferred)
             conn_close(c);
         return;
     }
@@ -503,9 +612,11 @@ static void on_connection(uv_stream_t *server, int status)
     if (status < 0 || !(c = calloc(1, sizeof(*c))))
         return;
     c->s = l->s;
+    c->refs = 1;
     uv_pipe_init(l->s->loop, &c->pipe, 0);
     c->pipe.data = c;
     if (uv_accept(server, (uv_stream_t *)&c->pipe) < 0) {
+        c->gone = 1;
         uv_close((uv_handle_t *)&c->pipe, on_conn_closed);
         return;
     }

@@ -75,4 +75,28 @@ void bd_respond_json(bd_conn_t *c, int status, json_t *j);
 /* {"message": "..."} with Content-Type exactly application/json, as docker expects. */
 BERTH_PRINTF(3, 4) void bd_respond_error(bd_conn_t *c, int status, const char *fmt, ...);
 
+/*
+ * Keep the request open past the handler's return (a wait, a stop): the
+ * server neither answers it nor accepts another request on the connection
+ * until bd_respond* or bd_stream_end is called through the returned
+ * reference, which the caller drops with bd_conn_unref() when done. If the
+ * client goes away meanwhile, the callback set with bd_on_gone() runs (on
+ * the loop thread) and later answers are no-ops.
+ */
+bd_conn_t *bd_defer(bd_conn_t *c);
+/* The loop the connection runs on, for a deferred request's own handles. */
+uv_loop_t *bd_conn_loop(bd_conn_t *c);
+void bd_conn_unref(bd_conn_t *c);
+int bd_conn_gone(const bd_conn_t *c);
+void bd_on_gone(bd_conn_t *c, void (*fn)(void *), void *userdata);
+
+/*
+ * A chunked reply: the head at once (the docker client returns from a
+ * call as soon as it has the headers, then reads the body), then chunks,
+ * then the end.
+ */
+void bd_stream_begin(bd_conn_t *c, int status, const char *content_type);
+void bd_stream_write(bd_conn_t *c, const void *data, size_t len);
+void bd_stream_end(bd_conn_t *c);
+
 #endif /* BERTH_DAEMON_HTTP_H */

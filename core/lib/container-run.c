@@ -132,6 +132,59 @@ BERTH_API int berth_container_wait(berth_engine_t *e, const char *ref, int64_t t
     return 0;
 }
 
+/* The exit code a record holds. */
+static int recorded_exit(json_t *doc)
+{
+    return (int)json_integer_value(json_object_get(json_object_get(doc, "state"), "ExitCode"));
+}
+
+BERTH_API int berth_container_wait_begin(berth_engine_t *e, const char *ref, int *ret_fd,
+                                         int *ret_exit_code, berth_err_t *err)
+{
+    berth_store_t *store = berth__engine_store(e);
+    _cleanup_json_ json_t *doc = NULL, *req = NULL;
+    _cleanup_close_ int fd = -1;
+    int r;
+
+    *ret_fd = -1;
+    if (!store)
+        return berth_err_set(err, -ENOTSUP, "the engine was opened without a store");
+    if ((r = berth__container_get(store, ref, &doc, err)) < 0)
+        return r;
+    if (!(berth__record_state(doc) & (BERTH_ST_RUNNING | BERTH_ST_PAUSED | BERTH_ST_CREATED)) ||
+        berth__shim_connect(e, id_of(doc), &fd, NULL) < 0) {
+        *ret_exit_code = recorded_exit(doc);
+        return 1;
+    }
+    req = json_pack("{s:s, s:I}", "op", "wait", "timeout_ms", (json_int_t)-1);
+    if ((r = berth__shim_send(fd, req, err)) < 0)
+        return r;
+    *ret_fd = fd;
+    fd = -1;
+    return 0;
+}
+
+BERTH_API int berth_container_wait_end(berth_engine_t *e, const char *ref, int fd,
+                                       int *ret_exit_code, berth_err_t *err)
+{
+    _cleanup_json_ json_t *resp = NULL, *doc = NULL;
+    int r = berth__shim_receive(fd, &resp, err);
+
+    close(fd);
+    if (r == 0) {
+        *ret_exit_code = (int)json_integer_value(json_object_get(resp, "exit_code"));
+        return 0;
+    }
+    /* The monitor went away first (a --rm container is gone): the store knows, if anyone. */
+    if (berth__engine_store(e) &&
+        berth__container_get(berth__engine_store(e), ref, &doc, NULL) == 0 &&
+        (berth__record_state(doc) & BERTH_ST_EXITED)) {
+        *ret_exit_code = recorded_exit(doc);
+        return 0;
+    }
+    return r;
+}
+
 static int parse_signal(const char *name)
 {
     static const struct {

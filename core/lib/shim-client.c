@@ -363,14 +363,9 @@ static int read_exact(int fd, void *buf, size_t len, berth_err_t *err)
     return 1;
 }
 
-int berth__shim_request(int fd, json_t *req, json_t **ret_resp, berth_err_t *err)
+int berth__shim_send(int fd, json_t *req, berth_err_t *err)
 {
     _cleanup_free_ char *text = json_dumps(req, JSON_COMPACT);
-    _cleanup_free_ char *line = NULL;
-    _cleanup_json_ json_t *resp = NULL;
-    json_error_t jerr;
-    size_t n = 0, cap = 256;
-    json_t *msg;
     int r;
 
     if (!text)
@@ -379,6 +374,17 @@ int berth__shim_request(int fd, json_t *req, json_t **ret_resp, berth_err_t *err
         return berth_err_set(err, -E2BIG, "request larger than %d bytes", BERTH_SHIM_LINE_MAX);
     if ((r = write_all(fd, text, strlen(text), err)) < 0 || (r = write_all(fd, "\n", 1, err)) < 0)
         return r;
+    return 0;
+}
+
+int berth__shim_receive(int fd, json_t **ret_resp, berth_err_t *err)
+{
+    _cleanup_free_ char *line = NULL;
+    _cleanup_json_ json_t *resp = NULL;
+    json_error_t jerr;
+    size_t n = 0, cap = 256;
+    json_t *msg;
+
     if (!(line = malloc(cap)))
         return berth_err_set(err, -ENOMEM, "out of memory");
     /* Byte by byte: in stream mode the frames follow the response directly. */
@@ -419,6 +425,12 @@ int berth__shim_request(int fd, json_t *req, json_t **ret_resp, berth_err_t *err
     if (ret_resp)
         *ret_resp = TAKE_PTR(resp);
     return 0;
+}
+
+int berth__shim_request(int fd, json_t *req, json_t **ret_resp, berth_err_t *err)
+{
+    int r = berth__shim_send(fd, req, err);
+    return r < 0 ? r : berth__shim_receive(fd, ret_resp, err);
 }
 
 int berth__frame_write(int fd, uint8_t stream, const void *buf, size_t len, berth_err_t *err)

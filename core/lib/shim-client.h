@@ -110,6 +110,9 @@ int berth__shim_connect(berth_engine_t *e, const char *id, int *ret_fd, berth_er
  * went away, -EPROTO for a response that is not a JSON object.
  */
 int berth__shim_request(int fd, json_t *req, json_t **ret_resp, berth_err_t *err);
+/* The two halves of berth__shim_request, for callers that wait for the answer elsewhere. */
+int berth__shim_send(int fd, json_t *req, berth_err_t *err);
+int berth__shim_receive(int fd, json_t **ret_resp, berth_err_t *err);
 
 /* Write one frame: header (stream, 0, 0, 0, big-endian length) and @len bytes of @buf. */
 int berth__frame_write(int fd, uint8_t stream, const void *buf, size_t len, berth_err_t *err);

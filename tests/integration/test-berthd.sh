@@ -148,7 +148,67 @@ if [ -n "${BERTH_DEMO_IMAGE:-}" ] && [ -d "$BERTH_DEMO_IMAGE" ]; then
     expect_grep "^demo  *latest" "$T/out" "docker images lists the image berth loaded"
     expect_exit 0 "docker image inspect" d image inspect demo:latest
     expect_grep '"Id": "sha256:' "$T/out" "the image's id"
+    # A container's life through the API (real containers: root).
+    if [ "$(id -u)" -eq 0 ]; then
+        expect_exit 0 "docker run -d" d run -d --name web demo sleep 100
+        cid=$(cat "$T/out")
+        [ ${#cid} -eq 64 ] && ok "run -d prints the full id" || not_ok "run -d printed '$cid'"
+        expect_exit 0 "docker ps" d ps
+        expect_grep "Up .* *web$" "$T/out" "docker ps shows it up"
+        b ps >"$T/bps" 2>&1
+        expect_grep "web" "$T/bps" "the berth CLI sees it running too"
+        # A stop waits without holding the daemon: PID 1 ignores SIGTERM, so the stop lasts its
+        # whole timeout, and other requests are answered meanwhile (an order, not a timing: the
+        # stop is still going when they return).
+        d stop -t 4 web >"$T/stop.out" 2>&1 &
+        spid=$!
+        sleep 0.3
+        expect_exit 0 "docker version while a stop waits" d version
+        expect_exit 0 "docker ps while a stop waits" d ps
+        kill -0 $spid 2>/dev/null && ok "the daemon answered while the stop was still waiting" || not_ok "the other requests waited for the stop"
+        wait $spid && ok "docker stop -t 4 returns" || not_ok "docker stop failed: $(cat "$T/stop.out")"
+        expect_exit 0 "docker ps -a" d ps -a
+        expect_grep "Exited (137)" "$T/out" "stopped by SIGKILL after the timeout"
+        expect_exit 0 "docker start" d start web
+        expect_exit 0 "docker pause" d pause web
+        expect_exit 0 "docker ps (paused)" d ps
+        expect_grep "(Paused)" "$T/out" "ps shows it paused"
+        expect_exit 0 "docker unpause" d unpause web
+        expect_exit 0 "docker kill" d kill web
+        expect_exit 0 "docker wait" d wait web
+        expect_grep "^137$" "$T/out" "wait gives the exit code"
+        expect_exit 1 "docker kill of a stopped container" d kill web
+        expect_grep "is not running" "$T/err" "says it is not running"
+        expect_exit 1 "docker rm of nothing" d rm no-such-container
+        expect_grep "No such container" "$T/err" "says no such container"
+        expect_exit 0 "docker rm" d rm web
+        expect_exit 0 "docker run -d of a failing command" d run -d --name seven demo sh -c 'sleep 0.3; exit 7'
+        expect_exit 0 "docker wait for it" d wait seven
+        expect_grep "^7$" "$T/out" "wait gives 7"
+        expect_exit 0 "docker rm -f" d rm -f seven
+        expect_exit 0 "docker run -d, sleep" d run -d --name busy demo sleep 100
+        expect_exit 1 "docker rm of a running container" d rm busy
+        expect_grep "force" "$T/err" "the refusal mentions force"
+        expect_exit 0 "docker rm -f of a running container" d rm -f busy
+        expect_exit 125 "docker run of an image that isn't here" d run -d nosuchimage true
+        expect_grep "Unable to find image" "$T/err" "the CLI tries to pull it (create said 404)"
+        expect_exit 0 "ps -a after all that" d ps -a
+        expect_lines 2 "$T/out" "only the container berth created is left"
+    else
+        echo "# SKIP container lifecycle through docker: real containers need root"
+    fi
 else
     echo "# SKIP docker images checks: BERTH_DEMO_IMAGE is not set"
 fi
+# Bad create bodies are 400, and the daemon goes on.
+cat >"$T/bad.py" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.settimeout(5)
+body = b'{"Image": "demo", "Cmd": ['
+s.sendall(b"POST /v1.50/containers/create HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+print(s.recv(4096).decode().split("\r\n")[0])
+PY
+python3 "$T/bad.py" "$S" >"$T/out" 2>&1
+expect_grep "^HTTP/1.1 400" "$T/out" "a malformed create body is 400"
+kill -0 "$dpid" 2>/dev/null && ok "berthd still serves at the end" || not_ok "berthd died"
 finish

@@ -216,6 +216,20 @@ BERTH_API int berth_container_stop(berth_engine_t *engine, const char *ref, int 
  */
 BERTH_API int berth_container_wait(berth_engine_t *engine, const char *ref, int64_t timeout_ms,
                                    int *ret_exit_code, berth_err_t *err);
+/**
+ * berth_container_wait for event loops, in two calls that never block for
+ * long. _wait_begin asks the container's monitor to answer once the
+ * container has exited and returns 0 with the connection in @p ret_fd (to
+ * poll for reading), or 1 when there is nothing to wait for (not running,
+ * or no monitor): @p ret_exit_code then holds the recorded exit code and
+ * @p ret_fd is -1. _wait_end reads the answer once @p fd is readable, closes
+ * it and gives the exit code (from the record when the monitor went away
+ * first, as a --rm container's does).
+ */
+BERTH_API int berth_container_wait_begin(berth_engine_t *engine, const char *ref, int *ret_fd,
+                                         int *ret_exit_code, berth_err_t *err);
+BERTH_API int berth_container_wait_end(berth_engine_t *engine, const char *ref, int fd,
+                                       int *ret_exit_code, berth_err_t *err);
 BERTH_API int berth_container_pause(berth_engine_t *engine, const char *ref, berth_err_t *err);
 BERTH_API int berth_container_unpause(berth_engine_t *engine, const char *ref, berth_err_t *err);
 
