@@ -58,8 +58,10 @@ static int start_attached(berth_engine_t *e, const char *ref, int with_stdin, in
         cli_error("%s", err.msg);
         return cli_start_exit_code(r);
     }
-    if ((r = berth_container_attach(e, ref, with_stdin ? BERTH_ATTACH_STDIN : 0, &fd, &tty, &err)) <
-        0) {
+    /* Its monitor waits to start it, whatever the record says (created, or exited for start -a). */
+    if ((r = berth_container_attach(e, ref,
+                                    (with_stdin ? BERTH_ATTACH_STDIN : 0) | BERTH_ATTACH_WAITING,
+                                    &fd, &tty, &err)) < 0) {
         cli_error("%s", err.msg);
         berth_container_kill(e, ref, 9, NULL);
         return 125;

@@ -300,6 +300,8 @@ static void container_create(bd_conn_t *c, const bd_request_t *req, berth_engine
     bd_respond_json(c, 201, json_pack("{s:s, s:[]}", "Id", id, "Warnings"));
 }
 
+static void kick_pending(berth_engine_t *e, const char *ref);
+
 static void container_start(bd_conn_t *c, berth_engine_t *e, const char *ref)
 {
     berth_err_t err = { 0 };
@@ -322,6 +324,8 @@ static void container_start(bd_conn_t *c, berth_engine_t *e, const char *ref)
         return;
     }
     bd_respond(c, 204, NULL, NULL, NULL, 0);
+    /* Waits made before the start (docker run's) can ask the monitor now. */
+    kick_pending(e, ref);
 }
 
 static void container_kill(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e,
@@ -412,9 +416,35 @@ struct waiter {
     unsigned ticks; /* removal re-checks so far */
     uv_loop_t *loop;
     uv_poll_t poll;
-    uv_timer_t timer; /* stop: the deadline; wait: re-checks (not started yet, removal) */
-    int closes;       /* handles still closing before the free */
+    uv_timer_t timer;  /* stop: the deadline; wait: re-checks (not started yet, removal) */
+    int closes;        /* handles still closing before the free */
+    char finished[48]; /* the record's FinishedAt when the wait began: a new one is the next exit */
+    int exited;        /* the exit is known; a removal may still be awaited */
+    struct waiter *next_pending, **prev_pending; /* in `pending` until the container starts */
 };
+
+/* Waits for containers not started yet; berthd's start kicks them (so do the re-checks). */
+static struct waiter *pending;
+
+static void pending_add(struct waiter *w)
+{
+    w->next_pending = pending;
+    if (pending)
+        pending->prev_pending = &w->next_pending;
+    w->prev_pending = &pending;
+    pending = w;
+}
+
+static void pending_del(struct waiter *w)
+{
+    if (!w->prev_pending)
+        return;
+    *w->prev_pending = w->next_pending;
+    if (w->next_pending)
+        w->next_pending->prev_pending = w->prev_pending;
+    w->prev_pending = NULL;
+    w->next_pending = NULL;
+}
 
 static void waiter_closed(uv_handle_t *h)
 {
@@ -429,6 +459,7 @@ static void waiter_free(struct waiter *w)
     if (w->fd >= 0)
         close(w->fd);
     w->fd = -1;
+    pending_del(w);
     bd_on_gone(w->c, NULL, NULL);
     bd_conn_unref(w->c);
     w->closes = 1 + w->poll_inited;
@@ -460,6 +491,23 @@ static void waiter_answer(struct waiter *w)
 
 static void on_wait_timer(uv_timer_t *t);
 
+/* The exit is known (w->code): answer, or first wait for the record to go (removed). */
+static void after_exit(struct waiter *w)
+{
+    w->exited = 1;
+    pending_del(w);
+    if (w->timing) {
+        uv_timer_stop(&w->timer);
+        w->timing = 0;
+    }
+    if (w->kind == WAIT_RESPOND && w->cond == COND_REMOVED) {
+        w->timing = 1;
+        uv_timer_start(&w->timer, on_wait_timer, 2, 2);
+        return;
+    }
+    waiter_answer(w);
+}
+
 static void on_wait_fd(uv_poll_t *p, int status, int events)
 {
     struct waiter *w = p->data;
@@ -470,36 +518,58 @@ static void on_wait_fd(uv_poll_t *p, int status, int events)
     if (berth_container_wait_end(w->e, w->id, w->fd, &w->code, NULL) < 0)
         w->code = -1;
     w->fd = -1;
-    if (w->timing) {
-        uv_timer_stop(&w->timer);
-        w->timing = 0;
-    }
-    /* removed: the monitor answers at the exit; the record goes a moment later. */
-    if (w->kind == WAIT_RESPOND && w->cond == COND_REMOVED) {
-        w->timing = 1;
-        uv_timer_start(&w->timer, on_wait_timer, 2, 2);
-        return;
-    }
-    waiter_answer(w);
+    after_exit(w);
 }
 
-/* Ask the monitor; 0 when now polling, 1 when the container is not running (code set). */
+/* Ask the monitor; 0 when now polling, 1 when there is none to ask (w->code then recorded). */
 static int waiter_begin(struct waiter *w)
 {
     int r = berth_container_wait_begin(w->e, w->id, &w->fd, &w->code, NULL);
     if (r != 0)
         return 1;
-    if (w->poll_inited || uv_poll_init(w->loop, &w->poll, w->fd) < 0)
+    if (w->poll_inited || uv_poll_init(w->loop, &w->poll, w->fd) < 0) {
+        close(w->fd);
+        w->fd = -1;
         return 1;
+    }
     w->poll_inited = 1;
     w->poll.data = w;
     w->polling = uv_poll_start(&w->poll, UV_READABLE | UV_DISCONNECT, on_wait_fd) == 0;
     return w->polling ? 0 : 1;
 }
 
+/* The container runs now (berthd started it, or a re-check saw it): ask its monitor. */
+static void waiter_started(struct waiter *w)
+{
+    pending_del(w);
+    if (w->timing) {
+        uv_timer_stop(&w->timer);
+        w->timing = 0;
+    }
+    if (waiter_begin(w) != 0)
+        after_exit(w);
+}
+
+static void kick_pending(berth_engine_t *e, const char *ref)
+{
+    json_t *doc = NULL;
+    const char *id;
+
+    if (berth_container_inspect(e, ref, &doc, NULL) == 0 &&
+        (id = json_string_value(json_object_get(doc, "Id"))))
+        for (struct waiter *w = pending, *next; w; w = next) {
+            next = w->next_pending;
+            if (!strcmp(w->id, id))
+                waiter_started(w);
+        }
+    json_decref(doc);
+}
+
 static void on_wait_timer(uv_timer_t *t)
 {
     struct waiter *w = t->data;
+    json_t *doc = NULL;
+    const char *fin;
     char *st;
 
     if (w->kind == WAIT_STOP) {
@@ -509,29 +579,30 @@ static void on_wait_timer(uv_timer_t *t)
         berth_container_kill(w->e, w->id, SIGKILL, NULL);
         return;
     }
-    st = state_of(w->e, w->id, NULL);
-    if (w->cond == COND_REMOVED && w->fd < 0 && !w->polling) {
-        /* After the exit: answer once the record is gone (or is plainly staying). */
-        if (!st || (strcmp(st, "running") && strcmp(st, "paused") && strcmp(st, "created") &&
-                    ++w->ticks > 2500)) {
-            free(st);
+    st = state_of(w->e, w->id, &doc);
+    if (w->exited) {
+        /* After the exit: answer once the record is gone (at most ~5 s of looking). */
+        if (!st || ++w->ticks > 2500) {
             uv_timer_stop(t);
             w->timing = 0;
             waiter_answer(w);
-            return;
         }
-    } else if (st && (!strcmp(st, "running") || !strcmp(st, "paused"))) {
-        /* Started since: now the monitor can tell us of the exit. */
-        uv_timer_stop(t);
-        w->timing = 0;
-        if (waiter_begin(w) != 0)
-            waiter_answer(w);
     } else if (!st) {
-        uv_timer_stop(t);
-        w->timing = 0;
-        waiter_answer(w);
+        /* Gone before we saw it run. */
+        after_exit(w);
+    } else if (!strcmp(st, "running") || !strcmp(st, "paused")) {
+        waiter_started(w);
+    } else if (!strcmp(st, "exited") &&
+               (fin = json_string_value(
+                    json_object_get(json_object_get(doc, "State"), "FinishedAt"))) &&
+               strcmp(fin, w->finished) != 0) {
+        /* It ran and ended between two looks. */
+        w->code =
+            (int)json_integer_value(json_object_get(json_object_get(doc, "State"), "ExitCode"));
+        after_exit(w);
     }
     free(st);
+    json_decref(doc);
 }
 
 static struct waiter *waiter_new(bd_conn_t *c, berth_engine_t *e, const char *id,
@@ -556,7 +627,7 @@ static void container_wait(bd_conn_t *c, const bd_request_t *req, berth_engine_t
                            const char *ref)
 {
     char cond[32] = "not-running", *st;
-    json_t *doc = NULL;
+    json_t *doc = NULL, *state;
     struct waiter *w;
     const char *id;
 
@@ -579,17 +650,23 @@ static void container_wait(bd_conn_t *c, const bd_request_t *req, berth_engine_t
     w->cond = !strcmp(cond, "removed")     ? COND_REMOVED
               : !strcmp(cond, "next-exit") ? COND_NEXT_EXIT
                                            : COND_NOT_RUNNING;
-    w->code = (int)json_integer_value(json_object_get(json_object_get(doc, "State"), "ExitCode"));
+    state = json_object_get(doc, "State");
+    w->code = (int)json_integer_value(json_object_get(state, "ExitCode"));
+    snprintf(w->finished, sizeof(w->finished), "%s",
+             json_string_value(json_object_get(state, "FinishedAt")) ?: "");
     json_decref(doc);
     /* Headers now: the docker CLI's wait call returns on them, then reads the body. */
     bd_stream_begin(c, 200, "application/json");
     if (!strcmp(st, "running") || !strcmp(st, "paused")) {
         if (waiter_begin(w) != 0)
-            waiter_answer(w);
+            after_exit(w);
     } else if (w->cond == COND_NOT_RUNNING) {
         waiter_answer(w);
+    } else if (!strcmp(st, "created") && waiter_begin(w) == 0) {
+        /* A monitor already waits to start it (docker run attached first): it will tell. */
     } else {
-        /* Created (or exited, for next-exit): until it starts, look every few ms. */
+        /* Not started yet: berthd's start kicks this; re-checks catch a start made elsewhere. */
+        pending_add(w);
         w->timing = 1;
         uv_timer_start(&w->timer, on_wait_timer, 5, 5);
     }
@@ -644,6 +721,323 @@ static void container_stop(bd_conn_t *c, const bd_request_t *req, berth_engine_t
         w->timing = 1;
         uv_timer_start(&w->timer, on_wait_timer, (uint64_t)timeout * 1000, 0);
     }
+}
+
+/*
+ * Attach: the hijacked connection relays the container's streams. The
+ * monitor speaks frames (8-byte header, stream 1 stdout, 2 stderr, 3 the
+ * exit); the client wants Docker's: the same frames for streams 1 and 2
+ * without a terminal, the bare bytes with one. Stream 3 ends the attach:
+ * Docker's client takes a stream-3 frame as an error, and learns the exit
+ * code from wait.
+ */
+struct relay {
+    bd_conn_t *c;
+    uv_pipe_t shim;
+    int tty;
+    int shim_open, shim_eof;
+    unsigned char hdr[8];
+    size_t hdr_len;
+    size_t left; /* payload bytes of the current frame still to come */
+    int stream;
+};
+
+static void relay_shim_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+/* End both sides; frees the relay once its handle has closed. */
+static void relay_end(struct relay *r)
+{
+    bd_conn_t *c = r->c;
+    if (c) {
+        r->c = NULL;
+        bd_on_gone(c, NULL, NULL);
+        bd_raw_close(c);
+        bd_conn_unref(c);
+    }
+    if (r->shim_open) {
+        r->shim_open = 0;
+        uv_close((uv_handle_t *)&r->shim, relay_shim_closed);
+    }
+}
+
+static void relay_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+    (void)h;
+    b->base = malloc(suggested);
+    b->len = b->base ? suggested : 0;
+}
+
+static void relay_from_shim(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
+{
+    struct relay *r = st->data;
+    const unsigned char *p = (const unsigned char *)b->base;
+    size_t len = n > 0 ? (size_t)n : 0;
+
+    while (len > 0 && r->c) {
+        if (r->left == 0) {
+            size_t take = sizeof(r->hdr) - r->hdr_len < len ? sizeof(r->hdr) - r->hdr_len : len;
+            memcpy(r->hdr + r->hdr_len, p, take);
+            r->hdr_len += take;
+            p += take;
+            len -= take;
+            if (r->hdr_len < sizeof(r->hdr))
+                break;
+            r->hdr_len = 0;
+            r->stream = r->hdr[0];
+            r->left = (size_t)r->hdr[4] << 24 | (size_t)r->hdr[5] << 16 | (size_t)r->hdr[6] << 8 |
+                      r->hdr[7];
+            if (r->stream == 3) {
+                /* The exit: the attach is over. */
+                free(b->base);
+                relay_end(r);
+                return;
+            }
+            if (!r->tty && r->left > 0)
+                bd_raw_write(r->c, r->hdr, sizeof(r->hdr));
+            continue;
+        }
+        {
+            size_t take = r->left < len ? r->left : len;
+            bd_raw_write(r->c, p, take);
+            p += take;
+            len -= take;
+            r->left -= take;
+        }
+    }
+    free(b->base);
+    if (n < 0)
+        relay_end(r);
+}
+
+struct shim_write {
+    uv_write_t req;
+    char *data;
+};
+
+static void relay_written(uv_write_t *req, int status)
+{
+    struct shim_write *w = (struct shim_write *)req;
+    (void)status;
+    free(w->data);
+    free(w);
+}
+
+static void relay_from_client(void *ud, const char *buf, size_t n)
+{
+    struct relay *r = ud;
+    struct shim_write *w = NULL;
+    uv_buf_t b;
+
+    if (!r->shim_open || !(w = calloc(1, sizeof(*w))) || !(w->data = malloc(n))) {
+        free(w);
+        return;
+    }
+    memcpy(w->data, buf, n);
+    b = uv_buf_init(w->data, (unsigned)n);
+    if (uv_write(&w->req, (uv_stream_t *)&r->shim, &b, 1, relay_written) < 0) {
+        free(w->data);
+        free(w);
+    }
+}
+
+static void relay_shutdown_done(uv_shutdown_t *req, int status)
+{
+    (void)status;
+    free(req);
+}
+
+/* The client's stdin ended: so does the container's (the monitor decides what that means). */
+static void relay_client_eof(void *ud)
+{
+    struct relay *r = ud;
+    uv_shutdown_t *req = calloc(1, sizeof(*req));
+    if (req &&
+        (!r->shim_open || uv_shutdown(req, (uv_stream_t *)&r->shim, relay_shutdown_done) < 0))
+        free(req);
+}
+
+static void relay_client_gone(void *ud)
+{
+    struct relay *r = ud;
+    bd_conn_t *c = r->c;
+    /* Detaching (or a killed CLI) leaves the container running, as in Docker. */
+    r->c = NULL;
+    if (c)
+        bd_conn_unref(c);
+    relay_end(r);
+}
+
+static void container_attach(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e,
+                             const char *ref)
+{
+    const char *upgrade = bd_header(req, "Upgrade");
+    berth_err_t err = { 0 };
+    struct relay *r;
+    char *st;
+    int fd = -1, tty = 0, rc, waiting;
+
+    if (!(st = state_of(e, ref, NULL))) {
+        bd_respond_error(c, 404, "No such container: %s", ref);
+        return;
+    }
+    /*
+     * docker run and start -a attach before they start: a monitor waiting to start (a created
+     * container may have one already) holds the streams until the start.
+     */
+    waiting = !strcmp(st, "created") || !strcmp(st, "exited");
+    if (waiting && (rc = berth_container_start(e, ref, BERTH_START_WAIT, &err)) < 0 &&
+        !strstr(err.msg, "already")) {
+        free(st);
+        bd_respond_error(c, status_of(rc) == 500 ? 409 : status_of(rc), "%s", err.msg);
+        return;
+    }
+    free(st);
+    memset(&err, 0, sizeof(err));
+    rc = berth_container_attach(e, ref,
+                                (query_bool(req, "stdin") ? BERTH_ATTACH_STDIN : 0) |
+                                    (waiting ? BERTH_ATTACH_WAITING : 0),
+                                &fd, &tty, &err);
+    if (rc < 0) {
+        bd_respond_error(c, rc == -EINVAL ? 409 : status_of(rc), "%s",
+                         err.msg[0] ? err.msg : strerror(-rc));
+        return;
+    }
+    if (!(r = calloc(1, sizeof(*r)))) {
+        close(fd);
+        bd_respond_error(c, 500, "out of memory");
+        return;
+    }
+    r->tty = tty;
+    uv_pipe_init(bd_conn_loop(c), &r->shim, 0);
+    r->shim.data = r;
+    if (uv_pipe_open(&r->shim, fd) < 0) {
+        close(fd);
+        uv_close((uv_handle_t *)&r->shim, relay_shim_closed);
+        bd_respond_error(c, 500, "cannot relay the container's streams");
+        return;
+    }
+    r->shim_open = 1;
+    r->c = bd_hijack(c, upgrade ? 101 : 200,
+                     tty ? "application/vnd.docker.raw-stream"
+                         : "application/vnd.docker.multiplexed-stream",
+                     relay_from_client, relay_client_eof, relay_client_gone, r);
+    uv_read_start((uv_stream_t *)&r->shim, relay_alloc, relay_from_shim);
+}
+
+static void container_resize(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e,
+                             const char *ref)
+{
+    char h[16] = "", w[16] = "";
+    berth_err_t err = { 0 };
+    int rows, cols, r;
+
+    bd_query(req, "h", h, sizeof(h));
+    bd_query(req, "w", w, sizeof(w));
+    rows = atoi(h);
+    cols = atoi(w);
+    if (rows < 1 || cols < 1 || rows > 65535 || cols > 65535) {
+        bd_respond_error(c, 400, "invalid terminal size %sx%s", w, h);
+        return;
+    }
+    if ((r = berth_container_resize(e, ref, NULL, (uint16_t)cols, (uint16_t)rows, &err)) < 0) {
+        respond_err(c, r, &err);
+        return;
+    }
+    bd_respond(c, 200, NULL, NULL, NULL, 0);
+}
+
+/* Logs (not following yet): Docker's frames, or the bare text for a container with a terminal. */
+struct logbuf {
+    char *data;
+    size_t len, cap;
+    int tty, timestamps, want_out, want_err;
+};
+
+static int log_line(void *ud, int stream, int64_t time_ns, const char *data, size_t len)
+{
+    struct logbuf *lb = ud;
+    char ts[64] = "";
+    size_t tl = 0, need;
+
+    if ((stream == 1 && !lb->want_out) || (stream == 2 && !lb->want_err))
+        return 0;
+    if (lb->timestamps) {
+        berth_format_time(time_ns, ts, sizeof(ts) - 1);
+        tl = strlen(ts);
+        ts[tl++] = ' ';
+    }
+    need = lb->len + 8 + tl + len;
+    if (need > lb->cap) {
+        size_t cap = lb->cap ? lb->cap : 4096;
+        char *d;
+        while (cap < need)
+            cap *= 2;
+        if (!(d = realloc(lb->data, cap)))
+            return -ENOMEM;
+        lb->data = d;
+        lb->cap = cap;
+    }
+    if (!lb->tty) {
+        uint32_t n = (uint32_t)(tl + len);
+        unsigned char h[8] = { (unsigned char)stream,
+                               0,
+                               0,
+                               0,
+                               (unsigned char)(n >> 24),
+                               (unsigned char)(n >> 16),
+                               (unsigned char)(n >> 8),
+                               (unsigned char)n };
+        memcpy(lb->data + lb->len, h, 8);
+        lb->len += 8;
+    }
+    memcpy(lb->data + lb->len, ts, tl);
+    lb->len += tl;
+    memcpy(lb->data + lb->len, data, len);
+    lb->len += len;
+    return 0;
+}
+
+static void container_logs(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e,
+                           const char *ref)
+{
+    struct logbuf lb = { 0 };
+    json_t *insp = NULL;
+    berth_err_t err = { 0 };
+    char tail[16] = "all";
+    int r;
+
+    if ((r = berth_container_inspect(e, ref, &insp, &err)) < 0) {
+        if (r == -ENOENT)
+            bd_respond_error(c, 404, "No such container: %s", ref);
+        else
+            respond_err(c, r, &err);
+        return;
+    }
+    lb.tty = json_is_true(json_object_get(json_object_get(insp, "Config"), "Tty"));
+    json_decref(insp);
+    lb.timestamps = query_bool(req, "timestamps");
+    lb.want_out = query_bool(req, "stdout");
+    lb.want_err = query_bool(req, "stderr");
+    if (!lb.want_out && !lb.want_err) {
+        bd_respond_error(c, 400, "you must choose at least one stream");
+        return;
+    }
+    bd_query(req, "tail", tail, sizeof(tail));
+    r = berth_container_logs(e, ref, 0, strcmp(tail, "all") && tail[0] ? atoll(tail) : -1, log_line,
+                             &lb, &err);
+    if (r < 0) {
+        free(lb.data);
+        respond_err(c, r, &err);
+        return;
+    }
+    bd_respond(c, 200,
+               lb.tty ? "application/vnd.docker.raw-stream"
+                      : "application/vnd.docker.multiplexed-stream",
+               NULL, lb.data ? lb.data : "", lb.len);
+    free(lb.data);
 }
 
 /* ---- images ---- */
@@ -777,6 +1171,10 @@ void bd_api_handle(bd_conn_t *c, const bd_request_t *req, void *userdata)
         containers_list(c, req, e);
         return;
     }
+    if (get && match_id(path, "/containers/", "/logs", ref, sizeof(ref))) {
+        container_logs(c, req, e, ref);
+        return;
+    }
     if (get && match_id(path, "/containers/", "/json", ref, sizeof(ref))) {
         container_inspect(c, e, ref);
         return;
@@ -800,6 +1198,14 @@ void bd_api_handle(bd_conn_t *c, const bd_request_t *req, void *userdata)
         }
         if (match_id(path, "/containers/", "/wait", ref, sizeof(ref))) {
             container_wait(c, req, e, ref);
+            return;
+        }
+        if (match_id(path, "/containers/", "/attach", ref, sizeof(ref))) {
+            container_attach(c, req, e, ref);
+            return;
+        }
+        if (match_id(path, "/containers/", "/resize", ref, sizeof(ref))) {
+            container_resize(c, req, e, ref);
             return;
         }
         if (match_id(path, "/containers/", "/pause", ref, sizeof(ref))) {

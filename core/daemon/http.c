@@ -59,6 +59,11 @@ struct bd_conn {
     int gone;      /* the handle is closed: answers are dropped */
     void (*on_gone)(void *);
     void *on_gone_ud;
+    /* Hijacked (bd_hijack): raw bytes both ways, no more HTTP. */
+    int hijacked;
+    void (*on_data)(void *ud, const char *buf, size_t n);
+    void (*on_eof)(void *ud);
+    int close_after_writes;
 };
 
 static int buf_add(struct buf *b, const char *p, size_t n, size_t max)
@@ -144,7 +149,7 @@ static void on_written(uv_write_t *req, int status)
     free(w->data);
     free(w);
     /* Close after the last reply of a connection that asked for it, or broke. */
-    if (status < 0 || (c->closing && !c->deferred && !c->streaming &&
+    if (status < 0 || ((c->closing || c->close_after_writes) && !c->deferred && !c->streaming &&
                        uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe) == 0))
         conn_close(c);
 }
@@ -289,6 +294,59 @@ void bd_on_gone(bd_conn_t *c, void (*fn)(void *), void *userdata)
 {
     c->on_gone = fn;
     c->on_gone_ud = userdata;
+}
+
+bd_conn_t *bd_hijack(bd_conn_t *c, int status, const char *content_type,
+                     void (*on_data)(void *ud, const char *buf, size_t n), void (*on_eof)(void *ud),
+                     void (*on_gone)(void *ud), void *userdata)
+{
+    char head[512], *out;
+    int n;
+
+    c->answered = 1;
+    c->hijacked = 1;
+    c->deferred = 1;
+    c->refs++;
+    c->on_data = on_data;
+    c->on_eof = on_eof;
+    c->on_gone = on_gone;
+    c->on_gone_ud = userdata;
+    /* Written by hand, as Docker does: no length, no chunking, the connection is the stream. */
+    n = status == 101 ? snprintf(head, sizeof(head),
+                                 "HTTP/1.1 101 UPGRADED\r\nContent-Type: %s\r\n"
+                                 "Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n",
+                                 content_type)
+                      : snprintf(head, sizeof(head),
+                                 "HTTP/1.1 200 OK\r\nContent-Type: %s\r\n"
+                                 "Api-Version: 1.50\r\nOstype: linux\r\n\r\n",
+                                 content_type);
+    if (n > 0 && (size_t)n < sizeof(head) && (out = malloc((size_t)n))) {
+        memcpy(out, head, (size_t)n);
+        conn_write(c, out, (size_t)n);
+    }
+    return c;
+}
+
+void bd_raw_write(bd_conn_t *c, const void *data, size_t len)
+{
+    char *out;
+
+    if (c->gone || len == 0 || !(out = malloc(len)))
+        return;
+    memcpy(out, data, len);
+    conn_write(c, out, len);
+}
+
+void bd_raw_close(bd_conn_t *c)
+{
+    if (c->gone)
+        return;
+    c->deferred = 0;
+    c->close_after_writes = 1;
+    c->on_data = NULL;
+    c->on_eof = NULL;
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe) == 0)
+        conn_close(c);
 }
 
 void bd_respond_json(bd_conn_t *c, int status, json_t *j)
@@ -505,7 +563,7 @@ static int on_message_complete(http_parser *p)
     if (!c->answered && !c->deferred)
         bd_respond_error(c, 500, "the request got no answer");
     /* A closing connection reads no more requests (pipelined ones are dropped). */
-    return c->closing ? -1 : 0;
+    return c->closing || c->hijacked ? -1 : 0;
 }
 
 static const http_parser_settings settings = {
@@ -569,6 +627,20 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
     bd_conn_t *c = st->data;
     size_t used;
 
+    if (c->hijacked) {
+        if (n > 0 && c->on_data)
+            c->on_data(c->on_gone_ud, b->base, (size_t)n);
+        free(b->base);
+        if (n == UV_EOF) {
+            /* A half-close: the client sent all its input and still reads ours. */
+            uv_read_stop(st);
+            if (c->on_eof)
+                c->on_eof(c->on_gone_ud);
+        } else if (n < 0) {
+            conn_close(c);
+        }
+        return;
+    }
     if (n < 0) {
         /* EOF or an error: the client is gone (or half-closed with nothing pending). */
         free(b->base);
@@ -586,6 +658,13 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
         return;
     }
     used = http_parser_execute(&c->parser, &settings, b->base, (size_t)n);
+    if (c->hijacked) {
+        /* Bytes after an upgrade request's head are already the stream's. */
+        if (used < (size_t)n && c->on_data)
+            c->on_data(c->on_gone_ud, b->base + used, (size_t)n - used);
+        free(b->base);
+        return;
+    }
     free(b->base);
     if (c->closing) {
         uv_read_stop(st);

@@ -99,4 +99,20 @@ void bd_stream_begin(bd_conn_t *c, int status, const char *content_type);
 void bd_stream_write(bd_conn_t *c, const void *data, size_t len);
 void bd_stream_end(bd_conn_t *c);
 
+/*
+ * Take the connection over for a raw two-way stream (attach, exec start):
+ * the head is written at once, "101 UPGRADED" for @status 101 (the client
+ * sent Upgrade: tcp), else "200 OK", with @content_type; after it nothing
+ * is HTTP. Bytes from the client go to @on_data, its half-close to
+ * @on_eof, its disappearance to @on_gone (which must drop the returned
+ * reference with bd_conn_unref). bd_raw_write sends, bd_raw_close ends the
+ * stream once what was written is sent; the reference is then still the
+ * caller's to drop.
+ */
+bd_conn_t *bd_hijack(bd_conn_t *c, int status, const char *content_type,
+                     void (*on_data)(void *ud, const char *buf, size_t n), void (*on_eof)(void *ud),
+                     void (*on_gone)(void *ud), void *userdata);
+void bd_raw_write(bd_conn_t *c, const void *data, size_t len);
+void bd_raw_close(bd_conn_t *c);
+
 #endif /* BERTH_DAEMON_HTTP_H */

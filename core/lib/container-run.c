@@ -73,8 +73,9 @@ BERTH_API int berth_container_start(berth_engine_t *e, const char *ref, uint32_t
     if ((r = load_checked(e, ref, BERTH_OP_START, &doc, err)) < 0)
         return r;
     id = id_of(doc);
-    /* A monitor already waiting (created with BERTH_START_WAIT): tell it to go. */
-    if (berth__record_state(doc) == BERTH_ST_CREATED && !(flags & BERTH_START_WAIT) &&
+    /* A monitor already waiting (started with BERTH_START_WAIT): tell it to go. */
+    if ((berth__record_state(doc) & (BERTH_ST_CREATED | BERTH_ST_EXITED)) &&
+        !(flags & BERTH_START_WAIT) &&
         berth__shim_connect(e, id, &fd, NULL) == 0) {
         req = json_pack("{s:s}", "op", "start");
         r = berth__shim_request(fd, req, NULL, err);
@@ -283,8 +284,17 @@ BERTH_API int berth_container_attach(berth_engine_t *e, const char *ref, uint32_
     _cleanup_close_ int fd = -1;
     int r;
 
-    if ((r = load_checked(e, ref, BERTH_OP_ATTACH, &doc, err)) < 0)
+    if (flags & ~(BERTH_ATTACH_STDIN | BERTH_ATTACH_WAITING))
+        return berth_err_set(err, -EINVAL, "attach: unknown flags 0x%x", flags);
+    /* A monitor waiting to start serves attaches whatever the record says (created, exited). */
+    if (flags & BERTH_ATTACH_WAITING) {
+        if (!berth__engine_store(e))
+            return berth_err_set(err, -ENOTSUP, "the engine was opened without a store");
+        if ((r = berth__container_get(berth__engine_store(e), ref, &doc, err)) < 0)
+            return r;
+    } else if ((r = load_checked(e, ref, BERTH_OP_ATTACH, &doc, err)) < 0) {
         return r;
+    }
     if ((r = berth__shim_connect(e, id_of(doc), &fd, err)) < 0)
         return r;
     req = json_pack("{s:s, s:b, s:b, s:b}", "op", "attach", "stdin",

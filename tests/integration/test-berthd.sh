@@ -192,6 +192,25 @@ if [ -n "${BERTH_DEMO_IMAGE:-}" ] && [ -d "$BERTH_DEMO_IMAGE" ]; then
         expect_exit 0 "docker rm -f of a running container" d rm -f busy
         expect_exit 125 "docker run of an image that isn't here" d run -d nosuchimage true
         expect_grep "Unable to find image" "$T/err" "the CLI tries to pull it (create said 404)"
+        # Attached runs: streams through the hijacked connection, the exit code from wait.
+        expect_exit 3 "docker run --rm exits with the container's code" d run --rm demo sh -c 'echo out; echo err >&2; exit 3'
+        expect_grep "^out$" "$T/out" "stdout reaches stdout"
+        expect_grep "^err$" "$T/err" "stderr reaches stderr"
+        if grep -q err "$T/out"; then not_ok "stderr leaked into stdout"; else ok "stderr stays out of stdout"; fi
+        echo piped-in >"$T/in"
+        d run --rm -i demo cat <"$T/in" >"$T/out" 2>"$T/err" && ok "docker run -i" || not_ok "docker run -i: $(cat "$T/err")"
+        expect_grep "^piped-in$" "$T/out" "stdin reaches the container and back"
+        expect_exit 5 "docker run (not --rm)" d run --name lg demo sh -c 'echo one; echo two >&2; exit 5'
+        expect_exit 0 "docker logs" d logs lg
+        expect_grep "^one$" "$T/out" "logs: stdout"
+        expect_grep "^two$" "$T/err" "logs: stderr, on stderr"
+        expect_exit 0 "docker logs --tail 1" d logs --tail 1 lg
+        [ ! -s "$T/out" ] && grep -q '^two$' "$T/err" && ok "--tail 1 gives the last line only" || not_ok "--tail 1: out '$(cat "$T/out")' err '$(cat "$T/err")'"
+        expect_exit 0 "docker logs -t" d logs -t lg
+        expect_grep "^20[0-9-]*T[0-9:.]*Z one$" "$T/out" "timestamps in front"
+        expect_exit 5 "docker start -a of the exited container" d start -a lg
+        expect_grep "^one$" "$T/out" "its output again"
+        expect_exit 0 "docker rm lg" d rm lg
         expect_exit 0 "ps -a after all that" d ps -a
         expect_lines 2 "$T/out" "only the container berth created is left"
     else

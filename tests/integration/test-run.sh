@@ -34,6 +34,12 @@ in_own_cgroups() { # PID ID LABEL
         not_ok "$3: init outside its cgroups:$bad"
 }
 
+# start -a of an exited container runs it again, attached
+expect_exit 4 "run, exit 4" b run --name again $R sh -c 'echo hi; exit 4'
+expect_exit 4 "start -a of the exited container" b start -a again
+expect_grep "^hi$" "$T/out" "start -a shows its output"
+b rm again >/dev/null
+
 # exit codes and streams
 expect_exit 3 "run exits with the container's code" b run --rm $R sh -c 'echo out; echo err >&2; exit 3'
 expect_grep "^out$" "$T/out" "stdout reaches stdout"

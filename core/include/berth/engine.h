@@ -235,6 +235,9 @@ BERTH_API int berth_container_unpause(berth_engine_t *engine, const char *ref, b
 
 /** Flags for berth_container_attach(). */
 #define BERTH_ATTACH_STDIN 0x1u /**< also write to the container's stdin */
+/** the container's monitor was started with BERTH_START_WAIT: attach before the start, whatever
+ * the record's state (docker run, docker start -a) */
+#define BERTH_ATTACH_WAITING 0x2u
 /**
  * Connect to a container's streams. *ret_fd (the caller closes it) yields
  * frames (berth_stream_read(): stream 1 stdout, 2 stderr, 3 the exit as JSON
