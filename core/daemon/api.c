@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/sysinfo.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -731,9 +732,15 @@ static void container_stop(bd_conn_t *c, const bd_request_t *req, berth_engine_t
  * Docker's client takes a stream-3 frame as an error, and learns the exit
  * code from wait.
  */
+struct exec_rec;
+static void exec_exited(struct exec_rec *x, const char *payload);
+
 struct relay {
     bd_conn_t *c;
     uv_pipe_t shim;
+    struct exec_rec *exec; /* an exec's stream: its exit code is recorded from the exit frame */
+    char exit_json[256];
+    size_t exit_len;
     int tty;
     int shim_open, shim_eof;
     unsigned char hdr[8];
@@ -789,22 +796,37 @@ static void relay_from_shim(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
             r->stream = r->hdr[0];
             r->left = (size_t)r->hdr[4] << 24 | (size_t)r->hdr[5] << 16 | (size_t)r->hdr[6] << 8 |
                       r->hdr[7];
-            if (r->stream == 3) {
-                /* The exit: the attach is over. */
+            if (r->stream == 3 && r->left == 0) {
+                /* The exit, without detail: the stream is over. */
                 free(b->base);
                 relay_end(r);
                 return;
             }
-            if (!r->tty && r->left > 0)
+            if (r->stream != 3 && !r->tty && r->left > 0)
                 bd_raw_write(r->c, r->hdr, sizeof(r->hdr));
             continue;
         }
         {
             size_t take = r->left < len ? r->left : len;
-            bd_raw_write(r->c, p, take);
+            if (r->stream == 3) {
+                /* The exit: {"exit_code":N}; recorded (exec) before the client sees the end. */
+                size_t room = sizeof(r->exit_json) - 1 - r->exit_len;
+                memcpy(r->exit_json + r->exit_len, p, take < room ? take : room);
+                r->exit_len += take < room ? take : room;
+            } else {
+                bd_raw_write(r->c, p, take);
+            }
             p += take;
             len -= take;
             r->left -= take;
+            if (r->stream == 3 && r->left == 0) {
+                r->exit_json[r->exit_len] = '\0';
+                if (r->exec)
+                    exec_exited(r->exec, r->exit_json);
+                free(b->base);
+                relay_end(r);
+                return;
+            }
         }
     }
     free(b->base);
@@ -1040,6 +1062,201 @@ static void container_logs(bd_conn_t *c, const bd_request_t *req, berth_engine_t
     free(lb.data);
 }
 
+/*
+ * Exec instances: docker exec creates one, starts it (attached through the
+ * HTTP upgrade, or detached), then reads its exit code. They live in
+ * berthd's memory until it restarts.
+ */
+struct exec_rec {
+    char id[65];
+    char container[65];
+    char berth_id[65]; /* the engine's id for it, once started */
+    json_t *opts;
+    int started, running, exit_code;
+    struct exec_rec *next;
+};
+
+static struct exec_rec *execs;
+
+static struct exec_rec *exec_find(const char *id)
+{
+    for (struct exec_rec *x = execs; x; x = x->next)
+        if (!strcmp(x->id, id))
+            return x;
+    return NULL;
+}
+
+static void exec_exited(struct exec_rec *x, const char *payload)
+{
+    json_t *j = json_loads(payload, 0, NULL);
+    x->running = 0;
+    x->exit_code = (int)json_integer_value(json_object_get(j, "exit_code"));
+    json_decref(j);
+}
+
+static void exec_create(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e, const char *ref)
+{
+    static const char hex[] = "0123456789abcdef";
+    json_t *body, *insp = NULL, *cmd;
+    unsigned char rnd[32];
+    struct exec_rec *x;
+    json_error_t jerr;
+    const char *st, *cid;
+
+    body = json_loadb(req->body, req->body_len, 0, &jerr);
+    if (!json_is_object(body)) {
+        json_decref(body);
+        bd_respond_error(c, 400, "invalid JSON in the request body: %s", jerr.text);
+        return;
+    }
+    cmd = json_object_get(body, "Cmd");
+    if (!json_is_array(cmd) || json_array_size(cmd) == 0) {
+        json_decref(body);
+        bd_respond_error(c, 400, "No exec command specified");
+        return;
+    }
+    if (berth_container_inspect(e, ref, &insp, NULL) < 0) {
+        json_decref(body);
+        bd_respond_error(c, 404, "No such container: %s", ref);
+        return;
+    }
+    st = json_string_value(json_object_get(json_object_get(insp, "State"), "Status"));
+    cid = json_string_value(json_object_get(insp, "Id"));
+    if (!st || strcmp(st, "running") || !cid) {
+        bd_respond_error(c, 409, "Container %s is not running", ref);
+        json_decref(insp);
+        json_decref(body);
+        return;
+    }
+    if (!(x = calloc(1, sizeof(*x))) || getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+        free(x);
+        json_decref(insp);
+        json_decref(body);
+        bd_respond_error(c, 500, "cannot make an exec id");
+        return;
+    }
+    for (size_t i = 0; i < sizeof(rnd); i++) {
+        x->id[2 * i] = hex[rnd[i] >> 4];
+        x->id[2 * i + 1] = hex[rnd[i] & 15];
+    }
+    snprintf(x->container, sizeof(x->container), "%s", cid);
+    x->opts = body;
+    x->next = execs;
+    execs = x;
+    json_decref(insp);
+    bd_respond_json(c, 201, json_pack("{s:s}", "Id", x->id));
+}
+
+static void exec_start(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e, const char *id)
+{
+    struct exec_rec *x = exec_find(id);
+    json_t *body, *opts;
+    berth_err_t err = { 0 };
+    struct relay *r;
+    int detach, tty, fd = -1, rc;
+
+    if (!x) {
+        bd_respond_error(c, 404, "No such exec instance: %s", id);
+        return;
+    }
+    if (x->started) {
+        bd_respond_error(c, 409, "Exec %s has already started", id);
+        return;
+    }
+    body = req->body_len ? json_loadb(req->body, req->body_len, 0, NULL) : json_object();
+    if (!json_is_object(body)) {
+        json_decref(body);
+        bd_respond_error(c, 400, "invalid JSON in the request body");
+        return;
+    }
+    detach = json_is_true(json_object_get(body, "Detach"));
+    tty =
+        json_is_true(json_object_get(body, "Tty")) || json_is_true(json_object_get(x->opts, "Tty"));
+    json_decref(body);
+    opts = json_deep_copy(x->opts);
+    json_object_set_new(opts, "Detach", json_boolean(detach));
+    json_object_set_new(opts, "Tty", json_boolean(tty));
+    rc = berth_container_exec(e, x->container, opts, x->berth_id, detach ? NULL : &fd, &err);
+    json_decref(opts);
+    if (rc < 0) {
+        bd_respond_error(c, rc == -EINVAL || rc == -ESRCH ? 409 : status_of(rc), "%s",
+                         err.msg[0] ? err.msg : strerror(-rc));
+        return;
+    }
+    x->started = 1;
+    x->running = 1;
+    if (detach) {
+        bd_respond(c, 200, NULL, NULL, NULL, 0);
+        return;
+    }
+    if (!(r = calloc(1, sizeof(*r)))) {
+        close(fd);
+        bd_respond_error(c, 500, "out of memory");
+        return;
+    }
+    r->tty = tty;
+    r->exec = x;
+    uv_pipe_init(bd_conn_loop(c), &r->shim, 0);
+    r->shim.data = r;
+    if (uv_pipe_open(&r->shim, fd) < 0) {
+        close(fd);
+        uv_close((uv_handle_t *)&r->shim, relay_shim_closed);
+        bd_respond_error(c, 500, "cannot relay the exec's streams");
+        return;
+    }
+    r->shim_open = 1;
+    r->c = bd_hijack(c, bd_header(req, "Upgrade") ? 101 : 200,
+                     tty ? "application/vnd.docker.raw-stream"
+                         : "application/vnd.docker.multiplexed-stream",
+                     relay_from_client, relay_client_eof, relay_client_gone, r);
+    uv_read_start((uv_stream_t *)&r->shim, relay_alloc, relay_from_shim);
+}
+
+static void exec_inspect(bd_conn_t *c, const char *id)
+{
+    struct exec_rec *x = exec_find(id);
+
+    if (!x) {
+        bd_respond_error(c, 404, "No such exec instance: %s", id);
+        return;
+    }
+    bd_respond_json(
+        c, 200,
+        json_pack("{s:s, s:b, s:o, s:s, s:i, s:b, s:b, s:b, s:b, s:s, s:{s:s, s:O}}", "ID", x->id,
+                  "Running", x->running, "ExitCode",
+                  x->started && !x->running ? json_integer(x->exit_code) : json_null(),
+                  "ContainerID", x->container, "Pid", 0, "OpenStdin",
+                  json_is_true(json_object_get(x->opts, "AttachStdin")), "OpenStdout", 1,
+                  "OpenStderr", 1, "CanRemove", 0, "DetachKeys", "", "ProcessConfig", "entrypoint",
+                  json_string_value(json_array_get(json_object_get(x->opts, "Cmd"), 0)) ?: "",
+                  "arguments", json_object_get(x->opts, "Cmd")));
+}
+
+static void exec_resize(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e, const char *id)
+{
+    struct exec_rec *x = exec_find(id);
+    char h[16] = "", w[16] = "";
+    berth_err_t err = { 0 };
+    int r;
+
+    if (!x) {
+        bd_respond_error(c, 404, "No such exec instance: %s", id);
+        return;
+    }
+    bd_query(req, "h", h, sizeof(h));
+    bd_query(req, "w", w, sizeof(w));
+    if (atoi(h) < 1 || atoi(w) < 1 || atoi(h) > 65535 || atoi(w) > 65535) {
+        bd_respond_error(c, 400, "invalid terminal size %sx%s", w, h);
+        return;
+    }
+    if ((r = berth_container_resize(e, x->container, x->berth_id, (uint16_t)atoi(w),
+                                    (uint16_t)atoi(h), &err)) < 0) {
+        respond_err(c, r, &err);
+        return;
+    }
+    bd_respond(c, 200, NULL, NULL, NULL, 0);
+}
+
 /* ---- images ---- */
 
 static void images_list(bd_conn_t *c, berth_engine_t *e)
@@ -1171,6 +1388,10 @@ void bd_api_handle(bd_conn_t *c, const bd_request_t *req, void *userdata)
         containers_list(c, req, e);
         return;
     }
+    if (get && match_id(path, "/exec/", "/json", ref, sizeof(ref))) {
+        exec_inspect(c, ref);
+        return;
+    }
     if (get && match_id(path, "/containers/", "/logs", ref, sizeof(ref))) {
         container_logs(c, req, e, ref);
         return;
@@ -1206,6 +1427,18 @@ void bd_api_handle(bd_conn_t *c, const bd_request_t *req, void *userdata)
         }
         if (match_id(path, "/containers/", "/resize", ref, sizeof(ref))) {
             container_resize(c, req, e, ref);
+            return;
+        }
+        if (match_id(path, "/containers/", "/exec", ref, sizeof(ref))) {
+            exec_create(c, req, e, ref);
+            return;
+        }
+        if (match_id(path, "/exec/", "/start", ref, sizeof(ref))) {
+            exec_start(c, req, e, ref);
+            return;
+        }
+        if (match_id(path, "/exec/", "/resize", ref, sizeof(ref))) {
+            exec_resize(c, req, e, ref);
             return;
         }
         if (match_id(path, "/containers/", "/pause", ref, sizeof(ref))) {

@@ -75,8 +75,7 @@ BERTH_API int berth_container_start(berth_engine_t *e, const char *ref, uint32_t
     id = id_of(doc);
     /* A monitor already waiting (started with BERTH_START_WAIT): tell it to go. */
     if ((berth__record_state(doc) & (BERTH_ST_CREATED | BERTH_ST_EXITED)) &&
-        !(flags & BERTH_START_WAIT) &&
-        berth__shim_connect(e, id, &fd, NULL) == 0) {
+        !(flags & BERTH_START_WAIT) && berth__shim_connect(e, id, &fd, NULL) == 0) {
         req = json_pack("{s:s}", "op", "start");
         r = berth__shim_request(fd, req, NULL, err);
         close(fd);

@@ -187,6 +187,18 @@ if [ -n "${BERTH_DEMO_IMAGE:-}" ] && [ -d "$BERTH_DEMO_IMAGE" ]; then
         expect_grep "^7$" "$T/out" "wait gives 7"
         expect_exit 0 "docker rm -f" d rm -f seven
         expect_exit 0 "docker run -d, sleep" d run -d --name busy demo sleep 100
+        # exec: created, started through the upgrade, exit code read after the stream ends.
+        expect_exit 6 "docker exec exits with the process's code" d exec busy sh -c 'echo in-exec; echo e >&2; exit 6'
+        expect_grep "^in-exec$" "$T/out" "exec's stdout"
+        expect_grep "^e$" "$T/err" "exec's stderr"
+        echo piped-in >"$T/in"
+        d exec -i busy cat <"$T/in" >"$T/out" 2>"$T/err" && ok "docker exec -i" || not_ok "exec -i: $(cat "$T/err")"
+        expect_grep "^piped-in$" "$T/out" "exec -i: stdin reaches the process"
+        expect_exit 0 "docker exec -d" d exec -d busy touch /tmp/marker
+        for _ in 1 2 3 4 5 6 7 8 9 10; do d exec busy test -e /tmp/marker && break; sleep 0.1; done
+        expect_exit 0 "the detached exec ran" d exec busy test -e /tmp/marker
+        expect_exit 1 "docker exec into nothing" d exec no-such-container true
+        expect_grep "No such container" "$T/err" "says no such container"
         expect_exit 1 "docker rm of a running container" d rm busy
         expect_grep "force" "$T/err" "the refusal mentions force"
         expect_exit 0 "docker rm -f of a running container" d rm -f busy
@@ -210,6 +222,8 @@ if [ -n "${BERTH_DEMO_IMAGE:-}" ] && [ -d "$BERTH_DEMO_IMAGE" ]; then
         expect_grep "^20[0-9-]*T[0-9:.]*Z one$" "$T/out" "timestamps in front"
         expect_exit 5 "docker start -a of the exited container" d start -a lg
         expect_grep "^one$" "$T/out" "its output again"
+        expect_exit 1 "docker exec into a stopped container" d exec lg true
+        expect_grep "is not running" "$T/err" "says it is not running"
         expect_exit 0 "docker rm lg" d rm lg
         expect_exit 0 "ps -a after all that" d ps -a
         expect_lines 2 "$T/out" "only the container berth created is left"
