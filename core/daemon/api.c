@@ -263,6 +263,14 @@ static char *state_of(berth_engine_t *e, const char *ref, json_t **ret_doc)
     return st;
 }
 
+static int container_exists(berth_engine_t *e, const char *ref)
+{
+    char *st = state_of(e, ref, NULL);
+    int found = st != NULL;
+    free(st);
+    return found;
+}
+
 static void container_create(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e)
 {
     char name[256] = "", id[65];
@@ -360,7 +368,7 @@ static void container_pause(bd_conn_t *c, berth_engine_t *e, const char *ref, in
     berth_err_t err = { 0 };
     int r = pause ? berth_container_pause(e, ref, &err) : berth_container_unpause(e, ref, &err);
 
-    if (r == -ENOENT && !state_of(e, ref, NULL)) {
+    if (r == -ENOENT && !container_exists(e, ref)) {
         bd_respond_error(c, 404, "No such container: %s", ref);
         return;
     }
@@ -1302,6 +1310,139 @@ static void image_inspect(bd_conn_t *c, berth_engine_t *e, const char *ref)
     bd_respond_json(c, 200, j);
 }
 
+/* POST /images/{name}/tag?repo=&tag= */
+static void image_tag(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e, const char *ref)
+{
+    char repo[512] = "", tag[256] = "", target[800];
+    berth_err_t err = { 0 };
+    int r;
+
+    if (bd_query(req, "repo", repo, sizeof(repo)) != 1 || !repo[0]) {
+        bd_respond_error(c, 400, "repository name must have at least one component");
+        return;
+    }
+    bd_query(req, "tag", tag, sizeof(tag));
+    snprintf(target, sizeof(target), "%s%s%s", repo, tag[0] ? ":" : "", tag);
+    if ((r = berth_image_tag(e, ref, target, &err)) < 0) {
+        if (r == -ENOENT)
+            bd_respond_error(c, 404, "No such image: %s", ref);
+        else
+            respond_err(c, r, &err);
+        return;
+    }
+    bd_respond(c, 201, NULL, NULL, NULL, 0);
+}
+
+/* DELETE /images/{name}?force= */
+static void image_remove(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e, const char *ref)
+{
+    berth_err_t err = { 0 };
+    json_t *out = NULL;
+    int r =
+        berth_image_remove(e, ref, query_bool(req, "force") ? BERTH_IMAGE_RM_FORCE : 0, &out, &err);
+
+    if (r == -ENOENT) {
+        bd_respond_error(c, 404, "No such image: %s", ref);
+        return;
+    }
+    if (r < 0) {
+        respond_err(c, r, &err);
+        return;
+    }
+    bd_respond_json(c, 200, out ? out : json_array());
+}
+
+/* POST /images/prune?filters={"dangling":{"false":true}} (-a) */
+static void images_prune(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e)
+{
+    char filters[512] = "";
+    berth_err_t err = { 0 };
+    json_t *out = NULL;
+    uint32_t flags = 0;
+    int r;
+
+    if (bd_query(req, "filters", filters, sizeof(filters)) == 1 &&
+        strstr(filters, "\"dangling\"") && strstr(filters, "\"false\""))
+        flags |= BERTH_IMAGE_PRUNE_ALL;
+    if ((r = berth_image_prune(e, flags, &out, &err)) < 0) {
+        respond_err(c, r, &err);
+        return;
+    }
+    bd_respond_json(c, 200, out);
+}
+
+/* POST /containers/prune: every container that is not running. */
+static void containers_prune(bd_conn_t *c, berth_engine_t *e)
+{
+    json_t *list = NULL, *o, *deleted = json_array();
+    berth_err_t err = { 0 };
+    size_t i;
+    int r;
+
+    if ((r = berth_container_list(e, BERTH_LIST_ALL, &list, &err)) < 0) {
+        json_decref(deleted);
+        respond_err(c, r, &err);
+        return;
+    }
+    json_array_foreach (list, i, o) {
+        const char *st = json_string_value(json_object_get(o, "State"));
+        const char *id = json_string_value(json_object_get(o, "Id"));
+        if (id && st && (!strcmp(st, "exited") || !strcmp(st, "created") || !strcmp(st, "dead")) &&
+            berth_container_remove(e, id, 0, NULL) == 0)
+            json_array_append_new(deleted, json_string(id));
+    }
+    json_decref(list);
+    bd_respond_json(c, 200,
+                    json_pack("{s:o, s:i}", "ContainersDeleted", deleted, "SpaceReclaimed", 0));
+}
+
+static void container_top(bd_conn_t *c, berth_engine_t *e, const char *ref)
+{
+    berth_err_t err = { 0 };
+    json_t *out = NULL;
+    int r = berth_container_top(e, ref, &out, &err);
+
+    if (r == -ENOENT && !container_exists(e, ref)) {
+        bd_respond_error(c, 404, "No such container: %s", ref);
+        return;
+    }
+    if (r < 0) {
+        bd_respond_error(c, r == -EINVAL || r == -ESRCH ? 409 : status_of(r), "%s",
+                         err.msg[0] ? err.msg : strerror(-r));
+        return;
+    }
+    /* Docker's rows are strings only (the client refuses a number). */
+    {
+        json_t *row, *v;
+        size_t i, k;
+        json_array_foreach (json_object_get(out, "Processes"), i, row) {
+            json_array_foreach (row, k, v) {
+                if (json_is_integer(v)) {
+                    char n[32];
+                    snprintf(n, sizeof(n), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+                    json_array_set_new(row, k, json_string(n));
+                } else if (!json_is_string(v)) {
+                    json_array_set_new(row, k, json_string(""));
+                }
+            }
+        }
+    }
+    bd_respond_json(c, 200, out);
+}
+
+static void system_df(bd_conn_t *c, berth_engine_t *e)
+{
+    berth_err_t err = { 0 };
+    json_t *out = NULL;
+    int r = berth_system_df(e, &out, &err);
+
+    if (r < 0) {
+        respond_err(c, r, &err);
+        return;
+    }
+    bd_respond_json(c, 200, out);
+}
+
 /* ---- routing ---- */
 
 /*
@@ -1449,6 +1590,41 @@ void bd_api_handle(bd_conn_t *c, const bd_request_t *req, void *userdata)
             container_pause(c, e, ref, 0);
             return;
         }
+    }
+    if (!strcmp(req->method, "POST") && !strcmp(path, "/containers/prune")) {
+        containers_prune(c, e);
+        return;
+    }
+    if (!strcmp(req->method, "POST") && !strcmp(path, "/images/prune")) {
+        images_prune(c, req, e);
+        return;
+    }
+    /* Build cache: berth has none; docker system prune asks all the same. */
+    if (!strcmp(req->method, "POST") && !strcmp(path, "/build/prune")) {
+        bd_respond_json(c, 200, json_pack("{s:[], s:i}", "CachesDeleted", "SpaceReclaimed", 0));
+        return;
+    }
+    if (get && !strcmp(path, "/system/df")) {
+        system_df(c, e);
+        return;
+    }
+    if (get && match_id(path, "/containers/", "/top", ref, sizeof(ref))) {
+        container_top(c, e, ref);
+        return;
+    }
+    /* Image names have slashes: /images/<name>/tag and DELETE /images/<name>. */
+    if (!strcmp(req->method, "POST") && !strncmp(path, "/images/", 8) && strlen(path) > 12 &&
+        !strcmp(path + strlen(path) - 4, "/tag") && strlen(path) - 12 < sizeof(ref)) {
+        memcpy(ref, path + 8, strlen(path) - 12);
+        ref[strlen(path) - 12] = '\0';
+        image_tag(c, req, e, ref);
+        return;
+    }
+    if (!strcmp(req->method, "DELETE") && !strncmp(path, "/images/", 8) && path[8] &&
+        strlen(path + 8) < sizeof(ref)) {
+        snprintf(ref, sizeof(ref), "%s", path + 8);
+        image_remove(c, req, e, ref);
+        return;
     }
     if (!strcmp(req->method, "DELETE") && match_id(path, "/containers/", "", ref, sizeof(ref))) {
         container_remove(c, req, e, ref);

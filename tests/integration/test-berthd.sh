@@ -201,6 +201,8 @@ if [ -n "${BERTH_DEMO_IMAGE:-}" ] && [ -d "$BERTH_DEMO_IMAGE" ]; then
         expect_grep "No such container" "$T/err" "says no such container"
         expect_exit 1 "docker rm of a running container" d rm busy
         expect_grep "force" "$T/err" "the refusal mentions force"
+        expect_exit 0 "docker top" d top busy
+        expect_grep "sleep 100" "$T/out" "top lists the container's process"
         expect_exit 0 "docker rm -f of a running container" d rm -f busy
         expect_exit 125 "docker run of an image that isn't here" d run -d nosuchimage true
         expect_grep "Unable to find image" "$T/err" "the CLI tries to pull it (create said 404)"
@@ -225,8 +227,21 @@ if [ -n "${BERTH_DEMO_IMAGE:-}" ] && [ -d "$BERTH_DEMO_IMAGE" ]; then
         expect_exit 1 "docker exec into a stopped container" d exec lg true
         expect_grep "is not running" "$T/err" "says it is not running"
         expect_exit 0 "docker rm lg" d rm lg
+        expect_exit 0 "docker tag" d tag demo:latest demo:two
+        expect_exit 0 "docker images after the tag" d images
+        expect_grep "^demo  *two" "$T/out" "the new tag is listed"
+        expect_exit 0 "docker rmi of one tag" d rmi demo:two
+        expect_grep "Untagged: demo:two" "$T/out" "rmi untags"
+        expect_exit 1 "docker rmi of nothing" d rmi no-such-image
+        expect_grep "No such image" "$T/err" "says no such image"
+        expect_exit 0 "docker system df" d system df
+        expect_grep "^Images" "$T/out" "df has an Images line"
+        d create --name leftover demo true >/dev/null
+        expect_exit 0 "docker container prune" d container prune -f
+        expect_grep "leftover\|[0-9a-f]\{64\}" "$T/out" "prune lists what it removed"
+        expect_exit 1 "the pruned container is gone" d inspect leftover
         expect_exit 0 "ps -a after all that" d ps -a
-        expect_lines 2 "$T/out" "only the container berth created is left"
+        expect_lines 1 "$T/out" "container prune removed the one berth created too (not running)"
     else
         echo "# SKIP container lifecycle through docker: real containers need root"
     fi
