@@ -10,6 +10,8 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "berth-build-config.h"
+
 #include "api.h"
 
 /* Docker's status for an engine error code. */
@@ -1443,6 +1445,310 @@ static void system_df(bd_conn_t *c, berth_engine_t *e)
     bd_respond_json(c, 200, out);
 }
 
+/*
+ * Pull, load and save run in a `berth` process of their own, on the same
+ * root: the loop never waits for a download or an unpack, and untrusted
+ * image bytes are decompressed and unpacked outside the daemon, so a crash
+ * there costs one request. Its output lines become Docker's JSON messages.
+ */
+static const char *cli_config;
+
+void bd_api_set_config(const char *config_path)
+{
+    cli_config = config_path;
+}
+
+static const char *cli_path(void)
+{
+    const char *p = getenv("BERTH_CLI_PATH");
+    return p && *p ? p : BERTH_BINDIR "/berth";
+}
+
+enum job_kind { JOB_PULL, JOB_LOAD, JOB_SAVE };
+
+struct job {
+    bd_conn_t *c;
+    enum job_kind kind;
+    uv_process_t proc;
+    uv_pipe_t out, err; /* its stdout and stderr: lines from both become messages */
+    char line[4096];
+    size_t line_len;
+    char last[4096]; /* the last line: the error, when it fails */
+    char tmp[4200];  /* load's input, save's output */
+    int closes;
+};
+
+static void job_closed(uv_handle_t *h)
+{
+    struct job *j = h->data;
+    if (--j->closes == 0) {
+        if (j->tmp[0])
+            unlink(j->tmp);
+        free(j);
+    }
+}
+
+static void job_line(struct job *j, const char *line)
+{
+    json_t *msg;
+    char *text;
+
+    if (!*line)
+        return;
+    snprintf(j->last, sizeof(j->last), "%s", line);
+    if (j->kind == JOB_SAVE)
+        return;
+    if (j->kind == JOB_LOAD) {
+        char withnl[4200];
+        snprintf(withnl, sizeof(withnl), "%s\n", line);
+        msg = json_pack("{s:s}", "stream", withnl);
+    } else {
+        msg = json_pack("{s:s}", "status", line);
+    }
+    if (msg && (text = json_dumps(msg, JSON_COMPACT))) {
+        size_t n = strlen(text);
+        text[n] = '\n';
+        bd_stream_write(j->c, text, n + 1);
+        free(text);
+    }
+    json_decref(msg);
+}
+
+static void job_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+    (void)h;
+    b->base = malloc(suggested);
+    b->len = b->base ? suggested : 0;
+}
+
+static void job_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
+{
+    struct job *j = st->data;
+
+    for (ssize_t i = 0; i < n; i++) {
+        char ch = b->base[i];
+        if (ch == '\n' || ch == '\r' || j->line_len + 1 >= sizeof(j->line)) {
+            j->line[j->line_len] = '\0';
+            job_line(j, j->line);
+            j->line_len = 0;
+            if (ch == '\n' || ch == '\r')
+                continue;
+        }
+        j->line[j->line_len++] = ch;
+    }
+    free(b->base);
+    if (n < 0)
+        uv_read_stop(st);
+}
+
+static void job_exit(uv_process_t *p, int64_t status, int signum)
+{
+    struct job *j = p->data;
+
+    (void)signum;
+    /* What the pipe still holds came before the exit. */
+    j->line[j->line_len] = '\0';
+    job_line(j, j->line);
+    j->line_len = 0;
+    if (j->kind == JOB_SAVE) {
+        FILE *f = status == 0 ? fopen(j->tmp, "rb") : NULL;
+        char *data = NULL;
+        long len = 0;
+        if (f && fseek(f, 0, SEEK_END) == 0 && (len = ftell(f)) >= 0 &&
+            fseek(f, 0, SEEK_SET) == 0 && (data = malloc((size_t)len + 1)) &&
+            fread(data, 1, (size_t)len, f) == (size_t)len)
+            bd_respond(j->c, 200, "application/x-tar", NULL, data, (size_t)len);
+        else
+            bd_respond_error(j->c,
+                             strstr(j->last, "No such") || strstr(j->last, "no such") ? 404 : 500,
+                             "%s", j->last[0] ? j->last : "save failed");
+        free(data);
+        if (f)
+            fclose(f);
+    } else {
+        if (status != 0) {
+            json_t *msg = json_pack("{s:{s:s}, s:s}", "errorDetail", "message",
+                                    j->last[0] ? j->last : "failed", "error",
+                                    j->last[0] ? j->last : "failed");
+            char *text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
+            if (text) {
+                size_t n = strlen(text);
+                text[n] = '\n';
+                bd_stream_write(j->c, text, n + 1);
+                free(text);
+            }
+            json_decref(msg);
+        }
+        bd_stream_end(j->c);
+    }
+    bd_on_gone(j->c, NULL, NULL);
+    bd_conn_unref(j->c);
+    j->c = NULL;
+    j->closes = 3;
+    uv_close((uv_handle_t *)&j->out, job_closed);
+    uv_close((uv_handle_t *)&j->err, job_closed);
+    uv_close((uv_handle_t *)&j->proc, job_closed);
+}
+
+/* The client went away: the job finishes anyway (a pull half done is resumed next time). */
+static void job_client_gone(void *ud)
+{
+    (void)ud;
+}
+
+/* Run `berth ARGS...` for @c; @args ends with NULL. */
+static void job_run(bd_conn_t *c, berth_engine_t *e, enum job_kind kind, const char **args,
+                    const char *tmp)
+{
+    const char *argv[64];
+    uv_process_options_t o = { 0 };
+    uv_stdio_container_t stdio[3];
+    struct job *j = calloc(1, sizeof(*j));
+    size_t n = 0;
+    int r;
+
+    if (!j) {
+        bd_respond_error(c, 500, "out of memory");
+        return;
+    }
+    j->kind = kind;
+    if (tmp)
+        snprintf(j->tmp, sizeof(j->tmp), "%s", tmp);
+    argv[n++] = cli_path();
+    argv[n++] = "--root";
+    argv[n++] = berth_engine_root(e);
+    argv[n++] = "--runroot";
+    argv[n++] = berth_engine_runroot(e);
+    if (cli_config) {
+        argv[n++] = "--config";
+        argv[n++] = cli_config;
+    }
+    for (size_t i = 0; args[i] && n < 63; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    uv_pipe_init(bd_conn_loop(c), &j->out, 0);
+    j->out.data = j;
+    stdio[0].flags = UV_IGNORE;
+    stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+    stdio[1].data.stream = (uv_stream_t *)&j->out;
+    uv_pipe_init(bd_conn_loop(c), &j->err, 0);
+    j->err.data = j;
+    stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+    stdio[2].data.stream = (uv_stream_t *)&j->err;
+    o.file = argv[0];
+    o.args = (char **)argv;
+    o.exit_cb = job_exit;
+    o.stdio = stdio;
+    o.stdio_count = 3;
+    j->proc.data = j;
+    if ((r = uv_spawn(bd_conn_loop(c), &j->proc, &o)) < 0) {
+        j->closes = 2;
+        uv_close((uv_handle_t *)&j->out, job_closed);
+        uv_close((uv_handle_t *)&j->err, job_closed);
+        bd_respond_error(c, 500, "cannot run %s: %s", argv[0], uv_strerror(r));
+        return;
+    }
+    j->c = bd_defer(c);
+    bd_on_gone(c, job_client_gone, j);
+    if (kind != JOB_SAVE)
+        bd_stream_begin(c, 200, "application/json");
+    uv_read_start((uv_stream_t *)&j->out, job_alloc, job_read);
+    uv_read_start((uv_stream_t *)&j->err, job_alloc, job_read);
+}
+
+/* POST /images/create?fromImage=&tag= (docker pull) */
+static void image_pull(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e)
+{
+    char from[512] = "", tag[256] = "", ref[800];
+    const char *args[4];
+
+    if (bd_query(req, "fromImage", from, sizeof(from)) != 1 || !from[0]) {
+        bd_respond_error(c, 400,
+                         "fromImage is required (importing from a source is not supported)");
+        return;
+    }
+    bd_query(req, "tag", tag, sizeof(tag));
+    snprintf(ref, sizeof(ref), "%s%s%s", from,
+             !tag[0]                       ? ""
+             : !strncmp(tag, "sha256:", 7) ? "@"
+                                           : ":",
+             tag);
+    args[0] = "pull";
+    args[1] = ref;
+    args[2] = NULL;
+    job_run(c, e, JOB_PULL, args, NULL);
+}
+
+/* POST /images/load: the tar body into a file, then `berth load -i`. */
+static void image_load(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e)
+{
+    char tmp[4200];
+    const char *args[5];
+    FILE *f;
+    int fd;
+
+    snprintf(tmp, sizeof(tmp), "%s/load-XXXXXX", berth_engine_runroot(e));
+    if ((fd = mkstemp(tmp)) < 0 || !(f = fdopen(fd, "wb"))) {
+        if (fd >= 0)
+            close(fd);
+        bd_respond_error(c, 500, "cannot spool the archive: %s", strerror(errno));
+        return;
+    }
+    if (fwrite(req->body, 1, req->body_len, f) != req->body_len || fclose(f) != 0) {
+        unlink(tmp);
+        bd_respond_error(c, 500, "cannot spool the archive: %s", strerror(errno));
+        return;
+    }
+    args[0] = "load";
+    args[1] = "-q";
+    args[2] = "-i";
+    args[3] = tmp;
+    args[4] = NULL;
+    job_run(c, e, JOB_LOAD, args, tmp);
+}
+
+/* GET /images/get?names=a&names=b (docker save) */
+static void image_save(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e)
+{
+    const char *args[40];
+    char tmp[4200], names[32][512];
+    size_t n = 0, k = 0;
+    const char *q = req->query;
+    int fd;
+
+    /* names= may repeat: take each. */
+    while (q && *q && k < 32) {
+        const char *end = strchr(q, '&');
+        size_t len = end ? (size_t)(end - q) : strlen(q);
+        if (len > 6 && !strncmp(q, "names=", 6)) {
+            bd_request_t one = { .query = "" };
+            char buf[600];
+            snprintf(buf, sizeof(buf), "%.*s", (int)len, q);
+            one.query = buf;
+            if (bd_query(&one, "names", names[k], sizeof(names[k])) == 1 && names[k][0])
+                k++;
+        }
+        q = end ? end + 1 : NULL;
+    }
+    if (k == 0) {
+        bd_respond_error(c, 400, "no image names given");
+        return;
+    }
+    snprintf(tmp, sizeof(tmp), "%s/save-XXXXXX", berth_engine_runroot(e));
+    if ((fd = mkstemp(tmp)) < 0) {
+        bd_respond_error(c, 500, "cannot make a spool file: %s", strerror(errno));
+        return;
+    }
+    close(fd);
+    args[n++] = "save";
+    args[n++] = "-o";
+    args[n++] = tmp;
+    for (size_t i = 0; i < k; i++)
+        args[n++] = names[i];
+    args[n] = NULL;
+    job_run(c, e, JOB_SAVE, args, tmp);
+}
+
 /* ---- routing ---- */
 
 /*
@@ -1593,6 +1899,18 @@ void bd_api_handle(bd_conn_t *c, const bd_request_t *req, void *userdata)
     }
     if (!strcmp(req->method, "POST") && !strcmp(path, "/containers/prune")) {
         containers_prune(c, e);
+        return;
+    }
+    if (!strcmp(req->method, "POST") && !strcmp(path, "/images/create")) {
+        image_pull(c, req, e);
+        return;
+    }
+    if (!strcmp(req->method, "POST") && !strcmp(path, "/images/load")) {
+        image_load(c, req, e);
+        return;
+    }
+    if (get && !strcmp(path, "/images/get")) {
+        image_save(c, req, e);
         return;
     }
     if (!strcmp(req->method, "POST") && !strcmp(path, "/images/prune")) {

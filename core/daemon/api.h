@@ -20,6 +20,9 @@
 #define BD_API_MAX "1.50"
 #define BD_API_MIN "1.24"
 
+/* The config file berthd was given (NULL: the default), for the helper processes. */
+void bd_api_set_config(const char *config_path);
+
 /* The handler berthd's server calls; @userdata is the engine. */
 void bd_api_handle(bd_conn_t *c, const bd_request_t *req, void *userdata);
 

@@ -116,6 +116,7 @@ int main(int argc, char **argv)
         }
     }
     signal(SIGPIPE, SIG_IGN);
+    bd_api_set_config(opts.config_path);
     if ((r = berth_engine_open(&opts, &e, &err)) < 0) {
         fprintf(stderr, "berthd: %s\n", err.msg);
         return 1;

@@ -227,6 +227,15 @@ if [ -n "${BERTH_DEMO_IMAGE:-}" ] && [ -d "$BERTH_DEMO_IMAGE" ]; then
         expect_exit 1 "docker exec into a stopped container" d exec lg true
         expect_grep "is not running" "$T/err" "says it is not running"
         expect_exit 0 "docker rm lg" d rm lg
+        # Image transfers run in a berth helper process (docs/daemon.md).
+        expect_exit 0 "docker save" d save -o "$T/demo.tar" demo:latest
+        tar -tf "$T/demo.tar" | grep -q "manifest.json" && ok "save wrote a docker archive" || not_ok "no manifest.json in the saved tar"
+        expect_exit 1 "docker save of nothing" d save -o "$T/none.tar" no-such-image
+        expect_grep "no such image" "$T/err" "save names what is missing"
+        expect_exit 0 "docker pull of the bundled demo image" d pull demo
+        expect_grep "Status: .*demo:latest" "$T/out" "pull shows its progress messages"
+        expect_exit 1 "docker pull of an image no registry here has" d pull localhost:1/nothing:here
+        [ -s "$T/err" ] && ok "the pull failure says why" || not_ok "pull failed silently"
         expect_exit 0 "docker tag" d tag demo:latest demo:two
         expect_exit 0 "docker images after the tag" d images
         expect_grep "^demo  *two" "$T/out" "the new tag is listed"
@@ -240,6 +249,11 @@ if [ -n "${BERTH_DEMO_IMAGE:-}" ] && [ -d "$BERTH_DEMO_IMAGE" ]; then
         expect_exit 0 "docker container prune" d container prune -f
         expect_grep "leftover\|[0-9a-f]\{64\}" "$T/out" "prune lists what it removed"
         expect_exit 1 "the pruned container is gone" d inspect leftover
+        expect_exit 0 "docker rmi demo before a load" d rmi demo:latest
+        expect_exit 0 "docker load" d load -i "$T/demo.tar"
+        expect_grep "Loaded image: demo:latest" "$T/out" "load says what it loaded"
+        expect_exit 0 "docker images after the load" d images
+        expect_grep "^demo  *latest" "$T/out" "the loaded image is there"
         expect_exit 0 "ps -a after all that" d ps -a
         expect_lines 1 "$T/out" "container prune removed the one berth created too (not running)"
     else
