@@ -467,18 +467,20 @@ static void waiter_closed(uv_handle_t *h)
 /* Drop everything; the reply (if any) is sent already. */
 static void waiter_free(struct waiter *w)
 {
-    if (w->fd >= 0)
-        close(w->fd);
-    w->fd = -1;
     pending_del(w);
     bd_on_gone(w->c, NULL, NULL);
     bd_conn_unref(w->c);
     w->closes = 1 + w->poll_inited;
+    /* The poll goes before its fd: libuv must not watch a closed descriptor. */
     if (w->poll_inited) {
         if (w->polling)
             uv_poll_stop(&w->poll);
+        w->polling = 0;
         uv_close((uv_handle_t *)&w->poll, waiter_closed);
     }
+    if (w->fd >= 0)
+        close(w->fd);
+    w->fd = -1;
     uv_close((uv_handle_t *)&w->timer, waiter_closed);
 }
 
