@@ -904,12 +904,43 @@ static void relay_client_gone(void *ud)
     relay_end(r);
 }
 
+/*
+ * Hijack @c and relay the monitor's stream on @fd (taken over) to it:
+ * attach's, or an exec's (@exec, whose exit code the exit frame records).
+ */
+static void relay_start(bd_conn_t *c, const bd_request_t *req, int fd, int tty,
+                        struct exec_rec *exec)
+{
+    struct relay *r = calloc(1, sizeof(*r));
+
+    if (!r) {
+        close(fd);
+        bd_respond_error(c, 500, "out of memory");
+        return;
+    }
+    r->tty = tty;
+    r->exec = exec;
+    uv_pipe_init(bd_conn_loop(c), &r->shim, 0);
+    r->shim.data = r;
+    if (uv_pipe_open(&r->shim, fd) < 0) {
+        close(fd);
+        uv_close((uv_handle_t *)&r->shim, relay_shim_closed);
+        bd_respond_error(c, 500, "cannot relay the container's streams");
+        return;
+    }
+    r->shim_open = 1;
+    /* 101 for a client that asked to upgrade; old clients get 200 and the same stream. */
+    r->c = bd_hijack(c, bd_header(req, "Upgrade") ? 101 : 200,
+                     tty ? "application/vnd.docker.raw-stream"
+                         : "application/vnd.docker.multiplexed-stream",
+                     relay_from_client, relay_client_eof, relay_client_gone, r);
+    uv_read_start((uv_stream_t *)&r->shim, relay_alloc, relay_from_shim);
+}
+
 static void container_attach(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e,
                              const char *ref)
 {
-    const char *upgrade = bd_header(req, "Upgrade");
     berth_err_t err = { 0 };
-    struct relay *r;
     char *st;
     int fd = -1, tty = 0, rc, waiting;
 
@@ -939,26 +970,7 @@ static void container_attach(bd_conn_t *c, const bd_request_t *req, berth_engine
                          err.msg[0] ? err.msg : strerror(-rc));
         return;
     }
-    if (!(r = calloc(1, sizeof(*r)))) {
-        close(fd);
-        bd_respond_error(c, 500, "out of memory");
-        return;
-    }
-    r->tty = tty;
-    uv_pipe_init(bd_conn_loop(c), &r->shim, 0);
-    r->shim.data = r;
-    if (uv_pipe_open(&r->shim, fd) < 0) {
-        close(fd);
-        uv_close((uv_handle_t *)&r->shim, relay_shim_closed);
-        bd_respond_error(c, 500, "cannot relay the container's streams");
-        return;
-    }
-    r->shim_open = 1;
-    r->c = bd_hijack(c, upgrade ? 101 : 200,
-                     tty ? "application/vnd.docker.raw-stream"
-                         : "application/vnd.docker.multiplexed-stream",
-                     relay_from_client, relay_client_eof, relay_client_gone, r);
-    uv_read_start((uv_stream_t *)&r->shim, relay_alloc, relay_from_shim);
+    relay_start(c, req, fd, tty, NULL);
 }
 
 static void container_resize(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e,
@@ -1164,7 +1176,6 @@ static void exec_start(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e,
     struct exec_rec *x = exec_find(id);
     json_t *body, *opts;
     berth_err_t err = { 0 };
-    struct relay *r;
     int detach, tty, fd = -1, rc;
 
     if (!x) {
@@ -1201,27 +1212,7 @@ static void exec_start(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e,
         bd_respond(c, 200, NULL, NULL, NULL, 0);
         return;
     }
-    if (!(r = calloc(1, sizeof(*r)))) {
-        close(fd);
-        bd_respond_error(c, 500, "out of memory");
-        return;
-    }
-    r->tty = tty;
-    r->exec = x;
-    uv_pipe_init(bd_conn_loop(c), &r->shim, 0);
-    r->shim.data = r;
-    if (uv_pipe_open(&r->shim, fd) < 0) {
-        close(fd);
-        uv_close((uv_handle_t *)&r->shim, relay_shim_closed);
-        bd_respond_error(c, 500, "cannot relay the exec's streams");
-        return;
-    }
-    r->shim_open = 1;
-    r->c = bd_hijack(c, bd_header(req, "Upgrade") ? 101 : 200,
-                     tty ? "application/vnd.docker.raw-stream"
-                         : "application/vnd.docker.multiplexed-stream",
-                     relay_from_client, relay_client_eof, relay_client_gone, r);
-    uv_read_start((uv_stream_t *)&r->shim, relay_alloc, relay_from_shim);
+    relay_start(c, req, fd, tty, x);
 }
 
 static void exec_inspect(bd_conn_t *c, const char *id)
@@ -1751,6 +1742,71 @@ static void image_save(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e)
     job_run(c, e, JOB_SAVE, args, tmp);
 }
 
+/* ---- routes on one container or exec: METHOD /prefix/<id>/suffix ---- */
+
+typedef void (*id_route_fn)(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e,
+                            const char *id);
+
+static void route_inspect(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e, const char *id)
+{
+    (void)req;
+    container_inspect(c, e, id);
+}
+
+static void route_start(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e, const char *id)
+{
+    (void)req;
+    container_start(c, e, id);
+}
+
+static void route_pause(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e, const char *id)
+{
+    (void)req;
+    container_pause(c, e, id, 1);
+}
+
+static void route_unpause(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e, const char *id)
+{
+    (void)req;
+    container_pause(c, e, id, 0);
+}
+
+static void route_top(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e, const char *id)
+{
+    (void)req;
+    container_top(c, e, id);
+}
+
+static void route_exec_inspect(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e,
+                               const char *id)
+{
+    (void)req;
+    (void)e;
+    exec_inspect(c, id);
+}
+
+static const struct {
+    const char *method, *prefix, *suffix;
+    id_route_fn fn;
+} id_routes[] = {
+    { "POST", "/containers/", "/start", route_start },
+    { "POST", "/containers/", "/stop", container_stop },
+    { "POST", "/containers/", "/kill", container_kill },
+    { "POST", "/containers/", "/wait", container_wait },
+    { "POST", "/containers/", "/attach", container_attach },
+    { "POST", "/containers/", "/resize", container_resize },
+    { "POST", "/containers/", "/exec", exec_create },
+    { "POST", "/containers/", "/pause", route_pause },
+    { "POST", "/containers/", "/unpause", route_unpause },
+    { "POST", "/exec/", "/start", exec_start },
+    { "POST", "/exec/", "/resize", exec_resize },
+    { "GET", "/exec/", "/json", route_exec_inspect },
+    { "GET", "/containers/", "/json", route_inspect },
+    { "GET", "/containers/", "/logs", container_logs },
+    { "GET", "/containers/", "/top", route_top },
+    { "DELETE", "/containers/", "", container_remove },
+};
+
 /* ---- routing ---- */
 
 /*
@@ -1837,68 +1893,16 @@ void bd_api_handle(bd_conn_t *c, const bd_request_t *req, void *userdata)
         containers_list(c, req, e);
         return;
     }
-    if (get && match_id(path, "/exec/", "/json", ref, sizeof(ref))) {
-        exec_inspect(c, ref);
+    if (!strcmp(req->method, "POST") && !strcmp(path, "/containers/create")) {
+        container_create(c, req, e);
         return;
     }
-    if (get && match_id(path, "/containers/", "/logs", ref, sizeof(ref))) {
-        container_logs(c, req, e, ref);
-        return;
-    }
-    if (get && match_id(path, "/containers/", "/json", ref, sizeof(ref))) {
-        container_inspect(c, e, ref);
-        return;
-    }
-    if (!strcmp(req->method, "POST")) {
-        if (!strcmp(path, "/containers/create")) {
-            container_create(c, req, e);
+    for (size_t i = 0; i < sizeof(id_routes) / sizeof(id_routes[0]); i++)
+        if (!strcmp(req->method, id_routes[i].method) &&
+            match_id(path, id_routes[i].prefix, id_routes[i].suffix, ref, sizeof(ref))) {
+            id_routes[i].fn(c, req, e, ref);
             return;
         }
-        if (match_id(path, "/containers/", "/start", ref, sizeof(ref))) {
-            container_start(c, e, ref);
-            return;
-        }
-        if (match_id(path, "/containers/", "/stop", ref, sizeof(ref))) {
-            container_stop(c, req, e, ref);
-            return;
-        }
-        if (match_id(path, "/containers/", "/kill", ref, sizeof(ref))) {
-            container_kill(c, req, e, ref);
-            return;
-        }
-        if (match_id(path, "/containers/", "/wait", ref, sizeof(ref))) {
-            container_wait(c, req, e, ref);
-            return;
-        }
-        if (match_id(path, "/containers/", "/attach", ref, sizeof(ref))) {
-            container_attach(c, req, e, ref);
-            return;
-        }
-        if (match_id(path, "/containers/", "/resize", ref, sizeof(ref))) {
-            container_resize(c, req, e, ref);
-            return;
-        }
-        if (match_id(path, "/containers/", "/exec", ref, sizeof(ref))) {
-            exec_create(c, req, e, ref);
-            return;
-        }
-        if (match_id(path, "/exec/", "/start", ref, sizeof(ref))) {
-            exec_start(c, req, e, ref);
-            return;
-        }
-        if (match_id(path, "/exec/", "/resize", ref, sizeof(ref))) {
-            exec_resize(c, req, e, ref);
-            return;
-        }
-        if (match_id(path, "/containers/", "/pause", ref, sizeof(ref))) {
-            container_pause(c, e, ref, 1);
-            return;
-        }
-        if (match_id(path, "/containers/", "/unpause", ref, sizeof(ref))) {
-            container_pause(c, e, ref, 0);
-            return;
-        }
-    }
     if (!strcmp(req->method, "POST") && !strcmp(path, "/containers/prune")) {
         containers_prune(c, e);
         return;
@@ -1928,10 +1932,6 @@ void bd_api_handle(bd_conn_t *c, const bd_request_t *req, void *userdata)
         system_df(c, e);
         return;
     }
-    if (get && match_id(path, "/containers/", "/top", ref, sizeof(ref))) {
-        container_top(c, e, ref);
-        return;
-    }
     /* Image names have slashes: /images/<name>/tag and DELETE /images/<name>. */
     if (!strcmp(req->method, "POST") && !strncmp(path, "/images/", 8) && strlen(path) > 12 &&
         !strcmp(path + strlen(path) - 4, "/tag") && strlen(path) - 12 < sizeof(ref)) {
@@ -1944,10 +1944,6 @@ void bd_api_handle(bd_conn_t *c, const bd_request_t *req, void *userdata)
         strlen(path + 8) < sizeof(ref)) {
         snprintf(ref, sizeof(ref), "%s", path + 8);
         image_remove(c, req, e, ref);
-        return;
-    }
-    if (!strcmp(req->method, "DELETE") && match_id(path, "/containers/", "", ref, sizeof(ref))) {
-        container_remove(c, req, e, ref);
         return;
     }
     if (get && !strcmp(path, "/images/json")) {
