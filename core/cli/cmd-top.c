@@ -36,9 +36,8 @@ int cmd_top(const struct cli_globals *g, int argc, char **argv)
     }
     printf("%-8s %-8s %-8s %s\n", "UID", "PID", "PPID", "CMD");
     json_array_foreach (json_object_get(j, "Processes"), i, row) {
-        printf("%-8lld %-8lld %-8lld %s\n", (long long)json_integer_value(json_array_get(row, 0)),
-               (long long)json_integer_value(json_array_get(row, 1)),
-               (long long)json_integer_value(json_array_get(row, 2)),
+        printf("%-8s %-8s %-8s %s\n", json_string_value(json_array_get(row, 0)),
+               json_string_value(json_array_get(row, 1)), json_string_value(json_array_get(row, 2)),
                json_string_value(json_array_get(row, 3)));
     }
     json_decref(j);

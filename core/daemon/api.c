@@ -291,16 +291,6 @@ static void container_create(bd_conn_t *c, const bd_request_t *req, berth_engine
         bd_respond_error(c, 400, "invalid JSON in the request body: %s", jerr.text);
         return;
     }
-    /*
-     * The docker CLI asks for network "default", meaning the daemon's: berth's
-     * is the engine's default (no network until CNI networks exist, issue 6).
-     */
-    {
-        json_t *hc = json_object_get(body, "HostConfig");
-        const char *nm = json_string_value(json_object_get(hc, "NetworkMode"));
-        if (nm && !strcmp(nm, "default"))
-            json_object_del(hc, "NetworkMode");
-    }
     r = berth_container_create(e, name[0] ? name : NULL, body, id, &err);
     json_decref(body);
     if (r < 0) {
@@ -567,6 +557,9 @@ static void kick_pending(berth_engine_t *e, const char *ref)
 {
     json_t *doc = NULL;
     const char *id;
+
+    if (!pending)
+        return;
 
     if (berth_container_inspect(e, ref, &doc, NULL) == 0 &&
         (id = json_string_value(json_object_get(doc, "Id"))))
@@ -1298,10 +1291,6 @@ static void image_inspect(bd_conn_t *c, berth_engine_t *e, const char *ref)
         respond_err(c, r, &err);
         return;
     }
-    /* The client parses Created as a time: an image without one gets Go's zero time. */
-    if (!json_string_value(json_object_get(j, "Created")) ||
-        !*json_string_value(json_object_get(j, "Created")))
-        json_object_set_new(j, "Created", json_string("0001-01-01T00:00:00Z"));
     bd_respond_json(c, 200, j);
 }
 
@@ -1405,22 +1394,6 @@ static void container_top(bd_conn_t *c, berth_engine_t *e, const char *ref)
         bd_respond_error(c, r == -EINVAL || r == -ESRCH ? 409 : status_of(r), "%s",
                          err.msg[0] ? err.msg : strerror(-r));
         return;
-    }
-    /* Docker's rows are strings only (the client refuses a number). */
-    {
-        json_t *row, *v;
-        size_t i, k;
-        json_array_foreach (json_object_get(out, "Processes"), i, row) {
-            json_array_foreach (row, k, v) {
-                if (json_is_integer(v)) {
-                    char n[32];
-                    snprintf(n, sizeof(n), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-                    json_array_set_new(row, k, json_string(n));
-                } else if (!json_is_string(v)) {
-                    json_array_set_new(row, k, json_string(""));
-                }
-            }
-        }
     }
     bd_respond_json(c, 200, out);
 }

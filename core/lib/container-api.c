@@ -263,6 +263,13 @@ static int record_from_body(berth_engine_t *e, const char *id, const char *name,
     }
     if (!doc)
         return berth_err_set(err, -ENOMEM, "out of memory");
+    /* Docker's "default" network, as its isolation above, means the engine's default. */
+    {
+        json_t *dhc = json_object_get(doc, "host_config");
+        const char *nm = json_string_value(json_object_get(dhc, "NetworkMode"));
+        if (nm && strcmp(nm, "default") == 0)
+            json_object_del(dhc, "NetworkMode");
+    }
     /* Everything the spec builder would refuse at start is refused now. */
     if ((r = berth__oci_spec_build(doc, NULL, &spec, err)) < 0) {
         release_storage(e, doc);

@@ -468,8 +468,14 @@ BERTH_API int berth_container_top(berth_engine_t *e, const char *ref, json_t **r
                     cmd[i] = ' ';
             cmd[n] = '\0';
         }
-        json_array_append_new(procs, json_pack("[I, I, I, s]", (json_int_t)uid, (json_int_t)pid,
-                                               (json_int_t)ppid, cmd));
+        {
+            /* Docker's rows are strings only (its client refuses a number). */
+            char u[24], p[24], pp[24];
+            snprintf(u, sizeof(u), "%ld", uid);
+            snprintf(p, sizeof(p), "%ld", pid);
+            snprintf(pp, sizeof(pp), "%ld", ppid);
+            json_array_append_new(procs, json_pack("[s, s, s, s]", u, p, pp, cmd));
+        }
     }
     closedir(d);
     *ret_json = json_pack("{s:[s, s, s, s], s:O}", "Titles", "UID", "PID", "PPID", "CMD",

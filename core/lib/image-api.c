@@ -547,6 +547,9 @@ BERTH_API int berth_image_inspect(berth_engine_t *e, const char *ref, json_t **r
         json_object_set_new(o, "RepoDigests", familiar_array(json_object_get(img, "repo_digests")));
         for (i = 0; i < BERTH_ARRAY_SIZE(str); i++)
             json_object_set_new(o, str[i][0], json_string(str[i][1] ? str[i][1] : ""));
+        /* A time the docker client parses: none is Go's zero time, as Docker writes it. */
+        if (!*json_string_value(json_object_get(o, "Created")))
+            json_object_set_new(o, "Created", json_string("0001-01-01T00:00:00Z"));
         v = json_object_get(cfg, "config");
         json_object_set_new(o, "Config", json_is_object(v) ? json_incref(v) : json_object());
         json_object_set_new(o, "Size", json_integer(size));
