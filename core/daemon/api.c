@@ -39,6 +39,16 @@ static void respond_err(bd_conn_t *c, int r, const berth_err_t *err)
     bd_respond_error(c, status_of(r), "%s", err->msg[0] ? err->msg : strerror(-r));
 }
 
+/* A lookup's failure: Docker's 404 "No such <what>: <ref>" for a missing one, else as above. */
+static void respond_lookup(bd_conn_t *c, int r, const berth_err_t *err, const char *what,
+                           const char *ref)
+{
+    if (r == -ENOENT)
+        bd_respond_error(c, 404, "No such %s: %s", what, ref);
+    else
+        respond_err(c, r, err);
+}
+
 /* Docker's query booleans: "", 0, no, false, none (any case) are false. */
 static int query_bool(const bd_request_t *req, const char *name)
 {
@@ -229,12 +239,8 @@ static void container_inspect(bd_conn_t *c, berth_engine_t *e, const char *ref)
     berth_err_t err = { 0 };
     int r = berth_container_inspect(e, ref, &j, &err);
 
-    if (r == -ENOENT) {
-        bd_respond_error(c, 404, "No such container: %s", ref);
-        return;
-    }
     if (r < 0) {
-        respond_err(c, r, &err);
+        respond_lookup(c, r, &err, "container", ref);
         return;
     }
     /* What the docker CLI dereferences without checking (docs/daemon.md). */
@@ -378,12 +384,8 @@ static void container_remove(bd_conn_t *c, const bd_request_t *req, berth_engine
     berth_err_t err = { 0 };
     int r = berth_container_remove(e, ref, query_bool(req, "force") ? BERTH_REMOVE_FORCE : 0, &err);
 
-    if (r == -ENOENT) {
-        bd_respond_error(c, 404, "No such container: %s", ref);
-        return;
-    }
     if (r < 0) {
-        respond_err(c, r, &err);
+        respond_lookup(c, r, &err, "container", ref);
         return;
     }
     bd_respond(c, 204, NULL, NULL, NULL, 0);
@@ -1049,10 +1051,7 @@ static void container_logs(bd_conn_t *c, const bd_request_t *req, berth_engine_t
     int r;
 
     if ((r = berth_container_inspect(e, ref, &insp, &err)) < 0) {
-        if (r == -ENOENT)
-            bd_respond_error(c, 404, "No such container: %s", ref);
-        else
-            respond_err(c, r, &err);
+        respond_lookup(c, r, &err, "container", ref);
         return;
     }
     lb.tty = json_is_true(json_object_get(json_object_get(insp, "Config"), "Tty"));
@@ -1283,12 +1282,8 @@ static void image_inspect(bd_conn_t *c, berth_engine_t *e, const char *ref)
     berth_err_t err = { 0 };
     int r = berth_image_inspect(e, ref, &j, &err);
 
-    if (r == -ENOENT) {
-        bd_respond_error(c, 404, "No such image: %s", ref);
-        return;
-    }
     if (r < 0) {
-        respond_err(c, r, &err);
+        respond_lookup(c, r, &err, "image", ref);
         return;
     }
     bd_respond_json(c, 200, j);
@@ -1308,10 +1303,7 @@ static void image_tag(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e, 
     bd_query(req, "tag", tag, sizeof(tag));
     snprintf(target, sizeof(target), "%s%s%s", repo, tag[0] ? ":" : "", tag);
     if ((r = berth_image_tag(e, ref, target, &err)) < 0) {
-        if (r == -ENOENT)
-            bd_respond_error(c, 404, "No such image: %s", ref);
-        else
-            respond_err(c, r, &err);
+        respond_lookup(c, r, &err, "image", ref);
         return;
     }
     bd_respond(c, 201, NULL, NULL, NULL, 0);
@@ -1325,12 +1317,8 @@ static void image_remove(bd_conn_t *c, const bd_request_t *req, berth_engine_t *
     int r =
         berth_image_remove(e, ref, query_bool(req, "force") ? BERTH_IMAGE_RM_FORCE : 0, &out, &err);
 
-    if (r == -ENOENT) {
-        bd_respond_error(c, 404, "No such image: %s", ref);
-        return;
-    }
     if (r < 0) {
-        respond_err(c, r, &err);
+        respond_lookup(c, r, &err, "image", ref);
         return;
     }
     bd_respond_json(c, 200, out ? out : json_array());
