@@ -98,6 +98,12 @@ BERTH_API int berth_container_kill(berth_engine_t *e, const char *ref, int sig, 
     return shim_call(e, id_of(doc), req, NULL, err);
 }
 
+/* The exit code a record holds. */
+static int recorded_exit(json_t *doc)
+{
+    return (int)json_integer_value(json_object_get(json_object_get(doc, "state"), "ExitCode"));
+}
+
 BERTH_API int berth_container_wait(berth_engine_t *e, const char *ref, int64_t timeout_ms,
                                    int *ret_exit_code, berth_err_t *err)
 {
@@ -127,15 +133,8 @@ BERTH_API int berth_container_wait(berth_engine_t *e, const char *ref, int64_t t
             return r;
     }
     if (ret_exit_code)
-        *ret_exit_code =
-            (int)json_integer_value(json_object_get(json_object_get(doc, "state"), "ExitCode"));
+        *ret_exit_code = recorded_exit(doc);
     return 0;
-}
-
-/* The exit code a record holds. */
-static int recorded_exit(json_t *doc)
-{
-    return (int)json_integer_value(json_object_get(json_object_get(doc, "state"), "ExitCode"));
 }
 
 BERTH_API int berth_container_wait_begin(berth_engine_t *e, const char *ref, int *ret_fd,
