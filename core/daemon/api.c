@@ -990,11 +990,19 @@ static void container_resize(bd_conn_t *c, const bd_request_t *req, berth_engine
     bd_respond(c, 200, NULL, NULL, NULL, 0);
 }
 
-/* Logs (not following yet): Docker's frames, or the bare text for a container with a terminal. */
+/*
+ * Logs: Docker's frames, or the bare text for a container with a terminal.
+ * With follow=1 the reply is chunked and stays open while the container
+ * runs: an inotify watch on the log directory says when to read again, the
+ * monitor's wait socket says when the container is gone (then one last
+ * read), and a 1 s timer covers a watch that could not be set up.
+ */
 struct logbuf {
     char *data;
     size_t len, cap;
     int tty, timestamps, want_out, want_err;
+    int64_t since_ns, until_ns; /* 0: no bound */
+    int past_until;
 };
 
 static int log_line(void *ud, int stream, int64_t time_ns, const char *data, size_t len)
@@ -1005,6 +1013,12 @@ static int log_line(void *ud, int stream, int64_t time_ns, const char *data, siz
 
     if ((stream == 1 && !lb->want_out) || (stream == 2 && !lb->want_err))
         return 0;
+    if (lb->since_ns && time_ns < lb->since_ns)
+        return 0;
+    if (lb->until_ns && time_ns > lb->until_ns) {
+        lb->past_until = 1;
+        return 0;
+    }
     if (lb->timestamps) {
         berth_format_time(time_ns, ts, sizeof(ts) - 1);
         tl = strlen(ts);
@@ -1041,13 +1055,179 @@ static int log_line(void *ud, int stream, int64_t time_ns, const char *data, siz
     return 0;
 }
 
+/*
+ * Docker's time arguments (since, until): Unix seconds with an optional
+ * fraction, as the CLI sends them after resolving "10m" or RFC 3339 itself.
+ * 0 when absent; -1 when malformed.
+ */
+static int64_t query_time(const bd_request_t *req, const char *name)
+{
+    char buf[64], *end;
+    long long sec;
+    int64_t ns = 0, scale = 100000000;
+    const char *p;
+
+    if (bd_query(req, name, buf, sizeof(buf)) != 1 || !buf[0])
+        return 0;
+    errno = 0;
+    sec = strtoll(buf, &end, 10);
+    if (errno || end == buf || sec < 0 || sec > INT64_MAX / 1000000000 - 1)
+        return -1;
+    if (*end == '.') {
+        for (p = end + 1; *p >= '0' && *p <= '9'; p++, scale /= 10)
+            ns += (*p - '0') * scale;
+        if (p == end + 1 || *p)
+            return -1;
+    } else if (*end) {
+        return -1;
+    }
+    return (int64_t)sec * 1000000000 + ns;
+}
+
+struct follower {
+    bd_conn_t *c;
+    berth_engine_t *e;
+    berth_log_reader_t *rd;
+    struct logbuf lb;
+    char id[65];
+    int fd; /* the monitor's wait socket */
+    int watching, polling;
+    int closes;
+    uv_fs_event_t watch;
+    uv_poll_t poll;
+    uv_timer_t timer;
+};
+
+static void follower_closed(uv_handle_t *h)
+{
+    struct follower *f = h->data;
+    if (--f->closes == 0) {
+        if (f->fd >= 0)
+            close(f->fd);
+        free(f->lb.data);
+        berth_log_reader_close(f->rd);
+        free(f);
+    }
+}
+
+static void follower_free(struct follower *f)
+{
+    bd_on_gone(f->c, NULL, NULL);
+    bd_conn_unref(f->c);
+    f->closes = 1 + f->watching + f->polling;
+    if (f->watching)
+        uv_close((uv_handle_t *)&f->watch, follower_closed);
+    if (f->polling)
+        uv_close((uv_handle_t *)&f->poll, follower_closed);
+    uv_close((uv_handle_t *)&f->timer, follower_closed);
+}
+
+static void follower_gone(void *ud)
+{
+    follower_free(ud);
+}
+
+/* Read what is new and send it; 1 when the stream should end (error, past until). */
+static int follower_flush(struct follower *f)
+{
+    int r = berth_log_reader_read(f->rd, log_line, &f->lb, NULL);
+    if (f->lb.len) {
+        bd_stream_write(f->c, f->lb.data, f->lb.len);
+        f->lb.len = 0;
+    }
+    return r != 0 || f->lb.past_until;
+}
+
+static void follower_end(struct follower *f)
+{
+    follower_flush(f);
+    bd_stream_end(f->c);
+    follower_free(f);
+}
+
+static void on_follow_change(uv_fs_event_t *h, const char *file, int events, int status)
+{
+    struct follower *f = h->data;
+    (void)file;
+    (void)events;
+    (void)status;
+    if (follower_flush(f))
+        follower_end(f);
+}
+
+static void on_follow_exit(uv_poll_t *p, int status, int events)
+{
+    struct follower *f = p->data;
+    int code;
+    (void)status;
+    (void)events;
+    uv_poll_stop(p);
+    berth_container_wait_end(f->e, f->id, f->fd, &code, NULL);
+    f->fd = -1;
+    follower_end(f);
+}
+
+static void on_follow_timer(uv_timer_t *t)
+{
+    struct follower *f = t->data;
+    char *st = state_of(f->e, f->id, NULL);
+    int alive = st && (!strcmp(st, "running") || !strcmp(st, "paused"));
+
+    free(st);
+    if (!alive || follower_flush(f))
+        follower_end(f);
+}
+
+static void follow(bd_conn_t *c, berth_engine_t *e, const char *id, berth_log_reader_t *rd,
+                   const struct logbuf *lb)
+{
+    struct follower *f = calloc(1, sizeof(*f));
+    uv_loop_t *loop = bd_conn_loop(c);
+    uint64_t period = 1000;
+    int code;
+
+    if (!f) {
+        berth_log_reader_close(rd);
+        bd_stream_end(c);
+        return;
+    }
+    f->c = bd_defer(c);
+    f->e = e;
+    f->rd = rd;
+    f->lb = *lb;
+    f->fd = -1;
+    snprintf(f->id, sizeof(f->id), "%s", id);
+    bd_on_gone(c, follower_gone, f);
+    uv_timer_init(loop, &f->timer);
+    f->timer.data = f;
+    /* The monitor answers on this socket when the container exits; 1: it is not running. */
+    if (berth_container_wait_begin(e, id, &f->fd, &code, NULL) != 0) {
+        follower_end(f);
+        return;
+    }
+    if (uv_poll_init(loop, &f->poll, f->fd) == 0) {
+        f->polling = 1;
+        f->poll.data = f;
+        uv_poll_start(&f->poll, UV_READABLE | UV_DISCONNECT, on_follow_exit);
+    }
+    if (uv_fs_event_init(loop, &f->watch) == 0) {
+        f->watching = 1;
+        f->watch.data = f;
+        if (uv_fs_event_start(&f->watch, on_follow_change, berth_log_reader_dir(rd), 0) < 0)
+            period = 100; /* no watch: look often instead */
+    }
+    uv_timer_start(&f->timer, on_follow_timer, period, period);
+}
+
 static void container_logs(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e,
                            const char *ref)
 {
     struct logbuf lb = { 0 };
+    berth_log_reader_t *rd = NULL;
     json_t *insp = NULL;
     berth_err_t err = { 0 };
-    char tail[16] = "all";
+    char tail[16] = "all", id[65];
+    const char *ctype;
     int r;
 
     if ((r = berth_container_inspect(e, ref, &insp, &err)) < 0) {
@@ -1055,6 +1235,7 @@ static void container_logs(bd_conn_t *c, const bd_request_t *req, berth_engine_t
         return;
     }
     lb.tty = json_is_true(json_object_get(json_object_get(insp, "Config"), "Tty"));
+    snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(insp, "Id")) ?: ref);
     json_decref(insp);
     lb.timestamps = query_bool(req, "timestamps");
     lb.want_out = query_bool(req, "stdout");
@@ -1063,19 +1244,35 @@ static void container_logs(bd_conn_t *c, const bd_request_t *req, berth_engine_t
         bd_respond_error(c, 400, "you must choose at least one stream");
         return;
     }
+    if ((lb.since_ns = query_time(req, "since")) < 0 ||
+        (lb.until_ns = query_time(req, "until")) < 0) {
+        bd_respond_error(c, 400, "invalid time value for since or until");
+        return;
+    }
     bd_query(req, "tail", tail, sizeof(tail));
-    r = berth_container_logs(e, ref, 0, strcmp(tail, "all") && tail[0] ? atoll(tail) : -1, log_line,
-                             &lb, &err);
+    r = berth_log_reader_open(e, id, strcmp(tail, "all") && tail[0] ? atoll(tail) : -1, &rd, &err);
+    if (r == 0)
+        r = berth_log_reader_read(rd, log_line, &lb, &err);
     if (r < 0) {
+        berth_log_reader_close(rd);
         free(lb.data);
         respond_err(c, r, &err);
         return;
     }
-    bd_respond(c, 200,
-               lb.tty ? "application/vnd.docker.raw-stream"
-                      : "application/vnd.docker.multiplexed-stream",
-               NULL, lb.data ? lb.data : "", lb.len);
-    free(lb.data);
+    ctype =
+        lb.tty ? "application/vnd.docker.raw-stream" : "application/vnd.docker.multiplexed-stream";
+    if (!query_bool(req, "follow") || lb.past_until) {
+        berth_log_reader_close(rd);
+        bd_respond(c, 200, ctype, NULL, lb.data ? lb.data : "", lb.len);
+        free(lb.data);
+        return;
+    }
+    /* Headers at once: the client shows lines as they come. */
+    bd_stream_begin(c, 200, ctype);
+    if (lb.len)
+        bd_stream_write(c, lb.data, lb.len);
+    lb.len = 0;
+    follow(c, e, id, rd, &lb);
 }
 
 /*

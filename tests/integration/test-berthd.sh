@@ -227,6 +227,34 @@ if [ -n "${BERTH_DEMO_IMAGE:-}" ] && [ -d "$BERTH_DEMO_IMAGE" ]; then
         expect_exit 1 "docker exec into a stopped container" d exec lg true
         expect_grep "is not running" "$T/err" "says it is not running"
         expect_exit 0 "docker rm lg" d rm lg
+        # logs -f: what was there, then what comes, until the exit (the go-ahead file makes the
+        # later lines come after the follower started, whatever the timing).
+        expect_exit 0 "docker run -d, writing on a cue" d run -d --name fl demo sh -c 'echo before; while [ ! -e /tmp/go ]; do sleep 0.05; done; echo after; echo after-err >&2; sleep 0.3; echo last'
+        d logs -f fl >"$T/fl.out" 2>"$T/fl.err" &
+        fpid=$!
+        for _ in $(seq 50); do grep -q before "$T/fl.out" && break; sleep 0.1; done
+        expect_grep "^before$" "$T/fl.out" "logs -f prints what was there at once"
+        kill -0 $fpid 2>/dev/null && ok "logs -f stays while the container runs" || not_ok "logs -f ended early"
+        d exec fl touch /tmp/go
+        for _ in $(seq 100); do kill -0 $fpid 2>/dev/null || break; sleep 0.1; done
+        wait $fpid && ok "logs -f ends when the container exits" || not_ok "logs -f failed or hung: $(cat "$T/fl.err")"
+        expect_grep "^after$" "$T/fl.out" "logs -f gives lines written after it started"
+        expect_grep "^last$" "$T/fl.out" "down to the last one before the exit"
+        expect_grep "^after-err$" "$T/fl.err" "stderr stays stderr while following"
+        expect_exit 0 "docker logs -f of an exited container" d logs -f --tail 1 fl
+        expect_grep "^last$" "$T/out" "prints and returns"
+        expect_exit 0 "docker logs --since in the future" d logs --since "$(($(date +%s) + 60))" fl
+        [ ! -s "$T/out" ] && [ ! -s "$T/err" ] && ok "--since leaves out what came before" || not_ok "--since: '$(cat "$T/out")'"
+        expect_exit 0 "docker logs --until in the past" d logs --until 2000-01-01T00:00:00Z fl
+        [ ! -s "$T/out" ] && ok "--until leaves out what came after" || not_ok "--until: '$(cat "$T/out")'"
+        d run -d --name fk demo sleep 100 >/dev/null
+        d logs -f fk >/dev/null 2>&1 &
+        fpid=$!
+        sleep 0.3
+        kill $fpid 2>/dev/null
+        wait $fpid 2>/dev/null
+        expect_exit 0 "the daemon serves after a follower went away" d ps
+        d rm -f fl fk >/dev/null
         # Image transfers run in a berth helper process (docs/daemon.md).
         expect_exit 0 "docker save" d save -o "$T/demo.tar" demo:latest
         tar -tf "$T/demo.tar" | grep -q "manifest.json" && ok "save wrote a docker archive" || not_ok "no manifest.json in the saved tar"

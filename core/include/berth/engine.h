@@ -187,6 +187,24 @@ BERTH_API int berth_container_logs(berth_engine_t *engine, const char *ref, uint
                                    int64_t tail, berth_log_line_fn fn, void *userdata,
                                    berth_err_t *err);
 
+/**
+ * A reader of a container's logs for callers that must not block (an
+ * event loop): _open positions it so that the first _read gives the last
+ * @p tail entries (-1: all, rotated files included); each _read then gives
+ * every complete entry written since the previous one, never waiting, and
+ * follows the monitor's rotations. Returns 0, the callback's non-zero
+ * value, or a negative errno. _dir is the directory the log files live in,
+ * for a caller that watches it (inotify) to know when to read again; the
+ * caller learns of the container's exit itself (berth_container_wait_begin).
+ */
+typedef struct berth_log_reader berth_log_reader_t;
+BERTH_API int berth_log_reader_open(berth_engine_t *engine, const char *ref, int64_t tail,
+                                    berth_log_reader_t **ret_reader, berth_err_t *err);
+BERTH_API int berth_log_reader_read(berth_log_reader_t *reader, berth_log_line_fn fn,
+                                    void *userdata, berth_err_t *err);
+BERTH_API const char *berth_log_reader_dir(const berth_log_reader_t *reader);
+BERTH_API void berth_log_reader_close(berth_log_reader_t *reader);
+
 /** Flags for berth_container_start(). */
 #define BERTH_START_WAIT 0x1u /**< start the monitor, but run nothing until a second start */
 

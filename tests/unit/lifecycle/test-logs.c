@@ -144,11 +144,64 @@ static void test_logs_missing_and_unknown(void **state)
     assert_non_null(strstr(err.msg, "no such container"));
 }
 
+static void append_log(struct fx *f, const char *suffix, const char *text)
+{
+    char path[700];
+    FILE *fp;
+    snprintf(path, sizeof(path), "%s/%s-json.log%s", f->logdir, f->id, suffix);
+    fp = fopen(path, "a");
+    assert_non_null(fp);
+    fputs(text, fp);
+    fclose(fp);
+}
+
+/*
+ * The non-blocking reader a follower uses: each read gives what is new,
+ * a torn line once it is complete, and nothing is lost when the monitor
+ * rotates between two reads (lines written to the old file just before the
+ * rename come before the new file's).
+ */
+static void test_reader_follows_rotation(void **state)
+{
+    struct fx *f = *state;
+    berth_log_reader_t *rd = NULL;
+    struct got g = { 0 };
+    berth_err_t err = { 0 };
+    char live[700], rotated[700];
+
+    write_log(f, ".1", LINE("zero", "stdout", "00"));
+    write_log(f, "", LINE("one", "stdout", "01") "{\"log\":\"tw");
+    assert_int_equal(berth_log_reader_open(f->e, "logged", 1, &rd, &err), 0);
+    assert_non_null(strstr(berth_log_reader_dir(rd), f->id));
+    assert_int_equal(berth_log_reader_read(rd, collect, &g, &err), 0);
+    assert_string_equal(g.text, "one\n");
+    /* Nothing new: nothing. */
+    assert_int_equal(berth_log_reader_read(rd, collect, &g, &err), 0);
+    assert_string_equal(g.text, "one\n");
+    /* The torn line is finished, one more is written, then the file rotates. */
+    append_log(f, "", "o\\n\",\"stream\":\"stderr\",\"time\":\"2026-11-28T00:00:02Z\"}\n");
+    append_log(f, "", LINE("three", "stdout", "03"));
+    snprintf(live, sizeof(live), "%s/%s-json.log", f->logdir, f->id);
+    snprintf(rotated, sizeof(rotated), "%s/%s-json.log.1", f->logdir, f->id);
+    assert_int_equal(rename(live, rotated), 0);
+    write_log(f, "", LINE("four", "stdout", "04"));
+    assert_int_equal(berth_log_reader_read(rd, collect, &g, &err), 0);
+    assert_string_equal(g.text, "one\ntwo\nthree\nfour\n");
+    assert_int_equal(g.stderr_lines, 1);
+    /* And the new live file is followed from there on. */
+    append_log(f, "", LINE("five", "stdout", "05"));
+    assert_int_equal(berth_log_reader_read(rd, collect, &g, &err), 0);
+    assert_string_equal(g.text, "one\ntwo\nthree\nfour\nfive\n");
+    berth_log_reader_close(rd);
+    assert_int_equal(berth_log_reader_open(f->e, "nosuch", -1, &rd, &err), -ENOENT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_logs_order_tail_and_streams, setup, teardown),
         cmocka_unit_test_setup_teardown(test_logs_missing_and_unknown, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reader_follows_rotation, setup, teardown),
     };
     return cmocka_run_group_tests_name("logs", tests, NULL, NULL);
 }
