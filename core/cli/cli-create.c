@@ -36,6 +36,7 @@ enum {
     OPT_ENTRYPOINT,
     OPT_NETWORK,
     OPT_PULL,
+    OPT_RESTART,
     OPT_HELP,
 };
 
@@ -68,6 +69,7 @@ static const struct option create_longopts[] = {
     { "label", required_argument, NULL, 'l' },
     { "network", required_argument, NULL, OPT_NETWORK },
     { "pull", required_argument, NULL, OPT_PULL },
+    { "restart", required_argument, NULL, OPT_RESTART },
     { "tty", no_argument, NULL, 't' },
     { "interactive", no_argument, NULL, 'i' },
     { "detach", no_argument, NULL, 'd' },
@@ -81,6 +83,8 @@ const char cli_create_options_help[] =
     "  -t, --tty                  allocate a terminal\n"
     "      --name NAME            name the container\n"
     "      --rm                   remove the container when it exits\n"
+    "      --restart POLICY       no, on-failure[:MAX], always or unless-stopped (berthd applies "
+    "it)\n"
     "      --rootfs DIR           run from DIR as the root filesystem (then no IMAGE)\n"
     "      --pull POLICY          pull the image: missing (default), always or never\n"
     "      --isolation NAME       isolation driver (default from the config: process)\n"
@@ -333,6 +337,23 @@ int cli_parse_create(int argc, char **argv, int is_run, const char *usage, struc
         case OPT_USERNS:
             json_object_set_new(hc, "UsernsMode", json_string(optarg));
             break;
+        case OPT_RESTART: {
+            /* POLICY[:MAX]; the engine checks the name and the combination with --rm. */
+            const char *colon = strchr(optarg, ':');
+            json_t *rp = json_object();
+            json_object_set_new(rp, "Name",
+                                colon ? json_stringn(optarg, (size_t)(colon - optarg))
+                                      : json_string(optarg));
+            if (colon) {
+                if (parse_long("--restart", colon + 1, 0, &n) < 0) {
+                    json_decref(rp);
+                    goto fail;
+                }
+                json_object_set_new(rp, "MaximumRetryCount", json_integer(n));
+            }
+            json_object_set_new(hc, "RestartPolicy", rp);
+            break;
+        }
         case OPT_RM:
             json_object_set_new(hc, "AutoRemove", json_true());
             ret->auto_remove = 1;

@@ -8,6 +8,7 @@
 #include <sys/random.h>
 #include <sys/sysinfo.h>
 #include <sys/utsname.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "berth-build-config.h"
@@ -309,6 +310,27 @@ static void container_create(bd_conn_t *c, const bd_request_t *req, berth_engine
 
 static void kick_pending(berth_engine_t *e, const char *ref);
 
+static bd_supervisor_t *supervisor;
+
+void bd_api_set_supervisor(bd_supervisor_t *s)
+{
+    supervisor = s;
+}
+
+/* A container just started here: its restart policy applies from now on. */
+static void supervise(berth_engine_t *e, const char *ref)
+{
+    json_t *doc = NULL;
+    const char *id;
+
+    if (!supervisor)
+        return;
+    if (berth_container_inspect(e, ref, &doc, NULL) == 0 &&
+        (id = json_string_value(json_object_get(doc, "Id"))))
+        bd_supervisor_watch(supervisor, id);
+    json_decref(doc);
+}
+
 static void container_start(bd_conn_t *c, berth_engine_t *e, const char *ref)
 {
     berth_err_t err = { 0 };
@@ -333,6 +355,7 @@ static void container_start(bd_conn_t *c, berth_engine_t *e, const char *ref)
     bd_respond(c, 204, NULL, NULL, NULL, 0);
     /* Waits made before the start (docker run's) can ask the monitor now. */
     kick_pending(e, ref);
+    supervise(e, ref);
 }
 
 static void container_kill(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e,
@@ -399,6 +422,7 @@ static void container_remove(bd_conn_t *c, const bd_request_t *req, berth_engine
 enum wait_kind {
     WAIT_RESPOND, /* wait: answer {"StatusCode"} */
     WAIT_STOP,    /* stop: SIGKILL at the deadline, answer 204 */
+    WAIT_RESTART, /* restart: as stop, then start it again */
 };
 
 enum wait_cond {
@@ -481,10 +505,28 @@ static void waiter_gone(void *ud)
     waiter_free(ud);
 }
 
+/* docker restart, once the stop (if any) is over: start by hand, as docker restart does. */
+static void restart_after_stop(bd_conn_t *c, berth_engine_t *e, const char *id)
+{
+    berth_err_t err = { 0 };
+    int r = berth_container_start(e, id, 0, &err);
+
+    if (r < 0) {
+        bd_respond_error(c, r == -ENOENT || r == -EACCES ? 400 : status_of(r), "%s",
+                         err.msg[0] ? err.msg : strerror(-r));
+        return;
+    }
+    bd_respond(c, 204, NULL, NULL, NULL, 0);
+    kick_pending(e, id);
+    supervise(e, id);
+}
+
 static void waiter_answer(struct waiter *w)
 {
     if (w->kind == WAIT_STOP) {
         bd_respond(w->c, 204, NULL, NULL, NULL, 0);
+    } else if (w->kind == WAIT_RESTART) {
+        restart_after_stop(w->c, w->e, w->id);
     } else {
         char body[64];
         int n = snprintf(body, sizeof(body), "{\"StatusCode\":%d}\n", w->code);
@@ -580,7 +622,7 @@ static void on_wait_timer(uv_timer_t *t)
     const char *fin;
     char *st;
 
-    if (w->kind == WAIT_STOP) {
+    if (w->kind == WAIT_STOP || w->kind == WAIT_RESTART) {
         /* The stop timeout passed: SIGKILL, and keep waiting for the exit. */
         uv_timer_stop(t);
         w->timing = 0;
@@ -681,8 +723,9 @@ static void container_wait(bd_conn_t *c, const bd_request_t *req, berth_engine_t
     free(st);
 }
 
-static void container_stop(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e,
-                           const char *ref)
+/* stop (@kind WAIT_STOP) and restart (WAIT_RESTART, which then starts it again). */
+static void stop_then(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e, const char *ref,
+                      enum wait_kind kind)
 {
     char t[16], name[32], *st;
     json_t *doc = NULL, *cfg;
@@ -697,7 +740,10 @@ static void container_stop(bd_conn_t *c, const bd_request_t *req, berth_engine_t
     if (strcmp(st, "running") && strcmp(st, "paused")) {
         free(st);
         json_decref(doc);
-        bd_respond(c, 304, NULL, NULL, NULL, 0);
+        if (kind == WAIT_RESTART)
+            restart_after_stop(c, e, ref);
+        else
+            bd_respond(c, 304, NULL, NULL, NULL, 0);
         return;
     }
     cfg = json_object_get(doc, "Config");
@@ -714,7 +760,7 @@ static void container_stop(bd_conn_t *c, const bd_request_t *req, berth_engine_t
         sig = SIGKILL;
     free(st);
     id = json_string_value(json_object_get(doc, "Id"));
-    w = waiter_new(c, e, id ? id : ref, WAIT_STOP);
+    w = waiter_new(c, e, id ? id : ref, kind);
     json_decref(doc);
     if (!w) {
         bd_respond_error(c, 500, "out of memory");
@@ -729,6 +775,18 @@ static void container_stop(bd_conn_t *c, const bd_request_t *req, berth_engine_t
         w->timing = 1;
         uv_timer_start(&w->timer, on_wait_timer, (uint64_t)timeout * 1000, 0);
     }
+}
+
+static void container_stop(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e,
+                           const char *ref)
+{
+    stop_then(c, req, e, ref, WAIT_STOP);
+}
+
+static void container_restart(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e,
+                              const char *ref)
+{
+    stop_then(c, req, e, ref, WAIT_RESTART);
 }
 
 /*
@@ -1273,6 +1331,179 @@ static void container_logs(bd_conn_t *c, const bd_request_t *req, berth_engine_t
         bd_stream_write(c, lb.data, lb.len);
     lb.len = 0;
     follow(c, e, id, rd, &lb);
+}
+
+/*
+ * Stats in Docker's shape (the docker CLI computes CPU % from the change of
+ * cpu_stats over precpu_stats against system_cpu_usage, and memory use as
+ * usage minus inactive file pages). stream=1: one object a second, chunked.
+ * stream=0: two readings a second apart, so precpu is filled, as Docker
+ * does; with one-shot=1 a single reading.
+ */
+static int64_t system_cpu_ns(void)
+{
+    unsigned long long v[8] = { 0 };
+    long hz = sysconf(_SC_CLK_TCK);
+    int64_t sum = 0;
+    FILE *f = fopen("/proc/stat", "re");
+
+    if (!f)
+        return 0;
+    if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4],
+               &v[5], &v[6], &v[7]) < 4)
+        memset(v, 0, sizeof(v));
+    fclose(f);
+    for (int i = 0; i < 8; i++)
+        sum += (int64_t)v[i];
+    return hz > 0 ? sum * (1000000000 / hz) : 0;
+}
+
+static json_t *cpu_stats(json_int_t usage_ns, int64_t system_ns)
+{
+    return json_pack("{s:{s:I, s:I, s:I}, s:I, s:i, s:{s:i, s:i, s:i}}", "cpu_usage", "total_usage",
+                     usage_ns, "usage_in_kernelmode", (json_int_t)0, "usage_in_usermode",
+                     (json_int_t)0, "system_cpu_usage", (json_int_t)system_ns, "online_cpus",
+                     (int)sysconf(_SC_NPROCESSORS_ONLN), "throttling_data", "periods", 0,
+                     "throttled_periods", 0, "throttled_time", 0);
+}
+
+/* One reading as Docker gives it; @prev (may be NULL) is the last one's cpu_stats. */
+static json_t *stats_reading(berth_engine_t *e, const char *id, const char *name, json_t *prev)
+{
+    json_t *s = NULL, *mem, *out;
+    json_int_t usage = 0, limit = -1, pids = 0, pids_limit = 0, cpu = 0;
+    struct sysinfo si;
+    char read[64];
+
+    if (berth_container_stats(e, id, &s, NULL) == 0) {
+        mem = json_object_get(s, "memory");
+        usage = json_integer_value(json_object_get(mem, "usage"));
+        limit = json_integer_value(json_object_get(mem, "limit"));
+        cpu = json_integer_value(json_object_get(json_object_get(s, "cpu"), "usage_ns"));
+        pids = json_integer_value(json_object_get(json_object_get(s, "pids"), "current"));
+        pids_limit = json_integer_value(json_object_get(json_object_get(s, "pids"), "limit"));
+    }
+    json_decref(s);
+    /* No limit: Docker reports the host's memory. */
+    if (limit <= 0 && sysinfo(&si) == 0)
+        limit = (json_int_t)si.totalram * si.mem_unit;
+    berth_format_time((int64_t)time(NULL) * 1000000000, read, sizeof(read));
+    out = json_pack("{s:s, s:s, s:s, s:s, s:{s:I, s:o?}, s:{}, s:i, s:{}, s:o, s:O?, s:{s:I, "
+                    "s:I, s:{s:I}}}",
+                    "id", id, "name", name, "read", read, "preread", "0001-01-01T00:00:00Z",
+                    "pids_stats", "current", pids, "limit",
+                    pids_limit > 0 ? json_integer(pids_limit) : NULL, "blkio_stats", "num_procs", 0,
+                    "storage_stats", "cpu_stats", cpu_stats(cpu, system_cpu_ns()), "precpu_stats",
+                    prev, "memory_stats", "usage", usage, "limit", limit, "stats", "inactive_file",
+                    (json_int_t)0);
+    if (out && !prev)
+        json_object_set_new(out, "precpu_stats", cpu_stats(0, 0));
+    return out;
+}
+
+struct stats_req {
+    bd_conn_t *c;
+    berth_engine_t *e;
+    char id[65], name[256];
+    int stream;
+    json_t *prev;
+    uv_timer_t timer;
+};
+
+static void stats_closed(uv_handle_t *h)
+{
+    struct stats_req *sr = h->data;
+    json_decref(sr->prev);
+    free(sr);
+}
+
+static void stats_free(struct stats_req *sr)
+{
+    bd_on_gone(sr->c, NULL, NULL);
+    bd_conn_unref(sr->c);
+    uv_close((uv_handle_t *)&sr->timer, stats_closed);
+}
+
+static void stats_gone(void *ud)
+{
+    stats_free(ud);
+}
+
+static void on_stats_timer(uv_timer_t *t)
+{
+    struct stats_req *sr = t->data;
+    json_t *r = stats_reading(sr->e, sr->id, sr->name, sr->prev);
+    char *st = state_of(sr->e, sr->id, NULL);
+    int running = st && !strcmp(st, "running");
+    char *text;
+
+    free(st);
+    if (!sr->stream) {
+        bd_respond_json(sr->c, 200, r);
+        stats_free(sr);
+        return;
+    }
+    json_decref(sr->prev);
+    sr->prev = json_incref(json_object_get(r, "cpu_stats"));
+    text = r ? json_dumps(r, JSON_COMPACT) : NULL;
+    json_decref(r);
+    if (text) {
+        bd_stream_write(sr->c, text, strlen(text));
+        bd_stream_write(sr->c, "\n", 1);
+    }
+    free(text);
+    if (!running) {
+        bd_stream_end(sr->c);
+        stats_free(sr);
+    }
+}
+
+static void container_stats(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e,
+                            const char *ref)
+{
+    json_t *doc = NULL;
+    struct stats_req *sr;
+    char *st = state_of(e, ref, &doc), v[16];
+
+    if (!st) {
+        bd_respond_error(c, 404, "No such container: %s", ref);
+        return;
+    }
+    if (!(sr = calloc(1, sizeof(*sr)))) {
+        free(st);
+        json_decref(doc);
+        bd_respond_error(c, 500, "out of memory");
+        return;
+    }
+    snprintf(sr->id, sizeof(sr->id), "%s", json_string_value(json_object_get(doc, "Id")) ?: ref);
+    snprintf(sr->name, sizeof(sr->name), "%s",
+             json_string_value(json_object_get(doc, "Name")) ?: "");
+    json_decref(doc);
+    sr->e = e;
+    /* Docker streams unless told stream=0. */
+    sr->stream = bd_query(req, "stream", v, sizeof(v)) != 1 || query_bool(req, "stream");
+    if ((!sr->stream && query_bool(req, "one-shot")) || strcmp(st, "running")) {
+        /* One reading: asked for, or nothing will change. */
+        bd_respond_json(c, 200, stats_reading(e, sr->id, sr->name, NULL));
+        free(sr);
+        free(st);
+        return;
+    }
+    free(st);
+    sr->c = bd_defer(c);
+    bd_on_gone(c, stats_gone, sr);
+    uv_timer_init(bd_conn_loop(c), &sr->timer);
+    sr->timer.data = sr;
+    if (sr->stream) {
+        /* The first reading at once (from the loop, which may end the stream), then every second. */
+        bd_stream_begin(c, 200, "application/json");
+        uv_timer_start(&sr->timer, on_stats_timer, 0, 1000);
+    } else {
+        json_t *first = stats_reading(e, sr->id, sr->name, NULL);
+        sr->prev = json_incref(json_object_get(first, "cpu_stats"));
+        json_decref(first);
+        uv_timer_start(&sr->timer, on_stats_timer, 1000, 0);
+    }
 }
 
 /*
@@ -1949,6 +2180,7 @@ static const struct {
 } id_routes[] = {
     { "POST", "/containers/", "/start", route_start },
     { "POST", "/containers/", "/stop", container_stop },
+    { "POST", "/containers/", "/restart", container_restart },
     { "POST", "/containers/", "/kill", container_kill },
     { "POST", "/containers/", "/wait", container_wait },
     { "POST", "/containers/", "/attach", container_attach },
@@ -1962,6 +2194,7 @@ static const struct {
     { "GET", "/containers/", "/json", route_inspect },
     { "GET", "/containers/", "/logs", container_logs },
     { "GET", "/containers/", "/top", route_top },
+    { "GET", "/containers/", "/stats", container_stats },
     { "DELETE", "/containers/", "", container_remove },
 };
 

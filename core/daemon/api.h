@@ -16,12 +16,16 @@
 #include <berth/engine.h>
 
 #include "http.h"
+#include "supervise.h"
 
 #define BD_API_MAX "1.50"
 #define BD_API_MIN "1.24"
 
 /* The config file berthd was given (NULL: the default), for the helper processes. */
 void bd_api_set_config(const char *config_path);
+
+/* The supervisor berthd runs (NULL: none): containers the API starts are watched at once. */
+void bd_api_set_supervisor(bd_supervisor_t *s);
 
 /* The handler berthd's server calls; @userdata is the engine. */
 void bd_api_handle(bd_conn_t *c, const bd_request_t *req, void *userdata);

@@ -69,6 +69,7 @@ int main(int argc, char **argv)
     berth_engine_t *e = NULL;
     berth_err_t err = { 0 };
     bd_server_t *s = NULL;
+    bd_supervisor_t *sup = NULL;
     uv_signal_t sigterm, sigint;
     uv_loop_t loop;
     struct group *g;
@@ -135,6 +136,11 @@ int main(int argc, char **argv)
             goto fail;
         fprintf(stderr, "berthd: listening on %s\n", hosts[i]);
     }
+    if ((r = bd_supervisor_new(&loop, e, &sup)) < 0) {
+        berth_err_set(&err, r, "cannot start the supervisor: %s", strerror(-r));
+        goto fail;
+    }
+    bd_api_set_supervisor(sup);
     uv_signal_init(&loop, &sigterm);
     uv_signal_init(&loop, &sigint);
     sigterm.data = sigint.data = s;

@@ -209,6 +209,43 @@ static int image_rootfs(berth_engine_t *e, const char *id, const char *image, js
     return 0;
 }
 
+/*
+ * HostConfig.RestartPolicy as Docker accepts it: Name "", "no", "always",
+ * "unless-stopped" or "on-failure"; MaximumRetryCount only with on-failure;
+ * none with AutoRemove (a container that removes itself can't be restarted).
+ */
+static int check_restart_policy(json_t *hc, berth_err_t *err)
+{
+    json_t *rp = json_object_get(hc, "RestartPolicy"), *max;
+    const char *name;
+
+    if (!rp || json_is_null(rp))
+        return 0;
+    if (!json_is_object(rp))
+        return berth_err_set(err, -EINVAL, "RestartPolicy must be an object");
+    name = json_string_value(json_object_get(rp, "Name"));
+    max = json_object_get(rp, "MaximumRetryCount");
+    if (max && !json_is_null(max) && (!json_is_integer(max) || json_integer_value(max) < 0))
+        return berth_err_set(err, -EINVAL,
+                             "invalid restart policy: maximum retry count must be "
+                             "a positive integer");
+    if (!name || !*name || !strcmp(name, "no")) {
+        name = "no";
+    } else if (strcmp(name, "always") && strcmp(name, "unless-stopped") &&
+               strcmp(name, "on-failure")) {
+        return berth_err_set(err, -EINVAL, "invalid restart policy \"%s\"", name);
+    }
+    if (strcmp(name, "on-failure") && json_integer_value(max) > 0)
+        return berth_err_set(err, -EINVAL,
+                             "invalid restart policy: maximum retry count can only "
+                             "be used with 'on-failure'");
+    if (strcmp(name, "no") && json_is_true(json_object_get(hc, "AutoRemove")))
+        return berth_err_set(err, -EINVAL,
+                             "conflicting options: cannot specify both "
+                             "--restart and --rm");
+    return 0;
+}
+
 /* A new record from a create body; validated as far as anything can be before running. */
 static int record_from_body(berth_engine_t *e, const char *id, const char *name, json_t *body,
                             json_t **ret_doc, berth_err_t *err)
@@ -228,6 +265,8 @@ static int record_from_body(berth_engine_t *e, const char *id, const char *name,
         return berth_err_set(err, -EINVAL, "the create request must be a JSON object");
     if (hc && !json_is_object(hc))
         return berth_err_set(err, -EINVAL, "HostConfig must be an object");
+    if ((r = check_restart_policy(hc, err)) < 0)
+        return r;
     for (size_t i = 0; i < BERTH_ARRAY_SIZE(config_keys); i++) {
         json_t *v = json_object_get(body, config_keys[i]);
         if (v && !json_is_null(v))
@@ -551,6 +590,11 @@ BERTH_API int berth_container_inspect(berth_engine_t *e, const char *ref, json_t
                       ? json_string_value(json_object_get(json_object_get(doc, "state"), "Error"))
                       : "",
                   "StartedAt", started, "FinishedAt", finished);
+    /* berth's own: a stop by hand, which no restart policy undoes (berthd's supervisor reads it). */
+    if (state)
+        json_object_set_new(state, "ManualStop",
+                            json_boolean(json_is_true(
+                                json_object_get(json_object_get(doc, "state"), "ManualStop"))));
     /* Rootfs only for --rootfs containers; Image and GraphDriver only for those from images. */
     out = json_pack(
         "{s:O, s:s, s:o, s:O, s:o, s:s, s:O, s:O, s:O, s:O*, s:O*}", "Id",
@@ -563,6 +607,7 @@ BERTH_API int berth_container_inspect(berth_engine_t *e, const char *ref, json_t
         return berth_err_set(err, -ENOMEM, "out of memory");
     /* Args excludes the path, as in Docker. */
     json_array_remove(json_object_get(out, "Args"), 0);
+    json_object_set_new(out, "RestartCount", json_integer(state_int(doc, "RestartCount")));
     if (json_object_get(doc, "storage"))
         json_object_set_new(out, "GraphDriver", graph_driver(json_object_get(doc, "storage")));
     *ret_json = out;

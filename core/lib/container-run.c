@@ -63,6 +63,54 @@ static int shim_call(berth_engine_t *e, const char *id, json_t *req, json_t **re
     return berth__shim_request(fd, req, ret_resp, err);
 }
 
+static int parse_signal(const char *name);
+
+/* The signal a stop sends: the image's or create's StopSignal, else SIGTERM. */
+static int stop_signal(json_t *doc)
+{
+    int sig = parse_signal(
+        json_string_value(json_object_get(json_object_get(doc, "config"), "StopSignal")));
+    return sig > 0 ? sig : SIGTERM;
+}
+
+/*
+ * Restart-policy bookkeeping in the record's state: ManualStop (a stop or a
+ * kill asked for the end, so no policy brings it back until the next start
+ * by hand) and RestartCount (starts by the policy since the last by hand).
+ * Written only when they change, so the common start pays no extra commit.
+ */
+static int policy_patch(berth_engine_t *e, json_t *doc, berth_lc_op_t op, json_t *patch,
+                        berth_err_t *err)
+{
+    if (!patch)
+        return berth_err_set(err, -ENOMEM, "out of memory");
+    return berth__lc_transition(berth__engine_store(e), id_of(doc), op, 0, patch, NULL, NULL, NULL,
+                                err);
+}
+
+static int mark_manual_stop(berth_engine_t *e, json_t *doc, berth_err_t *err)
+{
+    if (json_is_true(json_object_get(json_object_get(doc, "state"), "ManualStop")))
+        return 0;
+    return policy_patch(e, doc, BERTH_OP_KILL, json_pack("{s:b}", "ManualStop", 1), err);
+}
+
+static int start_bookkeeping(berth_engine_t *e, json_t *doc, uint32_t flags, berth_err_t *err)
+{
+    json_t *state = json_object_get(doc, "state");
+    json_int_t count = json_integer_value(json_object_get(state, "RestartCount"));
+
+    if (flags & BERTH_START_POLICY)
+        return policy_patch(e, doc, BERTH_OP_START,
+                            json_pack("{s:I, s:b}", "RestartCount", count + 1, "ManualStop", 0),
+                            err);
+    if (count == 0 && !json_is_true(json_object_get(state, "ManualStop")))
+        return 0;
+    return policy_patch(e, doc, BERTH_OP_START,
+                        json_pack("{s:I, s:b}", "RestartCount", (json_int_t)0, "ManualStop", 0),
+                        err);
+}
+
 BERTH_API int berth_container_start(berth_engine_t *e, const char *ref, uint32_t flags,
                                     berth_err_t *err)
 {
@@ -71,6 +119,8 @@ BERTH_API int berth_container_start(berth_engine_t *e, const char *ref, uint32_t
     int r, fd = -1;
 
     if ((r = load_checked(e, ref, BERTH_OP_START, &doc, err)) < 0)
+        return r;
+    if ((r = start_bookkeeping(e, doc, flags, err)) < 0)
         return r;
     id = id_of(doc);
     /* A monitor already waiting (started with BERTH_START_WAIT): tell it to go. */
@@ -94,6 +144,11 @@ BERTH_API int berth_container_kill(berth_engine_t *e, const char *ref, int sig, 
         return berth_err_set(err, -EINVAL, "invalid signal %d", sig);
     if ((r = load_checked(e, ref, BERTH_OP_KILL, &doc, err)) < 0)
         return r;
+    /* A kill that ends the container is a stop by hand, as in Docker; a SIGHUP is not. */
+    if (sig == SIGKILL || sig == stop_signal(doc)) {
+        if ((r = mark_manual_stop(e, doc, err)) < 0)
+            return r;
+    }
     req = json_pack("{s:s, s:i}", "op", "signal", "signal", sig);
     return shim_call(e, id_of(doc), req, NULL, err);
 }
@@ -240,6 +295,8 @@ BERTH_API int berth_container_stop(berth_engine_t *e, const char *ref, int timeo
     /* A paused container can't act on its stop signal: SIGKILL goes through a frozen cgroup. */
     if (berth__record_state(doc) == BERTH_ST_PAUSED)
         sig = SIGKILL;
+    if ((r = mark_manual_stop(e, doc, err)) < 0)
+        return r;
     req = json_pack("{s:s, s:i}", "op", "signal", "signal", sig);
     if ((r = shim_call(e, id_of(doc), req, NULL, err)) < 0)
         return r;

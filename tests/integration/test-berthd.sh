@@ -203,6 +203,14 @@ if [ -n "${BERTH_DEMO_IMAGE:-}" ] && [ -d "$BERTH_DEMO_IMAGE" ]; then
         expect_grep "force" "$T/err" "the refusal mentions force"
         expect_exit 0 "docker top" d top busy
         expect_grep "sleep 100" "$T/out" "top lists the container's process"
+        expect_exit 0 "docker stats --no-stream" d stats --no-stream --format '{{.Name}} {{.PIDs}} {{.MemUsage}}' busy
+        expect_grep "^busy 1 [0-9.]*[KMG]i\?B / " "$T/out" "stats: the process count and the memory in use"
+        d run -d --name capped --memory 64m demo sleep 100 >/dev/null
+        expect_exit 0 "docker stats of a container with a memory limit" d stats --no-stream --format '{{.Name}} {{.MemUsage}}' capped
+        expect_grep "^capped .* / 64MiB$" "$T/out" "stats shows the limit"
+        d rm -f capped >/dev/null
+        expect_exit 1 "docker stats of nothing" d stats --no-stream no-such-container
+        expect_grep "No such container" "$T/err" "says no such container"
         expect_exit 0 "docker rm -f of a running container" d rm -f busy
         expect_exit 125 "docker run of an image that isn't here" d run -d nosuchimage true
         expect_grep "Unable to find image" "$T/err" "the CLI tries to pull it (create said 404)"
@@ -300,5 +308,5 @@ print(s.recv(4096).decode().split("\r\n")[0])
 PY
 python3 "$T/bad.py" "$S" >"$T/out" 2>&1
 expect_grep "^HTTP/1.1 400" "$T/out" "a malformed create body is 400"
-kill -0 "$dpid" 2>/dev/null && ok "berthd still serves at the end" || not_ok "berthd died"
+kill -0 "$dpid" 2>/dev/null && ok "berthd still serves at the end" || not_ok "berthd died: $(tail -5 "$T/dlog")"
 finish

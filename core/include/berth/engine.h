@@ -207,6 +207,14 @@ BERTH_API void berth_log_reader_close(berth_log_reader_t *reader);
 
 /** Flags for berth_container_start(). */
 #define BERTH_START_WAIT 0x1u /**< start the monitor, but run nothing until a second start */
+/**
+ * a start by the container's restart policy (berthd's supervisor): counts in
+ * RestartCount. Any other start is a start by hand: it resets RestartCount
+ * and forgets a stop by hand. berth_container_stop() and a
+ * berth_container_kill() with SIGKILL or the stop signal record a stop by
+ * hand, which no policy restarts.
+ */
+#define BERTH_START_POLICY 0x2u
 
 /**
  * Start a created or exited container: its monitor (berth-shim) is started
