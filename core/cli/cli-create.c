@@ -37,6 +37,13 @@ enum {
     OPT_NETWORK,
     OPT_PULL,
     OPT_RESTART,
+    OPT_HEALTH_CMD,
+    OPT_HEALTH_INTERVAL, /* the four durations in the order of their keys below */
+    OPT_HEALTH_TIMEOUT,
+    OPT_HEALTH_START_PERIOD,
+    OPT_HEALTH_START_INTERVAL,
+    OPT_HEALTH_RETRIES,
+    OPT_NO_HEALTHCHECK,
     OPT_HELP,
 };
 
@@ -70,6 +77,13 @@ static const struct option create_longopts[] = {
     { "network", required_argument, NULL, OPT_NETWORK },
     { "pull", required_argument, NULL, OPT_PULL },
     { "restart", required_argument, NULL, OPT_RESTART },
+    { "health-cmd", required_argument, NULL, OPT_HEALTH_CMD },
+    { "health-interval", required_argument, NULL, OPT_HEALTH_INTERVAL },
+    { "health-timeout", required_argument, NULL, OPT_HEALTH_TIMEOUT },
+    { "health-retries", required_argument, NULL, OPT_HEALTH_RETRIES },
+    { "health-start-period", required_argument, NULL, OPT_HEALTH_START_PERIOD },
+    { "health-start-interval", required_argument, NULL, OPT_HEALTH_START_INTERVAL },
+    { "no-healthcheck", no_argument, NULL, OPT_NO_HEALTHCHECK },
     { "tty", no_argument, NULL, 't' },
     { "interactive", no_argument, NULL, 'i' },
     { "detach", no_argument, NULL, 'd' },
@@ -176,6 +190,63 @@ static int parse_long(const char *opt, const char *text, long long min, long lon
     }
     *ret = v;
     return 0;
+}
+
+/* A Go-style duration ("1m30s", "500ms", "2h") in nanoseconds, as docker's --health-* take. */
+static int parse_duration(const char *opt, const char *text, long long *ret_ns)
+{
+    static const struct {
+        const char *unit;
+        long long ns;
+    } units[] = { { "ns", 1 },           { "us", 1000LL },       { "ms", 1000000LL },
+                  { "s", 1000000000LL }, { "m", 60000000000LL }, { "h", 3600000000000LL } };
+    const char *p = text;
+    long long total = 0;
+
+    if (!strcmp(text, "0")) {
+        *ret_ns = 0;
+        return 0;
+    }
+    while (*p) {
+        char *end;
+        double v;
+        size_t best = 0, k = 0;
+
+        errno = 0;
+        v = strtod(p, &end);
+        if (end == p || errno || v < 0)
+            goto bad;
+        /* The longest unit name that matches ("ms" before "m"). */
+        for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+            size_t n = strlen(units[i].unit);
+            if (!strncmp(end, units[i].unit, n) && n > best) {
+                best = n;
+                k = i;
+            }
+        }
+        if (!best)
+            goto bad;
+        total += (long long)(v * (double)units[k].ns);
+        p = end + best;
+    }
+    if (p == text)
+        goto bad;
+    *ret_ns = total;
+    return 0;
+bad:
+    cli_error("invalid %s value: '%s' (a duration such as 30s or 1m30s)", opt, text);
+    return -1;
+}
+
+/* Config.Healthcheck, made on first use. */
+static json_t *healthcheck(json_t *body)
+{
+    json_t *h = json_object_get(body, "Healthcheck");
+    if (!h) {
+        h = json_object();
+        json_object_set_new(body, "Healthcheck", h);
+    }
+    return h;
 }
 
 static int parse_ulimit(json_t *hc, const char *text)
@@ -354,6 +425,32 @@ int cli_parse_create(int argc, char **argv, int is_run, const char *usage, struc
             json_object_set_new(hc, "RestartPolicy", rp);
             break;
         }
+        case OPT_HEALTH_CMD:
+            json_object_set_new(healthcheck(body), "Test",
+                                json_pack("[s, s]", "CMD-SHELL", optarg));
+            break;
+        case OPT_HEALTH_INTERVAL:
+        case OPT_HEALTH_TIMEOUT:
+        case OPT_HEALTH_START_PERIOD:
+        case OPT_HEALTH_START_INTERVAL: {
+            static const char *const keys[] = { "Interval", "Timeout", "StartPeriod",
+                                                "StartInterval" };
+            static const char *const names[] = { "--health-interval", "--health-timeout",
+                                                 "--health-start-period",
+                                                 "--health-start-interval" };
+            if (parse_duration(names[c - OPT_HEALTH_INTERVAL], optarg, &n) < 0)
+                goto fail;
+            json_object_set_new(healthcheck(body), keys[c - OPT_HEALTH_INTERVAL], json_integer(n));
+            break;
+        }
+        case OPT_HEALTH_RETRIES:
+            if (parse_long("--health-retries", optarg, 0, &n) < 0)
+                goto fail;
+            json_object_set_new(healthcheck(body), "Retries", json_integer(n));
+            break;
+        case OPT_NO_HEALTHCHECK:
+            json_object_set_new(healthcheck(body), "Test", json_pack("[s]", "NONE"));
+            break;
         case OPT_RM:
             json_object_set_new(hc, "AutoRemove", json_true());
             ret->auto_remove = 1;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "health.h"
 #include "supervise.h"
 
 #define SCAN_MS        1000
@@ -25,6 +26,8 @@ struct watch {
     uint64_t backoff_ms, started_at;
     int mark;
     uv_poll_t *poll; /* one per wait: each wait has a descriptor of its own */
+    int has_health;
+    bd_health_t *health; /* probes while it runs */
     uv_timer_t delay;
     struct watch *next;
 };
@@ -83,6 +86,8 @@ static void watch_drop(struct watch *w)
         }
     if ((fd = poll_end(w)) >= 0)
         close(fd);
+    bd_health_stop(w->health);
+    w->health = NULL;
     uv_close((uv_handle_t *)&w->delay, delay_closed);
 }
 
@@ -91,8 +96,19 @@ static void read_policy(struct watch *w, json_t *insp)
     json_t *rp = json_object_get(json_object_get(insp, "HostConfig"), "RestartPolicy");
     const char *name = json_string_value(json_object_get(rp, "Name"));
 
+    json_t *test =
+        json_object_get(json_object_get(json_object_get(insp, "Config"), "Healthcheck"), "Test");
+    const char *kind = json_string_value(json_array_get(test, 0));
+
     snprintf(w->policy, sizeof(w->policy), "%s", name && *name ? name : "no");
     w->max = (long long)json_integer_value(json_object_get(rp, "MaximumRetryCount"));
+    w->has_health = kind && (!strcmp(kind, "CMD") || !strcmp(kind, "CMD-SHELL"));
+}
+
+/* Whether berthd has anything to do for this container: a policy to apply or checks to run. */
+static int wanted(const struct watch *w)
+{
+    return strcmp(w->policy, "no") != 0 || w->has_health;
 }
 
 static struct watch *watch_add(bd_supervisor_t *s, const char *id)
@@ -126,6 +142,8 @@ static void on_exit_readable(uv_poll_t *p, int status, int events)
     (void)events;
     fd = poll_end(w);
     berth_container_wait_end(w->s->e, w->id, fd, &code, NULL);
+    bd_health_stop(w->health);
+    w->health = NULL;
     evaluate(w, 0);
 }
 
@@ -134,7 +152,7 @@ static void watch_begin(struct watch *w)
 {
     int code;
 
-    if (w->polling || w->delaying || !strcmp(w->policy, "no"))
+    if (w->polling || w->delaying || !wanted(w))
         return;
     if (berth_container_wait_begin(w->s->e, w->id, &w->fd, &code, NULL) != 0) {
         w->fd = -1;
@@ -152,6 +170,12 @@ static void watch_begin(struct watch *w)
     if (!w->started_at)
         w->started_at = uv_now(w->s->loop);
     w->polling = uv_poll_start(w->poll, UV_READABLE | UV_DISCONNECT, on_exit_readable) == 0;
+    if (w->polling && w->has_health && !w->health) {
+        json_t *insp = NULL;
+        if (berth_container_inspect(w->s->e, w->id, &insp, NULL) == 0)
+            w->health = bd_health_start(w->s->loop, w->s->e, w->id, insp);
+        json_decref(insp);
+    }
 }
 
 static void on_delay(uv_timer_t *t)
@@ -266,7 +290,7 @@ static void on_scan(uv_timer_t *t)
         if (!(w = watch_find(s, id)) && !(w = watch_add(s, id)))
             continue;
         w->mark = 1;
-        if (!strcmp(w->policy, "no") || w->polling || w->delaying) {
+        if (!wanted(w) || w->polling || w->delaying) {
             snprintf(w->state, sizeof(w->state), "%s", st);
             continue;
         }

@@ -22,6 +22,9 @@
  *
  * Restarts go through berth_container_start(BERTH_START_POLICY), which
  * counts them in the record's RestartCount (docker inspect shows it).
+ *
+ * The same watch runs a running container's health checks (health.h),
+ * from its start (seen by berthd) to its exit.
  */
 #ifndef BERTH_DAEMON_SUPERVISE_H
 #define BERTH_DAEMON_SUPERVISE_H

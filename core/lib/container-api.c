@@ -32,9 +32,9 @@
 
 /* Members of a Docker create body that berth keeps in the record's "config". */
 static const char *const config_keys[] = {
-    "Cmd",         "Entrypoint",   "Env",          "WorkingDir", "User",       "Hostname",
-    "Tty",         "OpenStdin",    "StdinOnce",    "Labels",     "StopSignal", "StopTimeout",
-    "AttachStdin", "AttachStdout", "AttachStderr", "Image",
+    "Cmd",         "Entrypoint",   "Env",          "WorkingDir", "User",        "Hostname",
+    "Tty",         "OpenStdin",    "StdinOnce",    "Labels",     "StopSignal",  "StopTimeout",
+    "AttachStdin", "AttachStdout", "AttachStderr", "Image",      "Healthcheck",
 };
 
 /* Docker-style generated names: an adjective and a noun from the harbour. */
@@ -448,7 +448,10 @@ static void status_text(const berth_container_summary_t *c, char *buf, size_t le
     case BERTH_ST_RUNNING:
     case BERTH_ST_PAUSED:
         berth_human_duration(now - c->started_ns, dur, sizeof(dur));
-        snprintf(buf, len, "Up %s%s", dur, st == BERTH_ST_PAUSED ? " (Paused)" : "");
+        /* Docker's order: the health, then the pause. */
+        snprintf(buf, len, "Up %s%s%s%s%s", dur, c->health[0] ? " (" : "",
+                 !strcmp(c->health, "starting") ? "health: starting" : c->health,
+                 c->health[0] ? ")" : "", st == BERTH_ST_PAUSED ? " (Paused)" : "");
         break;
     case BERTH_ST_EXITED:
         berth_human_duration(now - c->finished_ns, dur, sizeof(dur));
@@ -590,6 +593,8 @@ BERTH_API int berth_container_inspect(berth_engine_t *e, const char *ref, json_t
                       ? json_string_value(json_object_get(json_object_get(doc, "state"), "Error"))
                       : "",
                   "StartedAt", started, "FinishedAt", finished);
+    if (state && json_is_object(json_object_get(json_object_get(doc, "state"), "Health")))
+        json_object_set(state, "Health", json_object_get(json_object_get(doc, "state"), "Health"));
     /* berth's own: a stop by hand, which no restart policy undoes (berthd's supervisor reads it). */
     if (state)
         json_object_set_new(state, "ManualStop",

@@ -111,6 +111,36 @@ static int start_bookkeeping(berth_engine_t *e, json_t *doc, uint32_t flags, ber
                         err);
 }
 
+BERTH_API int berth_container_set_health(berth_engine_t *e, const char *ref, json_t *health,
+                                         berth_err_t *err)
+{
+    _cleanup_json_ json_t *doc = NULL, *patch = NULL, *attrs = NULL;
+    const char *status = json_string_value(json_object_get(health, "Status")), *old;
+    char action[64];
+    int r;
+
+    if (!status || (strcmp(status, "starting") && strcmp(status, "healthy") &&
+                    strcmp(status, "unhealthy") && strcmp(status, "none")))
+        return berth_err_set(err, -EINVAL,
+                             "health: Status must be starting, healthy, unhealthy or none");
+    if (!json_is_integer(json_object_get(health, "FailingStreak")) ||
+        !json_is_array(json_object_get(health, "Log")))
+        return berth_err_set(err, -EINVAL, "health: FailingStreak and Log are required");
+    /* Only a container with a process has a health to record. */
+    if ((r = load_checked(e, ref, BERTH_OP_KILL, &doc, err)) < 0)
+        return r;
+    old = json_string_value(
+        json_object_get(json_object_get(json_object_get(doc, "state"), "Health"), "Status"));
+    snprintf(action, sizeof(action), "health_status: %s", status);
+    patch = json_pack("{s:O}", "Health", health);
+    attrs = json_pack("{s:s}", "name", json_string_value(json_object_get(doc, "name")) ?: "");
+    if (!patch || !attrs)
+        return berth_err_set(err, -ENOMEM, "out of memory");
+    /* An event when the status changes, as Docker's health_status. */
+    return berth__lc_transition(berth__engine_store(e), id_of(doc), BERTH_OP_KILL, 0, patch,
+                                old && !strcmp(old, status) ? NULL : action, attrs, NULL, err);
+}
+
 BERTH_API int berth_container_start(berth_engine_t *e, const char *ref, uint32_t flags,
                                     berth_err_t *err)
 {

@@ -533,6 +533,8 @@ int berth__container_summary_from_doc(json_t *doc, berth_container_summary_t *re
     sum.finished_ns = json_integer_value(json_object_get(state, "FinishedAt"));
     sum.exit_code = json_integer_value(json_object_get(state, "ExitCode"));
     sum.pid = json_integer_value(json_object_get(state, "Pid"));
+    copy_bounded(sum.health, sizeof(sum.health),
+                 str_member(json_object_get(state, "Health"), "Status"));
     *ret_summary = sum;
     return 0;
 }
@@ -559,8 +561,28 @@ static int id_hex_ok(const char *id)
 static const char *const record_keys[] = { "v",         "id",    "name",  "created_ns",
                                            "isolation", "state", "config" };
 enum { R_V = 1, R_ID, R_NAME, R_CREATED, R_ISOLATION, R_STATE, R_CONFIG };
-static const char *const state_keys[] = { "Status", "Pid", "ExitCode", "StartedAt", "FinishedAt" };
-enum { S_STATUS = 1, S_PID, S_EXIT_CODE, S_STARTED, S_FINISHED };
+static const char *const state_keys[] = { "Status",    "Pid",        "ExitCode",
+                                          "StartedAt", "FinishedAt", "Health" };
+enum { S_STATUS = 1, S_PID, S_EXIT_CODE, S_STARTED, S_FINISHED, S_HEALTH };
+static const char *const health_keys[] = { "Status" };
+
+/* state.Health.Status (berthd's health checks) into sum->health. */
+static int scan_health(berth_jscan_t *s, berth_container_summary_t *sum)
+{
+    int rc;
+
+    sum->health[0] = '\0';
+    if (berth__jscan_type(s) != BERTH_JSCAN_OBJECT)
+        return berth__jscan_skip(s, NULL, NULL);
+    rc = berth__jscan_object_begin(s);
+    while (rc >= 0 && (rc = berth__jscan_object_find(s, health_keys, 1)) > 0) {
+        if (berth__jscan_type(s) == BERTH_JSCAN_STRING)
+            rc = berth__jscan_string_value(s, sum->health, sizeof(sum->health), NULL);
+        else
+            rc = berth__jscan_skip(s, NULL, NULL);
+    }
+    return rc;
+}
 static const char *const config_keys[] = { "Entrypoint", "Cmd" };
 
 /* The Entrypoint and Cmd arrays' bytes, joined once the whole record is checked. */
@@ -576,6 +598,7 @@ static int scan_state(berth_jscan_t *s, berth_container_summary_t *sum)
     /* A later "state" replaces an earlier one, as in jansson. */
     sum->state[0] = '\0';
     sum->started_ns = sum->finished_ns = sum->exit_code = sum->pid = 0;
+    sum->health[0] = '\0';
     if (berth__jscan_type(s) != BERTH_JSCAN_OBJECT)
         return berth__jscan_skip(s, NULL, NULL);
     rc = berth__jscan_object_begin(s);
@@ -593,6 +616,9 @@ static int scan_state(berth_jscan_t *s, berth_container_summary_t *sum)
             break;
         case S_STARTED:
             rc = berth__jscan_integer_value(s, &sum->started_ns);
+            break;
+        case S_HEALTH:
+            rc = scan_health(s, sum);
             break;
         default:
             rc = berth__jscan_integer_value(s, &sum->finished_ns);

@@ -130,6 +130,7 @@ typedef struct berth_container_summary {
     int64_t finished_ns; /* state.FinishedAt */
     int64_t exit_code;   /* state.ExitCode */
     int64_t pid;         /* state.Pid */
+    char health[16];     /* state.Health.Status ("starting", "healthy", ...); "" when none */
 } berth_container_summary_t;
 
 /*

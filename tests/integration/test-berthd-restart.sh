@@ -3,7 +3,8 @@
 #
 # berthd's supervision and restarts, through the real docker CLI: restart
 # policies (on-failure:N, always, unless-stopped, no) with RestartCount and
-# stops by hand; docker restart; containers the berth CLI started; the
+# stops by hand; docker restart; health checks (--health-*, timeouts, the
+# probe log, ps); containers the berth CLI started; the
 # policies' rules when berthd itself starts; and live restore: SIGKILL
 # berthd with 100 containers running, start it again, and it serves and
 # reattaches (ps, logs -f, wait, stop, attach) while the containers never
@@ -147,6 +148,40 @@ inspect_is al-stopped '{{.State.Status}}' running && ok "always: restarted when 
 expect_exit 0 "inspect of the unless-stopped one stopped by hand" d inspect -f '{{.State.Status}}' us-stopped
 expect_grep "^exited$" "$T/out" "unless-stopped after a stop by hand stays stopped"
 d rm -f us us-stopped al-stopped >/dev/null
+
+# Health checks: run by berthd while the container runs; inspect and ps show them.
+expect_exit 0 "run -d with --health-*" d run -d --name hc --health-cmd 'test -e /tmp/ok && echo fine' --health-interval 200ms --health-retries 2 demo sleep 100
+expect_exit 0 "ps right after" d ps --format '{{.Names}} {{.Status}}'
+expect_grep "^hc Up .*(health: starting)$" "$T/out" "health: starting at first"
+inspect_is hc '{{.State.Health.Status}}' unhealthy && ok "two failures in a row: unhealthy" ||
+    not_ok "hc: $(d inspect -f '{{json .State.Health}}' hc)"
+expect_exit 0 "ps of an unhealthy container" d ps --format '{{.Names}} {{.Status}}'
+expect_grep "^hc Up .*(unhealthy)$" "$T/out" "ps says unhealthy"
+d exec hc touch /tmp/ok
+inspect_is hc '{{.State.Health.Status}} {{.State.Health.FailingStreak}}' 'healthy 0' && ok "one success: healthy again" ||
+    not_ok "hc: $(d inspect -f '{{json .State.Health}}' hc)"
+inspect_is hc '{{len .State.Health.Log}}' 5 && sleep 0.5
+expect_exit 0 "inspect the health log" d inspect -f '{{len .State.Health.Log}} {{(index .State.Health.Log 4).ExitCode}} {{(index .State.Health.Log 4).Output}}' hc
+expect_grep "^5 0 fine$" "$T/out" "the last five probes are kept, with their output"
+b ps >"$T/bps" 2>&1
+expect_grep "(healthy)" "$T/bps" "berth ps shows the health too"
+d rm -f hc >/dev/null
+d run -d --name slow --health-cmd 'sleep 5' --health-interval 100ms --health-timeout 300ms --health-retries 1 demo sleep 100 >/dev/null
+inspect_is slow '{{.State.Health.Status}}' unhealthy && ok "a probe past its timeout is a failure" ||
+    not_ok "slow: $(d inspect -f '{{json .State.Health}}' slow)"
+expect_exit 0 "inspect the timed-out probe" d inspect -f '{{(index .State.Health.Log 0).Output}}' slow
+expect_grep "exceeded timeout" "$T/out" "its log says why"
+d rm -f slow >/dev/null
+expect_exit 0 "berth run -d --health-cmd" b run -d --name bhc --health-cmd true --health-interval 200ms demo sleep 100
+inspect_is bhc '{{.State.Health.Status}}' healthy && ok "berthd checks what the berth CLI started" ||
+    not_ok "bhc: $(d inspect -f '{{json .State.Health}}' bhc)"
+expect_exit 0 "docker run --no-healthcheck" d run -d --name nohc --no-healthcheck demo sleep 100
+sleep 0.5
+expect_exit 0 "inspect without a check" d inspect -f '{{.State.Health}}' nohc
+expect_grep "^<nil>$" "$T/out" "no health without a check"
+expect_exit 125 "a bad --health-interval" b run -d --health-interval soon demo true
+expect_grep "invalid --health-interval value" "$T/err" "the refusal names the option"
+d rm -f bhc nohc >/dev/null
 
 # Live restore: 100 running containers; berthd SIGKILLed and started again.
 i=0

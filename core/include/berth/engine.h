@@ -226,6 +226,15 @@ BERTH_API void berth_log_reader_close(berth_log_reader_t *reader);
  */
 BERTH_API int berth_container_start(berth_engine_t *engine, const char *ref, uint32_t flags,
                                     berth_err_t *err);
+/**
+ * Record a running container's health (berthd's health checks): @p health
+ * is Docker's State.Health, {"Status": "starting"|"healthy"|"unhealthy",
+ * "FailingStreak": N, "Log": [{"Start", "End", "ExitCode", "Output"}...]}.
+ * Inspect shows it and the ps Status text says it; a change of Status
+ * appends the event "health_status: <status>".
+ */
+BERTH_API int berth_container_set_health(berth_engine_t *engine, const char *ref, json_t *health,
+                                         berth_err_t *err);
 /** Send signal @p sig (1-64) to the container's process. */
 BERTH_API int berth_container_kill(berth_engine_t *engine, const char *ref, int sig,
                                    berth_err_t *err);
