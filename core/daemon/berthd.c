@@ -89,7 +89,7 @@ int main(int argc, char **argv)
     uv_loop_t loop;
     struct group *g;
     gid_t gid;
-    char defsock[4096];
+    json_t *cfg = NULL, *api, *tls;
     int opt, r;
 
     while ((opt = getopt_long(argc, argv, "H:h", longopts, NULL)) != -1) {
@@ -134,6 +134,37 @@ int main(int argc, char **argv)
         fprintf(stderr, "berthd: unexpected argument \"%s\"\n", argv[optind]);
         return 2;
     }
+    signal(SIGPIPE, SIG_IGN);
+    bd_api_set_config(opts.config_path);
+    if ((r = berth_engine_open(&opts, &e, &err)) < 0) {
+        fprintf(stderr, "berthd: %s\n", err.msg);
+        return 1;
+    }
+    /* berth.json's "api" section serves for what the command line leaves unsaid. */
+    if (!(cfg = berth_engine_config(e))) {
+        fprintf(stderr, "berthd: out of memory\n");
+        berth_engine_close(e);
+        return 1;
+    }
+    api = json_object_get(cfg, "api");
+    tls = json_object_get(api, "tls");
+    if (!tls_ca && !tls_cert && !tls_key) {
+        tls_ca = json_string_value(json_object_get(tls, "ca"));
+        tls_cert = json_string_value(json_object_get(tls, "cert"));
+        tls_key = json_string_value(json_object_get(tls, "key"));
+    }
+    if (n_hosts == 0) {
+        json_t *v;
+        size_t i;
+        json_array_foreach (json_object_get(api, "listeners"), i, v) {
+            if (n_hosts == MAX_HOSTS) {
+                fprintf(stderr, "berthd: at most %d listeners\n", MAX_HOSTS);
+                goto fail_quiet;
+            }
+            if (json_is_string(v))
+                hosts[n_hosts++] = json_string_value(v);
+        }
+    }
     for (size_t i = 0; i < n_hosts; i++) {
         if (strncmp(hosts[i], "tcp://", 6) == 0) {
             any_tcp = 1;
@@ -144,34 +175,18 @@ int main(int argc, char **argv)
                     "berthd: cannot listen on %s: give unix:///absolute/path or "
                     "tcp://HOST:PORT\n",
                     hosts[i]);
-            return 1;
+            goto fail_quiet;
         }
     }
-    /* Mutual TLS or no TCP at all: checked before anything is opened. */
-    if (!any_tcp && (tls_ca || tls_cert || tls_key) && (!tls_ca || !tls_cert || !tls_key)) {
-        fprintf(stderr,
-                "berthd: mutual TLS needs --tlscacert, --tlscert and --tlskey: %s is missing\n",
+    /* Mutual TLS, all of it, or no TCP at all. */
+    if ((any_tcp || tls_ca || tls_cert || tls_key) && (!tls_ca || !tls_cert || !tls_key)) {
+        fprintf(stderr, "berthd: %s: %s is missing\n",
+                any_tcp ? "a tcp:// address is served only with mutual TLS"
+                        : "mutual TLS needs --tlscacert, --tlscert and --tlskey",
                 !tls_ca     ? "--tlscacert"
                 : !tls_cert ? "--tlscert"
                             : "--tlskey");
-        return 1;
-    }
-    if (any_tcp && (!tls_ca || !tls_cert || !tls_key)) {
-        fprintf(stderr, "berthd: a tcp:// address is served only with mutual TLS: %s is missing\n",
-                !tls_ca     ? "--tlscacert"
-                : !tls_cert ? "--tlscert"
-                            : "--tlskey");
-        return 1;
-    }
-    signal(SIGPIPE, SIG_IGN);
-    bd_api_set_config(opts.config_path);
-    if ((r = berth_engine_open(&opts, &e, &err)) < 0) {
-        fprintf(stderr, "berthd: %s\n", err.msg);
-        return 1;
-    }
-    if (n_hosts == 0) {
-        snprintf(defsock, sizeof(defsock), "unix://%s/berth.sock", berth_engine_runroot(e));
-        hosts[n_hosts++] = defsock;
+        goto fail_quiet;
     }
     uv_loop_init(&loop);
     if ((r = bd_server_new(&loop, bd_api_handle, e, &s, &err)) < 0)
@@ -197,6 +212,7 @@ int main(int argc, char **argv)
     uv_signal_start(&sigint, on_signal, SIGINT);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
+    json_decref(cfg);
     berth_engine_close(e);
     return 0;
 
@@ -205,6 +221,8 @@ fail:
     if (s)
         bd_server_close(s);
     uv_run(&loop, UV_RUN_NOWAIT);
+fail_quiet:
+    json_decref(cfg);
     berth_engine_close(e);
     return 1;
 }

@@ -241,5 +241,19 @@ kill "$dpid" && wait "$dpid"
 st=$?
 dpid=
 [ "$st" -eq 0 ] && ok "berthd stops on SIGTERM with exit 0" || not_ok "berthd exit $st"
+
+# The same from berth.json: api.listeners and api.tls, no options.
+cat >"$T/tls.json" <<JSON
+{"plugin_dirs": [], "api": {"listeners": ["$ADDR"],
+ "tls": {"ca": "$K/ca.pem", "cert": "$K/server.pem", "key": "$K/server-key.pem"}}}
+JSON
+"$BERTHD" --config "$T/tls.json" --root "$T/root" --runroot "$T/run" 2>"$T/dlog2" &
+dpid=$!
+for _ in $(seq 50); do grep -q "listening on $ADDR" "$T/dlog2" && break; sleep 0.1; done
+expect_exit 0 "docker version against berthd configured by berth.json" d version
+expect_exit 1 "and without a client certificate, refused" docker --tlsverify \
+    --tlscacert "$K/ca.pem" -H "$ADDR" version --format '{{.Server.Version}}'
+kill "$dpid" && wait "$dpid"
+dpid=
 sed 's/^/# /' "$T/dlog"
 finish
