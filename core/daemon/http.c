@@ -663,7 +663,13 @@ static int on_message_complete(http_parser *p)
         req.header_names[i] = c->hdrs.data + c->name_off[i];
         req.header_values[i] = c->hdrs.data + c->value_off[i];
     }
-    c->keep_alive = http_should_keep_alive(p);
+    /*
+     * A client that asked to switch protocols (Connection: Upgrade, or
+     * CONNECT) sends what follows in the new protocol: unless the handler
+     * takes the stream over (bd_hijack), the connection ends with the
+     * reply, as nothing after it can be read as HTTP.
+     */
+    c->keep_alive = http_should_keep_alive(p) && !p->upgrade;
     c->s->fn(c, &req, c->s->userdata);
     if (!c->answered && !c->deferred)
         bd_respond_error(c, 500, "the request got no answer");
