@@ -220,7 +220,9 @@ fail:
     fprintf(stderr, "berthd: %s\n", err.msg);
     if (s)
         bd_server_close(s);
+    /* The closes finish, so the loop frees what it holds. */
     uv_run(&loop, UV_RUN_NOWAIT);
+    uv_loop_close(&loop);
 fail_quiet:
     json_decref(cfg);
     berth_engine_close(e);
