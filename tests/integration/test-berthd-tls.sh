@@ -69,6 +69,14 @@ expect_lines 1 "$T/err" "in one line"
 expect_exit 1 "a missing certificate file is refused" "$BERTHD" -H "$ADDR" $D \
     --tlscacert "$K/ca.pem" --tlscert "$K/nosuch.pem" --tlskey "$K/server-key.pem"
 expect_grep "nosuch.pem: No such file" "$T/err" "naming the file"
+expect_exit 1 "a key file that is not PEM is refused" "$BERTHD" -H "$ADDR" $D \
+    --tlscacert "$K/ca.pem" --tlscert "$K/server.pem" --tlskey "$K/srv.ext"
+expect_grep "TLS key .*srv.ext: .*PEM private key is needed" "$T/err" "naming the key file"
+expect_lines 1 "$T/err" "in one line"
+expect_exit 1 "a certificate file that is not PEM is refused" "$BERTHD" -H "$ADDR" $D \
+    --tlscacert "$K/ca.pem" --tlscert "$K/server-key.pem" --tlskey "$K/server-key.pem"
+expect_grep "TLS certificate .*server-key.pem: .*PEM certificate is needed" "$T/err" \
+    "naming the certificate file"
 expect_exit 1 "a CA file that is not PEM is refused" "$BERTHD" -H "$ADDR" $D \
     --tlscacert "$K/srv.ext" --tlscert "$K/server.pem" --tlskey "$K/server-key.pem"
 expect_grep "TLS CA certificate" "$T/err" "naming the CA file"
