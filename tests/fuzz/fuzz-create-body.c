@@ -29,8 +29,11 @@ static void check_error(int r, const berth_err_t *err)
         fprintf(stderr, "refused: %s\n", err->msg);
     if (r >= 0)
         die("a failure that returned", NULL);
-    if (err->code != r || !err->msg[0] || strchr(err->msg, '\n'))
-        die("an error without its one-line message", err->msg);
+    if (err->code != r || !err->msg[0])
+        die("an error without its message", err->msg);
+    for (const char *p = err->msg; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            die("an error message that is not one line of text", err->msg);
 }
 
 /* An image config as images carry it, for the merge: entrypoint, env, labels, user. */
