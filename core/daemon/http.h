@@ -12,7 +12,9 @@
  * malformed request (bad syntax, a header or URL over the limits, a body
  * over BD_BODY_MAX) is answered by the server itself with a 4xx JSON error
  * and the connection closed; a client that goes away mid-request only
- * costs its own connection.
+ * costs its own connection. A request asking to switch protocols
+ * (Connection: Upgrade) that the handler does not take over with bd_hijack
+ * is the connection's last: its reply says Connection: close.
  */
 #ifndef BERTH_DAEMON_HTTP_H
 #define BERTH_DAEMON_HTTP_H
