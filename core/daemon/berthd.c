@@ -3,8 +3,9 @@
  * berthd: the engine behind a Docker Engine API endpoint, so the docker CLI
  * (and anything else speaking that API) works with berth. One libuv loop;
  * the same engine and store as the `berth` CLI. Listens on unix sockets
- * only for now: TCP is for remote administration and needs mutual TLS,
- * which berthd does not offer yet, so it refuses tcp:// addresses.
+ * and, for remote administration, on TCP with mutual TLS only: a tcp://
+ * address without --tlscacert, --tlscert and --tlskey is refused, whatever
+ * the address (even loopback: plain TCP is never offered).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -30,14 +31,20 @@ static const char usage_text[] =
     "Serve the Docker Engine API (1.24 to 1.50) for berth's containers and images.\n"
     "\n"
     "Options:\n"
-    "  -H, --host unix://PATH  listen here (repeatable; default <runroot>/berth.sock)\n"
+    "  -H, --host ADDR         listen here: unix:///PATH or tcp://HOST:PORT (repeatable;\n"
+    "                          default unix://<runroot>/berth.sock)\n"
+    "      --tlscacert FILE    CA (PEM) that clients' certificates must chain to\n"
+    "      --tlscert FILE      the server's certificate (PEM)\n"
+    "      --tlskey FILE       the server's private key (PEM)\n"
+    "      --tlsverify         accepted for dockerd's sake: clients are always verified\n"
     "      --root DIR          persistent state (default /var/lib/berth)\n"
     "      --runroot DIR       runtime state (default /run/berth)\n"
     "      --config FILE       configuration file (default /etc/berth/berth.json)\n"
     "  -h, --help              show this help\n"
     "\n"
-    "Sockets are mode 0660, group \"berth\" when that group exists. TCP addresses\n"
-    "are refused: remote access needs mutual TLS, which berthd does not offer yet.\n";
+    "Sockets are mode 0660, group \"berth\" when that group exists. TCP is served\n"
+    "only with mutual TLS (TLS 1.2 or later, a client certificate from the CA\n"
+    "required): a tcp:// address needs --tlscacert, --tlscert and --tlskey.\n";
 
 static void close_handle(uv_handle_t *h, void *arg)
 {
@@ -59,10 +66,19 @@ static void on_signal(uv_signal_t *h, int signum)
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        { "host", required_argument, NULL, 'H' },    { "root", required_argument, NULL, 'r' },
-        { "runroot", required_argument, NULL, 'R' }, { "config", required_argument, NULL, 'c' },
-        { "help", no_argument, NULL, 'h' },          { NULL, 0, NULL, 0 },
+        { "host", required_argument, NULL, 'H' },
+        { "root", required_argument, NULL, 'r' },
+        { "runroot", required_argument, NULL, 'R' },
+        { "config", required_argument, NULL, 'c' },
+        { "tlscacert", required_argument, NULL, 'A' },
+        { "tlscert", required_argument, NULL, 'C' },
+        { "tlskey", required_argument, NULL, 'K' },
+        { "tlsverify", no_argument, NULL, 'V' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
     };
+    const char *tls_ca = NULL, *tls_cert = NULL, *tls_key = NULL;
+    int any_tcp = 0;
     berth_engine_opts_t opts = { .struct_size = sizeof(opts) };
     const char *hosts[MAX_HOSTS];
     size_t n_hosts = 0;
@@ -74,7 +90,7 @@ int main(int argc, char **argv)
     uv_loop_t loop;
     struct group *g;
     gid_t gid;
-    char defsock[4096];
+    json_t *cfg = NULL, *api, *tls;
     int opt, r;
 
     while ((opt = getopt_long(argc, argv, "H:h", longopts, NULL)) != -1) {
@@ -95,6 +111,18 @@ int main(int argc, char **argv)
         case 'c':
             opts.config_path = optarg;
             break;
+        case 'A':
+            tls_ca = optarg;
+            break;
+        case 'C':
+            tls_cert = optarg;
+            break;
+        case 'K':
+            tls_key = optarg;
+            break;
+        case 'V':
+            /* dockerd's flag; berthd verifies client certificates on every TCP listener. */
+            break;
         case 'h':
             fputs(usage_text, stdout);
             return 0;
@@ -107,32 +135,74 @@ int main(int argc, char **argv)
         fprintf(stderr, "berthd: unexpected argument \"%s\"\n", argv[optind]);
         return 2;
     }
-    for (size_t i = 0; i < n_hosts; i++) {
-        if (strncmp(hosts[i], "unix://", 7) != 0 || hosts[i][7] != '/') {
-            fprintf(stderr,
-                    "berthd: cannot listen on %s: only unix:///absolute/path is supported (TCP "
-                    "needs mutual TLS, not available yet)\n",
-                    hosts[i]);
-            return 1;
-        }
-    }
     signal(SIGPIPE, SIG_IGN);
     bd_api_set_config(opts.config_path);
     if ((r = berth_engine_open(&opts, &e, &err)) < 0) {
         fprintf(stderr, "berthd: %s\n", err.msg);
         return 1;
     }
+    /* berth.json's "api" section serves for what the command line leaves unsaid. */
+    if (!(cfg = berth_engine_config(e))) {
+        fprintf(stderr, "berthd: out of memory\n");
+        berth_engine_close(e);
+        return 1;
+    }
+    api = json_object_get(cfg, "api");
+    tls = json_object_get(api, "tls");
+    if (!tls_ca && !tls_cert && !tls_key) {
+        tls_ca = json_string_value(json_object_get(tls, "ca"));
+        tls_cert = json_string_value(json_object_get(tls, "cert"));
+        tls_key = json_string_value(json_object_get(tls, "key"));
+    }
     if (n_hosts == 0) {
-        snprintf(defsock, sizeof(defsock), "unix://%s/berth.sock", berth_engine_runroot(e));
-        hosts[n_hosts++] = defsock;
+        json_t *v;
+        size_t i;
+        json_array_foreach (json_object_get(api, "listeners"), i, v) {
+            if (n_hosts == MAX_HOSTS) {
+                fprintf(stderr, "berthd: at most %d listeners\n", MAX_HOSTS);
+                goto fail_quiet;
+            }
+            if (json_is_string(v))
+                hosts[n_hosts++] = json_string_value(v);
+        }
+    }
+    for (size_t i = 0; i < n_hosts; i++) {
+        if (strncmp(hosts[i], "tcp://", 6) == 0) {
+            any_tcp = 1;
+            continue;
+        }
+        if (strncmp(hosts[i], "unix://", 7) != 0 || hosts[i][7] != '/') {
+            fprintf(stderr,
+                    "berthd: cannot listen on %s: give unix:///absolute/path or "
+                    "tcp://HOST:PORT\n",
+                    hosts[i]);
+            goto fail_quiet;
+        }
+    }
+    /* Mutual TLS, all of it, or no TCP at all. */
+    if ((any_tcp || tls_ca || tls_cert || tls_key) && (!tls_ca || !tls_cert || !tls_key)) {
+        fprintf(stderr, "berthd: %s: %s is missing\n",
+                any_tcp ? "a tcp:// address is served only with mutual TLS"
+                        : "mutual TLS needs --tlscacert, --tlscert and --tlskey",
+                !tls_ca     ? "--tlscacert"
+                : !tls_cert ? "--tlscert"
+                            : "--tlskey");
+        goto fail_quiet;
     }
     uv_loop_init(&loop);
     if ((r = bd_server_new(&loop, bd_api_handle, e, &s, &err)) < 0)
         goto fail;
+    if (tls_ca && tls_cert && tls_key &&
+        (r = bd_server_set_tls(s, tls_ca, tls_cert, tls_key, &err)) < 0)
+        goto fail;
     g = getgrnam("berth");
     gid = g ? g->gr_gid : (gid_t)-1;
     for (size_t i = 0; i < n_hosts; i++) {
-        if ((r = bd_server_listen_unix(s, hosts[i] + 7, 0660, gid, &err)) < 0)
+        if (strncmp(hosts[i], "tcp://", 6) == 0)
+            r = bd_server_listen_tcp(s, hosts[i] + 6, &err);
+        else
+            r = bd_server_listen_unix(s, hosts[i] + 7, 0660, gid, &err);
+        if (r < 0)
             goto fail;
         fprintf(stderr, "berthd: listening on %s\n", hosts[i]);
     }
@@ -148,6 +218,7 @@ int main(int argc, char **argv)
     uv_signal_start(&sigint, on_signal, SIGINT);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
+    json_decref(cfg);
     berth_engine_close(e);
     return 0;
 
@@ -155,7 +226,11 @@ fail:
     fprintf(stderr, "berthd: %s\n", err.msg);
     if (s)
         bd_server_close(s);
+    /* The closes finish, so the loop frees what it holds. */
     uv_run(&loop, UV_RUN_NOWAIT);
+    uv_loop_close(&loop);
+fail_quiet:
+    json_decref(cfg);
     berth_engine_close(e);
     return 1;
 }

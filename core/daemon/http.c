@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* berthd's HTTP/1.1 server (http.h). */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
+#include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +13,9 @@
 #include <unistd.h>
 
 #include <http_parser.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "berth-build-config.h"
 
@@ -22,13 +27,23 @@ struct bd_server {
     void *userdata;
     struct listener *listeners;
     bd_conn_t *conns;
+    SSL_CTX *tls; /* bd_server_set_tls; what every TCP listener serves */
+};
+
+/* A libuv stream of either kind: unix sockets and TCP share every stream call. */
+union stream {
+    uv_handle_t handle;
+    uv_stream_t stream;
+    uv_pipe_t pipe;
+    uv_tcp_t tcp;
 };
 
 struct listener {
-    uv_pipe_t pipe;
+    union stream h;
     bd_server_t *s;
     struct listener *next;
-    char path[108];
+    int tcp;
+    char path[108]; /* a unix socket's, removed at close */
 };
 
 /* A growable byte buffer. */
@@ -38,7 +53,22 @@ struct buf {
 };
 
 struct bd_conn {
-    uv_pipe_t pipe;
+    union stream h;
+    /*
+     * No socket (bd_server_feed): what would be sent goes to sink, and the
+     * feeder, not a close callback, drops the server's reference.
+     */
+    int detached;
+    void (*sink)(void *ud, const char *data, size_t n);
+    void *sink_ud;
+    /*
+     * TLS (a TCP listener): ciphertext goes through memory BIOs, so the
+     * plaintext side is the same code as for a unix socket.
+     */
+    SSL *ssl;
+    BIO *rbio, *wbio; /* owned by ssl */
+    char peer[64];    /* for the one line a failed handshake costs */
+    int read_stopped;
     bd_server_t *s;
     bd_conn_t *next, **prevp;
     http_parser parser;
@@ -141,6 +171,29 @@ struct write_req {
 static void conn_close(bd_conn_t *c);
 static void conn_unref(bd_conn_t *c);
 
+/* Bytes queued to the socket and not yet sent (ciphertext, with TLS). */
+static size_t conn_queued(bd_conn_t *c)
+{
+    return c->detached ? 0 : uv_stream_get_write_queue_size(&c->h.stream);
+}
+
+/* No more input: a closing connection reads no further requests. */
+static void conn_read_stop(bd_conn_t *c)
+{
+    c->read_stopped = 1;
+    if (!c->detached && !c->gone)
+        uv_read_stop(&c->h.stream);
+}
+
+/* A write finished (@status < 0: it failed). */
+static void after_write(bd_conn_t *c, int status)
+{
+    /* Close after the last reply of a connection that asked for it, or broke. */
+    if (status < 0 || ((c->closing || c->close_after_writes) && !c->deferred && !c->streaming &&
+                       conn_queued(c) == 0))
+        conn_close(c);
+}
+
 static void on_written(uv_write_t *req, int status)
 {
     struct write_req *w = (struct write_req *)req;
@@ -148,14 +201,11 @@ static void on_written(uv_write_t *req, int status)
 
     free(w->data);
     free(w);
-    /* Close after the last reply of a connection that asked for it, or broke. */
-    if (status < 0 || ((c->closing || c->close_after_writes) && !c->deferred && !c->streaming &&
-                       uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe) == 0))
-        conn_close(c);
+    after_write(c, status);
 }
 
-/* Queue @n bytes (taken over: @data is freed once written, or now on failure). */
-static void conn_write(bd_conn_t *c, char *data, size_t n)
+/* Queue @n bytes to the socket as they are (taken over: freed once written, or now on failure). */
+static void socket_write(bd_conn_t *c, char *data, size_t n)
 {
     struct write_req *w;
     uv_buf_t b;
@@ -166,12 +216,67 @@ static void conn_write(bd_conn_t *c, char *data, size_t n)
     }
     w->data = data;
     b = uv_buf_init(data, (unsigned)n);
-    if (uv_write(&w->req, (uv_stream_t *)&c->pipe, &b, 1, on_written) < 0) {
+    if (uv_write(&w->req, &c->h.stream, &b, 1, on_written) < 0) {
         free(data);
         free(w);
         c->closing = 1;
         conn_close(c);
     }
+}
+
+/* Send what OpenSSL has written into the connection's outgoing BIO. */
+static void tls_flush(bd_conn_t *c)
+{
+    size_t pending;
+
+    while (!c->gone && (pending = BIO_ctrl_pending(c->wbio)) > 0) {
+        char *data = malloc(pending);
+        int n;
+        if (!data) {
+            c->closing = 1;
+            conn_close(c);
+            return;
+        }
+        n = BIO_read(c->wbio, data, (int)(pending > INT_MAX ? INT_MAX : pending));
+        if (n <= 0) {
+            free(data);
+            return;
+        }
+        socket_write(c, data, (size_t)n);
+    }
+}
+
+/* Queue @n bytes of the HTTP stream (taken over: freed once written, or now on failure). */
+static void conn_write(bd_conn_t *c, char *data, size_t n)
+{
+    if (c->gone) {
+        free(data);
+        return;
+    }
+    if (c->detached) {
+        if (c->sink)
+            c->sink(c->sink_ud, data, n);
+        free(data);
+        after_write(c, 0);
+        return;
+    }
+    if (c->ssl) {
+        size_t written = 0;
+        int ok;
+        /* A memory BIO takes everything: the write is whole, or the connection is broken. */
+        ERR_clear_error();
+        ok = n == 0 || SSL_write_ex(c->ssl, data, n, &written);
+        free(data);
+        if (!ok) {
+            ERR_clear_error();
+            c->closing = 1;
+            conn_close(c);
+            return;
+        }
+        tls_flush(c);
+        return;
+    }
+    socket_write(c, data, n);
 }
 
 /* The status line and the headers every reply carries, then @content_type and @extra. */
@@ -345,7 +450,7 @@ void bd_raw_close(bd_conn_t *c)
     c->close_after_writes = 1;
     c->on_data = NULL;
     c->on_eof = NULL;
-    if (uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe) == 0)
+    if (conn_queued(c) == 0)
         conn_close(c);
 }
 
@@ -558,7 +663,13 @@ static int on_message_complete(http_parser *p)
         req.header_names[i] = c->hdrs.data + c->name_off[i];
         req.header_values[i] = c->hdrs.data + c->value_off[i];
     }
-    c->keep_alive = http_should_keep_alive(p);
+    /*
+     * A client that asked to switch protocols (Connection: Upgrade, or
+     * CONNECT) sends what follows in the new protocol: unless the handler
+     * takes the stream over (bd_hijack), the connection ends with the
+     * reply, as nothing after it can be read as HTTP.
+     */
+    c->keep_alive = http_should_keep_alive(p) && !p->upgrade;
     c->s->fn(c, &req, c->s->userdata);
     if (!c->answered && !c->deferred)
         bd_respond_error(c, 500, "the request got no answer");
@@ -587,6 +698,7 @@ static void conn_unref(bd_conn_t *c)
     buf_free(&c->hdrs);
     buf_free(&c->hdr_name);
     buf_free(&c->hdr_value);
+    SSL_free(c->ssl);
     free(c);
 }
 
@@ -599,6 +711,18 @@ static void conn_close(bd_conn_t *c)
 {
     if (c->gone)
         return;
+    if (c->ssl && SSL_is_init_finished(c->ssl) && conn_queued(c) == 0) {
+        /* Tell a TLS peer the stream ends here, if the socket takes it at once (best effort). */
+        char alert[256];
+        int n;
+        ERR_clear_error();
+        SSL_shutdown(c->ssl);
+        ERR_clear_error();
+        if ((n = BIO_read(c->wbio, alert, sizeof(alert))) > 0) {
+            uv_buf_t b = uv_buf_init(alert, (unsigned)n);
+            uv_try_write(&c->h.stream, &b, 1);
+        }
+    }
     c->gone = 1;
     if (c->prevp) {
         *c->prevp = c->next;
@@ -606,12 +730,139 @@ static void conn_close(bd_conn_t *c)
             c->next->prevp = c->prevp;
         c->prevp = NULL;
     }
-    uv_close((uv_handle_t *)&c->pipe, on_conn_closed);
+    /* A detached connection is freed by its feeder (bd_server_feed), after the last callback. */
+    if (!c->detached)
+        uv_close(&c->h.handle, on_conn_closed);
     /* Whoever holds the request open learns now (and must still drop its reference). */
     if (c->on_gone) {
         void (*fn)(void *) = c->on_gone;
         c->on_gone = NULL;
         fn(c->on_gone_ud);
+    }
+}
+
+/*
+ * The end of the client's bytes: @status is UV_EOF for an orderly end (a
+ * half-close, which a hijacked stream passes on), else an error.
+ */
+static void conn_input_end(bd_conn_t *c, int status)
+{
+    if (c->gone)
+        return;
+    if (c->hijacked && status == UV_EOF) {
+        /* A half-close: the client sent all its input and still reads ours. */
+        conn_read_stop(c);
+        if (c->on_eof)
+            c->on_eof(c->on_gone_ud);
+        return;
+    }
+    /* EOF or an error: the client is gone (or half-closed with nothing pending). */
+    conn_close(c);
+}
+
+/* @n bytes of the client's HTTP stream (plaintext), as they arrived. */
+static void conn_input(bd_conn_t *c, const char *data, size_t n)
+{
+    size_t used;
+
+    if (c->gone || n == 0)
+        return;
+    if (c->hijacked) {
+        if (c->on_data)
+            c->on_data(c->on_gone_ud, data, n);
+        return;
+    }
+    if (c->closing || c->read_stopped)
+        return;
+    if (c->deferred || c->streaming) {
+        /* A request while the last one is still open: HTTP clients don't pipeline past one. */
+        conn_close(c);
+        return;
+    }
+    used = http_parser_execute(&c->parser, &settings, data, n);
+    if (c->gone)
+        return;
+    if (c->hijacked) {
+        /* Bytes after an upgrade request's head are already the stream's. */
+        if (used < n && c->on_data)
+            c->on_data(c->on_gone_ud, data + used, n - used);
+        return;
+    }
+    if (c->closing) {
+        conn_read_stop(c);
+        if (conn_queued(c) == 0 && !c->answered && !c->deferred)
+            conn_close(c);
+        return;
+    }
+    if (c->parser.http_errno != HPE_OK || used != n) {
+        enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+        int status = c->fail_status ? c->fail_status : e == HPE_HEADER_OVERFLOW ? 431 : 400;
+        const char *msg = c->fail_msg ? c->fail_msg : http_errno_description(e);
+        conn_read_stop(c);
+        c->keep_alive = 0;
+        c->answered = 0;
+        bd_respond_error(c, status, "malformed request: %s", msg);
+    }
+}
+
+/* A TLS connection that failed: one line to stderr, the alert sent, the connection closed. */
+static void tls_fail(bd_conn_t *c, const char *what)
+{
+    unsigned long e = ERR_peek_last_error();
+    const char *reason = e ? ERR_reason_error_string(e) : NULL;
+
+    fprintf(stderr, "berthd: TLS %s with %s failed: %s\n", what, c->peer,
+            reason ? reason : "connection broken");
+    ERR_clear_error();
+    tls_flush(c);
+    c->closing = 1;
+    conn_read_stop(c);
+    if (!c->gone && conn_queued(c) == 0)
+        conn_close(c);
+}
+
+/* Ciphertext from the socket: the handshake first, then plaintext for conn_input. */
+static void tls_input(bd_conn_t *c, const char *data, size_t n)
+{
+    char plain[16384];
+    size_t got;
+    int r;
+
+    if (BIO_write(c->rbio, data, (int)n) != (int)n) {
+        tls_fail(c, "read");
+        return;
+    }
+    if (!SSL_is_init_finished(c->ssl)) {
+        ERR_clear_error();
+        r = SSL_do_handshake(c->ssl);
+        if (r <= 0) {
+            if (SSL_get_error(c->ssl, r) == SSL_ERROR_WANT_READ) {
+                tls_flush(c);
+                return;
+            }
+            tls_fail(c, "handshake");
+            return;
+        }
+        tls_flush(c);
+    }
+    while (!c->gone && !c->read_stopped) {
+        ERR_clear_error();
+        if (!SSL_read_ex(c->ssl, plain, sizeof(plain), &got)) {
+            int e = SSL_get_error(c->ssl, 0);
+            if (e == SSL_ERROR_WANT_READ) {
+                tls_flush(c);
+                return;
+            }
+            if (e == SSL_ERROR_ZERO_RETURN) {
+                /* close_notify: the client's orderly end of its half */
+                ERR_clear_error();
+                conn_input_end(c, UV_EOF);
+                return;
+            }
+            tls_fail(c, "read");
+            return;
+        }
+        conn_input(c, plain, got);
     }
 }
 
@@ -625,62 +876,49 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
 {
     bd_conn_t *c = st->data;
-    size_t used;
 
-    if (c->hijacked) {
-        if (n > 0 && c->on_data)
-            c->on_data(c->on_gone_ud, b->base, (size_t)n);
-        free(b->base);
-        if (n == UV_EOF) {
-            /* A half-close: the client sent all its input and still reads ours. */
-            uv_read_stop(st);
-            if (c->on_eof)
-                c->on_eof(c->on_gone_ud);
-        } else if (n < 0) {
-            conn_close(c);
-        }
-        return;
-    }
-    if (n < 0) {
-        /* EOF or an error: the client is gone (or half-closed with nothing pending). */
-        free(b->base);
-        conn_close(c);
-        return;
-    }
-    if (n == 0 || c->closing) {
-        free(b->base);
-        return;
-    }
-    if (c->deferred || c->streaming) {
-        /* A request while the last one is still open: HTTP clients don't pipeline past one. */
-        free(b->base);
-        conn_close(c);
-        return;
-    }
-    used = http_parser_execute(&c->parser, &settings, b->base, (size_t)n);
-    if (c->hijacked) {
-        /* Bytes after an upgrade request's head are already the stream's. */
-        if (used < (size_t)n && c->on_data)
-            c->on_data(c->on_gone_ud, b->base + used, (size_t)n - used);
-        free(b->base);
-        return;
-    }
+    if (n > 0 && c->ssl)
+        tls_input(c, b->base, (size_t)n);
+    else if (n > 0)
+        conn_input(c, b->base, (size_t)n);
+    else if (n < 0)
+        conn_input_end(c, (int)n);
     free(b->base);
-    if (c->closing) {
-        uv_read_stop(st);
-        if (uv_stream_get_write_queue_size(st) == 0 && !c->answered && !c->deferred)
-            conn_close(c);
-        return;
+}
+
+/* A new connection's state, not yet on a socket or in the server's list. */
+static bd_conn_t *conn_new(bd_server_t *s)
+{
+    bd_conn_t *c = calloc(1, sizeof(*c));
+
+    if (!c)
+        return NULL;
+    c->s = s;
+    c->refs = 1;
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+    c->keep_alive = 1;
+    return c;
+}
+
+/* "ADDR:PORT" of a TCP peer, for log lines. */
+static void peer_name(bd_conn_t *c)
+{
+    struct sockaddr_storage sa;
+    int len = sizeof(sa);
+    char host[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+
+    if (uv_tcp_getpeername(&c->h.tcp, (struct sockaddr *)&sa, &len) == 0) {
+        if (sa.ss_family == AF_INET6) {
+            uv_ip6_name((struct sockaddr_in6 *)&sa, host, sizeof(host));
+            port = ntohs(((struct sockaddr_in6 *)&sa)->sin6_port);
+        } else {
+            uv_ip4_name((struct sockaddr_in *)&sa, host, sizeof(host));
+            port = ntohs(((struct sockaddr_in *)&sa)->sin_port);
+        }
     }
-    if (c->parser.http_errno != HPE_OK || used != (size_t)n) {
-        enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
-        int status = c->fail_status ? c->fail_status : e == HPE_HEADER_OVERFLOW ? 431 : 400;
-        const char *msg = c->fail_msg ? c->fail_msg : http_errno_description(e);
-        uv_read_stop(st);
-        c->keep_alive = 0;
-        c->answered = 0;
-        bd_respond_error(c, status, "malformed request: %s", msg);
-    }
+    snprintf(c->peer, sizeof(c->peer), "%s:%d", host, port);
 }
 
 static void on_connection(uv_stream_t *server, int status)
@@ -688,26 +926,41 @@ static void on_connection(uv_stream_t *server, int status)
     struct listener *l = server->data;
     bd_conn_t *c;
 
-    if (status < 0 || !(c = calloc(1, sizeof(*c))))
+    if (status < 0 || !(c = conn_new(l->s)))
         return;
-    c->s = l->s;
-    c->refs = 1;
-    uv_pipe_init(l->s->loop, &c->pipe, 0);
-    c->pipe.data = c;
-    if (uv_accept(server, (uv_stream_t *)&c->pipe) < 0) {
+    if (l->tcp) {
+        uv_tcp_init(l->s->loop, &c->h.tcp);
+        /* Interactive streams (docker run -it) want every keystroke sent at once. */
+        uv_tcp_nodelay(&c->h.tcp, 1);
+    } else {
+        uv_pipe_init(l->s->loop, &c->h.pipe, 0);
+    }
+    c->h.handle.data = c;
+    if (uv_accept(server, &c->h.stream) < 0) {
         c->gone = 1;
-        uv_close((uv_handle_t *)&c->pipe, on_conn_closed);
+        uv_close(&c->h.handle, on_conn_closed);
         return;
     }
-    http_parser_init(&c->parser, HTTP_REQUEST);
-    c->parser.data = c;
-    c->keep_alive = 1;
+    if (l->tcp) {
+        peer_name(c);
+        if (!(c->ssl = SSL_new(l->s->tls)) || !(c->rbio = BIO_new(BIO_s_mem())) ||
+            !(c->wbio = BIO_new(BIO_s_mem()))) {
+            fprintf(stderr, "berthd: TLS with %s: out of memory\n", c->peer);
+            BIO_free(c->rbio);
+            ERR_clear_error();
+            c->gone = 1;
+            uv_close(&c->h.handle, on_conn_closed);
+            return;
+        }
+        SSL_set_bio(c->ssl, c->rbio, c->wbio);
+        SSL_set_accept_state(c->ssl);
+    }
     c->next = l->s->conns;
     if (c->next)
         c->next->prevp = &c->next;
     c->prevp = &l->s->conns;
     l->s->conns = c;
-    uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+    uv_read_start(&c->h.stream, on_alloc, on_read);
 }
 
 static void on_listener_closed(uv_handle_t *h)
@@ -740,18 +993,18 @@ int bd_server_listen_unix(bd_server_t *s, const char *path, unsigned mode, gid_t
         return berth_err_set(err, -ENOMEM, "out of memory");
     snprintf(l->path, sizeof(l->path), "%s", path);
     l->s = s;
-    uv_pipe_init(s->loop, &l->pipe, 0);
-    l->pipe.data = l;
+    uv_pipe_init(s->loop, &l->h.pipe, 0);
+    l->h.handle.data = l;
     /* A socket file left by a daemon that died: nobody can be listening on it. */
     unlink(path);
-    if ((r = uv_pipe_bind(&l->pipe, path)) < 0 ||
-        (r = uv_listen((uv_stream_t *)&l->pipe, 128, on_connection)) < 0) {
-        uv_close((uv_handle_t *)&l->pipe, on_listener_closed);
+    if ((r = uv_pipe_bind(&l->h.pipe, path)) < 0 ||
+        (r = uv_listen(&l->h.stream, 128, on_connection)) < 0) {
+        uv_close(&l->h.handle, on_listener_closed);
         return berth_err_set(err, r, "listen on %s: %s", path, uv_strerror(r));
     }
     if (chmod(path, mode) < 0 || (gid != (gid_t)-1 && chown(path, (uid_t)-1, gid) < 0)) {
         r = -errno;
-        uv_close((uv_handle_t *)&l->pipe, on_listener_closed);
+        uv_close(&l->h.handle, on_listener_closed);
         unlink(path);
         return berth_err_set(err, r, "%s: %s", path, strerror(-r));
     }
@@ -760,15 +1013,175 @@ int bd_server_listen_unix(bd_server_t *s, const char *path, unsigned mode, gid_t
     return 0;
 }
 
+/* OpenSSL's reason for the last failure, then its queue emptied. */
+static const char *ssl_reason(void)
+{
+    unsigned long e = ERR_peek_last_error();
+    const char *r = e ? ERR_reason_error_string(e) : NULL;
+
+    ERR_clear_error();
+    return r ? r : "unknown error";
+}
+
+/* The file must exist and be readable: OpenSSL's own messages for that are cryptic. */
+static int check_readable(const char *what, const char *path, berth_err_t *err)
+{
+    FILE *f = fopen(path, "r");
+
+    if (!f)
+        return berth_err_set(err, -errno, "%s %s: %s", what, path, strerror(errno));
+    fclose(f);
+    return 0;
+}
+
+int bd_server_set_tls(bd_server_t *s, const char *ca, const char *cert, const char *key,
+                      berth_err_t *err)
+{
+    STACK_OF(X509_NAME) * names;
+    SSL_CTX *ctx;
+    int r;
+
+    if ((r = check_readable("TLS CA certificate", ca, err)) < 0 ||
+        (r = check_readable("TLS certificate", cert, err)) < 0 ||
+        (r = check_readable("TLS key", key, err)) < 0)
+        return r;
+    ERR_clear_error();
+    if (!(ctx = SSL_CTX_new(TLS_server_method())))
+        return berth_err_set(err, -ENOMEM, "TLS: %s", ssl_reason());
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
+        r = berth_err_set(err, -EINVAL, "TLS certificate %s: %s (a PEM certificate is needed)",
+                          cert, ssl_reason());
+        goto fail;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 &&
+        ERR_GET_REASON(ERR_peek_last_error()) != X509_R_KEY_VALUES_MISMATCH) {
+        r = berth_err_set(err, -EINVAL, "TLS key %s: %s (a PEM private key is needed)", key,
+                          ssl_reason());
+        goto fail;
+    }
+    /* OpenSSL takes a key that is not the certificate's: it fails this check instead. */
+    if (SSL_CTX_check_private_key(ctx) != 1) {
+        ERR_clear_error();
+        r = berth_err_set(err, -EINVAL, "TLS key %s does not belong to the certificate %s", key,
+                          cert);
+        goto fail;
+    }
+    if (SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1) {
+        r = berth_err_set(err, -EINVAL, "TLS CA certificate %s: %s (a PEM certificate is needed)",
+                          ca, ssl_reason());
+        goto fail;
+    }
+    /* Mutual TLS: a client without a certificate from this CA is refused in the handshake. */
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    if ((names = SSL_load_client_CA_file(ca)))
+        SSL_CTX_set_client_CA_list(ctx, names);
+    ERR_clear_error();
+    SSL_CTX_free(s->tls);
+    s->tls = ctx;
+    return 0;
+
+fail:
+    SSL_CTX_free(ctx);
+    return r;
+}
+
+int bd_server_listen_tcp(bd_server_t *s, const char *hostport, berth_err_t *err)
+{
+    struct addrinfo hints = { .ai_family = AF_UNSPEC,
+                              .ai_socktype = SOCK_STREAM,
+                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+    struct addrinfo *ai = NULL;
+    char host[256], port[16] = "2376";
+    const char *colon, *h = hostport;
+    size_t hlen;
+    struct listener *l;
+    int r;
+
+    if (!s->tls)
+        return berth_err_set(err, -EINVAL, "tcp://%s: TCP needs mutual TLS, and none is set up",
+                             hostport);
+    /* HOST:PORT, [V6ADDR]:PORT, :PORT (every address), HOST (port 2376, as dockerd's TLS port) */
+    if (*h == '[') {
+        const char *end = strchr(h, ']');
+        if (!end || (end[1] && end[1] != ':'))
+            return berth_err_set(err, -EINVAL, "tcp://%s: bad address", hostport);
+        hlen = (size_t)(end - h - 1);
+        h++;
+        colon = end[1] ? end + 1 : NULL;
+    } else {
+        colon = strrchr(h, ':');
+        hlen = colon ? (size_t)(colon - h) : strlen(h);
+    }
+    if (hlen >= sizeof(host))
+        return berth_err_set(err, -EINVAL, "tcp://%s: bad address", hostport);
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    if (colon) {
+        char *end;
+        unsigned long p = strtoul(colon + 1, &end, 10);
+        if (!colon[1] || *end || p == 0 || p > 65535)
+            return berth_err_set(err, -EINVAL, "tcp://%s: bad port", hostport);
+        snprintf(port, sizeof(port), "%lu", p);
+    }
+    if ((r = getaddrinfo(host[0] ? host : NULL, port, &hints, &ai)) != 0)
+        return berth_err_set(err, -EINVAL, "tcp://%s: %s", hostport, gai_strerror(r));
+    if (!(l = calloc(1, sizeof(*l)))) {
+        freeaddrinfo(ai);
+        return berth_err_set(err, -ENOMEM, "out of memory");
+    }
+    l->s = s;
+    l->tcp = 1;
+    uv_tcp_init(s->loop, &l->h.tcp);
+    l->h.handle.data = l;
+    r = uv_tcp_bind(&l->h.tcp, ai->ai_addr, 0);
+    freeaddrinfo(ai);
+    if (r < 0 || (r = uv_listen(&l->h.stream, 128, on_connection)) < 0) {
+        uv_close(&l->h.handle, on_listener_closed);
+        return berth_err_set(err, r, "listen on tcp://%s: %s", hostport, uv_strerror(r));
+    }
+    l->next = s->listeners;
+    s->listeners = l;
+    return 0;
+}
+
+void bd_server_feed(bd_server_t *s, const void *data, size_t len, size_t chunk,
+                    void (*sink)(void *ud, const char *data, size_t n), void *ud)
+{
+    bd_conn_t *c = conn_new(s);
+    const char *p = data;
+
+    if (!c)
+        return;
+    c->detached = 1;
+    c->sink = sink;
+    c->sink_ud = ud;
+    if (!chunk)
+        chunk = len ? len : 1;
+    while (len > 0 && !c->gone) {
+        size_t n = len < chunk ? len : chunk;
+        conn_input(c, p, n);
+        p += n;
+        len -= n;
+    }
+    /* The client closes, and the connection is torn down as a socket's would be. */
+    conn_input_end(c, UV_EOF);
+    conn_close(c);
+    conn_unref(c);
+}
+
 void bd_server_close(bd_server_t *s)
 {
     while (s->listeners) {
         struct listener *l = s->listeners;
         s->listeners = l->next;
-        unlink(l->path);
-        uv_close((uv_handle_t *)&l->pipe, on_listener_closed);
+        if (!l->tcp)
+            unlink(l->path);
+        uv_close(&l->h.handle, on_listener_closed);
     }
     while (s->conns)
         conn_close(s->conns);
+    SSL_CTX_free(s->tls);
     free(s);
 }

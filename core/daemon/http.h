@@ -1,15 +1,20 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * berthd's HTTP/1.1 server: unix-socket listeners on a libuv loop, requests
- * parsed with http-parser, one handler call per complete request, replies
- * with a Content-Length, connections kept alive as HTTP/1.1 wants.
+ * berthd's HTTP/1.1 server: unix-socket and TCP listeners on a libuv loop,
+ * requests parsed with http-parser, one handler call per complete request,
+ * replies with a Content-Length, connections kept alive as HTTP/1.1 wants.
+ * TCP is served only with mutual TLS (OpenSSL over memory BIOs: a TLS
+ * connection runs the same HTTP code as a unix one, hijacked streams
+ * included); a failed handshake costs its connection and one line on stderr.
  *
  * Contract for handlers: each call must answer exactly once (bd_respond*)
  * before it returns; the request and its strings live only until then. A
  * malformed request (bad syntax, a header or URL over the limits, a body
  * over BD_BODY_MAX) is answered by the server itself with a 4xx JSON error
  * and the connection closed; a client that goes away mid-request only
- * costs its own connection.
+ * costs its own connection. A request asking to switch protocols
+ * (Connection: Upgrade) that the handler does not take over with bd_hijack
+ * is the connection's last: its reply says Connection: close.
  */
 #ifndef BERTH_DAEMON_HTTP_H
 #define BERTH_DAEMON_HTTP_H
@@ -51,6 +56,22 @@ int bd_server_new(uv_loop_t *loop, bd_handler_fn fn, void *userdata, bd_server_t
  */
 int bd_server_listen_unix(bd_server_t *s, const char *path, unsigned mode, gid_t gid,
                           berth_err_t *err);
+/*
+ * Mutual TLS for the server's TCP listeners: its certificate chain @cert
+ * and private key @key (PEM), and the CA (PEM) that every client's
+ * certificate must chain to; a client without one is refused in the
+ * handshake. TLS 1.2 at least. Fails with a one-line message naming the
+ * file for a file that is missing, not PEM, or a key that is not the
+ * certificate's.
+ */
+int bd_server_set_tls(bd_server_t *s, const char *ca, const char *cert, const char *key,
+                      berth_err_t *err);
+/*
+ * Listen on TCP @hostport ("HOST:PORT", "[V6ADDR]:PORT", ":PORT" for every
+ * address, or "HOST" for port 2376) with the TLS of bd_server_set_tls,
+ * which must have been set: there is no plain TCP.
+ */
+int bd_server_listen_tcp(bd_server_t *s, const char *hostport, berth_err_t *err);
 /* Close the listeners and every connection; the loop then ends. */
 void bd_server_close(bd_server_t *s);
 
@@ -114,5 +135,17 @@ bd_conn_t *bd_hijack(bd_conn_t *c, int status, const char *content_type,
                      void (*on_gone)(void *ud), void *userdata);
 void bd_raw_write(bd_conn_t *c, const void *data, size_t len);
 void bd_raw_close(bd_conn_t *c);
+
+/*
+ * Run @len bytes through a new connection of @s that has no socket, as if a
+ * client had sent them in reads of @chunk bytes (0: all in one) and then
+ * closed: the parser, limits, handler calls and error replies of a real
+ * connection, without I/O. Everything the connection would send goes to
+ * @sink (may be NULL) as it is written. For tests and fuzzing: @s may have
+ * a NULL loop, and the handler must not keep the request open past the
+ * connection's end (a hijacked or deferred one is told by its on_gone).
+ */
+void bd_server_feed(bd_server_t *s, const void *data, size_t len, size_t chunk,
+                    void (*sink)(void *ud, const char *data, size_t n), void *ud);
 
 #endif /* BERTH_DAEMON_HTTP_H */

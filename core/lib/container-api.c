@@ -20,6 +20,7 @@
 #include <berth/isolation.h>
 
 #include "container-storage.h"
+#include "container-body.h"
 #include "containers.h"
 #include "content.h"
 #include "engine-internal.h"
@@ -29,13 +30,6 @@
 #include "ocispec.h"
 #include "shim-client.h"
 #include "util.h"
-
-/* Members of a Docker create body that berth keeps in the record's "config". */
-static const char *const config_keys[] = {
-    "Cmd",         "Entrypoint",   "Env",          "WorkingDir", "User",        "Hostname",
-    "Tty",         "OpenStdin",    "StdinOnce",    "Labels",     "StopSignal",  "StopTimeout",
-    "AttachStdin", "AttachStdout", "AttachStderr", "Image",      "Healthcheck",
-};
 
 /* Docker-style generated names: an adjective and a noun from the harbour. */
 static const char *const adjectives[] = {
@@ -90,65 +84,6 @@ static void release_storage(berth_engine_t *e, json_t *doc)
                                          berth__engine_config(e)->plugin_dirs, doc, NULL);
 }
 
-/* Docker's rules for a container's config over its image's ("Config" of the image config). */
-static void merge_image_config(json_t *config, json_t *img)
-{
-    json_t *cmd = json_object_get(config, "Cmd");
-    json_t *ep = json_object_get(config, "Entrypoint");
-    json_t *ienv = json_object_get(img, "Env"), *env = json_object_get(config, "Env");
-    const char *scalars[] = { "WorkingDir", "User", "StopSignal" };
-    const char *copied[] = { "ExposedPorts", "Volumes", "Healthcheck", "OnBuild" };
-    json_t *v, *labels;
-    const char *k;
-    size_t i;
-
-    if (!ep || json_is_null(ep)) {
-        json_object_set(config, "Entrypoint", json_object_get(img, "Entrypoint"));
-        if (!cmd || json_is_null(cmd))
-            json_object_set(config, "Cmd", json_object_get(img, "Cmd"));
-    }
-    /* An --entrypoint given without a command clears the image's command, as in Docker. */
-    for (i = 0; i < BERTH_ARRAY_SIZE(scalars); i++) {
-        const char *c = json_string_value(json_object_get(config, scalars[i]));
-        v = json_object_get(img, scalars[i]);
-        if ((!c || !*c) && json_is_string(v))
-            json_object_set(config, scalars[i], v);
-    }
-    for (i = 0; i < BERTH_ARRAY_SIZE(copied); i++)
-        if (!json_object_get(config, copied[i]) && json_object_get(img, copied[i]))
-            json_object_set(config, copied[i], json_object_get(img, copied[i]));
-    if (json_is_array(ienv)) {
-        /* The image's variables first; the container's replace those with the same name. */
-        json_t *merged = json_deep_copy(ienv);
-        json_array_foreach (env, i, v) {
-            const char *e = json_string_value(v), *eq;
-            size_t n, j;
-            json_t *w;
-            if (!e)
-                continue;
-            eq = strchr(e, '=');
-            n = eq ? (size_t)(eq - e) : strlen(e);
-            json_array_foreach (merged, j, w) {
-                const char *we = json_string_value(w);
-                if (we && strncmp(we, e, n) == 0 && (we[n] == '=' || we[n] == '\0')) {
-                    json_array_remove(merged, j);
-                    break;
-                }
-            }
-            json_array_append(merged, v);
-        }
-        json_object_set_new(config, "Env", merged);
-    }
-    labels = json_object_get(img, "Labels");
-    if (json_is_object(labels)) {
-        json_t *mine = json_object_get(config, "Labels");
-        json_t *merged = json_deep_copy(labels);
-        json_object_foreach (mine, k, v)
-            json_object_set(merged, k, v);
-        json_object_set_new(config, "Labels", merged);
-    }
-}
-
 /*
  * An image-backed root filesystem: resolve the image, merge its config into
  * @config and prepare the container's snapshot. *ret_storage gets the
@@ -184,7 +119,7 @@ static int image_rootfs(berth_engine_t *e, const char *id, const char *image, js
     cfg = json_loadb(buf, len, 0, &je);
     if (!cfg)
         return berth_err_set(err, -EBADMSG, "image config %s: %s", cd, je.text);
-    merge_image_config(config, json_object_get(cfg, "config"));
+    berth__create_merge_image_config(config, json_object_get(cfg, "config"));
 
     sname = json_string_value(json_object_get(img, "storage"));
     d = berth__engine_driver(e, BERTH_KIND_STORAGE, sname);
@@ -210,112 +145,42 @@ static int image_rootfs(berth_engine_t *e, const char *id, const char *image, js
 }
 
 /*
- * HostConfig.RestartPolicy as Docker accepts it: Name "", "no", "always",
- * "unless-stopped" or "on-failure"; MaximumRetryCount only with on-failure;
- * none with AutoRemove (a container that removes itself can't be restarted).
+ * A new record from a create body; validated as far as anything can be
+ * before running. The translation itself is container-body.c's; here is
+ * what needs the engine: the isolation driver, the rootfs on disk, the
+ * image and its snapshot.
  */
-static int check_restart_policy(json_t *hc, berth_err_t *err)
-{
-    json_t *rp = json_object_get(hc, "RestartPolicy"), *max;
-    const char *name;
-
-    if (!rp || json_is_null(rp))
-        return 0;
-    if (!json_is_object(rp))
-        return berth_err_set(err, -EINVAL, "RestartPolicy must be an object");
-    name = json_string_value(json_object_get(rp, "Name"));
-    max = json_object_get(rp, "MaximumRetryCount");
-    if (max && !json_is_null(max) && (!json_is_integer(max) || json_integer_value(max) < 0))
-        return berth_err_set(err, -EINVAL,
-                             "invalid restart policy: maximum retry count must be "
-                             "a positive integer");
-    if (!name || !*name || !strcmp(name, "no")) {
-        name = "no";
-    } else if (strcmp(name, "always") && strcmp(name, "unless-stopped") &&
-               strcmp(name, "on-failure")) {
-        return berth_err_set(err, -EINVAL, "invalid restart policy \"%s\"", name);
-    }
-    if (strcmp(name, "on-failure") && json_integer_value(max) > 0)
-        return berth_err_set(err, -EINVAL,
-                             "invalid restart policy: maximum retry count can only "
-                             "be used with 'on-failure'");
-    if (strcmp(name, "no") && json_is_true(json_object_get(hc, "AutoRemove")))
-        return berth_err_set(err, -EINVAL,
-                             "conflicting options: cannot specify both "
-                             "--restart and --rm");
-    return 0;
-}
-
-/* A new record from a create body; validated as far as anything can be before running. */
 static int record_from_body(berth_engine_t *e, const char *id, const char *name, json_t *body,
                             json_t **ret_doc, berth_err_t *err)
 {
     const berth_config_t *cfg = berth__engine_config(e);
-    json_t *hc = json_object_get(body, "HostConfig");
-    _cleanup_json_ json_t *doc = NULL, *config = json_object(), *spec = NULL;
-    const char *isolation = json_string_value(json_object_get(hc, "Isolation"));
-    const char *rootfs = json_string_value(json_object_get(body, "Rootfs"));
-    const char *image = json_string_value(json_object_get(body, "Image"));
-    _cleanup_json_ json_t *storage = NULL;
+    _cleanup_json_ json_t *config = NULL, *storage = NULL;
+    const char *isolation, *rootfs, *image;
     char image_id[72] = "";
     struct stat st;
     int r;
 
-    if (!json_is_object(body))
-        return berth_err_set(err, -EINVAL, "the create request must be a JSON object");
-    if (hc && !json_is_object(hc))
-        return berth_err_set(err, -EINVAL, "HostConfig must be an object");
-    if ((r = check_restart_policy(hc, err)) < 0)
+    if ((r = berth__create_body_parse(body, cfg->default_isolation, &config, &isolation, &rootfs,
+                                      &image, err)) < 0)
         return r;
-    for (size_t i = 0; i < BERTH_ARRAY_SIZE(config_keys); i++) {
-        json_t *v = json_object_get(body, config_keys[i]);
-        if (v && !json_is_null(v))
-            json_object_set(config, config_keys[i], v);
-    }
-    /* Docker's "default" isolation means the daemon's default. */
-    if (!isolation || !*isolation || strcmp(isolation, "default") == 0)
-        isolation = cfg->default_isolation;
     if ((r = check_isolation(e, isolation, err)) < 0)
         return r;
     if (rootfs) {
-        if (rootfs[0] != '/')
-            return berth_err_set(err, -EINVAL, "rootfs \"%s\" is not an absolute path", rootfs);
         if (stat(rootfs, &st) < 0)
             return berth_err_set(err, -errno, "rootfs %s: %s", rootfs, strerror(errno));
         if (!S_ISDIR(st.st_mode))
             return berth_err_set(err, -ENOTDIR, "rootfs %s is not a directory", rootfs);
-    } else if (!image || !*image) {
-        return berth_err_set(err, -EINVAL, "no root filesystem: give an image or --rootfs DIR");
     } else if ((r = image_rootfs(e, id, image, config, &storage, image_id, err)) < 0) {
         return r;
     }
-
-    doc = json_pack("{s:s, s:s, s:s, s:O, s:o, s:{s:s, s:i, s:i, s:b, s:s, s:i, s:i}}", "id", id,
-                    "name", name, "isolation", isolation, "config", config, "host_config",
-                    hc ? json_deep_copy(hc) : json_object(), "state", "Status", "created", "Pid", 0,
-                    "ExitCode", 0, "OOMKilled", 0, "Error", "", "StartedAt", 0, "FinishedAt", 0);
-    if (doc && rootfs)
-        json_object_set_new(doc, "rootfs", json_string(rootfs));
-    if (doc && storage) {
-        json_object_set(doc, "storage", storage);
-        json_object_set_new(doc, "image_id", json_string(image_id));
+    r = berth__create_record_build(id, name, isolation, config, json_object_get(body, "HostConfig"),
+                                   rootfs, storage, storage ? image_id : NULL, ret_doc, err);
+    if (r < 0 && storage) {
+        /* The snapshot was made for a record that will not exist. */
+        _cleanup_json_ json_t *tmp = json_pack("{sO}", "storage", storage);
+        release_storage(e, tmp);
     }
-    if (!doc)
-        return berth_err_set(err, -ENOMEM, "out of memory");
-    /* Docker's "default" network, as its isolation above, means the engine's default. */
-    {
-        json_t *dhc = json_object_get(doc, "host_config");
-        const char *nm = json_string_value(json_object_get(dhc, "NetworkMode"));
-        if (nm && strcmp(nm, "default") == 0)
-            json_object_del(dhc, "NetworkMode");
-    }
-    /* Everything the spec builder would refuse at start is refused now. */
-    if ((r = berth__oci_spec_build(doc, NULL, &spec, err)) < 0) {
-        release_storage(e, doc);
-        return r;
-    }
-    *ret_doc = TAKE_PTR(doc);
-    return 0;
+    return r;
 }
 
 /*

@@ -189,6 +189,11 @@ BERTH_API const char *berth_engine_runroot(const berth_engine_t *e)
     return e->cfg->runroot;
 }
 
+BERTH_API json_t *berth_engine_config(const berth_engine_t *e)
+{
+    return berth__config_to_json(e->cfg);
+}
+
 /* An empty registry's listing, for engines opened without plugins. */
 static json_t *no_plugins_json(const berth_engine_t *e)
 {

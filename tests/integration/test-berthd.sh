@@ -23,7 +23,8 @@ trap cleanup EXIT
 
 expect_exit 0 "berthd --help" "$BERTHD" --help
 expect_grep "Docker Engine API" "$T/out" "help says what it serves"
-expect_exit 1 "a TCP address is refused" "$BERTHD" -H tcp://0.0.0.0:2375
+expect_exit 1 "a TCP address without TLS is refused" "$BERTHD" -H tcp://0.0.0.0:2375 \
+    --config "$T/c.json" --root "$T/root" --runroot "$T/run"
 expect_grep "mutual TLS" "$T/err" "the refusal says why"
 expect_exit 2 "an unknown option is refused" "$BERTHD" --frobnicate
 

@@ -88,6 +88,15 @@ BERTH_API const char *berth_engine_root(const berth_engine_t *engine);
 BERTH_API const char *berth_engine_runroot(const berth_engine_t *engine);
 
 /**
+ * The configuration in effect, as the berth.json document that would give
+ * it: every key with its effective value (defaults, file, environment and
+ * options applied; "api.listeners" always present, "api.tls" only when
+ * set). A new reference; NULL when out of memory. berthd reads its
+ * listeners and TLS files here.
+ */
+BERTH_API json_t *berth_engine_config(const berth_engine_t *engine);
+
+/**
  * Loaded drivers and refused modules:
  * {"search_path": [dir...],
  *  "drivers": [{"kind","name","version","license","description","abi":"1.0",

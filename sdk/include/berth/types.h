@@ -67,6 +67,14 @@ static inline int berth_err_setv(berth_err_t *err, int code, const char *fmt, va
     if (err) {
         err->code = code;
         vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+        /*
+         * Messages quote what users and images send ("unknown capability
+         * \"%s\""): a control character there would break the one line
+         * into several, or forge log lines, so it is shown as '?'.
+         */
+        for (char *p = err->msg; *p; p++)
+            if ((unsigned char)*p < 0x20 || *p == 0x7f)
+                *p = '?';
     }
     return code;
 }
