@@ -9,10 +9,12 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <berth/engine.h>
@@ -141,6 +143,37 @@ BERTH_API int berth_container_set_health(berth_engine_t *e, const char *ref, jso
                                 old && !strcmp(old, status) ? NULL : action, attrs, NULL, err);
 }
 
+/*
+ * The monitor of the container's last run records the exit before it
+ * tears down (so waiters learn of it at once), and the teardown removes
+ * the runtime directory a new monitor would create: a start right after a
+ * stop waits for the old monitor to be gone (a few ms; at most 5 s). The
+ * process is recognised by its command line naming the container.
+ */
+static void await_previous_monitor(json_t *doc)
+{
+    pid_t pid =
+        (pid_t)json_integer_value(json_object_get(json_object_get(doc, "state"), "ShimPid"));
+    const char *id = id_of(doc);
+    char path[64], cmd[4096];
+
+    if (pid <= 0 || !id)
+        return;
+    snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+    for (int i = 0; i < 5000; i++) {
+        struct timespec ts = { 0, 1000000 };
+        ssize_t n;
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            return;
+        n = read(fd, cmd, sizeof(cmd) - 1);
+        close(fd);
+        if (n <= 0 || !memmem(cmd, (size_t)n, id, strlen(id)))
+            return; /* gone, a zombie, or another process by now */
+        nanosleep(&ts, NULL);
+    }
+}
+
 BERTH_API int berth_container_start(berth_engine_t *e, const char *ref, uint32_t flags,
                                     berth_err_t *err)
 {
@@ -161,6 +194,8 @@ BERTH_API int berth_container_start(berth_engine_t *e, const char *ref, uint32_t
         close(fd);
         return r;
     }
+    if (berth__record_state(doc) & BERTH_ST_EXITED)
+        await_previous_monitor(doc);
     return berth__shim_spawn(e, id, (flags & BERTH_START_WAIT) ? BERTH_SHIM_WAIT_START : 0, &ready,
                              err);
 }
