@@ -29,12 +29,14 @@
 #include "ocispec.h"
 #include "shim-client.h"
 #include "util.h"
+#include "volume-api.h"
+#include "volumes.h"
 
 /* Members of a Docker create body that berth keeps in the record's "config". */
 static const char *const config_keys[] = {
     "Cmd",         "Entrypoint",   "Env",          "WorkingDir", "User",       "Hostname",
     "Tty",         "OpenStdin",    "StdinOnce",    "Labels",     "StopSignal", "StopTimeout",
-    "AttachStdin", "AttachStdout", "AttachStderr", "Image",
+    "AttachStdin", "AttachStdout", "AttachStderr", "Image",      "Volumes",
 };
 
 /* Docker-style generated names: an adjective and a noun from the harbour. */
@@ -117,6 +119,17 @@ static void merge_image_config(json_t *config, json_t *img)
     for (i = 0; i < BERTH_ARRAY_SIZE(copied); i++)
         if (!json_object_get(config, copied[i]) && json_object_get(img, copied[i]))
             json_object_set(config, copied[i], json_object_get(img, copied[i]));
+    /* The image's VOLUME paths add to the container's own (-v /path). */
+    v = json_object_get(img, "Volumes");
+    if (json_is_object(v) && json_object_get(config, "Volumes") != v) {
+        json_t *merged = json_deep_copy(json_object_get(config, "Volumes"));
+        if (!json_is_object(merged)) {
+            json_decref(merged);
+            merged = json_object();
+        }
+        json_object_update_missing(merged, v);
+        json_object_set_new(config, "Volumes", merged);
+    }
     if (json_is_array(ienv)) {
         /* The image's variables first; the container's replace those with the same name. */
         json_t *merged = json_deep_copy(ienv);
@@ -270,8 +283,22 @@ static int record_from_body(berth_engine_t *e, const char *id, const char *name,
         if (nm && strcmp(nm, "default") == 0)
             json_object_del(dhc, "NetworkMode");
     }
+    /* Volumes and binds, planned: nothing is made before the whole request is checked. */
+    {
+        json_t *mounts = NULL;
+        if ((r = berth__container_mounts_plan(e, hc, config, &mounts, err)) < 0) {
+            release_storage(e, doc);
+            return r;
+        }
+        json_object_set_new(doc, "mounts", mounts);
+    }
     /* Everything the spec builder would refuse at start is refused now. */
     if ((r = berth__oci_spec_build(doc, NULL, &spec, err)) < 0) {
+        release_storage(e, doc);
+        return r;
+    }
+    /* The volumes, and their copy of the image's files, before the record names them. */
+    if ((r = berth__container_volumes_make(e, doc, err)) < 0) {
         release_storage(e, doc);
         return r;
     }
@@ -323,6 +350,7 @@ static int create_container(berth_engine_t *e, const char *name, json_t *body, i
         if (run &&
             (r = berth__shim_spawn_pending(e, id, BERTH_SHIM_WAIT_START, doc, &pending, err)) < 0) {
             release_storage(e, doc);
+            berth__container_volumes_undo(e, doc);
             return r;
         }
         r = berth__container_create(store, doc, NULL, NULL, err);
@@ -330,6 +358,7 @@ static int create_container(berth_engine_t *e, const char *name, json_t *body, i
             if (run)
                 berth__shim_pending_finish(&pending, 0, NULL, NULL);
             release_storage(e, doc);
+            berth__container_volumes_undo(e, doc);
             if (r == -EEXIST && !name && ++tries < 16)
                 continue;
             return r;
@@ -565,6 +594,11 @@ BERTH_API int berth_container_inspect(berth_engine_t *e, const char *ref, json_t
     json_array_remove(json_object_get(out, "Args"), 0);
     if (json_object_get(doc, "storage"))
         json_object_set_new(out, "GraphDriver", graph_driver(json_object_get(doc, "storage")));
+    /* Docker's MountPoint objects, as recorded at create time. */
+    json_object_set_new(out, "Mounts",
+                        json_is_array(json_object_get(doc, "mounts"))
+                            ? json_deep_copy(json_object_get(doc, "mounts"))
+                            : json_array());
     *ret_json = out;
     return 0;
 }
@@ -673,6 +707,9 @@ BERTH_API int berth_container_remove(berth_engine_t *e, const char *ref, uint32_
         dir = NULL;
     else
         berth__rm_rf(dir);
+    /* docker rm -v: the anonymous volumes go too (named ones never do). */
+    if (flags & BERTH_REMOVE_VOLUMES)
+        return berth__volume_remove_anonymous_of(store, berth__engine_config(e)->root, doc, err);
     return 0;
 }
 

@@ -10,6 +10,7 @@
 #include "containers.h"
 #include "lifecycle.h"
 #include "util.h"
+#include "volumes.h"
 
 static const struct {
     uint32_t bit;
@@ -165,16 +166,20 @@ int berth__lc_transition(berth_store_t *store, const char *ref, berth_lc_op_t op
 }
 
 int berth__lc_exit_remove(berth_store_t *store, const char *ref, json_t *state_patch,
-                          json_t *die_attrs, berth_err_t *err)
+                          json_t *die_attrs, json_t *removed_volumes, berth_err_t *err)
 {
     _cleanup_txn_ berth_txn_t *txn = NULL;
+    _cleanup_json_ json_t *old = NULL;
     int r;
 
     if ((r = berth__store_txn_begin(store, 1, &txn, err)) < 0)
         return r;
     if ((r = transition_in(txn, ref, BERTH_OP_EXIT, BERTH_ST_EXITED, state_patch, "die", die_attrs,
                            NULL, err)) < 0 ||
-        (r = berth__container_delete_in(txn, ref, NULL, NULL, err)) < 0)
+        (r = berth__container_delete_in(txn, ref, NULL, &old, err)) < 0)
+        return r;
+    if (removed_volumes &&
+        (r = berth__volume_remove_anonymous_in(txn, old, removed_volumes, err)) < 0)
         return r;
     return berth__store_txn_commit(TAKE_PTR(txn), err);
 }
