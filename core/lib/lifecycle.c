@@ -143,7 +143,15 @@ static int transition_in(berth_txn_t *txn, const char *ref, berth_lc_op_t op, ui
     if (to_state &&
         json_object_set_new(state, "Status", json_string(berth__state_name(to_state))) < 0)
         return berth_err_set(err, -ENOMEM, "out of memory");
-    return berth__container_update_in(txn, doc, action ? action : "update", attrs, ret_stored, err);
+    if ((r = berth__container_update_in(txn, doc, action ? action : "update", attrs, ret_stored,
+                                        err)) < 0)
+        return r;
+    /* Docker's volume events: "mount" as the container starts, "unmount" as it ends. */
+    if (op == BERTH_OP_START && to_state == BERTH_ST_RUNNING)
+        return berth__volume_mount_events_in(txn, doc, "mount", err);
+    if (op == BERTH_OP_EXIT)
+        return berth__volume_mount_events_in(txn, doc, "unmount", err);
+    return 0;
 }
 
 int berth__lc_transition(berth_store_t *store, const char *ref, berth_lc_op_t op, uint32_t to_state,

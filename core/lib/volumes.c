@@ -393,6 +393,31 @@ int berth__volume_remove_anonymous_in(berth_txn_t *txn, json_t *record, json_t *
     return 0;
 }
 
+int berth__volume_mount_events_in(berth_txn_t *txn, json_t *record, const char *action,
+                                  berth_err_t *err)
+{
+    const char *id = json_string_value(json_object_get(record, "id"));
+    json_t *m;
+    size_t i;
+    int r;
+
+    json_array_foreach (json_object_get(record, "mounts"), i, m) {
+        const char *n = json_string_value(json_object_get(m, "Name"));
+        const char *type = json_string_value(json_object_get(m, "Type"));
+        _cleanup_json_ json_t *attrs = NULL;
+        if (!n || !type || strcmp(type, "volume") != 0)
+            continue;
+        attrs = json_pack("{s:s, s:O, s:s, s:s, s:s}", "container", id ? id : "", "destination",
+                          json_object_get(m, "Destination"), "driver", "local", "propagation", "",
+                          "read/write", json_is_false(json_object_get(m, "RW")) ? "false" : "true");
+        if (!attrs)
+            return berth_err_set(err, -ENOMEM, "out of memory");
+        if ((r = berth__store_event_append(txn, "volume", action, n, attrs, NULL, err)) < 0)
+            return r;
+    }
+    return 0;
+}
+
 void berth__volume_discard(const char *root, const char *name)
 {
     char dir[PATH_MAX];

@@ -105,6 +105,14 @@ int berth__volume_remove_anonymous_of(berth_store_t *store, const char *root, js
  */
 int berth__volume_remove_anonymous_in(berth_txn_t *txn, json_t *record, json_t *removed,
                                       berth_err_t *err);
+/*
+ * Append Docker's volume event @action ("mount", "unmount") in @txn for
+ * each volume container @record mounts: id the volume's name, attributes
+ * container, destination, driver, propagation and read/write.
+ */
+int berth__volume_mount_events_in(berth_txn_t *txn, json_t *record, const char *action,
+                                  berth_err_t *err);
+
 /* Delete the directory of volume @name, whose record is gone. */
 void berth__volume_discard(const char *root, const char *name);
 
