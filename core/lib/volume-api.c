@@ -335,8 +335,10 @@ static int add_mount(json_t *mounts, json_t *m, berth_err_t *err)
     const char *dest = json_string_value(json_object_get(m, "Destination"));
 
     if (covered(mounts, dest)) {
+        /* The message first: @dest lives in @m. */
+        int r = berth_err_set(err, -EINVAL, "Duplicate mount point: %s", dest);
         json_decref(m);
-        return berth_err_set(err, -EINVAL, "Duplicate mount point: %s", dest);
+        return r;
     }
     if (json_array_append_new(mounts, m) < 0)
         return berth_err_set(err, -ENOMEM, "out of memory");
