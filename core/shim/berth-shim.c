@@ -711,7 +711,6 @@ static void init_exited(struct shim *s, const berth_exit_status_t *st)
             json_array_foreach (rm.volumes, i, v)
                 berth__volume_discard(s->cfg->root, json_string_value(v));
         }
-        json_decref(rm.volumes);
         malloc_trim(0);
         if (s->logging) {
             berth__log_close(&s->log);
@@ -719,6 +718,7 @@ static void init_exited(struct shim *s, const berth_exit_status_t *st)
         }
         berth__rm_rf(s->persist);
     }
+    json_decref(rm.volumes);
     json_decref(patch);
     json_decref(attrs);
     close_sigchld(s);
