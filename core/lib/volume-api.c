@@ -379,7 +379,21 @@ int berth__container_mounts_plan(berth_engine_t *e, json_t *hc, json_t *config, 
     }
     json_array_foreach (json_object_get(hc, "Mounts"), i, v) {
         json_t *m = NULL;
-        if ((r = berth__mount_parse_api(v, &m, err)) < 0 || (r = add_mount(mounts, m, err)) < 0)
+        const char *src;
+        struct stat st;
+        if ((r = berth__mount_parse_api(v, &m, err)) < 0)
+            return r;
+        /* Docker: --mount type=bind wants an existing source (-v makes a missing one). */
+        src = json_string_value(json_object_get(m, "Source"));
+        if (!strcmp(json_string_value(json_object_get(m, "Type")), "bind") && stat(src, &st) < 0) {
+            r = berth_err_set(err, -EINVAL,
+                              "invalid mount config for type \"bind\": bind source "
+                              "path does not exist: %s",
+                              src);
+            json_decref(m);
+            return r;
+        }
+        if ((r = add_mount(mounts, m, err)) < 0)
             return r;
     }
     /* -v /path and the image's VOLUME entries: an anonymous volume where nothing else is. */

@@ -6,7 +6,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -271,22 +270,41 @@ int berth__volume_refcounts_in(berth_txn_t *txn, json_t **ret_counts, berth_err_
     return 0;
 }
 
-static uint64_t du_total;
-static int du_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+/* Bytes below the directory @fd (closed here), at most 256 levels deep. */
+static uint64_t size_below(int fd, unsigned depth)
 {
-    (void)path;
-    (void)ftw;
-    if (flag != FTW_D && flag != FTW_DP && flag != FTW_DNR)
-        du_total += (uint64_t)st->st_size;
-    return 0;
+    DIR *d = fdopendir(fd);
+    struct dirent *de;
+    uint64_t total = 0;
+
+    if (!d) {
+        close(fd);
+        return 0;
+    }
+    while ((de = readdir(d))) {
+        struct stat st;
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+            continue;
+        if (S_ISDIR(st.st_mode)) {
+            int sub = depth < 256 ? openat(dirfd(d), de->d_name,
+                                           O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                                  : -1;
+            if (sub >= 0)
+                total += size_below(sub, depth + 1);
+        } else {
+            total += (uint64_t)st.st_size;
+        }
+    }
+    closedir(d);
+    return total;
 }
 
 uint64_t berth__dir_size(const char *path)
 {
-    /* nftw has no user pointer; the engine is single-threaded per caller (engine.h). */
-    du_total = 0;
-    nftw(path, du_one, 16, FTW_PHYS | FTW_MOUNT);
-    return du_total;
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    return fd < 0 ? 0 : size_below(fd, 0);
 }
 
 int berth__volume_remove(berth_store_t *store, const char *root, const char *name, uint32_t flags,

@@ -66,6 +66,8 @@ expect_exit 125 "run -v name:/a/../b is refused" b run --rm -v vol1:/a/../b demo
 expect_exit 125 "a mount point given twice is refused" b run --rm -v v1x:/d -v v2x:/d demo true
 expect_grep "Duplicate mount point" "$T/err" "duplicate: Docker's message"
 expect_exit 125 "--mount with an unknown type is refused" b run --rm --mount type=nfs,target=/x demo true
+expect_exit 125 "--mount type=bind of a missing source is refused" b run --rm --mount type=bind,source="$T/nowhere",target=/x demo true
+expect_grep "bind source path does not exist" "$T/err" "missing bind source: Docker's message"
 expect_exit 125 "--mount with an unknown field is refused" b run --rm --mount type=volume,bogus=1,target=/x demo true
 [ "$(store_state)" = "$before" ] && ok "refused requests left no volume, container or directory" ||
     not_ok "refusals changed the store: $(store_state)"
@@ -95,6 +97,9 @@ expect_grep "^kept$" "$T/out" "--mount: the same volume"
 expect_exit 1 "a :ro volume refuses writes" b run --rm -v data1:/data:ro demo sh -c 'echo no > /data/g'
 expect_grep "Read-only file system" "$T/err" "ro: the kernel says read-only"
 [ ! -e "$T/root/volumes/data1/_data/g" ] && ok "ro: nothing was written" || not_ok "ro volume was written"
+mkdir -p "$T/hostdir" && echo from-host >"$T/hostdir/h"
+expect_exit 0 "--mount type=bind of a host directory" b run --rm --mount type=bind,source="$T/hostdir",target=/h demo cat /h/h
+expect_grep "^from-host$" "$T/out" "--mount type=bind: the host's file"
 expect_exit 1 "--mount readonly refuses writes" b run --rm --mount type=volume,source=data1,target=/d,readonly demo touch /d/h
 
 # --- in use: refused while any container uses it, even a stopped one ---------

@@ -467,7 +467,17 @@ static void test_volumes_create_remove(void **state)
     assert_true(json_is_true(json_object_get(doc, "anonymous")));
     json_decref(doc);
 
-    assert_int_equal(berth__volume_remove(f->store, f->root, "v1", 0, NULL, &err), 0);
+    /* Sizes count the files below, nested ones too. */
+    snprintf(p, sizeof(p), "%s/sub", data);
+    assert_int_equal(mkdir(p, 0755), 0);
+    snprintf(p, sizeof(p), "%s/sub/y", data);
+    write_file(p, "yyy\n");
+    assert_int_equal(berth__dir_size(data), 6);
+    {
+        uint64_t size = 0;
+        assert_int_equal(berth__volume_remove(f->store, f->root, "v1", 0, &size, &err), 0);
+        assert_int_equal(size, 6);
+    }
     assert_false(exists(data));
     assert_int_equal(events(f, "destroy"), 1);
     assert_int_equal(berth__volume_remove(f->store, f->root, "v1", 0, NULL, &err), -ENOENT);
