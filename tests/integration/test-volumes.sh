@@ -245,5 +245,21 @@ expect_exit 0 "docker volume rm" d volume rm dv2
 expect_grep "^dv2$" "$T/out" "docker volume rm prints the name"
 d volume ls -q >"$T/vols"
 [ ! -s "$T/vols" ] && ok "no volume left" || not_ok "volumes left: $(cat "$T/vols")"
+# Bad requests on the raw API: Docker's status codes, JSON messages, nothing made.
+if command -v curl >/dev/null; then
+    api() { curl -s -o "$T/out" -w '%{http_code}' --unix-socket "$S" "$@"; }
+    [ "$(api -X POST http://d/volumes/create -d '{bad')" = 400 ] && ok "API: bad JSON is 400" || not_ok "API: bad JSON: $(cat "$T/out")"
+    [ "$(api -X POST http://d/volumes/create -d '{"Name":"a/b"}')" = 400 ] && ok "API: a bad name is 400" || not_ok "API: bad name: $(cat "$T/out")"
+    [ "$(api -X POST http://d/volumes/create -d '{"Name":"nf","Driver":"nfs"}')" = 400 ] && ok "API: another driver is 400" || not_ok "API: driver: $(cat "$T/out")"
+    expect_grep '"message"' "$T/out" "API: errors are {\"message\"}"
+    [ "$(api -X DELETE http://d/volumes/nothere)" = 404 ] && ok "API: removing a missing volume is 404" || not_ok "API: delete missing: $(cat "$T/out")"
+    [ "$(api -X DELETE 'http://d/volumes/nothere?force=1')" = 204 ] && ok "API: with force it is no error" || not_ok "API: forced delete: $(cat "$T/out")"
+    [ "$(api 'http://d/v1.50/volumes?filters=%7B%22bogus%22%3A%5B%22x%22%5D%7D')" = 400 ] && ok "API: an unknown filter is 400" || not_ok "API: filter: $(cat "$T/out")"
+    [ "$(api -X POST http://d/volumes/create -d '{"Name":"rawv"}')" = 201 ] && ok "API: create is 201" || not_ok "API: create: $(cat "$T/out")"
+    [ "$(api -X POST 'http://d/v1.50/volumes/prune?filters=%7B%22all%22%3A%7B%22true%22%3Atrue%7D%7D')" = 200 ] && ok "API: prune all=true" || not_ok "API: prune"
+    expect_grep '"VolumesDeleted":\["rawv"\]' "$T/out" "API: prune names what it removed"
+fi
+d volume ls -q >"$T/vols"
+[ ! -s "$T/vols" ] && ok "no volume left by the raw API checks" || not_ok "volumes left: $(cat "$T/vols")"
 kill -0 "$dpid" 2>/dev/null && ok "berthd still runs" || not_ok "berthd died: $(cat "$T/dlog")"
 finish
