@@ -7,11 +7,14 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <berth/engine.h>
 
@@ -482,15 +485,33 @@ int berth__container_volumes_make(berth_engine_t *e, json_t *doc, berth_err_t *e
             continue;
         if ((r = berth__volume_create(store, root_of(e), name, labels, anon, NULL, NULL, err)) < 0)
             goto fail;
-        /* Docker's copy-up: a volume still empty gets what the image has at its path. */
-        if (nocopy || !dir_is_empty(src))
+        /*
+         * Docker's copy-up: a volume still empty gets what the image has at
+         * its path. The lock on the volume's directory makes "still empty"
+         * and the copy one step for two creates over the same fresh volume.
+         */
+        if (nocopy)
             continue;
-        if (!layers && (r = berth__rootfs_layers(doc, &layers, err)) < 0)
-            goto fail;
-        if ((r = berth__volume_copy_up((const char *const *)layers, berth__strv_len(layers), dest,
-                                       src, err)) < 0) {
-            r = berth_err_prefix(err, r, dest);
-            goto fail;
+        {
+            _cleanup_free_ char *vdir = strdup(src);
+            _cleanup_close_ int lk = -1;
+            char *slash = vdir ? strrchr(vdir, '/') : NULL;
+            if (slash)
+                *slash = '\0';
+            lk = vdir ? open(vdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+            if (lk < 0 || flock(lk, LOCK_EX) < 0) {
+                r = berth_err_set(err, -errno, "volume %s: %s", name, strerror(errno));
+                goto fail;
+            }
+            if (!dir_is_empty(src))
+                continue;
+            if (!layers && (r = berth__rootfs_layers(doc, &layers, err)) < 0)
+                goto fail;
+            if ((r = berth__volume_copy_up((const char *const *)layers, berth__strv_len(layers),
+                                           dest, src, err)) < 0) {
+                r = berth_err_prefix(err, r, dest);
+                goto fail;
+            }
         }
     }
     berth__container_mounts_finish(doc);
