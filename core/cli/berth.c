@@ -41,6 +41,7 @@ static const struct cli_command commands[] = {
     { "top", cmd_top, "List a container's processes" },
     { "unpause", cmd_unpause, "Thaw paused containers" },
     { "version", cmd_version, "Show the version" },
+    { "volume", cmd_volume, "Manage volumes (create, ls, inspect, rm, prune)" },
     { "wait", cmd_wait, "Wait for containers to stop; print exit codes" },
 };
 

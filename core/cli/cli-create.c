@@ -44,6 +44,7 @@ enum {
     OPT_HEALTH_START_INTERVAL,
     OPT_HEALTH_RETRIES,
     OPT_NO_HEALTHCHECK,
+    OPT_MOUNT,
     OPT_HELP,
 };
 
@@ -61,6 +62,7 @@ static const struct option create_longopts[] = {
     { "pids-limit", required_argument, NULL, OPT_PIDS_LIMIT },
     { "volume", required_argument, NULL, 'v' },
     { "tmpfs", required_argument, NULL, OPT_TMPFS },
+    { "mount", required_argument, NULL, OPT_MOUNT },
     { "read-only", no_argument, NULL, OPT_READ_ONLY },
     { "cap-add", required_argument, NULL, OPT_CAP_ADD },
     { "cap-drop", required_argument, NULL, OPT_CAP_DROP },
@@ -114,7 +116,10 @@ const char cli_create_options_help[] =
     "      --cpus N               number of CPUs (e.g. 1.5)\n"
     "  -c, --cpu-shares N         relative CPU weight\n"
     "      --pids-limit N         process limit\n"
-    "  -v, --volume SRC:DST[:ro]  bind mount a host directory\n"
+    "  -v, --volume SRC:DST[:ro]  mount a host directory (SRC absolute) or a named volume\n"
+    "                             (made when missing); -v DST alone: an anonymous volume\n"
+    "      --mount type=volume|bind,source=SRC,target=DST[,readonly][,volume-nocopy]\n"
+    "                             the same in Docker's --mount syntax\n"
     "      --tmpfs DST[:OPTS]     mount a tmpfs\n"
     "      --read-only            mount the root filesystem read-only\n"
     "      --cap-add CAP          add a capability (or ALL)\n"
@@ -127,6 +132,16 @@ const char cli_create_options_help[] =
     "      --stop-timeout SECS    seconds before SIGKILL on stop (default 10)\n"
     "      --help                 show this help\n";
 
+static int append_new(json_t *obj, const char *key, json_t *value)
+{
+    json_t *arr = json_object_get(obj, key);
+    if (!arr) {
+        arr = json_array();
+        json_object_set_new(obj, key, arr);
+    }
+    return json_array_append_new(arr, value);
+}
+
 static int append(json_t *obj, const char *key, const char *value)
 {
     json_t *arr = json_object_get(obj, key);
@@ -135,6 +150,55 @@ static int append(json_t *obj, const char *key, const char *value)
         json_object_set_new(obj, key, arr);
     }
     return json_array_append_new(arr, json_string(value));
+}
+
+/*
+ * --mount type=volume,source=NAME,target=/path[,readonly][,volume-nocopy]
+ * as one HostConfig.Mounts object; the engine checks the values.
+ */
+static int parse_mount(json_t *hc, const char *text)
+{
+    char *copy = strdup(text), *save = NULL;
+    json_t *m = json_object(), *vo = NULL;
+
+    if (!copy || !m) {
+        free(copy);
+        json_decref(m);
+        cli_error("out of memory");
+        return -1;
+    }
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(tok, '=');
+        const char *val = eq ? eq + 1 : NULL;
+        if (eq)
+            *eq = '\0';
+        if (!strcmp(tok, "type") && val)
+            json_object_set_new(m, "Type", json_string(val));
+        else if ((!strcmp(tok, "source") || !strcmp(tok, "src")) && val)
+            json_object_set_new(m, "Source", json_string(val));
+        else if ((!strcmp(tok, "target") || !strcmp(tok, "destination") || !strcmp(tok, "dst")) &&
+                 val)
+            json_object_set_new(m, "Target", json_string(val));
+        else if (!strcmp(tok, "readonly") || !strcmp(tok, "ro"))
+            json_object_set_new(m, "ReadOnly",
+                                json_boolean(!val || !strcmp(val, "1") || !strcmp(val, "true")));
+        else if (!strcmp(tok, "volume-nocopy")) {
+            if (!vo)
+                json_object_set_new(m, "VolumeOptions", vo = json_object());
+            json_object_set_new(vo, "NoCopy",
+                                json_boolean(!val || !strcmp(val, "1") || !strcmp(val, "true")));
+        } else {
+            cli_error("invalid --mount field '%s' in '%s'", tok, text);
+            json_decref(m);
+            free(copy);
+            return -1;
+        }
+    }
+    free(copy);
+    if (!json_object_get(m, "Type"))
+        json_object_set_new(m, "Type", json_string("volume"));
+    append_new(hc, "Mounts", m);
+    return 0;
 }
 
 static int parse_env_file(json_t *body, const char *path)
@@ -368,7 +432,18 @@ int cli_parse_create(int argc, char **argv, int is_run, const char *usage, struc
             json_object_set_new(hc, "PidsLimit", json_integer(n));
             break;
         case 'v':
-            append(hc, "Binds", optarg);
+            /* docker run -v /path: an anonymous volume (Config.Volumes); SRC:DST a bind or volume. */
+            if (!strchr(optarg, ':')) {
+                if (!json_object_get(body, "Volumes"))
+                    json_object_set_new(body, "Volumes", json_object());
+                json_object_set_new(json_object_get(body, "Volumes"), optarg, json_object());
+            } else {
+                append(hc, "Binds", optarg);
+            }
+            break;
+        case OPT_MOUNT:
+            if (parse_mount(hc, optarg) < 0)
+                goto fail;
             break;
         case OPT_TMPFS: {
             const char *colon = strchr(optarg, ':');

@@ -143,6 +143,13 @@ int cmd_system(const struct cli_globals *g, int argc, char **argv);
 int cmd_image_inspect(const struct cli_globals *g, int argc, char **argv);
 int cmd_image_prune(const struct cli_globals *g, int argc, char **argv);
 int cmd_system_df(const struct cli_globals *g, int argc, char **argv);
+/* The `volume` command group: create, ls, inspect, rm, prune (cmd-volume.c). */
+int cmd_volume(const struct cli_globals *g, int argc, char **argv);
+/*
+ * Docker's confirmation for prune: print @warning and the question, read the
+ * answer from stdin, terminal or not; 1 only for y or Y.
+ */
+int cli_confirm(const char *warning);
 
 /*
  * Docker's human size (go-units HumanSizeWithPrecision): 1000-based units

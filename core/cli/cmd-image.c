@@ -177,8 +177,7 @@ static const char prune_usage[] =
     "  -f, --force  don't ask for confirmation\n"
     "  -h, --help   show this help\n";
 
-/* Docker's confirmation: the answer is read from stdin, terminal or not; only y or Y agree. */
-static int confirm(const char *warning)
+int cli_confirm(const char *warning)
 {
     char line[64];
     const char *p;
@@ -232,9 +231,9 @@ int cmd_image_prune(const struct cli_globals *g, int argc, char **argv)
                   argv[0]);
         return CLI_EXIT_USAGE;
     }
-    if (!force && !confirm(all ? "WARNING! This will remove all images without at least one "
-                                 "container associated to them."
-                               : "WARNING! This will remove all dangling images."))
+    if (!force && !cli_confirm(all ? "WARNING! This will remove all images without at least one "
+                                     "container associated to them."
+                                   : "WARNING! This will remove all dangling images."))
         return CLI_EXIT_OK;
     if (cli_open_engine(g, 0, &engine) < 0)
         return CLI_EXIT_FAIL;
@@ -338,7 +337,23 @@ static int df_summary(json_t *df)
     snprintf(n5, sizeof(n5), "%zu", json_array_size(json_object_get(df, "Volumes")));
     snprintf(n6, sizeof(n6), "%zu", json_array_size(json_object_get(df, "BuildCache")));
     {
-        const char *vol[] = { "Local Volumes", n5, "0", "0B", "0B" };
+        /* Volumes: reclaimable is what the ones no container uses hold. */
+        int64_t vsize = 0, vidle = 0;
+        size_t vactive = 0;
+        char vs[32], vr[64], va[32];
+        json_array_foreach (json_object_get(df, "Volumes"), i, v) {
+            json_t *u = json_object_get(v, "UsageData");
+            int64_t sz = json_integer_value(json_object_get(u, "Size"));
+            vsize += sz;
+            if (json_integer_value(json_object_get(u, "RefCount")) > 0)
+                vactive++;
+            else
+                vidle += sz;
+        }
+        cli_human_size(vsize, 4, vs, sizeof(vs));
+        reclaimable(vidle, vsize, vr, sizeof(vr));
+        snprintf(va, sizeof(va), "%zu", vactive);
+        const char *vol[] = { "Local Volumes", n5, va, vs, vr };
         const char *bc[] = { "Build Cache", n6, "0", "0B", "0B" };
         r |= cli_table_add(&t, vol);
         r |= cli_table_add(&t, bc);
@@ -414,7 +429,24 @@ static int df_verbose(json_t *df)
         cli_table_print(&t, stdout);
     cli_table_release(&t);
 
-    printf("\nLocal Volumes space usage:\n\nVOLUME NAME   LINKS     SIZE\n");
+    printf("\nLocal Volumes space usage:\n\n");
+    cli_table_init(&t, 3);
+    {
+        static const char *const head[] = { "VOLUME NAME", "LINKS", "SIZE" };
+        r |= cli_table_add(&t, head);
+    }
+    json_array_foreach (json_object_get(df, "Volumes"), i, v) {
+        json_t *u = json_object_get(v, "UsageData");
+        char links[32], size[32];
+        snprintf(links, sizeof(links), "%lld",
+                 (long long)json_integer_value(json_object_get(u, "RefCount")));
+        cli_human_size(json_integer_value(json_object_get(u, "Size")), 3, size, sizeof(size));
+        const char *row[] = { json_string_value(json_object_get(v, "Name")) ?: "", links, size };
+        r |= cli_table_add(&t, row);
+    }
+    if (r == 0)
+        cli_table_print(&t, stdout);
+    cli_table_release(&t);
     printf("\nBuild cache usage: 0B\n\nCACHE ID   CACHE TYPE   SIZE      CREATED   LAST USED   "
            "USAGE     SHARED\n");
     return r;

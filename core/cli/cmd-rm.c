@@ -10,25 +10,31 @@ static const char usage[] = "Usage: berth rm [OPTIONS] CONTAINER [CONTAINER...]\
                             "Remove containers and their logs.\n"
                             "\n"
                             "Options:\n"
-                            "  -f, --force  kill running containers first\n"
-                            "  -h, --help   show this help\n";
+                            "  -f, --force    kill running containers first\n"
+                            "  -v, --volumes  also remove their anonymous volumes\n"
+                            "  -h, --help     show this help\n";
 
 int cmd_rm(const struct cli_globals *g, int argc, char **argv)
 {
     static const struct option longopts[] = {
         { "force", no_argument, NULL, 'f' },
+        { "volumes", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     berth_engine_t *engine = NULL;
-    int force = 0, failed = 0, c;
+    uint32_t flags = 0;
+    int failed = 0, c;
 
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "+fh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+fvh", longopts, NULL)) != -1) {
         switch (c) {
         case 'f':
-            force = 1;
+            flags |= BERTH_REMOVE_FORCE;
+            break;
+        case 'v':
+            flags |= BERTH_REMOVE_VOLUMES;
             break;
         case 'h':
             fputs(usage, stdout);
@@ -46,7 +52,7 @@ int cmd_rm(const struct cli_globals *g, int argc, char **argv)
         return CLI_EXIT_FAIL;
     for (int i = optind; i < argc; i++) {
         berth_err_t err = { 0 };
-        if (berth_container_remove(engine, argv[i], force ? BERTH_REMOVE_FORCE : 0, &err) < 0) {
+        if (berth_container_remove(engine, argv[i], flags, &err) < 0) {
             cli_error("%s", err.msg);
             failed = 1;
             continue;

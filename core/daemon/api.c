@@ -202,6 +202,7 @@ static void summary_fill(berth_engine_t *e, json_t *s)
         set_default(s, "Image", json_string(image ? image : ""));
         set_default(s, "ImageID", json_string(image_id ? image_id : ""));
         set_default(s, "Labels", json_incref(json_object_get(cfg, "Labels")));
+        set_default(s, "Mounts", json_incref(json_object_get(insp, "Mounts")));
         set_default(s, "HostConfig",
                     json_pack("{s:s}", "NetworkMode",
                               json_string_value(json_object_get(json_object_get(insp, "HostConfig"),
@@ -405,7 +406,9 @@ static void container_remove(bd_conn_t *c, const bd_request_t *req, berth_engine
                              const char *ref)
 {
     berth_err_t err = { 0 };
-    int r = berth_container_remove(e, ref, query_bool(req, "force") ? BERTH_REMOVE_FORCE : 0, &err);
+    uint32_t flags = (query_bool(req, "force") ? BERTH_REMOVE_FORCE : 0) |
+                     (query_bool(req, "v") ? BERTH_REMOVE_VOLUMES : 0);
+    int r = berth_container_remove(e, ref, flags, &err);
 
     if (r < 0) {
         respond_lookup(c, r, &err, "container", ref);
@@ -2341,6 +2344,8 @@ void bd_api_handle(bd_conn_t *c, const bd_request_t *req, void *userdata)
         images_list(c, e);
         return;
     }
+    if (bd_api_volumes(c, req, e, path))
+        return;
     /* Image names have slashes: everything between /images/ and /json. */
     if (get && !strncmp(path, "/images/", 8) && strlen(path) > 13 &&
         !strcmp(path + strlen(path) - 5, "/json")) {

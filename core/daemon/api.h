@@ -30,4 +30,10 @@ void bd_api_set_supervisor(bd_supervisor_t *s);
 /* The handler berthd's server calls; @userdata is the engine. */
 void bd_api_handle(bd_conn_t *c, const bd_request_t *req, void *userdata);
 
+/*
+ * The volume routes (api-volumes.c): answers and returns 1 when @path (the
+ * version prefix stripped) is one of them, else returns 0.
+ */
+int bd_api_volumes(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e, const char *path);
+
 #endif /* BERTH_DAEMON_API_H */

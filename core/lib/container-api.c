@@ -30,6 +30,8 @@
 #include "ocispec.h"
 #include "shim-client.h"
 #include "util.h"
+#include "volume-api.h"
+#include "volumes.h"
 
 /* Docker-style generated names: an adjective and a noun from the harbour. */
 static const char *const adjectives[] = {
@@ -154,7 +156,7 @@ static int record_from_body(berth_engine_t *e, const char *id, const char *name,
                             json_t **ret_doc, berth_err_t *err)
 {
     const berth_config_t *cfg = berth__engine_config(e);
-    _cleanup_json_ json_t *config = NULL, *storage = NULL;
+    _cleanup_json_ json_t *config = NULL, *storage = NULL, *mounts = NULL;
     const char *isolation, *rootfs, *image;
     char image_id[72] = "";
     struct stat st;
@@ -173,8 +175,17 @@ static int record_from_body(berth_engine_t *e, const char *id, const char *name,
     } else if ((r = image_rootfs(e, id, image, config, &storage, image_id, err)) < 0) {
         return r;
     }
-    r = berth__create_record_build(id, name, isolation, config, json_object_get(body, "HostConfig"),
-                                   rootfs, storage, storage ? image_id : NULL, ret_doc, err);
+    /* Volumes and binds, planned: nothing is made before the whole request is checked. */
+    if ((r = berth__container_mounts_plan(e, json_object_get(body, "HostConfig"), config, &mounts,
+                                          err)) == 0)
+        r = berth__create_record_build(id, name, isolation, config,
+                                       json_object_get(body, "HostConfig"), rootfs, storage,
+                                       storage ? image_id : NULL, mounts, ret_doc, err);
+    /* The volumes, and their copy of the image's files, before the record names them. */
+    if (r == 0 && (r = berth__container_volumes_make(e, *ret_doc, err)) < 0) {
+        json_decref(*ret_doc);
+        *ret_doc = NULL;
+    }
     if (r < 0 && storage) {
         /* The snapshot was made for a record that will not exist. */
         _cleanup_json_ json_t *tmp = json_pack("{sO}", "storage", storage);
@@ -227,6 +238,7 @@ static int create_container(berth_engine_t *e, const char *name, json_t *body, i
         if (run &&
             (r = berth__shim_spawn_pending(e, id, BERTH_SHIM_WAIT_START, doc, &pending, err)) < 0) {
             release_storage(e, doc);
+            berth__container_volumes_undo(e, doc);
             return r;
         }
         r = berth__container_create(store, doc, NULL, NULL, err);
@@ -234,6 +246,7 @@ static int create_container(berth_engine_t *e, const char *name, json_t *body, i
             if (run)
                 berth__shim_pending_finish(&pending, 0, NULL, NULL);
             release_storage(e, doc);
+            berth__container_volumes_undo(e, doc);
             if (r == -EEXIST && !name && ++tries < 16)
                 continue;
             return r;
@@ -480,6 +493,11 @@ BERTH_API int berth_container_inspect(berth_engine_t *e, const char *ref, json_t
     json_object_set_new(out, "RestartCount", json_integer(state_int(doc, "RestartCount")));
     if (json_object_get(doc, "storage"))
         json_object_set_new(out, "GraphDriver", graph_driver(json_object_get(doc, "storage")));
+    /* Docker's MountPoint objects, as recorded at create time. */
+    json_object_set_new(out, "Mounts",
+                        json_is_array(json_object_get(doc, "mounts"))
+                            ? json_deep_copy(json_object_get(doc, "mounts"))
+                            : json_array());
     *ret_json = out;
     return 0;
 }
@@ -588,6 +606,9 @@ BERTH_API int berth_container_remove(berth_engine_t *e, const char *ref, uint32_
         dir = NULL;
     else
         berth__rm_rf(dir);
+    /* docker rm -v: the anonymous volumes go too (named ones never do). */
+    if (flags & BERTH_REMOVE_VOLUMES)
+        return berth__volume_remove_anonymous_of(store, berth__engine_config(e)->root, doc, err);
     return 0;
 }
 

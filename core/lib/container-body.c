@@ -11,7 +11,7 @@
 static const char *const config_keys[] = {
     "Cmd",         "Entrypoint",   "Env",          "WorkingDir", "User",        "Hostname",
     "Tty",         "OpenStdin",    "StdinOnce",    "Labels",     "StopSignal",  "StopTimeout",
-    "AttachStdin", "AttachStdout", "AttachStderr", "Image",      "Healthcheck",
+    "AttachStdin", "AttachStdout", "AttachStderr", "Image",      "Healthcheck", "Volumes",
 };
 
 /*
@@ -116,6 +116,17 @@ void berth__create_merge_image_config(json_t *config, json_t *img)
     for (i = 0; i < BERTH_ARRAY_SIZE(copied); i++)
         if (!json_object_get(config, copied[i]) && json_object_get(img, copied[i]))
             json_object_set(config, copied[i], json_object_get(img, copied[i]));
+    /* The image's VOLUME paths add to the container's own (-v /path). */
+    v = json_object_get(img, "Volumes");
+    if (json_is_object(v) && json_object_get(config, "Volumes") != v) {
+        json_t *merged = json_deep_copy(json_object_get(config, "Volumes"));
+        if (!json_is_object(merged)) {
+            json_decref(merged);
+            merged = json_object();
+        }
+        json_object_update_missing(merged, v);
+        json_object_set_new(config, "Volumes", merged);
+    }
     if (json_is_array(ienv)) {
         /* The image's variables first; the container's replace those with the same name. */
         json_t *merged = json_deep_copy(ienv);
@@ -150,8 +161,8 @@ void berth__create_merge_image_config(json_t *config, json_t *img)
 
 int berth__create_record_build(const char *id, const char *name, const char *isolation,
                                json_t *config, json_t *host_config, const char *rootfs,
-                               json_t *storage, const char *image_id, json_t **ret_doc,
-                               berth_err_t *err)
+                               json_t *storage, const char *image_id, json_t *mounts,
+                               json_t **ret_doc, berth_err_t *err)
 {
     _cleanup_json_ json_t *doc = NULL, *spec = NULL;
     json_t *hc;
@@ -173,6 +184,8 @@ int berth__create_record_build(const char *id, const char *name, const char *iso
     nm = json_string_value(json_object_get(hc, "NetworkMode"));
     if (nm && strcmp(nm, "default") == 0)
         json_object_del(hc, "NetworkMode");
+    if (mounts && json_object_set(doc, "mounts", mounts) < 0)
+        return berth_err_set(err, -ENOMEM, "out of memory");
     /* Everything the spec builder would refuse at start is refused now. */
     if ((r = berth__oci_spec_build(doc, NULL, &spec, err)) < 0)
         return r;

@@ -47,13 +47,14 @@ void berth__create_merge_image_config(json_t *config, json_t *img);
  * The container record: "id", "name", "isolation", "config" (@config,
  * borrowed), "host_config" (a copy of @host_config, may be NULL; Docker's
  * NetworkMode "default" dropped for the engine's default), a "created"
- * state, and "rootfs" or "storage" (borrowed) with "image_id". The OCI spec
+ * state, "rootfs" or "storage" (borrowed) with "image_id", and the planned
+ * "mounts" (borrowed, may be NULL; volume-api.h). The OCI spec
  * is built from it to refuse now what start would refuse (-EINVAL, naming
  * the option). *ret_doc is a new reference.
  */
 int berth__create_record_build(const char *id, const char *name, const char *isolation,
                                json_t *config, json_t *host_config, const char *rootfs,
-                               json_t *storage, const char *image_id, json_t **ret_doc,
-                               berth_err_t *err);
+                               json_t *storage, const char *image_id, json_t *mounts,
+                               json_t **ret_doc, berth_err_t *err);
 
 #endif /* BERTH_CONTAINER_BODY_H */

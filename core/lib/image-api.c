@@ -24,6 +24,7 @@
 #include "images.h"
 #include "reference.h"
 #include "util.h"
+#include "volume-api.h"
 
 #define FULL_MAX (2 * BERTH_REF_NAME_MAX + 80)
 
@@ -955,7 +956,7 @@ static int layer_size_visit(const char *key, json_t *doc, void *userdata)
 
 BERTH_API int berth_system_df(berth_engine_t *e, json_t **ret_json, berth_err_t *err)
 {
-    _cleanup_json_ json_t *images = NULL, *containers = NULL;
+    _cleanup_json_ json_t *images = NULL, *containers = NULL, *volumes = NULL;
     json_int_t layers_size = 0;
     berth_driver_t *stg = NULL;
     berth_txn_t *txn = NULL;
@@ -985,9 +986,18 @@ BERTH_API int berth_system_df(berth_engine_t *e, json_t **ret_json, berth_err_t 
             ((const berth_storage_ops_t *)stg->ops)->stat(stg->priv, id, 0, &info, NULL) == 0)
             size = (json_int_t)info.size_bytes;
         json_object_set_new(c, "SizeRw", json_integer(size));
+        /* Its mounts: docker system df -v counts the local volumes among them. */
+        {
+            json_t *insp = NULL;
+            if (id && berth_container_inspect(e, id, &insp, NULL) == 0)
+                json_object_set(c, "Mounts", json_object_get(insp, "Mounts"));
+            json_decref(insp);
+        }
     }
-    *ret_json = json_pack("{sIsOsOs[]s[]}", "LayersSize", layers_size, "Images", images,
-                          "Containers", containers, "Volumes", "BuildCache");
+    if ((r = berth__volume_df(e, &volumes, err)) < 0)
+        return r;
+    *ret_json = json_pack("{sIsOsOsOs[]}", "LayersSize", layers_size, "Images", images,
+                          "Containers", containers, "Volumes", volumes, "BuildCache");
     return *ret_json ? 0 : berth_err_set(err, -ENOMEM, "out of memory");
 }
 

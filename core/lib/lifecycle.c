@@ -10,6 +10,7 @@
 #include "containers.h"
 #include "lifecycle.h"
 #include "util.h"
+#include "volumes.h"
 
 static const struct {
     uint32_t bit;
@@ -142,7 +143,15 @@ static int transition_in(berth_txn_t *txn, const char *ref, berth_lc_op_t op, ui
     if (to_state &&
         json_object_set_new(state, "Status", json_string(berth__state_name(to_state))) < 0)
         return berth_err_set(err, -ENOMEM, "out of memory");
-    return berth__container_update_in(txn, doc, action ? action : "update", attrs, ret_stored, err);
+    if ((r = berth__container_update_in(txn, doc, action ? action : "update", attrs, ret_stored,
+                                        err)) < 0)
+        return r;
+    /* Docker's volume events: "mount" as the container starts, "unmount" as it ends. */
+    if (op == BERTH_OP_START && to_state == BERTH_ST_RUNNING)
+        return berth__volume_mount_events_in(txn, doc, "mount", err);
+    if (op == BERTH_OP_EXIT)
+        return berth__volume_mount_events_in(txn, doc, "unmount", err);
+    return 0;
 }
 
 int berth__lc_transition(berth_store_t *store, const char *ref, berth_lc_op_t op, uint32_t to_state,
@@ -165,16 +174,20 @@ int berth__lc_transition(berth_store_t *store, const char *ref, berth_lc_op_t op
 }
 
 int berth__lc_exit_remove(berth_store_t *store, const char *ref, json_t *state_patch,
-                          json_t *die_attrs, berth_err_t *err)
+                          json_t *die_attrs, json_t *removed_volumes, berth_err_t *err)
 {
     _cleanup_txn_ berth_txn_t *txn = NULL;
+    _cleanup_json_ json_t *old = NULL;
     int r;
 
     if ((r = berth__store_txn_begin(store, 1, &txn, err)) < 0)
         return r;
     if ((r = transition_in(txn, ref, BERTH_OP_EXIT, BERTH_ST_EXITED, state_patch, "die", die_attrs,
                            NULL, err)) < 0 ||
-        (r = berth__container_delete_in(txn, ref, NULL, NULL, err)) < 0)
+        (r = berth__container_delete_in(txn, ref, NULL, &old, err)) < 0)
+        return r;
+    if (removed_volumes &&
+        (r = berth__volume_remove_anonymous_in(txn, old, removed_volumes, err)) < 0)
         return r;
     return berth__store_txn_commit(TAKE_PTR(txn), err);
 }

@@ -81,8 +81,12 @@ int berth__lc_transition(berth_store_t *store, const char *ref, berth_lc_op_t op
  * BERTH_ST_EXITED, @state_patch, "die", @die_attrs) would, then remove the
  * record with its "destroy" event, in one write transaction: one durable
  * commit where two would be, on the path every `run --rm` waits for.
+ * With @removed_volumes (an array, or NULL), the container's anonymous
+ * volumes no other container uses go in the same transaction, as Docker
+ * removes them with the container; their names are appended there, for the
+ * caller to delete their directories (berth__volume_discard()).
  */
 int berth__lc_exit_remove(berth_store_t *store, const char *ref, json_t *state_patch,
-                          json_t *die_attrs, berth_err_t *err);
+                          json_t *die_attrs, json_t *removed_volumes, berth_err_t *err);
 
 #endif /* BERTH_LIFECYCLE_H */

@@ -355,7 +355,7 @@ static int dest_is_valid(const char *d)
     return 1;
 }
 
-static int build_mounts(json_t *hc, json_t *spec, berth_err_t *err)
+static int build_mounts(json_t *record, json_t *hc, json_t *spec, berth_err_t *err)
 {
     static const char *const proc_o[] = { "nosuid", "noexec", "nodev", NULL };
     static const char *const dev_o[] = { "nosuid", "strictatime", "mode=755", "size=65536k", NULL };
@@ -379,8 +379,24 @@ static int build_mounts(json_t *hc, json_t *spec, berth_err_t *err)
     json_array_append_new(mounts, mount_obj("/dev/mqueue", "mqueue", "mqueue", mq_o));
     json_array_append_new(mounts, mount_obj("/dev/shm", "tmpfs", "shm", shm_o));
 
-    /* -v SRC:DST[:ro|rw] */
-    json_array_foreach (json_object_get(hc, "Binds"), i, v) {
+    /*
+     * Binds and volumes as resolved at create time (volume-api.h): each a
+     * bind of its Source, a volume's being its _data directory.
+     */
+    json_array_foreach (json_object_get(record, "mounts"), i, v) {
+        const char *src = json_string_value(json_object_get(v, "Source"));
+        const char *opts[4] = { "rbind", "rprivate", NULL, NULL };
+        dest = json_string_value(json_object_get(v, "Destination"));
+        if (!src || src[0] != '/' || !dest_is_valid(dest))
+            return berth_err_set(err, -EINVAL, "container record: bad mount %zu", i);
+        if (json_is_false(json_object_get(v, "RW")))
+            opts[2] = "ro";
+        json_array_append_new(mounts, mount_obj(dest, "bind", src, opts));
+    }
+    /* -v SRC:DST[:ro|rw] of a record made before "mounts" existed. */
+    json_array_foreach (
+        json_is_array(json_object_get(record, "mounts")) ? NULL : json_object_get(hc, "Binds"), i,
+        v) {
         const char *b = json_string_value(v);
         _cleanup_free_ char *copy = b ? strdup(b) : NULL;
         char *src, *dst, *mode;
@@ -565,7 +581,7 @@ int berth__oci_spec_build(json_t *record, const berth_oci_opts_t *opts, json_t *
     }
     json_object_set_new(process, "rlimits", arr);
 
-    if ((r = build_mounts(hc, spec, err)) < 0)
+    if ((r = build_mounts(record, hc, spec, err)) < 0)
         return r;
 
     linux_ = json_object();

@@ -45,6 +45,7 @@
 #include "shim-log.h"
 #include "store.h"
 #include "util.h"
+#include "volumes.h"
 
 /* A client whose unsent output passes this is dropped: the loop never waits for one. */
 #define CLIENT_QUEUE_MAX (1024 * 1024)
@@ -614,6 +615,7 @@ static void reap_orphans(struct shim *s)
 struct removal {
     struct shim *s;
     json_t *patch, *attrs;
+    json_t *volumes; /* the anonymous volumes whose records went with the container's */
     int removed;
 };
 
@@ -625,7 +627,7 @@ static void *record_removal(void *arg)
     berth_err_t err = { 0 };
 
     rm->removed = store_open(s, &stp, &err) == 0 &&
-                  berth__lc_exit_remove(stp, s->id, rm->patch, rm->attrs, &err) == 0;
+                  berth__lc_exit_remove(stp, s->id, rm->patch, rm->attrs, rm->volumes, &err) == 0;
     berth__store_close(stp);
     if (!rm->removed) {
         fprintf(stderr, "berth-shim: removing the container: %s\n", err.msg);
@@ -688,7 +690,7 @@ static void init_exited(struct shim *s, const berth_exit_status_t *st)
      * left, cgroups, mounts, the bundle) overlap. Clients see the stream
      * close only after both, when this function has returned.
      */
-    struct removal rm = { .s = s, .patch = patch, .attrs = attrs };
+    struct removal rm = { .s = s, .patch = patch, .attrs = attrs, .volumes = json_array() };
     pthread_t remover;
     int removing = autoremove && pthread_create(&remover, NULL, record_removal, &rm) == 0;
     /* The init is gone: whatever else still runs in the container goes with it, as in Docker. */
@@ -702,6 +704,13 @@ static void init_exited(struct shim *s, const berth_exit_status_t *st)
             record_removal(&rm);
         if (rm.removed)
             berth__container_storage_release(s->reg, s->cfg->plugin_dirs, s->record, &err);
+        /* run --rm: the anonymous volumes' data goes once nothing has them mounted. */
+        if (rm.removed) {
+            json_t *v;
+            size_t i;
+            json_array_foreach (rm.volumes, i, v)
+                berth__volume_discard(s->cfg->root, json_string_value(v));
+        }
         malloc_trim(0);
         if (s->logging) {
             berth__log_close(&s->log);
@@ -709,6 +718,7 @@ static void init_exited(struct shim *s, const berth_exit_status_t *st)
         }
         berth__rm_rf(s->persist);
     }
+    json_decref(rm.volumes);
     json_decref(patch);
     json_decref(attrs);
     close_sigchld(s);

@@ -74,7 +74,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     r = berth__create_record_build(ID, "fuzz", isolation, config,
                                    json_object_get(body, "HostConfig"), rootfs, storage,
-                                   storage ? "sha256:" ID : NULL, &doc, &err);
+                                   storage ? "sha256:" ID : NULL, NULL, &doc, &err);
     if (r < 0) {
         check_error(r, &err);
         goto out;

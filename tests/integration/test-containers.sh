@@ -27,8 +27,9 @@ expect_exit 1 "unknown isolation" b create --isolation warp --rootfs "$T/rootfs"
 expect_grep 'invalid isolation "warp".*available: fake' "$T/err" "unknown isolation names the loaded ones"
 expect_exit 1 "unknown capability" b create --isolation fake --rootfs "$T/rootfs" --cap-add FLY true
 expect_grep 'unknown capability: "FLY"' "$T/err" "bad capability named"
-expect_exit 1 "bad bind" b create --isolation fake --rootfs "$T/rootfs" -v rel:/x true
-expect_grep "source must be an absolute path" "$T/err" "bad bind named"
+# A source without a leading '/' names a volume (as in Docker); this one is neither.
+expect_exit 1 "bad bind" b create --isolation fake --rootfs "$T/rootfs" -v ../rel:/x true
+expect_grep "neither an absolute path nor a valid volume name" "$T/err" "bad bind named"
 expect_exit 1 "no command" b create --isolation fake --rootfs "$T/rootfs"
 expect_grep "no command" "$T/err" "missing command named"
 expect_exit 1 "bad name" b create --isolation fake --rootfs "$T/rootfs" --name 'a/b' true

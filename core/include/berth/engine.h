@@ -167,11 +167,14 @@ BERTH_API int berth_container_inspect(berth_engine_t *engine, const char *ref, j
                                       berth_err_t *err);
 
 /** Flags for berth_container_remove(). */
-#define BERTH_REMOVE_FORCE 0x1u /**< kill a running container first */
+#define BERTH_REMOVE_FORCE   0x1u /**< kill a running container first */
+#define BERTH_REMOVE_VOLUMES 0x2u /**< also remove its anonymous volumes (docker rm -v) */
 
 /**
  * Remove a container and its logs. A running or paused one needs
- * BERTH_REMOVE_FORCE (-EBUSY otherwise, with Docker's message).
+ * BERTH_REMOVE_FORCE (-EBUSY otherwise, with Docker's message). With
+ * BERTH_REMOVE_VOLUMES, the anonymous volumes it used go too, unless another
+ * container uses them; named volumes always stay.
  */
 BERTH_API int berth_container_remove(berth_engine_t *engine, const char *ref, uint32_t flags,
                                      berth_err_t *err);
@@ -411,8 +414,66 @@ BERTH_API int berth_image_remove(berth_engine_t *engine, const char *ref, uint32
 /** Remove unused images and unreferenced blobs. *ret_json: {"ImagesDeleted": [...], "SpaceReclaimed"}. */
 BERTH_API int berth_image_prune(berth_engine_t *engine, uint32_t flags, json_t **ret_json,
                                 berth_err_t *err);
-/** Disk usage as GET /system/df reports it: LayersSize, Images, Containers, Volumes, BuildCache. */
+/**
+ * Disk usage as GET /system/df reports it: LayersSize, Images, Containers,
+ * Volumes (each volume as berth_volume_inspect() gives it, plus
+ * "UsageData": {"Size", "RefCount"}), BuildCache.
+ */
 BERTH_API int berth_system_df(berth_engine_t *engine, json_t **ret_json, berth_err_t *err);
+
+/* ---- volumes ---- */
+
+/*
+ * Volumes are directories under <root>/volumes/<name>/_data ("local" driver)
+ * that containers mount: named ones (HostConfig.Binds "name:/path[:ro]",
+ * HostConfig.Mounts of Type "volume"; made on first use) and anonymous ones
+ * (Config.Volumes, the image's VOLUME entries; a random 64-hex name and the
+ * label "com.docker.volume.anonymous"). A fresh volume mounted where the
+ * image has files gets a copy of them first. A volume is in use while any
+ * container, whatever its state, mounts it.
+ *
+ * A volume is described as Docker's API does it: {"Name", "Driver": "local",
+ * "Mountpoint", "CreatedAt", "Labels", "Options", "Scope": "local"}.
+ */
+
+/**
+ * Create a volume from a Docker create body {"Name", "Driver", "DriverOpts",
+ * "Labels"} (@p body borrowed; NULL or no Name: a generated 64-hex name).
+ * An existing name is returned as it is, as Docker does. -EINVAL for a bad
+ * name ([a-zA-Z0-9][a-zA-Z0-9_.-]+), a driver other than "local" or
+ * driver options (the local driver takes none here).
+ */
+BERTH_API int berth_volume_create(berth_engine_t *engine, json_t *body, json_t **ret_json,
+                                  berth_err_t *err);
+/**
+ * Volumes as an array, in name order, that pass @p filters (NULL: all):
+ * Docker's filter object, each key with its values as {"value": true} or
+ * ["value"]: "name" (substring), "label" ("key" or "key=value"), "driver",
+ * "dangling" ("true": no container uses it; "false": some container does).
+ * -EINVAL for another key.
+ */
+BERTH_API int berth_volume_list(berth_engine_t *engine, json_t *filters, json_t **ret_json,
+                                berth_err_t *err);
+/** The volume @p name; -ENOENT ("no such volume: X") when there is none. */
+BERTH_API int berth_volume_inspect(berth_engine_t *engine, const char *name, json_t **ret_json,
+                                   berth_err_t *err);
+/** Flags for berth_volume_remove(). */
+#define BERTH_VOLUME_RM_FORCE 0x1u /**< remove even while containers use it */
+/**
+ * Remove volume @p name and its data. -ENOENT when there is none; -EBUSY
+ * ("remove X: volume is in use - [ids]") while a container uses it.
+ */
+BERTH_API int berth_volume_remove(berth_engine_t *engine, const char *name, uint32_t flags,
+                                  berth_err_t *err);
+/**
+ * Remove the volumes no container uses: only anonymous ones, unless
+ * @p filters (Docker's filter object, may be NULL) has "all" true (API 1.42
+ * semantics); "label" and "label!" narrow it. *ret_json: {"VolumesDeleted":
+ * [names], "SpaceReclaimed": bytes}. Leftover directories of interrupted
+ * creates and removals are swept too.
+ */
+BERTH_API int berth_volume_prune(berth_engine_t *engine, json_t *filters, json_t **ret_json,
+                                 berth_err_t *err);
 
 /**
  * Check credentials against registry @p server ("localhost:5000"; NULL or

@@ -212,7 +212,7 @@ static void test_lifecycle_exit_remove_is_one_transaction(void **state)
 
     /* Not running: refused, and the record and the log stay as they were. */
     before = events(f->store);
-    assert_int_equal(berth__lc_exit_remove(f->store, f->id, patch, attrs, &err), -EINVAL);
+    assert_int_equal(berth__lc_exit_remove(f->store, f->id, patch, attrs, NULL, &err), -EINVAL);
     assert_int_equal(berth__container_get(f->store, f->id, &doc, NULL), 0);
     assert_int_equal(berth__record_state(doc), BERTH_ST_CREATED);
     json_decref(doc);
@@ -222,14 +222,14 @@ static void test_lifecycle_exit_remove_is_one_transaction(void **state)
                                           "start", NULL, NULL, &err),
                      0);
     before = events(f->store);
-    assert_int_equal(berth__lc_exit_remove(f->store, "web", patch, attrs, &err), 0);
+    assert_int_equal(berth__lc_exit_remove(f->store, "web", patch, attrs, NULL, &err), 0);
     assert_int_equal(berth__container_get(f->store, f->id, NULL, NULL), -ENOENT);
     assert_int_equal(events(f->store), before + 2);
     actions_after(f->store, before, acts);
     assert_string_equal(acts, "die,destroy");
     /* The name is free again. */
     assert_int_equal(berth__container_get(f->store, "web", NULL, NULL), -ENOENT);
-    assert_int_equal(berth__lc_exit_remove(f->store, f->id, patch, attrs, &err), -ENOENT);
+    assert_int_equal(berth__lc_exit_remove(f->store, f->id, patch, attrs, NULL, &err), -ENOENT);
     json_decref(patch);
     json_decref(attrs);
 }
