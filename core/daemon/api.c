@@ -2072,6 +2072,17 @@ static void image_load(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e)
     FILE *f;
     int fd;
 
+    args[0] = "load";
+    args[1] = "-q";
+    args[2] = "-i";
+    args[4] = NULL;
+    if (req->body_path) {
+        /* Spooled by the server as it arrived (bd_api_spool_wanted): the job removes it. */
+        snprintf(tmp, sizeof(tmp), "%s", req->body_path);
+        args[3] = tmp;
+        job_run(c, e, JOB_LOAD, args, tmp);
+        return;
+    }
     snprintf(tmp, sizeof(tmp), "%s/load-XXXXXX", berth_engine_runroot(e));
     if ((fd = mkstemp(tmp)) < 0 || !(f = fdopen(fd, "wb"))) {
         if (fd >= 0)
@@ -2084,12 +2095,20 @@ static void image_load(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e)
         bd_respond_error(c, 500, "cannot spool the archive: %s", strerror(errno));
         return;
     }
-    args[0] = "load";
-    args[1] = "-q";
-    args[2] = "-i";
     args[3] = tmp;
-    args[4] = NULL;
     job_run(c, e, JOB_LOAD, args, tmp);
+}
+
+int bd_api_spool_wanted(const char *method, const char *path)
+{
+    unsigned major, minor;
+    int n = 0;
+
+    if (strcmp(method, "POST") != 0)
+        return 0;
+    if (sscanf(path, "/v%u.%u%n", &major, &minor, &n) == 2 && path[n] == '/')
+        path += n;
+    return strcmp(path, "/images/load") == 0;
 }
 
 /* GET /images/get?names=a&names=b (docker save) */

@@ -27,6 +27,9 @@ void bd_api_set_config(const char *config_path);
 /* The supervisor berthd runs (NULL: none): containers the API starts are watched at once. */
 void bd_api_set_supervisor(bd_supervisor_t *s);
 
+/* bd_server_set_spool's question: docker load's archive goes to a file, whatever its size. */
+int bd_api_spool_wanted(const char *method, const char *path);
+
 /* The handler berthd's server calls; @userdata is the engine. */
 void bd_api_handle(bd_conn_t *c, const bd_request_t *req, void *userdata);
 

@@ -211,6 +211,7 @@ int main(int argc, char **argv)
         goto fail;
     }
     bd_api_set_supervisor(sup);
+    bd_server_set_spool(s, berth_engine_runroot(e), bd_api_spool_wanted);
     uv_signal_init(&loop, &sigterm);
     uv_signal_init(&loop, &sigint);
     sigterm.data = sigint.data = s;

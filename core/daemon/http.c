@@ -2,6 +2,7 @@
 /* berthd's HTTP/1.1 server (http.h). */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <netdb.h>
 #include <stdarg.h>
@@ -28,6 +29,8 @@ struct bd_server {
     struct listener *listeners;
     bd_conn_t *conns;
     SSL_CTX *tls; /* bd_server_set_tls; what every TCP listener serves */
+    char spool_dir[4096];
+    int (*spool_want)(const char *method, const char *path);
 };
 
 /* A libuv stream of either kind: unix sockets and TCP share every stream call. */
@@ -77,10 +80,12 @@ struct bd_conn {
     struct buf hdrs;
     size_t name_off[BD_HEADERS_MAX], value_off[BD_HEADERS_MAX];
     size_t n_headers;
-    int in_value;    /* the last header callback was for a value */
-    int answered;    /* the current request has its reply */
-    int closing;     /* no more requests: close once the writes are done */
-    int fail_status; /* the parser callbacks hit a limit: answer this and close */
+    int spool_fd;          /* the body goes to this file (bd_server_set_spool) */
+    char spool_path[4200]; /* "" when no spool file is the connection's */
+    int in_value;          /* the last header callback was for a value */
+    int answered;          /* the current request has its reply */
+    int closing;           /* no more requests: close once the writes are done */
+    int fail_status;       /* the parser callbacks hit a limit: answer this and close */
     const char *fail_msg;
     int keep_alive;
     int refs;      /* the server's (until the handle is closed) and bd_defer's */
@@ -549,9 +554,47 @@ static void fail(bd_conn_t *c, int status, const char *msg)
     }
 }
 
+/* Drop a spool file that no handler took (a failed or abandoned request). */
+static void spool_drop(bd_conn_t *c)
+{
+    if (c->spool_fd >= 0)
+        close(c->spool_fd);
+    c->spool_fd = -1;
+    if (c->spool_path[0])
+        unlink(c->spool_path);
+    c->spool_path[0] = '\0';
+}
+
+/* Whether this request's body goes to a file: asked once its headers are in. */
+static int spool_begin(bd_conn_t *c, const http_parser *p)
+{
+    bd_server_t *s = c->s;
+    char *q;
+    int want;
+
+    if (!s->spool_want || !c->url.data)
+        return 0;
+    q = strchr(c->url.data, '?');
+    if (q)
+        *q = '\0';
+    want = s->spool_want(http_method_str((enum http_method)p->method), c->url.data);
+    if (q)
+        *q = '?';
+    if (!want)
+        return 0;
+    snprintf(c->spool_path, sizeof(c->spool_path), "%s/body-XXXXXX", s->spool_dir);
+    if ((c->spool_fd = mkostemp(c->spool_path, O_CLOEXEC)) < 0) {
+        c->spool_path[0] = '\0';
+        fail(c, 500, "cannot spool the request body");
+        return -1;
+    }
+    return 1;
+}
+
 static int on_message_begin(http_parser *p)
 {
     bd_conn_t *c = p->data;
+    spool_drop(c);
     buf_reset(&c->url);
     buf_reset(&c->body);
     buf_reset(&c->hdrs);
@@ -623,6 +666,12 @@ static int on_headers_complete(http_parser *p)
     if (c->in_value && header_done(c) < 0)
         return -1;
     c->in_value = 0;
+    switch (spool_begin(c, p)) {
+    case 1:
+        return 0; /* a file takes it: no limit but the disk's */
+    case -1:
+        return -1;
+    }
     if (p->content_length != ULLONG_MAX && p->content_length > BD_BODY_MAX) {
         fail(c, 413, "request body too large");
         return -1;
@@ -633,6 +682,21 @@ static int on_headers_complete(http_parser *p)
 static int on_body(http_parser *p, const char *at, size_t len)
 {
     bd_conn_t *c = p->data;
+    if (c->spool_fd >= 0) {
+        /* The page cache takes it at memory speed; the loop waits no longer than a memcpy. */
+        while (len > 0) {
+            ssize_t n = write(c->spool_fd, at, len);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0) {
+                fail(c, errno == ENOSPC ? 507 : 500, "cannot spool the request body");
+                return -1;
+            }
+            at += n;
+            len -= (size_t)n;
+        }
+        return 0;
+    }
     if (buf_add(&c->body, at, len, BD_BODY_MAX) < 0) {
         fail(c, 413, "request body too large");
         return -1;
@@ -658,6 +722,12 @@ static int on_message_complete(http_parser *p)
     req.query = q ? q : "";
     req.body = c->body.data ? c->body.data : "";
     req.body_len = c->body.len;
+    if (c->spool_fd >= 0) {
+        /* The file is the handler's from here on. */
+        close(c->spool_fd);
+        c->spool_fd = -1;
+        req.body_path = c->spool_path;
+    }
     req.n_headers = c->n_headers;
     for (size_t i = 0; i < c->n_headers; i++) {
         req.header_names[i] = c->hdrs.data + c->name_off[i];
@@ -671,6 +741,7 @@ static int on_message_complete(http_parser *p)
      */
     c->keep_alive = http_should_keep_alive(p) && !p->upgrade;
     c->s->fn(c, &req, c->s->userdata);
+    c->spool_path[0] = '\0';
     if (!c->answered && !c->deferred)
         bd_respond_error(c, 500, "the request got no answer");
     /* A closing connection reads no more requests (pipelined ones are dropped). */
@@ -693,6 +764,7 @@ static void conn_unref(bd_conn_t *c)
 {
     if (--c->refs > 0)
         return;
+    spool_drop(c);
     buf_free(&c->url);
     buf_free(&c->body);
     buf_free(&c->hdrs);
@@ -895,6 +967,7 @@ static bd_conn_t *conn_new(bd_server_t *s)
         return NULL;
     c->s = s;
     c->refs = 1;
+    c->spool_fd = -1;
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
     c->keep_alive = 1;
@@ -1169,6 +1242,13 @@ void bd_server_feed(bd_server_t *s, const void *data, size_t len, size_t chunk,
     conn_input_end(c, UV_EOF);
     conn_close(c);
     conn_unref(c);
+}
+
+void bd_server_set_spool(bd_server_t *s, const char *dir,
+                         int (*want)(const char *method, const char *path))
+{
+    snprintf(s->spool_dir, sizeof(s->spool_dir), "%s", dir);
+    s->spool_want = want;
 }
 
 void bd_server_close(bd_server_t *s)

@@ -40,6 +40,11 @@ typedef struct bd_request {
     const char *query;  /* after '?', or "" */
     const char *body;   /* NUL-terminated copy, body_len bytes */
     size_t body_len;
+    /*
+     * A spooled body (bd_server_set_spool): the file holding it, which is
+     * the handler's to remove; body is then empty. NULL otherwise.
+     */
+    const char *body_path;
     size_t n_headers;
     const char *header_names[BD_HEADERS_MAX]; /* as sent */
     const char *header_values[BD_HEADERS_MAX];
@@ -72,6 +77,16 @@ int bd_server_set_tls(bd_server_t *s, const char *ca, const char *cert, const ch
  * which must have been set: there is no plain TCP.
  */
 int bd_server_listen_tcp(bd_server_t *s, const char *hostport, berth_err_t *err);
+/*
+ * Bodies that go to a file rather than memory (docker load's archives can
+ * be gigabytes): @want(method, path) is asked once a request's headers are
+ * in; for a yes the body is written to a new file in @dir as it arrives,
+ * with no limit but the disk's (BD_BODY_MAX is for bodies in memory), and
+ * the request carries the file in body_path. A request that fails or is
+ * abandoned before its handler runs has its file removed by the server.
+ */
+void bd_server_set_spool(bd_server_t *s, const char *dir,
+                         int (*want)(const char *method, const char *path));
 /* Close the listeners and every connection; the loop then ends. */
 void bd_server_close(bd_server_t *s);
 

@@ -291,6 +291,26 @@ if [ -n "${BERTH_DEMO_IMAGE:-}" ] && [ -d "$BERTH_DEMO_IMAGE" ]; then
         expect_grep "Loaded image: demo:latest" "$T/out" "load says what it loaded"
         expect_exit 0 "docker images after the load" d images
         expect_grep "^demo  *latest" "$T/out" "the loaded image is there"
+        # An archive over the 32 MiB a request body may hold in memory: spooled to a file as it comes.
+        if python3 "$(dirname "$0")/../fixtures/make-oci-image.py" "$T/big" big >/dev/null 2>&1 &&
+            tar -C "$T/big" -cf "$T/big.tar" .; then
+            expect_exit 0 "docker load of a 50 MiB archive" d load -i "$T/big.tar"
+            expect_grep "Loaded image ID: sha256:" "$T/out" "the big archive is loaded"
+            ls "$T/run" | grep -q '^body-' && not_ok "a spool file stayed: $(ls "$T/run")" || ok "its spool file is gone"
+            # A client that goes away mid-upload leaves no spool file behind.
+            python3 - "$S" "$T/big.tar" <<'PY2'
+import socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+data = open(sys.argv[2], "rb").read()
+s.sendall(b"POST /v1.50/images/load?quiet=1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-tar\r\nContent-Length: %d\r\n\r\n" % len(data))
+s.sendall(data[: len(data) // 2])
+s.close()
+PY2
+            sleep 0.3
+            ls "$T/run" | grep -q '^body-' && not_ok "an abandoned upload left $(ls "$T/run" | grep body-)" || ok "an abandoned upload leaves no spool file"
+        else
+            echo "# SKIP big docker load: could not build the test image (python3, /bin/busybox)"
+        fi
         expect_exit 0 "ps -a after all that" d ps -a
         expect_lines 1 "$T/out" "container prune removed the one berth created too (not running)"
     else
