@@ -629,7 +629,7 @@ fail:
 /* Pull @c's image with its progress on stderr, as docker run does. */
 static int pull_for_create(berth_engine_t *e, const struct cli_create *c)
 {
-    return cli_pull(e, c->image, NULL, stderr, 0, NULL);
+    return cli_pull(e, c->image, NULL, NULL, stderr, 0, NULL);
 }
 
 static int image_missing(berth_engine_t *e, const char *image)

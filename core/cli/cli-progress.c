@@ -238,10 +238,10 @@ void cli_progress_event(void *userdata, const berth_progress_t *ev)
         event_plain(p, ev);
 }
 
-int cli_pull(berth_engine_t *e, const char *name, const char *platform, FILE *out, uint32_t flags,
-             char ret_id[72])
+int cli_pull(berth_engine_t *e, const char *name, const char *platform, const char *auth_json,
+             FILE *out, uint32_t flags, char ret_id[72])
 {
-    berth_image_opts_t opts = { .platform = platform };
+    berth_image_opts_t opts = { .platform = platform, .auth_json = auth_json };
     struct cli_progress *p = NULL;
     berth_err_t err = { 0 };
     char id[72];

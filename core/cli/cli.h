@@ -229,11 +229,13 @@ void cli_progress_free(struct cli_progress *p);
 #define CLI_PULL_F_QUIET       0x1u /* no progress */
 #define CLI_PULL_F_DEFAULT_TAG 0x2u /* say "Using default tag: latest" when @name has no tag */
 /*
- * Pull @name (@platform may be NULL) with its progress on @out. Prints the
+ * Pull @name (@platform may be NULL; @auth_json: credentials as
+ * berth_image_opts_t takes them, NULL for the stored ones) with its
+ * progress on @out. Prints the
  * error itself; returns 0 (ret_id, which may be NULL, set) or the negative errno.
  */
-int cli_pull(berth_engine_t *e, const char *name, const char *platform, FILE *out, uint32_t flags,
-             char ret_id[72]);
+int cli_pull(berth_engine_t *e, const char *name, const char *platform, const char *auth_json,
+             FILE *out, uint32_t flags, char ret_id[72]);
 
 int cmd_version(const struct cli_globals *g, int argc, char **argv);
 int cmd_info(const struct cli_globals *g, int argc, char **argv);

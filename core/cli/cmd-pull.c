@@ -15,21 +15,26 @@ static const char usage[] =
     "      --platform OS/ARCH[/VARIANT]  pick this platform from a multi-platform image\n"
     "                                    (default: the host's)\n"
     "  -q, --quiet                       print only the image's name\n"
+    "      --auth-stdin                  read the registry credentials from stdin as JSON\n"
+    "                                    ({\"username\", \"password\"} or {\"identitytoken\"}),\n"
+    "                                    not from the credentials file (berthd passes\n"
+    "                                    docker's X-Registry-Auth this way)\n"
     "  -h, --help                        show this help\n";
 
 int cmd_pull(const struct cli_globals *g, int argc, char **argv)
 {
-    enum { OPT_PLATFORM = 256 };
+    enum { OPT_PLATFORM = 256, OPT_AUTH_STDIN };
     static const struct option longopts[] = {
         { "platform", required_argument, NULL, OPT_PLATFORM },
+        { "auth-stdin", no_argument, NULL, OPT_AUTH_STDIN },
         { "quiet", no_argument, NULL, 'q' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     const char *platform = NULL;
     berth_engine_t *engine = NULL;
-    char full[600];
-    int quiet = 0, c, r;
+    char full[600], auth[65536];
+    int quiet = 0, auth_stdin = 0, c, r;
 
     optind = 1;
     opterr = 0;
@@ -37,6 +42,9 @@ int cmd_pull(const struct cli_globals *g, int argc, char **argv)
         switch (c) {
         case OPT_PLATFORM:
             platform = optarg;
+            break;
+        case OPT_AUTH_STDIN:
+            auth_stdin = 1;
             break;
         case 'q':
             quiet = 1;
@@ -52,9 +60,18 @@ int cmd_pull(const struct cli_globals *g, int argc, char **argv)
         cli_error("%s: name exactly one image (see 'berth %s --help')", argv[0], argv[0]);
         return CLI_EXIT_USAGE;
     }
+    if (auth_stdin) {
+        /* Not on the command line, where every user's ps would show it. */
+        size_t n = fread(auth, 1, sizeof(auth) - 1, stdin);
+        auth[n] = '\0';
+        if (n == sizeof(auth) - 1 || !n) {
+            cli_error("%s: --auth-stdin: %s credentials on stdin", argv[0], n ? "too long" : "no");
+            return CLI_EXIT_USAGE;
+        }
+    }
     if (cli_open_engine(g, 0, &engine) < 0)
         return CLI_EXIT_FAIL;
-    r = cli_pull(engine, argv[optind], platform, stdout,
+    r = cli_pull(engine, argv[optind], platform, auth_stdin ? auth : NULL, stdout,
                  quiet ? CLI_PULL_F_QUIET : CLI_PULL_F_DEFAULT_TAG, NULL);
     berth_engine_close(engine);
     if (r < 0)

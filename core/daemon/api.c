@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Docker Engine API routes (api.h). */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1981,10 +1982,11 @@ static void job_client_gone(void *ud)
     (void)ud;
 }
 
-/* Run `berth ARGS...` for @c; @args ends with NULL. */
+/* Run `berth ARGS...` for @c; @args ends with NULL; @input (may be NULL) is its stdin. */
 static void job_run(bd_conn_t *c, berth_engine_t *e, enum job_kind kind, const char **args,
-                    const char *tmp)
+                    const char *tmp, const char *input)
 {
+    int in[2] = { -1, -1 };
     const char *argv[64];
     uv_process_options_t o = { 0 };
     uv_stdio_container_t stdio[3];
@@ -2014,6 +2016,15 @@ static void job_run(bd_conn_t *c, berth_engine_t *e, enum job_kind kind, const c
     uv_pipe_init(bd_conn_loop(c), &j->out, 0);
     j->out.data = j;
     stdio[0].flags = UV_IGNORE;
+    /* A few KiB at most (credentials): the pipe's buffer takes them without waiting. */
+    if (input && pipe2(in, O_CLOEXEC) == 0) {
+        size_t len = strlen(input);
+        if (write(in[1], input, len) == (ssize_t)len) {
+            stdio[0].flags = UV_INHERIT_FD;
+            stdio[0].data.fd = in[0];
+        }
+        close(in[1]);
+    }
     stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
     stdio[1].data.stream = (uv_stream_t *)&j->out;
     uv_pipe_init(bd_conn_loop(c), &j->err, 0);
@@ -2026,7 +2037,10 @@ static void job_run(bd_conn_t *c, berth_engine_t *e, enum job_kind kind, const c
     o.stdio = stdio;
     o.stdio_count = 3;
     j->proc.data = j;
-    if ((r = uv_spawn(bd_conn_loop(c), &j->proc, &o)) < 0) {
+    r = uv_spawn(bd_conn_loop(c), &j->proc, &o);
+    if (in[0] >= 0)
+        close(in[0]);
+    if (r < 0) {
         j->closes = 2;
         uv_close((uv_handle_t *)&j->out, job_closed);
         uv_close((uv_handle_t *)&j->err, job_closed);
@@ -2042,10 +2056,85 @@ static void job_run(bd_conn_t *c, berth_engine_t *e, enum job_kind kind, const c
 }
 
 /* POST /images/create?fromImage=&tag= (docker pull) */
+/* Base64, standard or URL-safe alphabet, padded or not; NULL when malformed. */
+static unsigned char *b64_decode(const char *text, size_t *ret_len)
+{
+    size_t n = strlen(text), len = 0;
+    unsigned char *out = malloc(n / 4 * 3 + 3);
+    unsigned acc = 0;
+    int bits = 0;
+
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < n && text[i] != '='; i++) {
+        const char ch = text[i];
+        int v = ch >= 'A' && ch <= 'Z'   ? ch - 'A'
+                : ch >= 'a' && ch <= 'z' ? ch - 'a' + 26
+                : ch >= '0' && ch <= '9' ? ch - '0' + 52
+                : ch == '+' || ch == '-' ? 62
+                : ch == '/' || ch == '_' ? 63
+                                         : -1;
+        if (v < 0) {
+            free(out);
+            return NULL;
+        }
+        acc = (acc << 6) | (unsigned)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[len++] = (unsigned char)(acc >> bits);
+        }
+    }
+    out[len] = '\0';
+    *ret_len = len;
+    return out;
+}
+
+/*
+ * docker pull's X-Registry-Auth: base64url JSON {"username", "password",
+ * "serveraddress"} or {"identitytoken"}, "{}" or absent when the client has
+ * none. *ret_json gets what the registry driver takes, or NULL to use the
+ * daemon's stored credentials. -1 when the header is malformed.
+ */
+static int registry_auth(const bd_request_t *req, char **ret_json)
+{
+    const char *h = bd_header(req, "X-Registry-Auth");
+    unsigned char *raw;
+    json_t *in, *out = NULL;
+    const char *user, *pass, *token;
+    size_t len;
+
+    *ret_json = NULL;
+    if (!h || !*h)
+        return 0;
+    if (!(raw = b64_decode(h, &len)))
+        return -1;
+    in = json_loadb((const char *)raw, len, 0, NULL);
+    free(raw);
+    if (!json_is_object(in)) {
+        json_decref(in);
+        return -1;
+    }
+    user = json_string_value(json_object_get(in, "username"));
+    pass = json_string_value(json_object_get(in, "password"));
+    token = json_string_value(json_object_get(in, "identitytoken"));
+    if (token && *token)
+        out = json_pack("{s:s}", "identitytoken", token);
+    else if (user && *user)
+        out = json_pack("{s:s, s:s}", "username", user, "password", pass ? pass : "");
+    json_decref(in);
+    if (out) {
+        *ret_json = json_dumps(out, JSON_COMPACT);
+        json_decref(out);
+    }
+    return 0;
+}
+
 static void image_pull(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e)
 {
-    char from[512] = "", tag[256] = "", ref[800];
+    char from[512] = "", tag[256] = "", ref[800], *auth = NULL;
     const char *args[4];
+    int r;
 
     if (bd_query(req, "fromImage", from, sizeof(from)) != 1 || !from[0]) {
         bd_respond_error(c, 400,
@@ -2058,10 +2147,16 @@ static void image_pull(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e)
              : !strncmp(tag, "sha256:", 7) ? "@"
                                            : ":",
              tag);
+    if ((r = registry_auth(req, &auth)) < 0) {
+        bd_respond_error(c, 400, "invalid X-Registry-Auth header");
+        return;
+    }
     args[0] = "pull";
-    args[1] = ref;
-    args[2] = NULL;
-    job_run(c, e, JOB_PULL, args, NULL);
+    args[1] = auth ? "--auth-stdin" : ref;
+    args[2] = auth ? ref : NULL;
+    args[3] = NULL;
+    job_run(c, e, JOB_PULL, args, NULL, auth);
+    free(auth);
 }
 
 /* POST /images/load: the tar body into a file, then `berth load -i`. */
@@ -2080,7 +2175,7 @@ static void image_load(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e)
         /* Spooled by the server as it arrived (bd_api_spool_wanted): the job removes it. */
         snprintf(tmp, sizeof(tmp), "%s", req->body_path);
         args[3] = tmp;
-        job_run(c, e, JOB_LOAD, args, tmp);
+        job_run(c, e, JOB_LOAD, args, tmp, NULL);
         return;
     }
     snprintf(tmp, sizeof(tmp), "%s/load-XXXXXX", berth_engine_runroot(e));
@@ -2096,7 +2191,7 @@ static void image_load(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e)
         return;
     }
     args[3] = tmp;
-    job_run(c, e, JOB_LOAD, args, tmp);
+    job_run(c, e, JOB_LOAD, args, tmp, NULL);
 }
 
 int bd_api_spool_wanted(const char *method, const char *path)
@@ -2150,7 +2245,7 @@ static void image_save(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e)
     for (size_t i = 0; i < k; i++)
         args[n++] = names[i];
     args[n] = NULL;
-    job_run(c, e, JOB_SAVE, args, tmp);
+    job_run(c, e, JOB_SAVE, args, tmp, NULL);
 }
 
 /* ---- routes on one container or exec: METHOD /prefix/<id>/suffix ---- */

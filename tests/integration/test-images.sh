@@ -7,10 +7,11 @@
 # from skopeo loaded by berth and berth's archives read by skopeo and podman,
 # a corpus of hostile layers, an interrupted pull, and the collector.
 #
-#   test-images.sh BERTH MAKE_OCI_IMAGE
+#   test-images.sh BERTH MAKE_OCI_IMAGE [BERTHD]
 . "$(dirname "$0")/lib.sh"
 BERTH=$1
 MKIMG=$2
+BERTHD=${3:-}
 if [ "$(id -u)" -ne 0 ]; then
     echo "SKIP: real containers need root"
     exit 77
@@ -181,6 +182,22 @@ expect_grep "$AREG" "$DOCKER_CONFIG/config.json" "credentials stored in config.j
 expect_exit 0 "pull with stored credentials" b pull $AREG/team/app:1
 expect_exit 0 "logout" b logout $AREG
 expect_exit 1 "pull after logout is refused again" b pull $AREG/team/app:1
+# berthd: docker pull hands the client's credentials over in X-Registry-Auth; berthd
+# passes them to its pull helper on stdin (the daemon itself is logged out here).
+if [ -n "$BERTHD" ] && command -v docker >/dev/null; then
+    "$BERTHD" -H "unix://$T/d.sock" --config "$T/overlay.json" --root "$T/root" --runroot "$T/run" 2>"$T/dlog" &
+    regs="$regs $!"
+    for _ in $(seq 50); do [ -S "$T/d.sock" ] && break; sleep 0.1; done
+    mkdir -p "$T/dc-none" "$T/dc-alice"
+    printf '{"auths": {"%s": {"auth": "%s"}}}\n' "$AREG" "$(printf alice:s3cret | base64)" >"$T/dc-alice/config.json"
+    b rmi $AREG/team/app:1 >/dev/null 2>&1
+    expect_exit 1 "docker pull through berthd without credentials" env DOCKER_CONFIG="$T/dc-none" docker -H "unix://$T/d.sock" pull $AREG/team/app:1
+    expect_grep "nauthorized\|uthentication" "$T/err" "the refusal reaches the docker client"
+    expect_exit 0 "docker pull through berthd with the client's credentials" env DOCKER_CONFIG="$T/dc-alice" docker -H "unix://$T/d.sock" pull $AREG/team/app:1
+    expect_exit 0 "the image is there" b image inspect $AREG/team/app:1
+else
+    echo "# SKIP docker pull with X-Registry-Auth: no berthd or no docker CLI"
+fi
 
 # --- archives: skopeo's into berth, berth's into skopeo and podman ------------
 skopeo copy -q oci:"$T/multi-gzip":latest docker-archive:"$T/skopeo-docker.tar":skopeo/multi:1 || not_ok "skopeo writes a docker-archive"
