@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Docker Engine API routes (api.h). */
 #include <errno.h>
+#include <regex.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -220,20 +221,232 @@ static void summary_fill(berth_engine_t *e, json_t *s)
     set_default(s, "NetworkSettings", json_pack("{s:{}}", "Networks"));
 }
 
+/*
+ * Docker's ?filters=: JSON {"key": {"value": true, ...}} (or the old
+ * {"key": ["value", ...]}), made here into {"key": ["value", ...]}. Values
+ * of one key are alternatives; keys must all match. NULL when malformed.
+ */
+static json_t *query_filters(const bd_request_t *req)
+{
+    char *raw = malloc(BD_URL_MAX);
+    json_t *in, *out = json_object(), *v, *w;
+    const char *k, *kk;
+    size_t i;
+    int r = raw ? bd_query(req, "filters", raw, BD_URL_MAX) : -1;
+
+    if (r == 0 || (r == 1 && !raw[0])) {
+        free(raw);
+        return out;
+    }
+    in = r == 1 ? json_loads(raw, 0, NULL) : NULL;
+    free(raw);
+    if (!json_is_object(in) || !out)
+        goto bad;
+    json_object_foreach (in, k, v) {
+        json_t *vals = json_array();
+        json_object_set_new(out, k, vals);
+        if (json_is_object(v)) {
+            json_object_foreach (v, kk, w)
+                if (json_is_true(w))
+                    json_array_append_new(vals, json_string(kk));
+        } else if (json_is_array(v)) {
+            json_array_foreach (v, i, w) {
+                if (!json_is_string(w))
+                    goto bad;
+                json_array_append(vals, w);
+            }
+        } else {
+            goto bad;
+        }
+    }
+    json_decref(in);
+    return out;
+bad:
+    json_decref(in);
+    json_decref(out);
+    return NULL;
+}
+
+static int regex_matches(const char *pattern, const char *text)
+{
+    regex_t re;
+    int m;
+
+    if (regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB) != 0)
+        return 0;
+    m = regexec(&re, text, 0, NULL, 0) == 0;
+    regfree(&re);
+    return m;
+}
+
+/* label=KEY or label=KEY=VALUE against @labels. */
+static int label_matches(json_t *labels, const char *want)
+{
+    const char *eq = strchr(want, '=');
+    char key[256];
+    json_t *v;
+
+    if (!eq)
+        return json_object_get(labels, want) != NULL;
+    snprintf(key, sizeof(key), "%.*s", (int)(eq - want), want);
+    v = json_object_get(labels, key);
+    return json_is_string(v) && !strcmp(json_string_value(v), eq + 1);
+}
+
+static int health_of(const char *status, const char *want)
+{
+    if (!strcmp(want, "none"))
+        return !strstr(status, "(health") && !strstr(status, "healthy)");
+    if (!strcmp(want, "starting"))
+        return strstr(status, "(health: starting)") != NULL;
+    if (!strcmp(want, "healthy"))
+        return strstr(status, "(healthy)") != NULL;
+    return !strcmp(want, "unhealthy") && strstr(status, "(unhealthy)") != NULL;
+}
+
+/*
+ * The place of container @ref in the engine's list of every container,
+ * newest first (-1: none): before and since compare places, as creation
+ * times in seconds can't tell apart containers made within one second.
+ */
+static long place_of(berth_engine_t *e, const char *ref_or_id, int is_id)
+{
+    json_t *list = NULL, *insp = NULL, *o;
+    const char *id = ref_or_id;
+    long place = -1;
+    size_t i;
+
+    if (!is_id)
+        id = berth_container_inspect(e, ref_or_id, &insp, NULL) == 0
+                 ? json_string_value(json_object_get(insp, "Id"))
+                 : NULL;
+    if (id && berth_container_list(e, BERTH_LIST_ALL, &list, NULL) == 0)
+        json_array_foreach (list, i, o)
+            if (!strcmp(json_string_value(json_object_get(o, "Id")), id))
+                place = (long)i;
+    json_decref(insp);
+    json_decref(list);
+    return place;
+}
+
+/* Whether summary @s passes filter @key's value @v. */
+static int filter_one(berth_engine_t *e, json_t *s, const char *key, const char *v)
+{
+    const char *id = json_string_value(json_object_get(s, "Id"));
+    const char *state = json_string_value(json_object_get(s, "State"));
+    const char *status = json_string_value(json_object_get(s, "Status"));
+    const char *image = json_string_value(json_object_get(s, "Image"));
+    const char *image_id = json_string_value(json_object_get(s, "ImageID"));
+    json_t *names = json_object_get(s, "Names"), *m;
+    size_t i;
+
+    if (!strcmp(key, "id"))
+        return !strncmp(id, v, strlen(v));
+    if (!strcmp(key, "name")) {
+        json_array_foreach (names, i, m) {
+            const char *n = json_string_value(m);
+            if (n && (regex_matches(v, n) || (n[0] == '/' && regex_matches(v, n + 1))))
+                return 1;
+        }
+        return 0;
+    }
+    if (!strcmp(key, "label"))
+        return label_matches(json_object_get(s, "Labels"), v);
+    if (!strcmp(key, "status"))
+        return !strcmp(state, v);
+    if (!strcmp(key, "exited")) {
+        int code;
+        return !strcmp(state, "exited") && sscanf(status, "Exited (%d)", &code) == 1 &&
+               code == atoi(v);
+    }
+    if (!strcmp(key, "ancestor")) {
+        size_t n = strlen(v);
+        return !strcmp(image, v) || (!strncmp(image, v, n) && !strcmp(image + n, ":latest")) ||
+               (!strncmp(image_id, v, n) && n >= 4) ||
+               (!strncmp(image_id, "sha256:", 7) && !strncmp(image_id + 7, v, n) && n >= 4);
+    }
+    if (!strcmp(key, "health"))
+        return !strcmp(state, "running") && health_of(status, v);
+    if (!strcmp(key, "isolation"))
+        return !strcmp(json_string_value(json_object_get(s, "Isolation")) ?: "", v);
+    if (!strcmp(key, "volume")) {
+        json_array_foreach (json_object_get(s, "Mounts"), i, m) {
+            const char *n = json_string_value(json_object_get(m, "Name"));
+            const char *d = json_string_value(json_object_get(m, "Destination"));
+            if ((n && !strcmp(n, v)) || (d && !strcmp(d, v)))
+                return 1;
+        }
+        return 0;
+    }
+    if (!strcmp(key, "before") || !strcmp(key, "since")) {
+        long ref = place_of(e, v, 0), mine = place_of(e, id, 1);
+        /* Newest first: made before it means a later place. */
+        return ref >= 0 && mine >= 0 && (key[0] == 'b' ? mine > ref : mine < ref);
+    }
+    return 0;
+}
+
+static const char *const ps_filters[] = { "id",     "name",     "label",  "status",
+                                          "exited", "ancestor", "health", "isolation",
+                                          "volume", "before",   "since" };
+
 static void containers_list(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e)
 {
-    json_t *list = NULL, *o;
+    json_t *list = NULL, *out, *o, *filters = query_filters(req), *vals, *v;
     berth_err_t err = { 0 };
-    size_t i;
-    int r = berth_container_list(e, query_bool(req, "all") ? BERTH_LIST_ALL : 0, &list, &err);
+    const char *key;
+    char lim[16];
+    long limit = -1;
+    size_t i, j;
+    int all = query_bool(req, "all"), r;
 
+    if (!filters) {
+        bd_respond_error(c, 400, "invalid filters: not Docker's filter JSON");
+        return;
+    }
+    json_object_foreach (filters, key, vals) {
+        size_t k;
+        for (k = 0; k < sizeof(ps_filters) / sizeof(ps_filters[0]); k++)
+            if (!strcmp(key, ps_filters[k]))
+                break;
+        if (k == sizeof(ps_filters) / sizeof(ps_filters[0])) {
+            json_decref(filters);
+            bd_respond_error(c, 400, "invalid filter '%s'", key);
+            return;
+        }
+    }
+    /* A status filter looks at every container, as Docker does. */
+    if (json_object_get(filters, "status"))
+        all = 1;
+    if (bd_query(req, "limit", lim, sizeof(lim)) == 1 && lim[0])
+        limit = atol(lim);
+    if (limit > 0)
+        all = 1; /* docker ps -n N and -l: the newest, whatever their state */
+    r = berth_container_list(e, all ? BERTH_LIST_ALL : 0, &list, &err);
     if (r < 0) {
+        json_decref(filters);
         respond_err(c, r, &err);
         return;
     }
-    json_array_foreach (list, i, o)
+    out = json_array();
+    json_array_foreach (list, i, o) {
+        int keep = 1;
+        if (limit > 0 && (long)json_array_size(out) >= limit)
+            break;
         summary_fill(e, o);
-    bd_respond_json(c, 200, list);
+        json_object_foreach (filters, key, vals) {
+            int any = json_array_size(vals) == 0;
+            json_array_foreach (vals, j, v)
+                if (filter_one(e, o, key, json_string_value(v)))
+                    any = 1;
+            keep = keep && any;
+        }
+        if (keep)
+            json_array_append(out, o);
+    }
+    json_decref(list);
+    json_decref(filters);
+    bd_respond_json(c, 200, out);
 }
 
 static void container_inspect(bd_conn_t *c, berth_engine_t *e, const char *ref)

@@ -236,6 +236,24 @@ if [ -n "${BERTH_DEMO_IMAGE:-}" ] && [ -d "$BERTH_DEMO_IMAGE" ]; then
         expect_exit 1 "docker exec into a stopped container" d exec lg true
         expect_grep "is not running" "$T/err" "says it is not running"
         expect_exit 0 "docker rm lg" d rm lg
+        # ps filters and limits, as docker ps sends them.
+        d run -d --name pfa -l tier=web demo sleep 100 >/dev/null
+        d run --name pfb -l tier=db demo sh -c 'exit 4' >/dev/null 2>&1
+        d create --name pfc demo true >/dev/null
+        # (with name=^pf too: keys must all match, so other tests' containers stay out)
+        psf() { d ps -a --filter "$1" --filter 'name=^pf' --format '{{.Names}}' | tr '\n' ' '; }
+        [ "$(d ps -a --filter name=pfa --format '{{.Names}}')" = pfa ] && ok "ps --filter name" || not_ok "name=pfa"
+        [ "$(d ps -a --filter 'name=^pf[ab]$' --format '{{.Names}}' | tr '\n' ' ')" = "pfb pfa " ] && ok "ps --filter name as a regular expression (values of one key: either)" || not_ok "name regex"
+        [ "$(psf label=tier=db)" = "pfb " ] && ok "ps --filter label=KEY=VALUE" || not_ok "label: '$(psf label=tier=db)'"
+        [ "$(psf label=tier)" = "pfb pfa " ] && ok "ps --filter label=KEY" || not_ok "label key: '$(psf label=tier)'"
+        [ "$(psf exited=4)" = "pfb " ] && ok "ps --filter exited=CODE" || not_ok "exited: '$(psf exited=4)'"
+        [ "$(psf since=pfa)" = "pfc pfb " ] && ok "ps --filter since" || not_ok "since: '$(psf since=pfa)'"
+        [ "$(psf before=pfb)" = "pfa " ] && ok "ps --filter before" || not_ok "before: '$(psf before=pfb)'"
+        [ "$(d ps --filter status=created --filter name=^pf --format '{{.Names}}')" = pfc ] && ok "a status filter looks past running ones without -a" || not_ok "status=created without -a"
+        [ "$(d ps -l --format '{{.Names}}')" = pfc ] && ok "ps -l gives the newest" || not_ok "ps -l: $(d ps -l --format '{{.Names}}')"
+        expect_exit 1 "an unknown filter" d ps --filter colour=blue
+        expect_grep "invalid filter 'colour'" "$T/err" "is refused by name"
+        d rm -f pfa pfb pfc >/dev/null
         # logs -f: what was there, then what comes, until the exit (the go-ahead file makes the
         # later lines come after the follower started, whatever the timing).
         expect_exit 0 "docker run -d, writing on a cue" d run -d --name fl demo sh -c 'echo before; while [ ! -e /tmp/go ]; do sleep 0.05; done; echo after; echo after-err >&2; sleep 0.3; echo last'
