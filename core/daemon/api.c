@@ -2644,6 +2644,15 @@ void bd_api_handle(bd_conn_t *c, const bd_request_t *req, void *userdata)
         images_prune(c, req, e);
         return;
     }
+    /*
+     * Networks: berth has only the built-in none and host modes until user
+     * networks exist (issue 6), so there is nothing to prune; docker system
+     * prune asks all the same, and stops at a 404.
+     */
+    if (!strcmp(req->method, "POST") && !strcmp(path, "/networks/prune")) {
+        bd_respond_json(c, 200, json_pack("{s:[]}", "NetworksDeleted"));
+        return;
+    }
     /* Build cache: berth has none; docker system prune asks all the same. */
     if (!strcmp(req->method, "POST") && !strcmp(path, "/build/prune")) {
         bd_respond_json(c, 200, json_pack("{s:[], s:i}", "CachesDeleted", "SpaceReclaimed", 0));

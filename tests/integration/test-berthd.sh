@@ -304,6 +304,10 @@ if [ -n "${BERTH_DEMO_IMAGE:-}" ] && [ -d "$BERTH_DEMO_IMAGE" ]; then
         expect_exit 0 "docker container prune" d container prune -f
         expect_grep "leftover\|[0-9a-f]\{64\}" "$T/out" "prune lists what it removed"
         expect_exit 1 "the pruned container is gone" d inspect leftover
+        d create --name sp-left demo true >/dev/null
+        expect_exit 0 "docker system prune" d system prune -f
+        expect_grep "Total reclaimed space" "$T/out" "system prune reports what it reclaimed"
+        expect_exit 1 "the stopped container went with it" d inspect sp-left
         expect_exit 0 "docker rmi demo before a load" d rmi demo:latest
         expect_exit 0 "docker load" d load -i "$T/demo.tar"
         expect_grep "Loaded image: demo:latest" "$T/out" "load says what it loaded"
