@@ -410,8 +410,8 @@ static void containers_list(bd_conn_t *c, const bd_request_t *req, berth_engine_
             if (!strcmp(key, ps_filters[k]))
                 break;
         if (k == sizeof(ps_filters) / sizeof(ps_filters[0])) {
+            bd_respond_error(c, 400, "invalid filter '%s'", key); /* before @key goes */
             json_decref(filters);
-            bd_respond_error(c, 400, "invalid filter '%s'", key);
             return;
         }
     }

@@ -84,10 +84,15 @@ static int stop_signal(json_t *doc)
 static int policy_patch(berth_engine_t *e, json_t *doc, berth_lc_op_t op, json_t *patch,
                         berth_err_t *err)
 {
+    int r;
+
     if (!patch)
         return berth_err_set(err, -ENOMEM, "out of memory");
-    return berth__lc_transition(berth__engine_store(e), id_of(doc), op, 0, patch, NULL, NULL, NULL,
-                                err);
+    /* The transition borrows the patch. */
+    r = berth__lc_transition(berth__engine_store(e), id_of(doc), op, 0, patch, NULL, NULL, NULL,
+                             err);
+    json_decref(patch);
+    return r;
 }
 
 static int mark_manual_stop(berth_engine_t *e, json_t *doc, berth_err_t *err)

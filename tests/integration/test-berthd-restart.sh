@@ -218,8 +218,9 @@ kill -0 $apid 2>/dev/null && ok "docker attach to a restored container holds" ||
 d kill lr8 >/dev/null
 wait $apid 2>/dev/null
 expect_grep "tick" "$T/att" "attach relayed its output"
-b ps -aq | xargs -r -n 50 "$BERTH" --config "$T/c.json" --root "$T/root" --runroot "$T/run" rm -f >/dev/null 2>&1
+b ps -aq | xargs -r -n 50 "$BERTH" --config "$T/c.json" --root "$T/root" --runroot "$T/run" rm -f >/dev/null 2>"$T/rm.err"
 expect_exit 0 "ps after removing them" d ps -aq
 expect_lines 0 "$T/out" "nothing left"
+[ -s "$T/rm.err" ] && sed 's/^/    rm: /' "$T/rm.err" | head -5
 kill -0 "$dpid" 2>/dev/null && ok "berthd still serves at the end" || not_ok "berthd died: $(tail -5 "$T/dlog")"
 finish
