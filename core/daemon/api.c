@@ -1191,6 +1191,7 @@ static void exec_start(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e,
     opts = json_deep_copy(x->opts);
     json_object_set_new(opts, "Detach", json_boolean(detach));
     json_object_set_new(opts, "Tty", json_boolean(tty));
+    json_object_set_new(opts, "ID", json_string(x->id)); /* events name the id docker has */
     rc = berth_container_exec(e, x->container, opts, x->berth_id, detach ? NULL : &fd, &err);
     json_decref(opts);
     if (rc < 0) {

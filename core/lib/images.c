@@ -168,9 +168,16 @@ static int tag_point(berth_txn_t *txn, const char *id, const char *full_ref, ber
     return berth__store_put(txn, BERTH_DB_TAGS, full_ref, val, 0, err);
 }
 
+/* An image event's attributes: "name", the reference in its familiar form as Docker gives it. */
 static json_t *event_attrs(const char *name)
 {
-    return name ? json_pack("{ss}", "name", name) : NULL;
+    char fam[BERTH_REF_NAME_MAX + 200];
+
+    if (!name)
+        return NULL;
+    if (berth__ref_familiar(name, fam, sizeof(fam)) < 0)
+        return json_pack("{ss}", "name", name);
+    return json_pack("{ss}", "name", fam);
 }
 
 int berth__image_put_in(berth_txn_t *txn, json_t *doc, const char *action, berth_err_t *err)
