@@ -255,7 +255,7 @@ int berth__image_untag_in(berth_txn_t *txn, const char *full_ref, berth_err_t *e
 
 int berth__image_delete_in(berth_txn_t *txn, const char *id, berth_err_t *err)
 {
-    _cleanup_json_ json_t *img = NULL;
+    _cleanup_json_ json_t *img = NULL, *attrs = NULL;
     size_t i;
     json_t *v;
     int r;
@@ -263,13 +263,18 @@ int berth__image_delete_in(berth_txn_t *txn, const char *id, berth_err_t *err)
     if ((r = berth__image_get_id_in(txn, id, &img, err)) < 0)
         return r;
     json_array_foreach (json_object_get(img, "repo_tags"), i, v) {
+        _cleanup_json_ json_t *tag_attrs = event_attrs(json_string_value(v));
         r = berth__store_del(txn, BERTH_DB_TAGS, json_string_value(v), err);
         if (r < 0 && r != -ENOENT)
+            return r;
+        /* Docker untags each name before the delete. */
+        if ((r = berth__store_event_append(txn, "image", "untag", id, tag_attrs, NULL, err)) < 0)
             return r;
     }
     if ((r = berth__store_del(txn, BERTH_DB_IMAGES, id, err)) < 0)
         return r;
-    return berth__store_event_append(txn, "image", "delete", id, NULL, NULL, err);
+    attrs = json_pack("{ss}", "name", id);
+    return berth__store_event_append(txn, "image", "delete", id, attrs, NULL, err);
 }
 
 static int list_add(const char *key, json_t *doc, void *userdata)
