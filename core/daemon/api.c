@@ -484,6 +484,7 @@ static void waiter_gone(void *ud)
 static void waiter_answer(struct waiter *w)
 {
     if (w->kind == WAIT_STOP) {
+        berth_container_record_stop(w->e, w->id, NULL); /* the stop event, as Docker's */
         bd_respond(w->c, 204, NULL, NULL, NULL, 0);
     } else {
         char body[64];
@@ -1845,6 +1846,10 @@ void bd_api_handle(bd_conn_t *c, const bd_request_t *req, void *userdata)
     }
     if (get && !strcmp(path, "/version")) {
         version(c);
+        return;
+    }
+    if (get && !strcmp(path, "/events")) {
+        bd_api_events(c, req, e);
         return;
     }
     if (get && !strcmp(path, "/info")) {

@@ -23,6 +23,9 @@
 /* The config file berthd was given (NULL: the default), for the helper processes. */
 void bd_api_set_config(const char *config_path);
 
+/* GET /events (api-events.c): the event log, streamed. */
+void bd_api_events(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e);
+
 /* The handler berthd's server calls; @userdata is the engine. */
 void bd_api_handle(bd_conn_t *c, const bd_request_t *req, void *userdata);
 

@@ -260,6 +260,13 @@ BERTH_API int berth_container_stop(berth_engine_t *e, const char *ref, int timeo
     return 0;
 }
 
+BERTH_API int berth_container_record_stop(berth_engine_t *e, const char *ref, berth_err_t *err)
+{
+    if (!berth__engine_store(e))
+        return berth_err_set(err, -ENOTSUP, "the engine was opened without a store");
+    return berth__container_event(berth__engine_store(e), ref, NULL, "stop", NULL, err);
+}
+
 static int simple_op(berth_engine_t *e, const char *ref, berth_lc_op_t op, const char *name,
                      berth_err_t *err)
 {

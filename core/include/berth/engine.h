@@ -211,6 +211,14 @@ BERTH_API int berth_container_kill(berth_engine_t *engine, const char *ref, int 
 BERTH_API int berth_container_stop(berth_engine_t *engine, const char *ref, int timeout_s,
                                    berth_err_t *err);
 /**
+ * Record the "stop" event of a stop the caller drove itself (the stop
+ * signal, a wait, SIGKILL past the timeout: an event loop can't call
+ * berth_container_stop, which blocks), once the container has exited; the
+ * monitor records kill and die. -ENOENT when the container is gone.
+ */
+BERTH_API int berth_container_record_stop(berth_engine_t *engine, const char *ref,
+                                          berth_err_t *err);
+/**
  * Wait until the container exits (at most @p timeout_ms, -1 forever:
  * -ETIMEDOUT after that) and give its exit code.
  */

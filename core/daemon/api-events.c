@@ -1,0 +1,293 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * GET /events: the engine's event log as Docker streams it, one JSON
+ * message per line, past events first (between since and until), then new
+ * ones until the client goes or until passes.
+ *
+ * Every client shares one hub: one watch on the store's data file
+ * (berth_events_watch_path, written by LMDB on every commit of any
+ * process), one read cursor, and each event read once and handed to every
+ * client whose filters and times it passes. The hub reads with a
+ * read-only transaction, which never waits for a writer, so the loop never
+ * blocks on the CLI or a monitor committing. The watch exists only while
+ * some client does: an idle berthd is not woken by commits.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <berth/engine.h>
+
+#include "api.h"
+
+/* One listening client. Its past events are read in one go: the store keeps at most events.max. */
+struct ev_client {
+    struct ev_client *next, **prevp;
+    bd_conn_t *c; /* our reference, dropped when the timer handle is closed */
+    berth_event_filter_t *filter;
+    int64_t since, until;  /* ns, 0: unbounded */
+    uint64_t sent_through; /* the past events sent went up to this sequence number */
+    uv_timer_t timer;      /* ends the stream at until */
+};
+
+static struct {
+    berth_engine_t *e;
+    uv_loop_t *loop;
+    uv_fs_event_t *watch; /* NULL when no client listens */
+    uv_timer_t *poll;     /* instead of the watch when inotify can't be had */
+    uint64_t cursor;      /* the last event handed out */
+    struct ev_client *clients;
+} hub;
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void send_msg(struct ev_client *cl, json_t *msg)
+{
+    char *text = json_dumps(msg, JSON_COMPACT);
+    size_t n;
+
+    if (!text)
+        return;
+    n = strlen(text);
+    text[n] = '\n';
+    bd_stream_write(cl->c, text, n + 1);
+    free(text);
+}
+
+static int wanted(const struct ev_client *cl, json_t *msg)
+{
+    int64_t ns = json_integer_value(json_object_get(msg, "timeNano"));
+
+    if ((cl->since && ns < cl->since) || (cl->until && ns > cl->until))
+        return 0;
+    return berth_event_filter_match(cl->filter, msg);
+}
+
+/*
+ * Hand every event committed since the last pump to the clients. One event
+ * per read, so that each comes with its sequence number: a client whose
+ * past events already covered it is not sent it twice.
+ */
+static void hub_pump(void)
+{
+    for (;;) {
+        json_t *events = NULL;
+        uint64_t last = hub.cursor;
+
+        if (berth_events_read(hub.e, hub.cursor, 0, 0, NULL, 1, &events, &last, NULL) < 0 ||
+            last == hub.cursor) {
+            json_decref(events);
+            return;
+        }
+        hub.cursor = last;
+        for (struct ev_client *cl = hub.clients; cl; cl = cl->next) {
+            json_t *msg = json_array_get(events, 0);
+            if (msg && last > cl->sent_through && wanted(cl, msg))
+                send_msg(cl, msg);
+        }
+        json_decref(events);
+    }
+}
+
+static void on_store_write(uv_fs_event_t *h, const char *file, int events, int status)
+{
+    (void)h;
+    (void)file;
+    (void)events;
+    (void)status;
+    hub_pump();
+}
+
+static void on_poll(uv_timer_t *t)
+{
+    (void)t;
+    hub_pump();
+}
+
+static void free_handle(uv_handle_t *h)
+{
+    free(h);
+}
+
+/* Watch the store while there are clients; the cursor starts at the newest event. */
+static int hub_start(berth_engine_t *e, uv_loop_t *loop)
+{
+    const char *path = berth_events_watch_path(e);
+
+    if (hub.watch || hub.poll)
+        return 0;
+    hub.e = e;
+    hub.loop = loop;
+    if (berth_events_last_seq(e, &hub.cursor, NULL) < 0)
+        return -1;
+    if (path && (hub.watch = calloc(1, sizeof(*hub.watch)))) {
+        uv_fs_event_init(loop, hub.watch);
+        if (uv_fs_event_start(hub.watch, on_store_write, path, 0) == 0)
+            return 0;
+        uv_close((uv_handle_t *)hub.watch, free_handle);
+        hub.watch = NULL;
+    }
+    /* No inotify (its limits reached): look once a second instead. */
+    if (!(hub.poll = calloc(1, sizeof(*hub.poll))))
+        return -1;
+    uv_timer_init(loop, hub.poll);
+    uv_timer_start(hub.poll, on_poll, 1000, 1000);
+    return 0;
+}
+
+static void hub_stop_if_idle(void)
+{
+    if (hub.clients)
+        return;
+    if (hub.watch)
+        uv_close((uv_handle_t *)hub.watch, free_handle);
+    if (hub.poll)
+        uv_close((uv_handle_t *)hub.poll, free_handle);
+    hub.watch = NULL;
+    hub.poll = NULL;
+}
+
+static void client_closed(uv_handle_t *h)
+{
+    struct ev_client *cl = h->data;
+
+    bd_conn_unref(cl->c);
+    berth_event_filter_free(cl->filter);
+    free(cl);
+}
+
+static void client_remove(struct ev_client *cl)
+{
+    if (!cl->prevp)
+        return;
+    *cl->prevp = cl->next;
+    if (cl->next)
+        cl->next->prevp = cl->prevp;
+    cl->prevp = NULL;
+    bd_on_gone(cl->c, NULL, NULL);
+    uv_close((uv_handle_t *)&cl->timer, client_closed);
+    hub_stop_if_idle();
+}
+
+/* The client went away: it costs nothing from now on. */
+static void client_gone(void *ud)
+{
+    client_remove(ud);
+}
+
+/* until has come: what was committed up to it is sent, then the stream ends. */
+static void on_until(uv_timer_t *t)
+{
+    struct ev_client *cl = t->data;
+
+    hub_pump();
+    bd_stream_end(cl->c);
+    client_remove(cl);
+}
+
+/* A since/until query value (docker sends Unix seconds[.nanos]); 0 when absent. */
+static int query_time(bd_conn_t *c, const bd_request_t *req, const char *name, int64_t now,
+                      int64_t *ret_ns)
+{
+    char v[128];
+    berth_err_t err = { 0 };
+    int r = bd_query(req, name, v, sizeof(v));
+
+    *ret_ns = 0;
+    if (r == 0 || (r == 1 && !v[0]))
+        return 0;
+    if (r < 0 || berth_parse_time(v, now, ret_ns, &err) < 0) {
+        bd_respond_error(c, 400, "invalid %s: %s", name, r < 0 ? "too long" : err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+void bd_api_events(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e)
+{
+    char filters[4096], since_q[128] = "", until_q[128] = "";
+    berth_event_filter_t *filter = NULL;
+    berth_err_t err = { 0 };
+    int64_t now = now_ns(), since, until;
+    json_t *past = NULL, *msg;
+    uint64_t through = 0;
+    struct ev_client *cl;
+    size_t i;
+    int r;
+
+    if (query_time(c, req, "since", now, &since) < 0 ||
+        query_time(c, req, "until", now, &until) < 0)
+        return;
+    bd_query(req, "since", since_q, sizeof(since_q));
+    bd_query(req, "until", until_q, sizeof(until_q));
+    if (until && since && until < since) {
+        bd_respond_error(c, 400, "`since` time (%s) cannot be after `until` time (%s)", since_q,
+                         until_q);
+        return;
+    }
+    r = bd_query(req, "filters", filters, sizeof(filters));
+    if (r < 0) {
+        bd_respond_error(c, 400, "filters too long");
+        return;
+    }
+    if (berth_event_filter_new(r == 1 ? filters : NULL, &filter, &err) < 0) {
+        bd_respond_error(c, 400, "%s", err.msg);
+        return;
+    }
+    /* Live clients join the hub before reading the past, so nothing falls in between. */
+    if ((!until || until > now) && hub_start(e, bd_conn_loop(c)) < 0) {
+        berth_event_filter_free(filter);
+        bd_respond_error(c, 500, "cannot watch the event log");
+        return;
+    }
+    /* As Docker: past events only when a time bound was given, else only new ones. */
+    r = since || until ? berth_events_read(e, 0, since, until, filter, 0, &past, &through, &err)
+                       : berth_events_last_seq(e, &through, &err);
+    if (r < 0) {
+        berth_event_filter_free(filter);
+        hub_stop_if_idle();
+        bd_respond_error(c, 500, "%s", err.msg);
+        return;
+    }
+    bd_stream_begin(c, 200, "application/json");
+    if (until && until <= now) {
+        struct ev_client once = { .c = c };
+        json_array_foreach (past, i, msg)
+            send_msg(&once, msg);
+        bd_stream_end(c);
+        json_decref(past);
+        berth_event_filter_free(filter);
+        return;
+    }
+    if (!(cl = calloc(1, sizeof(*cl)))) {
+        bd_stream_end(c);
+        json_decref(past);
+        berth_event_filter_free(filter);
+        hub_stop_if_idle();
+        return;
+    }
+    cl->filter = filter;
+    cl->since = since;
+    cl->until = until;
+    cl->sent_through = through;
+    cl->c = bd_defer(c);
+    json_array_foreach (past, i, msg)
+        send_msg(cl, msg);
+    json_decref(past);
+    uv_timer_init(bd_conn_loop(c), &cl->timer);
+    cl->timer.data = cl;
+    if (until)
+        uv_timer_start(&cl->timer, on_until, (uint64_t)((until - now) / 1000000) + 1, 0);
+    cl->next = hub.clients;
+    if (hub.clients)
+        hub.clients->prevp = &cl->next;
+    hub.clients = cl;
+    cl->prevp = &hub.clients;
+    bd_on_gone(c, client_gone, cl);
+}
