@@ -126,7 +126,8 @@ int cmd_events(const struct cli_globals *g, int argc, char **argv)
     uint64_t cursor = 0;
     json_t *events = NULL;
     struct sigaction sa = { .sa_handler = on_signal };
-    int c, as_json = 0, watch = -1, ret = CLI_EXIT_FAIL;
+    sigset_t block, waiting;
+    int c, as_json = 0, watch = -1, settle = 0, ret = CLI_EXIT_FAIL;
 
     if (berth_event_filter_new(NULL, &filter, &err) < 0) {
         cli_error("events: %s", err.msg);
@@ -193,7 +194,17 @@ int cmd_events(const struct cli_globals *g, int argc, char **argv)
     }
     if (cli_open_engine(g, BERTH_ENGINE_F_NO_PLUGINS, &engine) < 0)
         goto out;
-    /* Interrupting a follow is how it ends: exit 0, as docker does. */
+    /*
+     * Interrupting a follow is how it ends: exit 0, as docker does. The
+     * signals stay blocked but while ppoll waits, so one that comes between
+     * the check of the flag and the wait is not lost.
+     */
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    sigprocmask(SIG_BLOCK, &block, &waiting);
+    sigdelset(&waiting, SIGINT);
+    sigdelset(&waiting, SIGTERM);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     /* Watch before reading, so nothing committed in between goes unnoticed. */
@@ -215,19 +226,30 @@ int cmd_events(const struct cli_globals *g, int argc, char **argv)
     while (!stopping && (!until_arg || until > start)) {
         struct pollfd pfd = { .fd = watch, .events = POLLIN };
         int64_t left = until_arg ? (until - now_ns()) / 1000000 + 1 : -1;
-        /* Without a watch (inotify exhausted), look once a second. */
-        int timeout = watch < 0 ? 1000 : -1;
+        /*
+         * Without a watch (inotify exhausted), look once a second. With one,
+         * look again 50 ms and 1 s after a notification: it may come an
+         * instant before LMDB publishes the commit to readers.
+         */
+        int timeout = watch < 0 ? 1000 : settle == 1 ? 50 : settle == 2 ? 1000 : -1;
+        int n;
 
         if (until_arg && left <= 0)
             break;
         if (left >= 0 && (timeout < 0 || left < timeout))
             timeout = left > 1000000 ? 1000000 : (int)left;
-        if (poll(&pfd, 1, timeout) < 0 && errno != EINTR)
+        struct timespec ts = { .tv_sec = timeout / 1000, .tv_nsec = (timeout % 1000) * 1000000L };
+        n = ppoll(&pfd, watch >= 0 ? 1 : 0, timeout < 0 ? NULL : &ts, &waiting);
+        if (n < 0 && errno != EINTR)
             break;
         if (stopping)
             break;
-        if (watch >= 0)
+        if (n > 0) {
             berth_events_watch_drain(watch);
+            settle = 1;
+        } else if (n == 0 && settle) {
+            settle = settle == 1 ? 2 : 0;
+        }
         if (berth_events_read(engine, cursor, since, until, filter, 0, &events, &cursor, &err) <
             0) {
             cli_error("events: %s", err.msg);

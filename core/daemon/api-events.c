@@ -36,7 +36,9 @@ static struct {
     uv_loop_t *loop;
     uv_fs_event_t *watch; /* NULL when no client listens */
     uv_timer_t *poll;     /* instead of the watch when inotify can't be had */
-    uint64_t cursor;      /* the last event handed out */
+    uv_timer_t *settle;   /* the second look after a notification (see on_store_write) */
+    int settle_stage;
+    uint64_t cursor; /* the last event handed out */
     struct ev_client *clients;
 } hub;
 
@@ -95,6 +97,18 @@ static void hub_pump(void)
     }
 }
 
+static void on_settle(uv_timer_t *t)
+{
+    hub_pump();
+    if (hub.settle_stage++ == 0)
+        uv_timer_start(t, on_settle, 1000, 0);
+}
+
+/*
+ * A commit wrote the data file. LMDB publishes the transaction to readers
+ * just after its last write, so the notification can come an instant
+ * early: read now, and look again 50 ms and 1 s later.
+ */
 static void on_store_write(uv_fs_event_t *h, const char *file, int events, int status)
 {
     (void)h;
@@ -102,6 +116,10 @@ static void on_store_write(uv_fs_event_t *h, const char *file, int events, int s
     (void)events;
     (void)status;
     hub_pump();
+    if (hub.settle) {
+        hub.settle_stage = 0;
+        uv_timer_start(hub.settle, on_settle, 50, 0);
+    }
 }
 
 static void on_poll(uv_timer_t *t)
@@ -126,13 +144,21 @@ static int hub_start(berth_engine_t *e, uv_loop_t *loop)
     hub.loop = loop;
     if (berth_events_last_seq(e, &hub.cursor, NULL) < 0)
         return -1;
-    if (path && (hub.watch = calloc(1, sizeof(*hub.watch)))) {
+    hub.watch = path ? calloc(1, sizeof(*hub.watch)) : NULL;
+    hub.settle = path ? calloc(1, sizeof(*hub.settle)) : NULL;
+    if (hub.watch && hub.settle) {
         uv_fs_event_init(loop, hub.watch);
+        uv_timer_init(loop, hub.settle);
         if (uv_fs_event_start(hub.watch, on_store_write, path, 0) == 0)
             return 0;
+        uv_close((uv_handle_t *)hub.settle, free_handle);
         uv_close((uv_handle_t *)hub.watch, free_handle);
-        hub.watch = NULL;
+    } else {
+        free(hub.watch);
+        free(hub.settle);
     }
+    hub.watch = NULL;
+    hub.settle = NULL;
     /* No inotify (its limits reached): look once a second instead. */
     if (!(hub.poll = calloc(1, sizeof(*hub.poll))))
         return -1;
@@ -149,8 +175,11 @@ static void hub_stop_if_idle(void)
         uv_close((uv_handle_t *)hub.watch, free_handle);
     if (hub.poll)
         uv_close((uv_handle_t *)hub.poll, free_handle);
+    if (hub.settle)
+        uv_close((uv_handle_t *)hub.settle, free_handle);
     hub.watch = NULL;
     hub.poll = NULL;
+    hub.settle = NULL;
 }
 
 static void client_closed(uv_handle_t *h)

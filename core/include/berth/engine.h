@@ -450,7 +450,10 @@ BERTH_API int berth_events_last_seq(berth_engine_t *engine, uint64_t *ret_seq, b
  * on each notification call berth_events_read() from the last sequence
  * number seen. A notification may come without a new event (any commit
  * writes the file) and several commits may give one: reading is what
- * counts. The path is owned by the engine.
+ * counts. It may also come an instant before the commit is visible (LMDB
+ * publishes a transaction to readers just after its last write), so read
+ * once more a little later (berth's readers look again after 50 ms and 1 s).
+ * The path is owned by the engine.
  */
 BERTH_API const char *berth_events_watch_path(berth_engine_t *engine);
 /**
