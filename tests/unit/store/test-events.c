@@ -384,7 +384,9 @@ static void test_events_container_attrs(void **state)
     assert_string_equal(json_string_value(json_object_get(a, "exitCode")), "3");
     assert_null(json_object_get(a, "bad"));
     json_decref(a);
-    assert_int_equal(berth__container_event_attrs(doc, json_array(), &a, &err), -EINVAL);
+    json_decref(extra);
+    extra = json_array();
+    assert_int_equal(berth__container_event_attrs(doc, extra, &a, &err), -EINVAL);
     json_decref(doc);
     json_decref(extra);
 }
