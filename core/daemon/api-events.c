@@ -11,6 +11,10 @@
  * read-only transaction, which never waits for a writer, so the loop never
  * blocks on the CLI or a monitor committing. The watch exists only while
  * some client does: an idle berthd is not woken by commits.
+ *
+ * A client's past events (up to events.max of them) are read by the client
+ * itself, a batch per loop turn, before it takes new ones from the hub: a
+ * `docker events --since 24h` never holds the loop for the whole log.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,14 +25,22 @@
 
 #include "api.h"
 
-/* One listening client. Its past events are read in one go: the store keeps at most events.max. */
+/* Past events are sent this many examined per loop turn, so a long log never holds the loop. */
+#define CATCHUP_BATCH 256
+
+/* One client of GET /events. */
 struct ev_client {
-    struct ev_client *next, **prevp;
-    bd_conn_t *c; /* our reference, dropped when the timer handle is closed */
+    struct ev_client *next, **prevp; /* in hub.clients while listed */
+    berth_engine_t *e;
+    bd_conn_t *c; /* our reference, dropped once both timers are closed */
     berth_event_filter_t *filter;
     int64_t since, until;  /* ns, 0: unbounded */
-    uint64_t sent_through; /* the past events sent went up to this sequence number */
-    uv_timer_t timer;      /* ends the stream at until */
+    uint64_t sent_through; /* sequence number this client's own reads got to */
+    int live;              /* new events are wanted (no until, or one ahead) */
+    int catching_up;       /* still reading the past itself; the hub leaves it alone */
+    int closes;
+    uv_timer_t timer;   /* ends the stream at until */
+    uv_timer_t catchup; /* the next batch of past events */
 };
 
 static struct {
@@ -90,7 +102,7 @@ static void hub_pump(void)
         hub.cursor = last;
         for (struct ev_client *cl = hub.clients; cl; cl = cl->next) {
             json_t *msg = json_array_get(events, 0);
-            if (msg && last > cl->sent_through && wanted(cl, msg))
+            if (msg && !cl->catching_up && last > cl->sent_through && wanted(cl, msg))
                 send_msg(cl, msg);
         }
         json_decref(events);
@@ -186,6 +198,8 @@ static void client_closed(uv_handle_t *h)
 {
     struct ev_client *cl = h->data;
 
+    if (--cl->closes > 0)
+        return;
     bd_conn_unref(cl->c);
     berth_event_filter_free(cl->filter);
     free(cl);
@@ -193,14 +207,18 @@ static void client_closed(uv_handle_t *h)
 
 static void client_remove(struct ev_client *cl)
 {
-    if (!cl->prevp)
+    if (cl->closes)
         return;
-    *cl->prevp = cl->next;
-    if (cl->next)
-        cl->next->prevp = cl->prevp;
-    cl->prevp = NULL;
+    if (cl->prevp) {
+        *cl->prevp = cl->next;
+        if (cl->next)
+            cl->next->prevp = cl->prevp;
+        cl->prevp = NULL;
+    }
     bd_on_gone(cl->c, NULL, NULL);
+    cl->closes = 2;
     uv_close((uv_handle_t *)&cl->timer, client_closed);
+    uv_close((uv_handle_t *)&cl->catchup, client_closed);
     hub_stop_if_idle();
 }
 
@@ -210,14 +228,50 @@ static void client_gone(void *ud)
     client_remove(ud);
 }
 
+static void client_end(struct ev_client *cl)
+{
+    bd_stream_end(cl->c);
+    client_remove(cl);
+}
+
 /* until has come: what was committed up to it is sent, then the stream ends. */
 static void on_until(uv_timer_t *t)
 {
     struct ev_client *cl = t->data;
 
+    /* Still reading the past: that read ends the stream when it is done. */
+    cl->live = 0;
+    if (cl->catching_up)
+        return;
     hub_pump();
-    bd_stream_end(cl->c);
-    client_remove(cl);
+    client_end(cl);
+}
+
+/* One batch of the past; then the next turn of the loop, or the live stream, or the end. */
+static void on_catchup(uv_timer_t *t)
+{
+    struct ev_client *cl = t->data;
+    json_t *events = NULL, *msg;
+    uint64_t last = cl->sent_through;
+    size_t i;
+
+    if (berth_events_read(cl->e, cl->sent_through, cl->since, cl->until, cl->filter, CATCHUP_BATCH,
+                          &events, &last, NULL) < 0) {
+        client_end(cl);
+        return;
+    }
+    json_array_foreach (events, i, msg)
+        send_msg(cl, msg);
+    json_decref(events);
+    if (last != cl->sent_through) {
+        cl->sent_through = last;
+        uv_timer_start(t, on_catchup, 0, 0);
+        return;
+    }
+    /* The end of the log: from here on the hub hands this client what comes. */
+    cl->catching_up = 0;
+    if (!cl->live)
+        client_end(cl);
 }
 
 /* A since/until query value (docker sends Unix seconds[.nanos]); 0 when absent. */
@@ -244,11 +298,9 @@ void bd_api_events(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e)
     berth_event_filter_t *filter = NULL;
     berth_err_t err = { 0 };
     int64_t now = now_ns(), since, until;
-    json_t *past = NULL, *msg;
-    uint64_t through = 0;
+    uint64_t newest = 0;
     struct ev_client *cl;
-    size_t i;
-    int r;
+    int r, live;
 
     if (query_time(c, req, "since", now, &since) < 0 ||
         query_time(c, req, "until", now, &until) < 0)
@@ -269,54 +321,38 @@ void bd_api_events(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e)
         bd_respond_error(c, 400, "%s", err.msg);
         return;
     }
-    /* Live clients join the hub before reading the past, so nothing falls in between. */
-    if ((!until || until > now) && hub_start(e, bd_conn_loop(c)) < 0) {
-        berth_event_filter_free(filter);
-        bd_respond_error(c, 500, "cannot watch the event log");
-        return;
-    }
-    /* As Docker: past events only when a time bound was given, else only new ones. */
-    r = since || until ? berth_events_read(e, 0, since, until, filter, 0, &past, &through, &err)
-                       : berth_events_last_seq(e, &through, &err);
-    if (r < 0) {
+    live = !until || until > now;
+    /* The hub starts before this client's first read, so nothing falls in between. */
+    if ((live && hub_start(e, bd_conn_loop(c)) < 0) ||
+        berth_events_last_seq(e, &newest, &err) < 0 || !(cl = calloc(1, sizeof(*cl)))) {
         berth_event_filter_free(filter);
         hub_stop_if_idle();
-        bd_respond_error(c, 500, "%s", err.msg);
+        bd_respond_error(c, 500, "cannot read the event log%s%s", err.msg[0] ? ": " : "", err.msg);
         return;
     }
-    bd_stream_begin(c, 200, "application/json");
-    if (until && until <= now) {
-        struct ev_client once = { .c = c };
-        json_array_foreach (past, i, msg)
-            send_msg(&once, msg);
-        bd_stream_end(c);
-        json_decref(past);
-        berth_event_filter_free(filter);
-        return;
-    }
-    if (!(cl = calloc(1, sizeof(*cl)))) {
-        bd_stream_end(c);
-        json_decref(past);
-        berth_event_filter_free(filter);
-        hub_stop_if_idle();
-        return;
-    }
+    cl->e = e;
     cl->filter = filter;
     cl->since = since;
     cl->until = until;
-    cl->sent_through = through;
-    cl->c = bd_defer(c);
-    json_array_foreach (past, i, msg)
-        send_msg(cl, msg);
-    json_decref(past);
+    cl->live = live;
+    /* As Docker: past events only when a time bound was given, else only new ones. */
+    cl->catching_up = since || until;
+    cl->sent_through = cl->catching_up ? 0 : newest;
     uv_timer_init(bd_conn_loop(c), &cl->timer);
-    cl->timer.data = cl;
-    if (until)
-        uv_timer_start(&cl->timer, on_until, (uint64_t)((until - now) / 1000000) + 1, 0);
-    cl->next = hub.clients;
-    if (hub.clients)
-        hub.clients->prevp = &cl->next;
-    hub.clients = cl;
-    cl->prevp = &hub.clients;
+    uv_timer_init(bd_conn_loop(c), &cl->catchup);
+    cl->timer.data = cl->catchup.data = cl;
+    cl->c = bd_defer(c);
     bd_on_gone(c, client_gone, cl);
+    bd_stream_begin(c, 200, "application/json");
+    if (live) {
+        cl->next = hub.clients;
+        if (hub.clients)
+            hub.clients->prevp = &cl->next;
+        hub.clients = cl;
+        cl->prevp = &hub.clients;
+        if (until)
+            uv_timer_start(&cl->timer, on_until, (uint64_t)((until - now) / 1000000) + 1, 0);
+    }
+    if (cl->catching_up)
+        uv_timer_start(&cl->catchup, on_catchup, 0, 0);
 }
