@@ -213,6 +213,37 @@ kill -0 "$dpid" 2>/dev/null && ok "berthd still runs" || not_ok "berthd died: $(
 dt events --since "$T1" --until "$(date +%s.%N)" --filter event=destroy --format '{{.Actor.Attributes.name}}' >"$T/out"
 expect_grep "^late$" "$T/out" "the event after the vanished clients was recorded and served"
 
+# The rest of the actions: oom before die, and an image saved, deleted and loaded again.
+T2=$(date +%s.%N)
+b run --rm --name hog -m 16m demo sh -c 'dd if=/dev/zero of=/dev/null bs=64M count=1' >/dev/null 2>&1
+hog=$?
+d save -o "$T/demo.tar" demo >/dev/null 2>&1
+d rmi demo >/dev/null 2>&1
+b load -i "$T/demo.tar" >/dev/null 2>&1
+bt events --since "$T2" --until 0s --format json >"$T/more" 2>&1
+if [ "$hog" -eq 137 ]; then
+    python3 "$T/check.py" "$T/more" >"$T/out" 2>&1 <<EOF
+container oom hog
+container die hog exitCode=137
+container destroy hog
+EOF
+    [ $? -eq 0 ] && ok "an OOM kill: oom, then die with 137" || { not_ok "oom events"; sed 's/^/    /' "$T/out" | head -20; }
+else
+    echo "# SKIP oom: the memory limit did not kill (exit $hog)"
+fi
+imgid=$(python3 -c "
+import json,sys
+for l in open(sys.argv[1]):
+    e=json.loads(l)
+    if e['Action'] == 'save': print(e['Actor']['ID'])" "$T/more")
+python3 "$T/check.py" "$T/more" >"$T/out" 2>&1 <<EOF
+image save $imgid name=demo
+image untag $imgid name=demo:latest
+image delete $imgid
+image load $imgid name=demo:latest
+EOF
+[ $? -eq 0 ] && ok "image save, then untag and delete, then load" || { not_ok "image events"; sed 's/^/    /' "$T/out" | head -20; }
+
 # Bad input: 400 with a message, nothing recorded.
 n_before=$(bt events --since 1 --until 0s --format json | wc -l)
 cat >"$T/bad.py" <<'PY'
