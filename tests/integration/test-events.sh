@@ -193,6 +193,18 @@ f2pid=
 [ "$rc" -eq 0 ] && ok "berth events exits 0 on SIGINT" || not_ok "berth events exit $rc"
 grep -q '"create"' "$T/bfollow" && ! grep -q '"untag"' "$T/bfollow" && ok "without --since it shows only new events" || not_ok "follow showed the past"
 
+# Many clients share one watch of the store, and it goes with the last of them.
+watches() { cat /proc/"$dpid"/fdinfo/* 2>/dev/null | grep -c '^inotify wd:'; }
+w0=$(watches)
+for i in 1 2 3; do docker -H "unix://$S" events >/dev/null 2>&1 & eval "cpid$i=\$!"; done
+sleep 1
+w3=$(watches)
+kill "$cpid1" "$cpid2" "$cpid3"
+wait "$cpid1" "$cpid2" "$cpid3" 2>/dev/null
+sleep 0.5
+wend=$(watches)
+[ "$w0" -eq 0 ] && [ "$w3" -eq 1 ] && [ "$wend" -eq 0 ] && ok "three clients, one inotify watch; none once they left" || not_ok "inotify watches: $w0 before, $w3 with three clients, $wend after"
+
 # Clients going away cost nothing: kill one mid-stream, drop a raw one, berthd serves on.
 docker -H "unix://$S" events >/dev/null 2>&1 &
 kpid=$!
