@@ -227,12 +227,29 @@ expect_grep "^late$" "$T/out" "the event after the vanished clients was recorded
 
 # The rest of the actions: oom before die, and an image saved, deleted and loaded again.
 T2=$(date +%s.%N)
+b run -d --name st1 demo sleep 100 >/dev/null
+b stop -t 1 st1 >/dev/null
+d run -d --name st2 demo sleep 100 >/dev/null
+d stop -t 1 st2 >/dev/null
+b rm st1 st2 >/dev/null
 b run --rm --name hog -m 16m demo sh -c 'dd if=/dev/zero of=/dev/null bs=64M count=1' >/dev/null 2>&1
 hog=$?
 d save -o "$T/demo.tar" demo >/dev/null 2>&1
 d rmi demo >/dev/null 2>&1
 b load -i "$T/demo.tar" >/dev/null 2>&1
 bt events --since "$T2" --until 0s --format json >"$T/more" 2>&1
+# A stop, by the berth CLI or by berthd: the stop signal, SIGKILL past the timeout, die, stop.
+python3 "$T/check.py" "$T/more" >"$T/out" 2>&1 <<EOF
+container kill st1 signal=15
+container kill st1 signal=9
+container die st1 exitCode=137
+container stop st1
+container kill st2 signal=15
+container kill st2 signal=9
+container die st2 exitCode=137
+container stop st2
+EOF
+[ $? -eq 0 ] && ok "berth stop and docker stop: kill, kill, die, stop" || { not_ok "stop events"; sed 's/^/    /' "$T/out" | head -20; }
 if [ "$hog" -eq 137 ]; then
     python3 "$T/check.py" "$T/more" >"$T/out" 2>&1 <<EOF
 container oom hog
