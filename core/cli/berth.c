@@ -14,6 +14,7 @@
 static const struct cli_command commands[] = {
     { "attach", cmd_attach, "Attach to a running container" },
     { "create", cmd_create, "Create a container" },
+    { "events", cmd_events, "Show the engine's events, past and as they happen" },
     { "exec", cmd_exec, "Run a command in a running container" },
     { "history", cmd_history, "Show the history of an image" },
     { "image", cmd_image, "Manage images (ls, inspect, prune, rm, tag, pull, load, save)" },

@@ -112,6 +112,7 @@ int cmd_exec(const struct cli_globals *g, int argc, char **argv);
 int cmd_stats(const struct cli_globals *g, int argc, char **argv);
 int cmd_top(const struct cli_globals *g, int argc, char **argv);
 int cmd_attach(const struct cli_globals *g, int argc, char **argv);
+int cmd_events(const struct cli_globals *g, int argc, char **argv);
 
 /* cli_attach_pump's result when the user detached with ctrl-p ctrl-q. */
 #define CLI_DETACHED (-2)

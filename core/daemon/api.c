@@ -741,6 +741,7 @@ static void restart_after_stop(bd_conn_t *c, berth_engine_t *e, const char *id)
 static void waiter_answer(struct waiter *w)
 {
     if (w->kind == WAIT_STOP) {
+        berth_container_record_stop(w->e, w->id, NULL); /* the stop event, as Docker's */
         bd_respond(w->c, 204, NULL, NULL, NULL, 0);
     } else if (w->kind == WAIT_RESTART) {
         restart_after_stop(w->c, w->e, w->id);
@@ -1836,6 +1837,7 @@ static void exec_start(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e,
     opts = json_deep_copy(x->opts);
     json_object_set_new(opts, "Detach", json_boolean(detach));
     json_object_set_new(opts, "Tty", json_boolean(tty));
+    json_object_set_new(opts, "ID", json_string(x->id)); /* events name the id docker has */
     rc = berth_container_exec(e, x->container, opts, x->berth_id, detach ? NULL : &fd, &err);
     json_decref(opts);
     if (rc < 0) {
@@ -2604,6 +2606,10 @@ void bd_api_handle(bd_conn_t *c, const bd_request_t *req, void *userdata)
     }
     if (get && !strcmp(path, "/version")) {
         version(c);
+        return;
+    }
+    if (get && !strcmp(path, "/events")) {
+        bd_api_events(c, req, e);
         return;
     }
     if (get && !strcmp(path, "/info")) {

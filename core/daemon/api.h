@@ -30,6 +30,9 @@ void bd_api_set_supervisor(bd_supervisor_t *s);
 /* bd_server_set_spool's question: docker load's archive goes to a file, whatever its size. */
 int bd_api_spool_wanted(const char *method, const char *path);
 
+/* GET /events (api-events.c): the event log, streamed. */
+void bd_api_events(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e);
+
 /* The handler berthd's server calls; @userdata is the engine. */
 void bd_api_handle(bd_conn_t *c, const bd_request_t *req, void *userdata);
 

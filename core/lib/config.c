@@ -32,6 +32,7 @@ enum key_kind {
     KEY_PATH_LIST,     /* array of absolute paths */
     KEY_LISTENER_LIST, /* array of "unix:///path" or "tcp://host:port" */
     KEY_OBJECT_MAP,    /* object of free-form objects (per-driver sections) */
+    KEY_COUNT,         /* integer from 1 to 2^53, stored as uint64_t */
 };
 
 #define NO_SLOT      ((size_t)-1)
@@ -66,6 +67,8 @@ static const config_key_t schema[] = {
     { "api.tls.cert", KEY_PATH, NULL, SLOT(tls_cert) },
     { "api.tls.key", KEY_PATH, NULL, SLOT(tls_key) },
     { "drivers", KEY_OBJECT_MAP, NULL, SLOT(drivers) },
+    { "events", KEY_SECTION, NULL, NO_SLOT },
+    { "events.max", KEY_COUNT, NULL, SLOT(events_max) },
 };
 
 #define SLOT_PTR(cfg, key, type) ((type *)(void *)((char *)(cfg) + (key)->slot))
@@ -102,6 +105,7 @@ void berth__config_free(berth_config_t *cfg)
         switch (key->kind) {
         case KEY_SECTION:
         case KEY_LOG_LEVEL:
+        case KEY_COUNT:
             break;
         case KEY_STRING:
         case KEY_PATH:
@@ -385,6 +389,15 @@ static int take_value(parse_ctx_t *ctx, const config_key_t *key, json_t *v)
     case KEY_PATH_LIST:
     case KEY_LISTENER_LIST:
         return take_string_list(ctx, key, v);
+    case KEY_COUNT:
+        if (!json_is_integer(v))
+            return bad_type(ctx, key->path, "an integer", v);
+        if (json_integer_value(v) < 1 || json_integer_value(v) > ((json_int_t)1 << 53))
+            return berth_err_set(ctx->err, -EINVAL, "%s: '%s' must be at least 1, not %lld",
+                                 ctx->origin, shown(key->path, b),
+                                 (long long)json_integer_value(v));
+        *SLOT_PTR(ctx->cfg, key, uint64_t) = (uint64_t)json_integer_value(v);
+        return 0;
     case KEY_OBJECT_MAP:
         if (!json_is_object(v))
             return bad_type(ctx, key->path, "an object", v);
@@ -483,6 +496,7 @@ static berth_config_t *config_new_defaults(void)
     cfg->default_storage = strdup("overlay");
     cfg->default_network = strdup("cni");
     cfg->log_level = BERTH_LOG_INFO;
+    cfg->events_max = BERTH_CONFIG_EVENTS_MAX;
     cfg->log_format = strdup("text");
     cfg->drivers = json_object();
     /* api_listeners stays NULL: it is derived from the runroot once that is final. */
@@ -804,6 +818,9 @@ json_t *berth__config_to_json(const berth_config_t *cfg)
         case KEY_PATH_LIST:
         case KEY_LISTENER_LIST:
             v = strv_to_json(*SLOT_PTR(cfg, key, char **const));
+            break;
+        case KEY_COUNT:
+            v = json_integer((json_int_t)*SLOT_PTR(cfg, key, const uint64_t));
             break;
         case KEY_OBJECT_MAP:
             v = *SLOT_PTR(cfg, key, json_t *const)

@@ -33,6 +33,7 @@
  *   "api": {"listeners": [string], "tls": {"ca": string, "cert": string,
  *           "key": string}},
  *   "drivers": {"<driver name>": {...}}   (free-form, handed to that driver)
+ *   "events": {"max": integer >= 1}     (events kept in the store)
  * Any other key is an error naming it ("unknown key 'log.levle'"); a value
  * of the wrong type names the key and both types; malformed JSON names the
  * file, line and column.
@@ -59,7 +60,11 @@ typedef struct berth_config {
     char **api_listeners;              /* strv of "unix://PATH" or "tcp://HOST:PORT" */
     char *tls_ca, *tls_cert, *tls_key; /* NULL when not set */
     json_t *drivers;                   /* object (owned); per-driver sections */
+    uint64_t events_max;               /* events kept in the store (newest first) */
 } berth_config_t;
+
+/* Default of "events.max": as the store's own default (store.h). */
+#define BERTH_CONFIG_EVENTS_MAX 10000
 
 /* Overrides from the command line or the embedding application; NULL members are unset. */
 typedef struct berth_config_overrides {

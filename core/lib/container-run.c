@@ -371,14 +371,27 @@ BERTH_API int berth_container_stop(berth_engine_t *e, const char *ref, int timeo
     if ((r = shim_call(e, id_of(doc), req, NULL, err)) < 0)
         return r;
     r = berth_container_wait(e, id_of(doc), (int64_t)timeout_s * 1000, NULL, err);
-    if (r != -ETIMEDOUT)
+    if (r == -ETIMEDOUT) {
+        /* Past the timeout: SIGKILL, and this time wait for it. */
+        json_decref(req);
+        req = json_pack("{s:s, s:i}", "op", "signal", "signal", SIGKILL);
+        if ((r = shim_call(e, id_of(doc), req, NULL, err)) < 0 && r != -ECONNREFUSED &&
+            r != -ENOENT)
+            return r;
+        r = berth_container_wait(e, id_of(doc), -1, NULL, err);
+    }
+    if (r < 0)
         return r;
-    /* Past the timeout: SIGKILL, and this time wait for it. */
-    json_decref(req);
-    req = json_pack("{s:s, s:i}", "op", "signal", "signal", SIGKILL);
-    if ((r = shim_call(e, id_of(doc), req, NULL, err)) < 0 && r != -ECONNREFUSED && r != -ENOENT)
-        return r;
-    return berth_container_wait(e, id_of(doc), -1, NULL, err);
+    /* The monitor recorded kill and die; "stop" is the caller's (a --rm container may be gone). */
+    berth__container_event(berth__engine_store(e), id_of(doc), doc, "stop", NULL, NULL);
+    return 0;
+}
+
+BERTH_API int berth_container_record_stop(berth_engine_t *e, const char *ref, berth_err_t *err)
+{
+    if (!berth__engine_store(e))
+        return berth_err_set(err, -ENOTSUP, "the engine was opened without a store");
+    return berth__container_event(berth__engine_store(e), ref, NULL, "stop", NULL, err);
 }
 
 static int simple_op(berth_engine_t *e, const char *ref, berth_lc_op_t op, const char *name,
@@ -426,6 +439,8 @@ BERTH_API int berth_container_attach(berth_engine_t *e, const char *ref, uint32_
                     (flags & BERTH_ATTACH_STDIN) != 0, "stdout", 1, "stderr", 1);
     if ((r = berth__shim_request(fd, req, &resp, err)) < 0)
         return r;
+    /* Attached: the event is a record of it, so its failure fails nothing. */
+    berth__container_event(berth__engine_store(e), id_of(doc), doc, "attach", NULL, NULL);
     if (ret_tty)
         *ret_tty = json_is_true(json_object_get(resp, "tty"));
     *ret_fd = fd;
@@ -443,7 +458,18 @@ BERTH_API int berth_container_resize(berth_engine_t *e, const char *ref, const c
     req = json_pack("{s:s, s:i, s:i}", "op", "resize", "cols", cols, "rows", rows);
     if (exec_id)
         json_object_set_new(req, "exec_id", json_string(exec_id));
-    return shim_call(e, id_of(doc), req, NULL, err);
+    if ((r = shim_call(e, id_of(doc), req, NULL, err)) < 0)
+        return r;
+    /* Docker records the container's resizes, not an exec's. */
+    if (!exec_id) {
+        _cleanup_json_ json_t *a = NULL;
+        char h[8], w[8];
+        snprintf(h, sizeof(h), "%u", rows);
+        snprintf(w, sizeof(w), "%u", cols);
+        a = json_pack("{s:s, s:s}", "height", h, "width", w);
+        berth__container_event(berth__engine_store(e), id_of(doc), doc, "resize", a, NULL);
+    }
+    return 0;
 }
 
 BERTH_API int berth_container_exec(berth_engine_t *e, const char *ref, json_t *opts,
@@ -483,8 +509,15 @@ BERTH_API int berth_container_exec(berth_engine_t *e, const char *ref, json_t *o
     if ((r = berth__oci_spec_build(rec, NULL, &spec, err)) < 0)
         return r;
     process = json_object_get(spec, "process");
-    if ((r = berth__container_id_new(exec_id, err)) < 0)
+    /* A caller that names its execs (berthd: the id docker was given) keeps its id in events. */
+    if (json_is_string(json_object_get(opts, "ID"))) {
+        const char *want = json_string_value(json_object_get(opts, "ID"));
+        if (!berth__container_id_is_valid(want))
+            return berth_err_set(err, -EINVAL, "exec: ID must be 64 lowercase hex digits");
+        memcpy(exec_id, want, sizeof(exec_id));
+    } else if ((r = berth__container_id_new(exec_id, err)) < 0) {
         return r;
+    }
     req = json_pack("{s:s, s:s, s:O, s:b, s:b, s:b}", "op", "exec", "id", exec_id, "process",
                     process, "tty", json_is_true(json_object_get(opts, "Tty")), "stdin",
                     json_is_true(json_object_get(opts, "AttachStdin")), "detach", detach);

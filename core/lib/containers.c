@@ -183,18 +183,85 @@ static int name_put(berth_txn_t *txn, const char *name, const char *id, berth_er
     return berth__store_put(txn, BERTH_DB_NAMES, name, entry, BERTH_PUT_NOOVERWRITE, err);
 }
 
-/* Event attributes: a copy of the caller's plus "name" (and @extra_key when given). */
-static int event_append(berth_txn_t *txn, const char *action, const char *id, json_t *attrs,
-                        const char *name, const char *extra_key, const char *extra,
-                        berth_err_t *err)
+int berth__container_event_attrs(json_t *doc, json_t *extra, json_t **ret_attrs, berth_err_t *err)
+{
+    json_t *config = json_object_get(doc, "config"), *labels = json_object_get(config, "Labels");
+    const char *image = str_member(config, "Image");
+    const char *name = str_member(doc, "name");
+    _cleanup_json_ json_t *a = json_object();
+    const char *k;
+    json_t *v;
+
+    if (extra && !json_is_object(extra))
+        return berth_err_set(err, -EINVAL, "event attributes must be an object");
+    if (!a)
+        return berth_err_set(err, -ENOMEM, "out of memory");
+    /* Docker's order of precedence: labels, then image and name, then the event's own. */
+    json_object_foreach (labels, k, v) {
+        if (json_is_string(v) && json_object_set(a, k, v) < 0)
+            return berth_err_set(err, -ENOMEM, "out of memory");
+    }
+    if ((image && json_object_set_new(a, "image", json_string(image)) < 0) ||
+        json_object_set_new(a, "name", json_string(name ? name : "")) < 0 ||
+        (extra && json_object_update(a, extra) < 0))
+        return berth_err_set(err, -ENOMEM, "out of memory");
+    *ret_attrs = TAKE_PTR(a);
+    return 0;
+}
+
+int berth__container_event_in(berth_txn_t *txn, json_t *doc, const char *action, json_t *extra,
+                              berth_err_t *err)
+{
+    _cleanup_json_ json_t *a = NULL;
+    const char *id = str_member(doc, "id");
+    int r;
+
+    if (!berth__container_id_is_valid(id))
+        return berth_err_set(err, -EINVAL, "container event without a valid id");
+    if ((r = berth__container_event_attrs(doc, extra, &a, err)) < 0)
+        return r;
+    return berth__store_event_append(txn, "container", action, id, a, NULL, err);
+}
+
+int berth__container_events(berth_store_t *store, const char *ref, json_t *fallback, size_t n,
+                            const char *const *actions, json_t *const *extras, berth_err_t *err)
+{
+    _cleanup_txn_ berth_txn_t *txn = NULL;
+    _cleanup_json_ json_t *doc = NULL;
+    int r;
+
+    if ((r = berth__store_txn_begin(store, 1, &txn, err)) < 0)
+        return r;
+    r = berth__container_get_in(txn, ref, &doc, err);
+    if (r == -ENOENT && fallback)
+        doc = json_incref(fallback);
+    else if (r < 0)
+        return r;
+    for (size_t i = 0; i < n; i++)
+        if ((r = berth__container_event_in(txn, doc, actions[i], extras ? extras[i] : NULL, err)) <
+            0)
+            return r;
+    return berth__store_txn_commit(TAKE_PTR(txn), err);
+}
+
+int berth__container_event(berth_store_t *store, const char *ref, json_t *fallback,
+                           const char *action, json_t *extra, berth_err_t *err)
+{
+    return berth__container_events(store, ref, fallback, 1, &action, &extra, err);
+}
+
+/* The event of a record change: the record's attributes, @attrs, and @extra_key when given. */
+static int event_append(berth_txn_t *txn, const char *action, json_t *doc, json_t *attrs,
+                        const char *extra_key, const char *extra, berth_err_t *err)
 {
     _cleanup_json_ json_t *a = attrs ? object_copy(attrs) : json_object();
 
-    if (!json_is_object(a) || json_object_set_new(a, "name", json_string(name)) < 0 ||
+    if (!json_is_object(a) ||
         (extra_key && json_object_set_new(a, extra_key, json_string(extra)) < 0))
         return berth_err_set(err, attrs && !json_is_object(attrs) ? -EINVAL : -ENOMEM,
-                             "container %.12s: cannot build event attributes", id);
-    return berth__store_event_append(txn, "container", action, id, a, NULL, err);
+                             "container %.12s: cannot build event attributes",
+                             str_member(doc, "id"));
+    return berth__container_event_in(txn, doc, action, a, err);
 }
 
 int berth__container_create_in(berth_txn_t *txn, json_t *doc, json_t *attrs, json_t **ret_doc,
@@ -228,7 +295,7 @@ int berth__container_create_in(berth_txn_t *txn, json_t *doc, json_t *attrs, jso
     rc = name_put(txn, name, id, err);
     if (rc < 0)
         return rc;
-    rc = event_append(txn, "create", id, attrs, name, NULL, NULL, err);
+    rc = event_append(txn, "create", rec, attrs, NULL, NULL, err);
     if (rc < 0)
         return rc;
     if (ret_doc)
@@ -308,6 +375,7 @@ int berth__container_update_in(berth_txn_t *txn, json_t *doc, const char *action
     _cleanup_json_ json_t *rec = NULL, *old = NULL;
     char owner[BERTH_CONTAINER_ID_LEN + 1];
     const char *id, *name, *old_name;
+    char slash_old[BERTH_CONTAINER_NAME_MAX + 2] = "";
     json_t *created;
     int renamed, rc;
 
@@ -353,8 +421,11 @@ int berth__container_update_in(berth_txn_t *txn, json_t *doc, const char *action
         return rc;
     if (!action)
         action = renamed ? "rename" : "update";
-    rc = event_append(txn, action, id, attrs, name, renamed && old_name ? "oldName" : NULL,
-                      old_name, err);
+    if (renamed && old_name)
+        snprintf(slash_old, sizeof(slash_old), "/%s", old_name);
+    /* Docker's oldName keeps the leading slash of its names. */
+    rc = event_append(txn, action, rec, attrs, renamed && old_name ? "oldName" : NULL, slash_old,
+                      err);
     if (rc < 0)
         return rc;
     if (ret_doc)
@@ -390,7 +461,7 @@ int berth__container_delete_in(berth_txn_t *txn, const char *ref, json_t *attrs,
     rc = berth__store_del(txn, BERTH_DB_CONTAINERS, id, err);
     if (rc < 0)
         return rc;
-    rc = event_append(txn, "destroy", id, attrs, name ? name : "", NULL, NULL, err);
+    rc = event_append(txn, "destroy", old, attrs, NULL, NULL, err);
     if (rc < 0)
         return rc;
     if (ret_doc)

@@ -27,8 +27,8 @@
  *
  * Documents are never stolen; *ret_doc out-parameters (all may be NULL) are
  * new references, set only on success. Events carry type "container", the
- * container id, and attributes = the caller's @attrs (may be NULL, not
- * stolen) plus "name".
+ * container id, and attributes as berth__container_event_attrs() makes them
+ * with the caller's @attrs (may be NULL, not stolen) as the extra ones.
  */
 #ifndef BERTH_CONTAINERS_H
 #define BERTH_CONTAINERS_H
@@ -90,6 +90,29 @@ int berth__container_delete(berth_store_t *store, const char *ref, json_t *attrs
                             berth_err_t *err);
 int berth__container_delete_in(berth_txn_t *txn, const char *ref, json_t *attrs, json_t **ret_doc,
                                berth_err_t *err);
+
+/*
+ * A container event's attributes as Docker gives them: the container's
+ * labels (config.Labels), "image" (config.Image, the name it was created
+ * from; absent for a rootfs container), "name" (without '/'), then @extra's
+ * members (may be NULL, not stolen) over those. *ret_attrs: a new object.
+ */
+int berth__container_event_attrs(json_t *doc, json_t *extra, json_t **ret_attrs, berth_err_t *err);
+/* Append event @action for container record @doc in @txn, attributes as above. */
+int berth__container_event_in(berth_txn_t *txn, json_t *doc, const char *action, json_t *extra,
+                              berth_err_t *err);
+/*
+ * The same in a write transaction of its own, for events that change no
+ * record (kill, stop, attach, resize, exec_*, oom): the attributes come
+ * from the record @ref designates now, or from @fallback (may be NULL)
+ * when it is gone, so that an event about a container that removed itself
+ * meanwhile still names it.
+ */
+int berth__container_event(berth_store_t *store, const char *ref, json_t *fallback,
+                           const char *action, json_t *extra, berth_err_t *err);
+/* @n events in that one transaction: @actions[i] with @extras[i] (@extras may be NULL). */
+int berth__container_events(berth_store_t *store, const char *ref, json_t *fallback, size_t n,
+                            const char *const *actions, json_t *const *extras, berth_err_t *err);
 
 /* Every container document, in id order, as a new JSON array (read-only transaction). */
 int berth__container_list(berth_store_t *store, json_t **ret_array, berth_err_t *err);

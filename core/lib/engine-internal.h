@@ -37,6 +37,8 @@ berth_registry_t *berth__engine_loaded(berth_engine_t *e);
 typedef struct berth_content berth_content_t;
 berth_content_t **berth__engine_content_slot(berth_engine_t *e,
                                              void (*close_fn)(berth_content_t *cs));
+/* The file whose writes mean a commit (berth_events_watch_path); NULL without a store. */
+const char *berth__engine_events_path(berth_engine_t *e);
 /* The effective configuration. */
 const berth_config_t *berth__engine_config(berth_engine_t *e);
 

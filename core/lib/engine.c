@@ -34,6 +34,7 @@ struct berth_engine {
      * does not pull in the content store and the hashing library behind it. */
     void (*content_close)(berth_content_t *cs);
     berth_driver_t *storage; /* chosen on first use (berth__engine_storage) */
+    char *events_path;       /* the store's data file, made on first use */
 };
 
 BERTH_API const char *berth_version(void)
@@ -136,7 +137,8 @@ BERTH_API int berth_engine_open(const berth_engine_opts_t *opts, berth_engine_t 
             r = berth_err_set(err, -ENOMEM, "out of memory");
             goto fail;
         }
-        if ((r = berth__store_open(store_dir, NULL, &e->store, err)) < 0)
+        berth_store_opts_t so = { .events_max = e->cfg->events_max };
+        if ((r = berth__store_open(store_dir, &so, &e->store, err)) < 0)
             goto fail;
     }
 
@@ -176,6 +178,7 @@ BERTH_API void berth_engine_close(berth_engine_t *e)
     berth__registry_free(e->reg);
     berth__store_close(e->store);
     berth__config_free(e->cfg);
+    free(e->events_path);
     free(e);
 }
 
@@ -322,6 +325,15 @@ berth_registry_t *berth__engine_registry(berth_engine_t *e)
         }
     }
     return e->reg;
+}
+
+const char *berth__engine_events_path(berth_engine_t *e)
+{
+    /* LMDB's name for the data file of an environment directory. */
+    if (!e->events_path && e->store &&
+        asprintf(&e->events_path, "%s/data.mdb", berth__store_dir(e->store)) < 0)
+        e->events_path = NULL;
+    return e->events_path;
 }
 
 berth_registry_t *berth__engine_loaded(berth_engine_t *e)

@@ -301,6 +301,31 @@ static int put_content(berth_engine_t *e, berth_driver_t *drv, void *session, js
     return r;
 }
 
+/*
+ * One "save" event per image written, as Docker logs them (the image id,
+ * attribute name: the reference as given, familiar), in one transaction. The
+ * archive is written whatever happens here: a failure is not the save's.
+ */
+static void save_events(berth_engine_t *e, json_t *images, const char *const *refs, size_t n)
+{
+    _cleanup_txn_ berth_txn_t *txn = NULL;
+
+    if (berth__store_txn_begin(berth__engine_store(e), 1, &txn, NULL) < 0)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        const char *id = json_string_value(json_object_get(json_array_get(images, i), "id"));
+        _cleanup_json_ json_t *attrs = NULL;
+        char fam[FULL_MAX];
+
+        if (berth__ref_familiar(refs[i], fam, sizeof(fam)) < 0)
+            snprintf(fam, sizeof(fam), "%s", refs[i]);
+        attrs = json_pack("{s:s}", "name", fam);
+        if (!id || berth__store_event_append(txn, "image", "save", id, attrs, NULL, NULL) < 0)
+            return;
+    }
+    berth__store_txn_commit(TAKE_PTR(txn), NULL);
+}
+
 BERTH_API int berth_image_save(berth_engine_t *e, const char *const *refs, size_t n,
                                const char *path, const char *format, const berth_image_opts_t *opts,
                                berth_err_t *err)
@@ -389,6 +414,8 @@ BERTH_API int berth_image_save(berth_engine_t *e, const char *const *refs, size_
             goto out;
     }
     r = ops->commit(drv->priv, session, 0, err);
+    if (r == 0)
+        save_events(e, images, refs, n);
 out:
     ops->close(drv->priv, session);
     return r;

@@ -168,9 +168,16 @@ static int tag_point(berth_txn_t *txn, const char *id, const char *full_ref, ber
     return berth__store_put(txn, BERTH_DB_TAGS, full_ref, val, 0, err);
 }
 
+/* An image event's attributes: "name", the reference in its familiar form as Docker gives it. */
 static json_t *event_attrs(const char *name)
 {
-    return name ? json_pack("{ss}", "name", name) : NULL;
+    char fam[BERTH_REF_NAME_MAX + 200];
+
+    if (!name)
+        return NULL;
+    if (berth__ref_familiar(name, fam, sizeof(fam)) < 0)
+        return json_pack("{ss}", "name", name);
+    return json_pack("{ss}", "name", fam);
 }
 
 int berth__image_put_in(berth_txn_t *txn, json_t *doc, const char *action, berth_err_t *err)
@@ -248,7 +255,7 @@ int berth__image_untag_in(berth_txn_t *txn, const char *full_ref, berth_err_t *e
 
 int berth__image_delete_in(berth_txn_t *txn, const char *id, berth_err_t *err)
 {
-    _cleanup_json_ json_t *img = NULL;
+    _cleanup_json_ json_t *img = NULL, *attrs = NULL;
     size_t i;
     json_t *v;
     int r;
@@ -256,13 +263,18 @@ int berth__image_delete_in(berth_txn_t *txn, const char *id, berth_err_t *err)
     if ((r = berth__image_get_id_in(txn, id, &img, err)) < 0)
         return r;
     json_array_foreach (json_object_get(img, "repo_tags"), i, v) {
+        _cleanup_json_ json_t *tag_attrs = event_attrs(json_string_value(v));
         r = berth__store_del(txn, BERTH_DB_TAGS, json_string_value(v), err);
         if (r < 0 && r != -ENOENT)
+            return r;
+        /* Docker untags each name before the delete. */
+        if ((r = berth__store_event_append(txn, "image", "untag", id, tag_attrs, NULL, err)) < 0)
             return r;
     }
     if ((r = berth__store_del(txn, BERTH_DB_IMAGES, id, err)) < 0)
         return r;
-    return berth__store_event_append(txn, "image", "delete", id, NULL, NULL, err);
+    attrs = json_pack("{ss}", "name", id);
+    return berth__store_event_append(txn, "image", "delete", id, attrs, NULL, err);
 }
 
 static int list_add(const char *key, json_t *doc, void *userdata)

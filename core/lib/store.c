@@ -73,6 +73,8 @@ struct berth_store {
 
     /* Data file size last seen by store_grow(); only ever a lower bound. */
     off_t file_size;
+
+    uint64_t events_max; /* retention of the events database */
 };
 
 struct berth_txn {
@@ -780,6 +782,30 @@ int berth__store_keys(berth_txn_t *txn, berth_db_t db, const char *prefix, size_
 
 /* ---- events ---- */
 
+/*
+ * Delete the events with seq <= @through from the front of the database.
+ * The keys are in numeric order, so this visits only what it deletes: one
+ * event per append once the bound is reached, more only when the bound was
+ * lowered (then the excess goes at once, and the bound holds again).
+ */
+static int events_prune(berth_store_t *store, MDB_cursor *cur, uint64_t through, berth_err_t *err)
+{
+    MDB_val k, v;
+    int rc;
+
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) {
+        if (k.mv_size != 8 || be64_get(k.mv_data) > through)
+            return 0;
+        rc = mdb_cursor_del(cur, 0);
+        if (rc)
+            return mdb_fail(store->dir, rc, err, "prune events");
+    }
+    if (rc != MDB_NOTFOUND)
+        return mdb_fail(store->dir, rc, err, "prune events");
+    return 0;
+}
+
 int berth__store_event_append(berth_txn_t *txn, const char *type, const char *action,
                               const char *id, json_t *attrs, uint64_t *ret_seq, berth_err_t *err)
 {
@@ -831,9 +857,41 @@ int berth__store_event_append(berth_txn_t *txn, const char *type, const char *ac
     rc = mdb_cursor_put(cur, &k, &v, MDB_APPEND);
     if (rc)
         return mdb_fail(store->dir, rc, err, "append event %" PRIu64, seq);
+    if (seq > store->events_max &&
+        (rc = events_prune(store, cur, seq - store->events_max, err)) < 0)
+        return rc;
     if (ret_seq)
         *ret_seq = seq;
     return 0;
+}
+
+int berth__store_event_last(berth_txn_t *txn, uint64_t *ret_seq, berth_err_t *err)
+{
+    berth_store_t *store = txn->store;
+    _cleanup_cursor_ MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    int rc;
+
+    rc = mdb_cursor_open(txn->txn, store->dbi[BERTH_DB_EVENTS], &cur);
+    if (rc)
+        return mdb_fail(store->dir, rc, err, "mdb_cursor_open events");
+    rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    if (rc == MDB_NOTFOUND) {
+        *ret_seq = 0;
+        return 0;
+    }
+    if (rc)
+        return mdb_fail(store->dir, rc, err, "read last event");
+    if (k.mv_size != 8)
+        return berth_err_set(err, -EBADMSG, "store %s: events: last key has %zu bytes", store->dir,
+                             k.mv_size);
+    *ret_seq = be64_get(k.mv_data);
+    return 0;
+}
+
+uint64_t berth__store_events_max(const berth_store_t *store)
+{
+    return store->events_max;
 }
 
 int berth__store_event_walk(berth_txn_t *txn, uint64_t after, berth_store_walk_fn fn,
@@ -1116,6 +1174,7 @@ int berth__store_open(const char *dir, const berth_store_opts_t *opts, berth_sto
     if (!store->dir)
         return berth_err_set(err, -ENOMEM, "out of memory");
     store->read_only = read_only;
+    store->events_max = opts && opts->events_max ? opts->events_max : BERTH_STORE_EVENTS_MAX;
     store->dev = st.st_dev;
     store->ino = st.st_ino;
     if (registry_add(store) < 0)

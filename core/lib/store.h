@@ -79,7 +79,17 @@ typedef struct berth_store_opts {
     /* Migration table ending with {0, NULL, NULL}; NULL: the built-in one. */
     const berth_store_migration_t *migrations;
     int read_only; /* open MDB_RDONLY: no creation, no migration */
+    /*
+     * Retention of the events database: each append deletes the events more
+     * than this many sequence numbers older than the new one, in the same
+     * transaction (0: BERTH_STORE_EVENTS_MAX). Every writer prunes to its own
+     * bound, so processes sharing a root should agree (they read one config).
+     */
+    uint64_t events_max;
 } berth_store_opts_t;
+
+/* Default events retention: the newest 10,000 (Docker keeps 1,000, in memory only). */
+#define BERTH_STORE_EVENTS_MAX 10000
 
 /*
  * Open (creating when needed) the store in directory @dir, creating @dir with
@@ -175,11 +185,18 @@ int berth__store_keys(berth_txn_t *txn, berth_db_t db, const char *prefix, size_
  * Append an event in @txn: {"v":1, "seq", "time_ns", "type", "action", "id",
  * "attributes"}; @attrs may be NULL (not stolen). Sequence numbers grow by one
  * per event across processes. *ret_seq (may be NULL) gets the new number.
+ * Retention: events with seq <= new - events_max are deleted in the same
+ * transaction, oldest first from the front of the database, so a commit
+ * deletes one event in the steady state and never scans the rest.
  */
 int berth__store_event_append(berth_txn_t *txn, const char *type, const char *action,
                               const char *id, json_t *attrs, uint64_t *ret_seq, berth_err_t *err);
 /* Call @fn for each event with seq > @after, oldest first (key is the seq in decimal). */
 int berth__store_event_walk(berth_txn_t *txn, uint64_t after, berth_store_walk_fn fn,
                             void *userdata, berth_err_t *err);
+/* The newest event's sequence number, 0 when there is none. */
+int berth__store_event_last(berth_txn_t *txn, uint64_t *ret_seq, berth_err_t *err);
+/* The retention bound this store was opened with (events_max, resolved). */
+uint64_t berth__store_events_max(const berth_store_t *store);
 
 #endif /* BERTH_STORE_H */

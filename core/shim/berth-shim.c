@@ -131,6 +131,7 @@ struct shim {
     void *sandbox, *container, *init;
     uint32_t status; /* BERTH_ST_* as this shim knows it */
     pid_t pid;
+    int64_t started_ns; /* when the init started (for die's execDuration) */
     int exited, exit_code, oom;
     int tty, open_stdin, stdin_once;
 
@@ -164,7 +165,9 @@ static void on_read(uv_stream_t *h, ssize_t n, const uv_buf_t *buf);
 
 static int store_open(struct shim *s, berth_store_t **ret, berth_err_t *err)
 {
-    return berth__store_open(s->store_dir, NULL, ret, err);
+    /* The events bound of the config the engine uses, so the monitor prunes as it does. */
+    berth_store_opts_t so = { .events_max = s->cfg ? s->cfg->events_max : 0 };
+    return berth__store_open(s->store_dir, &so, ret, err);
 }
 
 static int transition(struct shim *s, berth_lc_op_t op, uint32_t to, json_t *patch,
@@ -178,6 +181,32 @@ static int transition(struct shim *s, berth_lc_op_t op, uint32_t to, json_t *pat
     /* Give back what the store's open and the JSON round trip left in the heap. */
     malloc_trim(0);
     return r;
+}
+
+/*
+ * Events that change no record (kill, oom, exec_*): one transaction in a
+ * briefly opened store, the attributes from the record (or, when it is gone,
+ * from the one this monitor started with). A failure is logged, never fatal:
+ * the container's life does not depend on its event log.
+ */
+static void record_events(struct shim *s, size_t n, const char *const *actions,
+                          json_t *const *extras)
+{
+    berth_store_t *st = NULL;
+    berth_err_t err = { 0 };
+    int r = store_open(s, &st, &err);
+
+    if (r == 0)
+        r = berth__container_events(st, s->id, s->record, n, actions, extras, &err);
+    berth__store_close(st);
+    malloc_trim(0);
+    if (r < 0)
+        fprintf(stderr, "berth-shim: recording event %s: %s\n", actions[0], err.msg);
+}
+
+static void record_event(struct shim *s, const char *action, json_t *extra)
+{
+    record_events(s, 1, &action, &extra);
 }
 
 /* host->emit_event for the driver: one transaction in a briefly opened store. */
@@ -526,8 +555,15 @@ static void exec_release(struct shim *s, struct exec *ex)
 
 static void exec_exited(struct shim *s, struct exec *ex, const berth_exit_status_t *st)
 {
+    char code[16];
+    json_t *a;
+
     ex->running = 0;
     ex->exit_code = st->exit_code;
+    snprintf(code, sizeof(code), "%d", ex->exit_code);
+    a = json_pack("{s:s, s:s}", "execID", ex->id, "exitCode", code);
+    record_event(s, "exec_die", a);
+    json_decref(a);
     ostream_read(&ex->out[0], 1);
     ostream_read(&ex->out[1], 1);
     ostream_close(&ex->out[0]);
@@ -663,6 +699,14 @@ static void init_exited(struct shim *s, const berth_exit_status_t *st)
                       (json_int_t)(st->finished_ns ? st->finished_ns : berth__now_ns()), "Pid", 0);
     snprintf(code, sizeof(code), "%d", s->exit_code);
     attrs = json_pack("{s:s}", "exitCode", code);
+    if (s->started_ns &&
+        json_object_set_new(
+            attrs, "execDuration",
+            json_sprintf("%lld", (long long)((berth__now_ns() - s->started_ns) / 1000000000))) < 0)
+        fprintf(stderr, "berth-shim: out of memory\n");
+    /* Docker tells of the OOM kill before the exit it caused. */
+    if (s->oom)
+        record_event(s, "oom", NULL);
     autoremove =
         json_is_true(json_object_get(json_object_get(s->record, "host_config"), "AutoRemove"));
     /*
@@ -1392,9 +1436,10 @@ static int do_start(struct shim *s, int *ret_exit_code, berth_err_t *err)
         if (uv_fileno((uv_handle_t *)&s->waith, &fd) == 0)
             s->pid = pidfd_pid(fd);
     }
+    s->started_ns = berth__now_ns();
     patch = json_pack("{s:i, s:i, s:I, s:i, s:s, s:s}", "Pid", (int)s->pid, "ShimPid",
-                      (int)getpid(), "StartedAt", (json_int_t)berth__now_ns(), "ExitCode", 0,
-                      "Error", "", "Seccomp", s->seccomp_note ? s->seccomp_note : "none");
+                      (int)getpid(), "StartedAt", (json_int_t)s->started_ns, "ExitCode", 0, "Error",
+                      "", "Seccomp", s->seccomp_note ? s->seccomp_note : "none");
     if ((r = transition(s, BERTH_OP_START, BERTH_ST_RUNNING, patch, "start", NULL, err)) < 0) {
         /* The record refused the start (someone else changed it): don't leave it running. */
         s->ops->process_signal(s->drv->priv, s->init, SIGKILL, 0, NULL);
@@ -1412,6 +1457,42 @@ static struct exec *exec_find(struct shim *s, const char *id)
         if (strcmp(ex->id, id) == 0)
             return ex;
     return NULL;
+}
+
+/*
+ * exec_create and exec_start, as Docker names them ("exec_start: sh -c ls",
+ * attribute execID), in one transaction once the process runs: berth
+ * creates and starts an exec in one request, so both are recorded here,
+ * before any exec_die. The command is the process's arguments.
+ */
+static void exec_started_events(struct shim *s, struct exec *ex, json_t *proc)
+{
+    _cleanup_free_ char *create = NULL, *start = NULL;
+    size_t i, len = 0;
+    json_t *v, *a;
+    char *cmd;
+
+    json_array_foreach (json_object_get(proc, "args"), i, v)
+        len += strlen(json_string_value(v) ? json_string_value(v) : "") + 1;
+    if (!(cmd = calloc(1, len + 1)))
+        return;
+    json_array_foreach (json_object_get(proc, "args"), i, v) {
+        if (i)
+            strcat(cmd, " ");
+        strcat(cmd, json_string_value(v) ? json_string_value(v) : "");
+    }
+    if (asprintf(&create, "exec_create: %s", cmd) < 0)
+        create = NULL;
+    if (asprintf(&start, "exec_start: %s", cmd) < 0)
+        start = NULL;
+    free(cmd);
+    a = json_pack("{s:s}", "execID", ex->id);
+    if (create && start && a) {
+        const char *actions[] = { create, start };
+        json_t *extras[] = { a, a };
+        record_events(s, 2, actions, extras);
+    }
+    json_decref(a);
 }
 
 static int req_exec(struct client *c, json_t *req, berth_err_t *err)
@@ -1492,6 +1573,7 @@ static int req_exec(struct client *c, json_t *req, berth_err_t *err)
                 ex->in_open = 1;
         }
     }
+    exec_started_events(s, ex, proc);
     ex->pid = watch_process(s, ex->proc, &ex->waith, &ex->has_waith);
     ex->next = s->execs;
     s->execs = ex;
@@ -1579,6 +1661,15 @@ static int handle(struct client *c, json_t *req, berth_err_t *err)
             return berth_err_set(err, -EINVAL, "container %.12s is not running", s->id);
         if ((r = s->ops->process_signal(s->drv->priv, s->init, (int32_t)sig, 0, err)) < 0)
             return r;
+        {
+            /* Before any exit it causes is noticed (that is on this loop too): kill, then die. */
+            char num[16];
+            json_t *a;
+            snprintf(num, sizeof(num), "%d", (int)sig);
+            a = json_pack("{s:s}", "signal", num);
+            record_event(s, "kill", a);
+            json_decref(a);
+        }
         reply_ok(c, NULL);
         /* Drivers without a wait handle or SIGCHLD (the fake) end processes synchronously. */
         check_processes(s);

@@ -258,6 +258,14 @@ BERTH_API int berth_container_kill(berth_engine_t *engine, const char *ref, int 
 BERTH_API int berth_container_stop(berth_engine_t *engine, const char *ref, int timeout_s,
                                    berth_err_t *err);
 /**
+ * Record the "stop" event of a stop the caller drove itself (the stop
+ * signal, a wait, SIGKILL past the timeout: an event loop can't call
+ * berth_container_stop, which blocks), once the container has exited; the
+ * monitor records kill and die. -ENOENT when the container is gone.
+ */
+BERTH_API int berth_container_record_stop(berth_engine_t *engine, const char *ref,
+                                          berth_err_t *err);
+/**
  * Wait until the container exits (at most @p timeout_ms, -1 forever:
  * -ETIMEDOUT after that) and give its exit code.
  */
@@ -299,8 +307,11 @@ BERTH_API int berth_container_resize(berth_engine_t *engine, const char *ref, co
                                      uint16_t cols, uint16_t rows, berth_err_t *err);
 /**
  * Run another process in a running container. @p opts: {"Cmd": [...], "Env":
- * [...], "User", "WorkingDir", "Tty", "AttachStdin", "Detach"}. Unless
+ * [...], "User", "WorkingDir", "Tty", "AttachStdin", "Detach"}, and "ID":
+ * the exec's id (64 lowercase hex) when the caller has one already (a
+ * daemon that handed it out at exec create), else one is made. Unless
  * Detach, *ret_fd is a stream as for attach, ending with the exit frame.
+ * Events exec_create, exec_start and exec_die carry the id as "execID".
  */
 BERTH_API int berth_container_exec(berth_engine_t *engine, const char *ref, json_t *opts,
                                    char ret_exec_id[65], int *ret_fd, berth_err_t *err);
@@ -485,6 +496,90 @@ BERTH_API int berth_registry_login(berth_engine_t *engine, const char *server, c
                                    const char *password, berth_err_t *err);
 /** Forget the stored credentials for @p server; -ENOENT when there were none. */
 BERTH_API int berth_registry_logout(berth_engine_t *engine, const char *server, berth_err_t *err);
+
+/* ---- events ---- */
+
+/**
+ * The event log. Every change the engine makes (by any process on the
+ * root: the CLI, a daemon, the containers' monitors) appends an event in
+ * the same store transaction, so the log is complete and in commit order.
+ * The store keeps the newest "events.max" (config, default 10000).
+ *
+ * Events are read in Docker's message shape (GET /events): {"Type",
+ * "Action", "Actor": {"ID", "Attributes"}, "scope": "local", "time",
+ * "timeNano"}, and for containers and images the deprecated "status", "id"
+ * and "from". Container events carry the container's labels, "image" and
+ * "name"; "die" and "exec_die" add "exitCode", "kill" adds "signal".
+ */
+
+/** Docker's event filters (type, event, container, image, label, ...), compiled. */
+typedef struct berth_event_filter berth_event_filter_t;
+
+/**
+ * A filter from Docker's `filters` query JSON: {"type": {"container": true},
+ * "event": {"die": true}} or the older {"type": ["container"]}; NULL or ""
+ * for an empty filter. -EINVAL for malformed JSON or a key Docker does not
+ * accept for events ("invalid filter 'x'").
+ */
+BERTH_API int berth_event_filter_new(const char *filters_json, berth_event_filter_t **ret_filter,
+                                     berth_err_t *err);
+/** Add one "key=value" (the CLI's --filter); -EINVAL as above or without '='. */
+BERTH_API int berth_event_filter_add(berth_event_filter_t *filter, const char *key_value,
+                                     berth_err_t *err);
+/** NULL allowed. */
+BERTH_API void berth_event_filter_free(berth_event_filter_t *filter);
+/** 1 when Docker message @p msg (as berth_events_read gives them) passes @p filter (NULL: all). */
+BERTH_API int berth_event_filter_match(const berth_event_filter_t *filter, json_t *msg);
+
+/**
+ * Events committed after sequence number @p after_seq (0: from the oldest
+ * kept), oldest first, whose time is within [@p since_ns, @p until_ns]
+ * (0: unbounded) and that pass @p filter (NULL: all), as a JSON array of
+ * Docker messages in *ret_events. At most @p max events are examined (0:
+ * all there are), so an event loop can bound one call's work; *ret_last_seq
+ * gets the sequence number of the last one examined (@p after_seq when
+ * none): pass it as @p after_seq next time. One read-only store
+ * transaction: it never waits for a writer.
+ */
+BERTH_API int berth_events_read(berth_engine_t *engine, uint64_t after_seq, int64_t since_ns,
+                                int64_t until_ns, const berth_event_filter_t *filter, size_t max,
+                                json_t **ret_events, uint64_t *ret_last_seq, berth_err_t *err);
+/** The newest event's sequence number (0: none yet): where a reader of new events only starts. */
+BERTH_API int berth_events_last_seq(berth_engine_t *engine, uint64_t *ret_seq, berth_err_t *err);
+
+/**
+ * How a long-lived reader learns that events were committed, by any
+ * process, without polling: the store's data file, which LMDB writes
+ * (pwrite) on every commit and never otherwise while events are read. Watch
+ * the path for modification (inotify IN_MODIFY, libuv's uv_fs_event), and
+ * on each notification call berth_events_read() from the last sequence
+ * number seen. A notification may come without a new event (any commit
+ * writes the file) and several commits may give one: reading is what
+ * counts. It may also come an instant before the commit is visible (LMDB
+ * publishes a transaction to readers just after its last write), so read
+ * once more a little later (berth's readers look again after 50 ms and 1 s).
+ * The path is owned by the engine.
+ */
+BERTH_API const char *berth_events_watch_path(berth_engine_t *engine);
+/**
+ * The same as a file descriptor for poll(2): an inotify instance
+ * (non-blocking, close-on-exec) watching that file; readable after a
+ * commit. Call berth_events_watch_drain() before reading the events, then
+ * poll again. The caller closes it.
+ */
+BERTH_API int berth_events_watch_open(berth_engine_t *engine, int *ret_fd, berth_err_t *err);
+/** Consume the pending notifications of a berth_events_watch_open() descriptor. */
+BERTH_API void berth_events_watch_drain(int fd);
+
+/**
+ * A time as `docker events --since/--until` accept it, in ns since the
+ * epoch: a Go duration before @p now_ns ("10m", "1h30m", "1.5s"); Unix
+ * seconds with optional fraction ("1700000000", "1700000000.5"); RFC 3339
+ * ("2026-11-28T15:00:00Z", "...T15:00:00.123+01:00", without a zone in
+ * local time) or a date ("2026-11-28", local midnight). -EINVAL otherwise
+ * ("failed to parse value as time or duration: \"x\"").
+ */
+BERTH_API int berth_parse_time(const char *text, int64_t now_ns, int64_t *ret_ns, berth_err_t *err);
 
 /* ---- option parsing shared by front ends ---- */
 
