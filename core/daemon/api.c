@@ -1017,6 +1017,8 @@ static void container_restart(bd_conn_t *c, const bd_request_t *req, berth_engin
  */
 struct exec_rec;
 static void exec_exited(struct exec_rec *x, const char *payload);
+static void exec_held(struct exec_rec *x);
+static void exec_released(struct exec_rec *x);
 
 struct relay {
     bd_conn_t *c;
@@ -1034,7 +1036,10 @@ struct relay {
 
 static void relay_shim_closed(uv_handle_t *h)
 {
-    free(h->data);
+    struct relay *r = h->data;
+    if (r->exec)
+        exec_released(r->exec);
+    free(r);
 }
 
 /* End both sides; frees the relay once its handle has closed. */
@@ -1191,6 +1196,8 @@ static void relay_start(bd_conn_t *c, const bd_request_t *req, int fd, int tty,
     }
     r->tty = tty;
     r->exec = exec;
+    if (exec)
+        exec_held(exec);
     uv_pipe_init(bd_conn_loop(c), &r->shim, 0);
     r->shim.data = r;
     if (uv_pipe_open(&r->shim, fd) < 0) {
@@ -1735,10 +1742,52 @@ struct exec_rec {
     char berth_id[65]; /* the engine's id for it, once started */
     json_t *opts;
     int started, running, exit_code;
+    int held; /* a relay points at it */
+    uv_loop_t *loop;
+    uint64_t last_ms; /* made, or ended (loop time) */
     struct exec_rec *next;
 };
 
 static struct exec_rec *execs;
+
+/*
+ * Exec records are dropped as Docker's daemon drops them: 5 minutes after
+ * the exec ended (or was made and never started, or ran detached), once
+ * nothing points at them, and at once when their container is gone. Swept
+ * when a new one is made.
+ */
+#define EXEC_KEEP_MS (5 * 60 * 1000)
+
+static void exec_held(struct exec_rec *x)
+{
+    x->held = 1;
+}
+
+static void exec_released(struct exec_rec *x)
+{
+    x->held = 0;
+}
+
+static void exec_sweep(berth_engine_t *e, uint64_t now)
+{
+    for (struct exec_rec **p = &execs; *p;) {
+        struct exec_rec *x = *p;
+        json_t *insp = NULL;
+        int gone = 0;
+        if (!x->held && now - x->last_ms >= EXEC_KEEP_MS)
+            gone = 1;
+        else if (!x->held && berth_container_inspect(e, x->container, &insp, NULL) == -ENOENT)
+            gone = 1;
+        json_decref(insp);
+        if (!gone) {
+            p = &x->next;
+            continue;
+        }
+        *p = x->next;
+        json_decref(x->opts);
+        free(x);
+    }
+}
 
 static struct exec_rec *exec_find(const char *id)
 {
@@ -1752,6 +1801,7 @@ static void exec_exited(struct exec_rec *x, const char *payload)
 {
     json_t *j = json_loads(payload, 0, NULL);
     x->running = 0;
+    x->last_ms = uv_now(x->loop);
     x->exit_code = (int)json_integer_value(json_object_get(j, "exit_code"));
     json_decref(j);
 }
@@ -1803,6 +1853,9 @@ static void exec_create(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e
     }
     snprintf(x->container, sizeof(x->container), "%s", cid);
     x->opts = body;
+    x->loop = bd_conn_loop(c);
+    x->last_ms = uv_now(x->loop);
+    exec_sweep(e, x->last_ms);
     x->next = execs;
     execs = x;
     json_decref(insp);

@@ -212,7 +212,16 @@ if [ -n "${BERTH_DEMO_IMAGE:-}" ] && [ -d "$BERTH_DEMO_IMAGE" ]; then
         d rm -f capped >/dev/null
         expect_exit 1 "docker stats of nothing" d stats --no-stream no-such-container
         expect_grep "No such container" "$T/err" "says no such container"
+        # Exec records go with their container (and 5 minutes after they end).
+        xid=$(curl -s --unix-socket "$S" -H 'Content-Type: application/json' -d '{"Cmd": ["true"]}' http://x/v1.50/containers/busy/exec | sed -n 's/.*"Id": *"\([0-9a-f]*\)".*/\1/p')
+        [ -n "$xid" ] && [ "$(curl -s -o /dev/null -w '%{http_code}' --unix-socket "$S" http://x/exec/$xid/json)" = 200 ] &&
+            ok "an exec record is there while its container is" || not_ok "no exec record ($xid)"
         expect_exit 0 "docker rm -f of a running container" d rm -f busy
+        d run -d --name busy2 demo sleep 100 >/dev/null
+        d exec busy2 true
+        [ "$(curl -s -o /dev/null -w '%{http_code}' --unix-socket "$S" http://x/exec/$xid/json)" = 404 ] &&
+            ok "the removed container's exec record is gone" || not_ok "exec $xid outlived its container"
+        d rm -f busy2 >/dev/null
         expect_exit 125 "docker run of an image that isn't here" d run -d nosuchimage true
         expect_grep "Unable to find image" "$T/err" "the CLI tries to pull it (create said 404)"
         # Attached runs: streams through the hijacked connection, the exit code from wait.
