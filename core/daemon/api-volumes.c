@@ -13,29 +13,6 @@
 
 #include "api.h"
 
-static int vol_status(int r)
-{
-    switch (-r) {
-    case ENOENT:
-        return 404;
-    case EINVAL:
-    case ENAMETOOLONG:
-        return 400;
-    case EEXIST:
-    case EBUSY:
-        return 409;
-    case ENOTSUP:
-        return 501;
-    default:
-        return 500;
-    }
-}
-
-static void vol_error(bd_conn_t *c, int r, const berth_err_t *err)
-{
-    bd_respond_error(c, vol_status(r), "%s", err->msg[0] ? err->msg : strerror(-r));
-}
-
 /* ?filters=<JSON> as a new object (NULL when absent); answers 400 itself and returns -1. */
 static int vol_filters(bd_conn_t *c, const bd_request_t *req, json_t **ret)
 {
@@ -72,7 +49,7 @@ static void volumes_list(bd_conn_t *c, const bd_request_t *req, berth_engine_t *
     r = berth_volume_list(e, filters, &list, &err);
     json_decref(filters);
     if (r < 0) {
-        vol_error(c, r, &err);
+        bd_respond_err(c, r, &err);
         return;
     }
     bd_respond_json(c, 200, json_pack("{s:o, s:[]}", "Volumes", list, "Warnings"));
@@ -96,7 +73,7 @@ static void volume_create(bd_conn_t *c, const bd_request_t *req, berth_engine_t 
     r = berth_volume_create(e, body, &out, &err);
     json_decref(body);
     if (r < 0) {
-        vol_error(c, r, &err);
+        bd_respond_err(c, r, &err);
         return;
     }
     bd_respond_json(c, 201, out);
@@ -109,7 +86,7 @@ static void volume_inspect(bd_conn_t *c, berth_engine_t *e, const char *name)
     int r = berth_volume_inspect(e, name, &out, &err);
 
     if (r < 0) {
-        vol_error(c, r, &err);
+        bd_respond_err(c, r, &err);
         return;
     }
     bd_respond_json(c, 200, out);
@@ -128,7 +105,7 @@ static void volume_remove(bd_conn_t *c, const bd_request_t *req, berth_engine_t 
     if (r == -ENOENT && force)
         r = 0;
     if (r < 0) {
-        vol_error(c, r, &err);
+        bd_respond_err(c, r, &err);
         return;
     }
     bd_respond(c, 204, NULL, NULL, NULL, 0);
@@ -145,7 +122,7 @@ static void volumes_prune(bd_conn_t *c, const bd_request_t *req, berth_engine_t 
     r = berth_volume_prune(e, filters, &out, &err);
     json_decref(filters);
     if (r < 0) {
-        vol_error(c, r, &err);
+        bd_respond_err(c, r, &err);
         return;
     }
     bd_respond_json(c, 200, out);

@@ -17,51 +17,6 @@
 
 #include "api.h"
 
-/* Docker's status for an engine error code. */
-static int status_of(int r)
-{
-    switch (-r) {
-    case ENOENT:
-        return 404;
-    case EINVAL:
-    case ENAMETOOLONG:
-    case E2BIG:
-        return 400;
-    case EEXIST:
-    case EBUSY:
-        return 409;
-    case ENOTSUP:
-        return 501;
-    default:
-        return 500;
-    }
-}
-
-static void respond_err(bd_conn_t *c, int r, const berth_err_t *err)
-{
-    bd_respond_error(c, status_of(r), "%s", err->msg[0] ? err->msg : strerror(-r));
-}
-
-/* A lookup's failure: Docker's 404 "No such <what>: <ref>" for a missing one, else as above. */
-static void respond_lookup(bd_conn_t *c, int r, const berth_err_t *err, const char *what,
-                           const char *ref)
-{
-    if (r == -ENOENT)
-        bd_respond_error(c, 404, "No such %s: %s", what, ref);
-    else
-        respond_err(c, r, err);
-}
-
-/* Docker's query booleans: "", 0, no, false, none (any case) are false. */
-static int query_bool(const bd_request_t *req, const char *name)
-{
-    char v[16];
-    if (bd_query(req, name, v, sizeof(v)) != 1)
-        return 0;
-    return !(v[0] == '\0' || !strcasecmp(v, "0") || !strcasecmp(v, "no") ||
-             !strcasecmp(v, "false") || !strcasecmp(v, "none"));
-}
-
 /* Set @key on @o to @v when it is missing (@v stolen either way). */
 static void set_default(json_t *o, const char *key, json_t *v)
 {
@@ -147,7 +102,7 @@ static void info(bd_conn_t *c, berth_engine_t *e)
         (r = berth_image_list(e, 0, &images, &err)) < 0) {
         json_decref(ei);
         json_decref(list);
-        respond_err(c, r, &err);
+        bd_respond_err(c, r, &err);
         return;
     }
     json_array_foreach (list, i, o) {
@@ -398,7 +353,7 @@ static void containers_list(bd_conn_t *c, const bd_request_t *req, berth_engine_
     char lim[16];
     long limit = -1;
     size_t i, j;
-    int all = query_bool(req, "all"), r;
+    int all = bd_query_bool(req, "all"), r;
 
     if (!filters) {
         bd_respond_error(c, 400, "invalid filters: not Docker's filter JSON");
@@ -425,7 +380,7 @@ static void containers_list(bd_conn_t *c, const bd_request_t *req, berth_engine_
     r = berth_container_list(e, all ? BERTH_LIST_ALL : 0, &list, &err);
     if (r < 0) {
         json_decref(filters);
-        respond_err(c, r, &err);
+        bd_respond_err(c, r, &err);
         return;
     }
     out = json_array();
@@ -456,7 +411,7 @@ static void container_inspect(bd_conn_t *c, berth_engine_t *e, const char *ref)
     int r = berth_container_inspect(e, ref, &j, &err);
 
     if (r < 0) {
-        respond_lookup(c, r, &err, "container", ref);
+        bd_respond_lookup(c, r, &err, "container", ref);
         return;
     }
     /* What the docker CLI dereferences without checking (docs/daemon.md). */
@@ -517,7 +472,7 @@ static void container_create(bd_conn_t *c, const bd_request_t *req, berth_engine
     json_decref(body);
     if (r < 0) {
         /* 404 makes the docker CLI pull the image and try again. */
-        respond_err(c, r, &err);
+        bd_respond_err(c, r, &err);
         return;
     }
     bd_respond_json(c, 201, json_pack("{s:s, s:[]}", "Id", id, "Warnings"));
@@ -563,7 +518,7 @@ static void container_start(bd_conn_t *c, berth_engine_t *e, const char *ref)
     }
     free(st);
     if ((r = berth_container_start(e, ref, 0, &err)) < 0) {
-        bd_respond_error(c, r == -ENOENT || r == -EACCES ? 400 : status_of(r), "%s",
+        bd_respond_error(c, r == -ENOENT || r == -EACCES ? 400 : bd_status_of(r), "%s",
                          err.msg[0] ? err.msg : strerror(-r));
         return;
     }
@@ -609,7 +564,7 @@ static void container_pause(bd_conn_t *c, berth_engine_t *e, const char *ref, in
         return;
     }
     if (r < 0) {
-        bd_respond_error(c, r == -EINVAL ? 409 : status_of(r), "%s",
+        bd_respond_error(c, r == -EINVAL ? 409 : bd_status_of(r), "%s",
                          err.msg[0] ? err.msg : strerror(-r));
         return;
     }
@@ -620,12 +575,12 @@ static void container_remove(bd_conn_t *c, const bd_request_t *req, berth_engine
                              const char *ref)
 {
     berth_err_t err = { 0 };
-    uint32_t flags = (query_bool(req, "force") ? BERTH_REMOVE_FORCE : 0) |
-                     (query_bool(req, "v") ? BERTH_REMOVE_VOLUMES : 0);
+    uint32_t flags = (bd_query_bool(req, "force") ? BERTH_REMOVE_FORCE : 0) |
+                     (bd_query_bool(req, "v") ? BERTH_REMOVE_VOLUMES : 0);
     int r = berth_container_remove(e, ref, flags, &err);
 
     if (r < 0) {
-        respond_lookup(c, r, &err, "container", ref);
+        bd_respond_lookup(c, r, &err, "container", ref);
         return;
     }
     bd_respond(c, 204, NULL, NULL, NULL, 0);
@@ -729,7 +684,7 @@ static void restart_after_stop(bd_conn_t *c, berth_engine_t *e, const char *id)
     int r = berth_container_start(e, id, 0, &err);
 
     if (r < 0) {
-        bd_respond_error(c, r == -ENOENT || r == -EACCES ? 400 : status_of(r), "%s",
+        bd_respond_error(c, r == -ENOENT || r == -EACCES ? 400 : bd_status_of(r), "%s",
                          err.msg[0] ? err.msg : strerror(-r));
         return;
     }
@@ -1234,17 +1189,17 @@ static void container_attach(bd_conn_t *c, const bd_request_t *req, berth_engine
     if (waiting && (rc = berth_container_start(e, ref, BERTH_START_WAIT, &err)) < 0 &&
         !strstr(err.msg, "already")) {
         free(st);
-        bd_respond_error(c, status_of(rc) == 500 ? 409 : status_of(rc), "%s", err.msg);
+        bd_respond_error(c, bd_status_of(rc) == 500 ? 409 : bd_status_of(rc), "%s", err.msg);
         return;
     }
     free(st);
     memset(&err, 0, sizeof(err));
     rc = berth_container_attach(e, ref,
-                                (query_bool(req, "stdin") ? BERTH_ATTACH_STDIN : 0) |
+                                (bd_query_bool(req, "stdin") ? BERTH_ATTACH_STDIN : 0) |
                                     (waiting ? BERTH_ATTACH_WAITING : 0),
                                 &fd, &tty, &err);
     if (rc < 0) {
-        bd_respond_error(c, rc == -EINVAL ? 409 : status_of(rc), "%s",
+        bd_respond_error(c, rc == -EINVAL ? 409 : bd_status_of(rc), "%s",
                          err.msg[0] ? err.msg : strerror(-rc));
         return;
     }
@@ -1267,7 +1222,7 @@ static void container_resize(bd_conn_t *c, const bd_request_t *req, berth_engine
         return;
     }
     if ((r = berth_container_resize(e, ref, NULL, (uint16_t)cols, (uint16_t)rows, &err)) < 0) {
-        respond_err(c, r, &err);
+        bd_respond_err(c, r, &err);
         return;
     }
     bd_respond(c, 200, NULL, NULL, NULL, 0);
@@ -1514,15 +1469,15 @@ static void container_logs(bd_conn_t *c, const bd_request_t *req, berth_engine_t
     int r;
 
     if ((r = berth_container_inspect(e, ref, &insp, &err)) < 0) {
-        respond_lookup(c, r, &err, "container", ref);
+        bd_respond_lookup(c, r, &err, "container", ref);
         return;
     }
     lb.tty = json_is_true(json_object_get(json_object_get(insp, "Config"), "Tty"));
     snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(insp, "Id")) ?: ref);
     json_decref(insp);
-    lb.timestamps = query_bool(req, "timestamps");
-    lb.want_out = query_bool(req, "stdout");
-    lb.want_err = query_bool(req, "stderr");
+    lb.timestamps = bd_query_bool(req, "timestamps");
+    lb.want_out = bd_query_bool(req, "stdout");
+    lb.want_err = bd_query_bool(req, "stderr");
     if (!lb.want_out && !lb.want_err) {
         bd_respond_error(c, 400, "you must choose at least one stream");
         return;
@@ -1539,12 +1494,12 @@ static void container_logs(bd_conn_t *c, const bd_request_t *req, berth_engine_t
     if (r < 0) {
         berth_log_reader_close(rd);
         free(lb.data);
-        respond_err(c, r, &err);
+        bd_respond_err(c, r, &err);
         return;
     }
     ctype =
         lb.tty ? "application/vnd.docker.raw-stream" : "application/vnd.docker.multiplexed-stream";
-    if (!query_bool(req, "follow") || lb.past_until) {
+    if (!bd_query_bool(req, "follow") || lb.past_until) {
         berth_log_reader_close(rd);
         bd_respond(c, 200, ctype, NULL, lb.data ? lb.data : "", lb.len);
         free(lb.data);
@@ -1706,8 +1661,8 @@ static void container_stats(bd_conn_t *c, const bd_request_t *req, berth_engine_
     json_decref(doc);
     sr->e = e;
     /* Docker streams unless told stream=0. */
-    sr->stream = bd_query(req, "stream", v, sizeof(v)) != 1 || query_bool(req, "stream");
-    if ((!sr->stream && query_bool(req, "one-shot")) || strcmp(st, "running")) {
+    sr->stream = bd_query(req, "stream", v, sizeof(v)) != 1 || bd_query_bool(req, "stream");
+    if ((!sr->stream && bd_query_bool(req, "one-shot")) || strcmp(st, "running")) {
         /* One reading: asked for, or nothing will change. */
         bd_respond_json(c, 200, stats_reading(e, sr->id, sr->name, NULL));
         free(sr);
@@ -1894,7 +1849,7 @@ static void exec_start(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e,
     rc = berth_container_exec(e, x->container, opts, x->berth_id, detach ? NULL : &fd, &err);
     json_decref(opts);
     if (rc < 0) {
-        bd_respond_error(c, rc == -EINVAL || rc == -ESRCH ? 409 : status_of(rc), "%s",
+        bd_respond_error(c, rc == -EINVAL || rc == -ESRCH ? 409 : bd_status_of(rc), "%s",
                          err.msg[0] ? err.msg : strerror(-rc));
         return;
     }
@@ -1946,7 +1901,7 @@ static void exec_resize(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e
     }
     if ((r = berth_container_resize(e, x->container, x->berth_id, (uint16_t)atoi(w),
                                     (uint16_t)atoi(h), &err)) < 0) {
-        respond_err(c, r, &err);
+        bd_respond_err(c, r, &err);
         return;
     }
     bd_respond(c, 200, NULL, NULL, NULL, 0);
@@ -1962,7 +1917,7 @@ static void images_list(bd_conn_t *c, berth_engine_t *e)
     int r = berth_image_list(e, 0, &list, &err);
 
     if (r < 0) {
-        respond_err(c, r, &err);
+        bd_respond_err(c, r, &err);
         return;
     }
     json_array_foreach (list, i, o) {
@@ -1983,7 +1938,7 @@ static void image_inspect(bd_conn_t *c, berth_engine_t *e, const char *ref)
     int r = berth_image_inspect(e, ref, &j, &err);
 
     if (r < 0) {
-        respond_lookup(c, r, &err, "image", ref);
+        bd_respond_lookup(c, r, &err, "image", ref);
         return;
     }
     bd_respond_json(c, 200, j);
@@ -2003,7 +1958,7 @@ static void image_tag(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e, 
     bd_query(req, "tag", tag, sizeof(tag));
     snprintf(target, sizeof(target), "%s%s%s", repo, tag[0] ? ":" : "", tag);
     if ((r = berth_image_tag(e, ref, target, &err)) < 0) {
-        respond_lookup(c, r, &err, "image", ref);
+        bd_respond_lookup(c, r, &err, "image", ref);
         return;
     }
     bd_respond(c, 201, NULL, NULL, NULL, 0);
@@ -2014,11 +1969,11 @@ static void image_remove(bd_conn_t *c, const bd_request_t *req, berth_engine_t *
 {
     berth_err_t err = { 0 };
     json_t *out = NULL;
-    int r =
-        berth_image_remove(e, ref, query_bool(req, "force") ? BERTH_IMAGE_RM_FORCE : 0, &out, &err);
+    int r = berth_image_remove(e, ref, bd_query_bool(req, "force") ? BERTH_IMAGE_RM_FORCE : 0, &out,
+                               &err);
 
     if (r < 0) {
-        respond_lookup(c, r, &err, "image", ref);
+        bd_respond_lookup(c, r, &err, "image", ref);
         return;
     }
     bd_respond_json(c, 200, out ? out : json_array());
@@ -2037,7 +1992,7 @@ static void images_prune(bd_conn_t *c, const bd_request_t *req, berth_engine_t *
         strstr(filters, "\"dangling\"") && strstr(filters, "\"false\""))
         flags |= BERTH_IMAGE_PRUNE_ALL;
     if ((r = berth_image_prune(e, flags, &out, &err)) < 0) {
-        respond_err(c, r, &err);
+        bd_respond_err(c, r, &err);
         return;
     }
     bd_respond_json(c, 200, out);
@@ -2053,7 +2008,7 @@ static void containers_prune(bd_conn_t *c, berth_engine_t *e)
 
     if ((r = berth_container_list(e, BERTH_LIST_ALL, &list, &err)) < 0) {
         json_decref(deleted);
-        respond_err(c, r, &err);
+        bd_respond_err(c, r, &err);
         return;
     }
     json_array_foreach (list, i, o) {
@@ -2079,7 +2034,7 @@ static void container_top(bd_conn_t *c, berth_engine_t *e, const char *ref)
         return;
     }
     if (r < 0) {
-        bd_respond_error(c, r == -EINVAL || r == -ESRCH ? 409 : status_of(r), "%s",
+        bd_respond_error(c, r == -EINVAL || r == -ESRCH ? 409 : bd_status_of(r), "%s",
                          err.msg[0] ? err.msg : strerror(-r));
         return;
     }
@@ -2093,7 +2048,7 @@ static void system_df(bd_conn_t *c, berth_engine_t *e)
     int r = berth_system_df(e, &out, &err);
 
     if (r < 0) {
-        respond_err(c, r, &err);
+        bd_respond_err(c, r, &err);
         return;
     }
     bd_respond_json(c, 200, out);

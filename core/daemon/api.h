@@ -21,6 +21,22 @@
 #define BD_API_MAX "1.50"
 #define BD_API_MIN "1.24"
 
+/* ---- shared by the route files (api-util.c) ---- */
+
+/*
+ * Docker's status for an engine error code: 404 for -ENOENT, 400 for bad
+ * input (-EINVAL, -ENAMETOOLONG, -E2BIG), 409 for conflicts (-EEXIST,
+ * -EBUSY), 501 for -ENOTSUP, 500 otherwise.
+ */
+int bd_status_of(int r);
+/* The engine's error as Docker's {"message"} with bd_status_of's status. */
+void bd_respond_err(bd_conn_t *c, int r, const berth_err_t *err);
+/* A lookup's failure: Docker's 404 "No such <what>: <ref>" for a missing one, else as above. */
+void bd_respond_lookup(bd_conn_t *c, int r, const berth_err_t *err, const char *what,
+                       const char *ref);
+/* Docker's query booleans: absent, "", 0, no, false, none (any case) are false. */
+int bd_query_bool(const bd_request_t *req, const char *name);
+
 /* The config file berthd was given (NULL: the default), for the helper processes. */
 void bd_api_set_config(const char *config_path);
 
