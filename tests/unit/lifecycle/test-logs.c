@@ -69,15 +69,21 @@ static int teardown(void **state)
     return 0;
 }
 
-static void write_log(struct fx *f, const char *suffix, const char *text)
+/* Write (@mode "w") or append ("a") @text to the log file with @suffix. */
+static void put_log(struct fx *f, const char *suffix, const char *mode, const char *text)
 {
     char path[700];
     FILE *fp;
     snprintf(path, sizeof(path), "%s/%s-json.log%s", f->logdir, f->id, suffix);
-    fp = fopen(path, "w");
+    fp = fopen(path, mode);
     assert_non_null(fp);
     fputs(text, fp);
     fclose(fp);
+}
+
+static void write_log(struct fx *f, const char *suffix, const char *text)
+{
+    put_log(f, suffix, "w", text);
 }
 
 struct got {
@@ -146,13 +152,7 @@ static void test_logs_missing_and_unknown(void **state)
 
 static void append_log(struct fx *f, const char *suffix, const char *text)
 {
-    char path[700];
-    FILE *fp;
-    snprintf(path, sizeof(path), "%s/%s-json.log%s", f->logdir, f->id, suffix);
-    fp = fopen(path, "a");
-    assert_non_null(fp);
-    fputs(text, fp);
-    fclose(fp);
+    put_log(f, suffix, "a", text);
 }
 
 /*
