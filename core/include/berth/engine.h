@@ -486,6 +486,88 @@ BERTH_API int berth_volume_remove(berth_engine_t *engine, const char *name, uint
 BERTH_API int berth_volume_prune(berth_engine_t *engine, json_t *filters, json_t **ret_json,
                                  berth_err_t *err);
 
+/* ---- networks ---- */
+
+/*
+ * A network is a record in the store made real on the host by a network
+ * driver (plugins/network/, "cni" by default: defaults.network). Three
+ * always exist, as in Docker: "bridge" (the default network of containers
+ * created with NetworkMode "bridge" or "default"; made on first use),
+ * "host" (the host's network namespace) and "none" (loopback only); the
+ * last two have no driver and no endpoints. User networks get a subnet
+ * from the pool 172.18.0.0/16 .. 172.31.0.0/16, then 192.168.0.0/20 steps,
+ * unless given one; subnets of networks never overlap.
+ *
+ * A network is described as Docker's API does it: {"Name", "Id", "Created",
+ * "Scope": "local", "Driver", "EnableIPv6": false, "IPAM": {"Driver":
+ * "default", "Options": {}, "Config": [{"Subnet", "Gateway"}]}, "Internal",
+ * "Attachable": false, "Ingress": false, "ConfigFrom": {"Network": ""},
+ * "ConfigOnly": false, "Containers": {id: {"Name", "EndpointID",
+ * "MacAddress", "IPv4Address" (CIDR), "IPv6Address"}}, "Options", "Labels"}.
+ * "Containers" lists the endpoints attached now (running containers).
+ *
+ * Containers join networks by HostConfig.NetworkMode (a network's name or
+ * id, "bridge", "host", "none") and NetworkingConfig.EndpointsConfig
+ * ({name: {"IPAMConfig": {"IPv4Address"}, "Aliases": [...]}}); their
+ * endpoints are attached when they start and detached when they stop.
+ * HostConfig.PortBindings ({"80/tcp": [{"HostIp", "HostPort"}]}, HostPort
+ * "" or "0" for an ephemeral port) and PublishAllPorts (every ExposedPorts
+ * entry on an ephemeral port) publish ports; berth reserves each host port
+ * for as long as the container runs and refuses one in use.
+ */
+
+/**
+ * Create a network from a Docker create body {"Name", "Driver" (default:
+ * defaults.network; "bridge" means it too), "Internal", "IPAM": {"Config":
+ * [{"Subnet", "Gateway", "IPRange"}]}, "Options", "Labels", "CheckDuplicate"}
+ * (borrowed). *ret_json: {"Id", "Warning": ""}. -EEXIST ("network with name
+ * X already exists") for a name in use; -EINVAL for a bad name, subnet or
+ * gateway, a subnet overlapping another network's, IPv6; -ENOENT for a
+ * driver that is not loaded; the driver's error when it cannot set the
+ * network up (nothing is left behind then).
+ */
+BERTH_API int berth_network_create(berth_engine_t *engine, json_t *body, json_t **ret_json,
+                                   berth_err_t *err);
+/**
+ * Networks as an array, in name order, that pass @p filters (NULL: all):
+ * "name" (substring), "id" (prefix), "driver", "label" ("key" or
+ * "key=value"), "type" ("builtin": bridge, host, none; "custom"),
+ * "dangling" ("true": no container uses it). -EINVAL for another key.
+ */
+BERTH_API int berth_network_list(berth_engine_t *engine, json_t *filters, json_t **ret_json,
+                                 berth_err_t *err);
+/** The network @p ref (name, id or unique id prefix); -ENOENT ("network X not found"). */
+BERTH_API int berth_network_inspect(berth_engine_t *engine, const char *ref, json_t **ret_json,
+                                    berth_err_t *err);
+/**
+ * Remove network @p ref and its host state. -ENOENT when there is none;
+ * -EPERM for bridge, host and none ("X is a pre-defined network and cannot
+ * be removed"); -EBUSY while any container, running or not, refers to it
+ * ("error while removing network: network X has active endpoints").
+ */
+BERTH_API int berth_network_remove(berth_engine_t *engine, const char *ref, berth_err_t *err);
+/**
+ * Remove the user networks no container refers to; "label"/"label!" in
+ * @p filters (may be NULL) narrow it. *ret_json: {"NetworksDeleted": [names]}.
+ */
+BERTH_API int berth_network_prune(berth_engine_t *engine, json_t *filters, json_t **ret_json,
+                                  berth_err_t *err);
+/**
+ * Connect container @p container to network @p net, with @p endpoint
+ * (Docker's EndpointSettings: "IPAMConfig": {"IPv4Address"}, "Aliases";
+ * may be NULL). A created or exited container joins it at its next start;
+ * a running one is attached now. -EEXIST when already connected; -EINVAL
+ * for host/none mixed with other networks.
+ */
+BERTH_API int berth_network_connect(berth_engine_t *engine, const char *net, const char *container,
+                                    json_t *endpoint, berth_err_t *err);
+/**
+ * Disconnect container @p container from network @p net (detached now when
+ * it runs). -ENOENT when it is not connected.
+ */
+BERTH_API int berth_network_disconnect(berth_engine_t *engine, const char *net,
+                                       const char *container, int force, berth_err_t *err);
+
 /**
  * Check credentials against registry @p server ("localhost:5000"; NULL or
  * "docker.io" for Docker Hub) and store them in the credentials file
