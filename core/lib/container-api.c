@@ -27,6 +27,8 @@
 #include "image-import.h"
 #include "images.h"
 #include "lifecycle.h"
+#include "network-api.h"
+#include "networks.h"
 #include "ocispec.h"
 #include "shim-client.h"
 #include "util.h"
@@ -181,6 +183,11 @@ static int record_from_body(berth_engine_t *e, const char *id, const char *name,
         r = berth__create_record_build(id, name, isolation, config,
                                        json_object_get(body, "HostConfig"), rootfs, storage,
                                        storage ? image_id : NULL, mounts, ret_doc, err);
+    /* Networks: resolved (the default one made on first use) before anything else is made. */
+    if (r == 0 && (r = berth__container_networks_plan(e, body, *ret_doc, err)) < 0) {
+        json_decref(*ret_doc);
+        *ret_doc = NULL;
+    }
     /* The volumes, and their copy of the image's files, before the record names them. */
     if (r == 0 && (r = berth__container_volumes_make(e, *ret_doc, err)) < 0) {
         json_decref(*ret_doc);
@@ -493,6 +500,7 @@ BERTH_API int berth_container_inspect(berth_engine_t *e, const char *ref, json_t
     json_object_set_new(out, "RestartCount", json_integer(state_int(doc, "RestartCount")));
     if (json_object_get(doc, "storage"))
         json_object_set_new(out, "GraphDriver", graph_driver(json_object_get(doc, "storage")));
+    json_object_set_new(out, "NetworkSettings", berth__container_network_settings(e, doc));
     /* Docker's MountPoint objects, as recorded at create time. */
     json_object_set_new(out, "Mounts",
                         json_is_array(json_object_get(doc, "mounts"))
@@ -553,7 +561,9 @@ static int reap_orphan(berth_engine_t *e, json_t *doc, berth_err_t *err)
     if (r < 0)
         return berth_err_prefix(err, r, "removing the orphaned container");
     berth__rm_rf(bundle);
-    return 0;
+    /* Its addresses and port rules: the monitor that held them is gone. */
+    return berth__endpoints_release(berth__engine_store(e), berth__engine_loaded(e),
+                                    berth__engine_config(e)->plugin_dirs, id, err);
 }
 
 BERTH_API int berth_container_remove(berth_engine_t *e, const char *ref, uint32_t flags,
@@ -601,6 +611,9 @@ BERTH_API int berth_container_remove(berth_engine_t *e, const char *ref, uint32_
         return r;
     /* The record is gone; its snapshot and logs go after it (leftovers are harmless). */
     release_storage(e, doc);
+    /* Endpoints a dead monitor left (a live one detaches before the exit is recorded). */
+    berth__endpoints_release(store, berth__engine_loaded(e), berth__engine_config(e)->plugin_dirs,
+                             json_string_value(json_object_get(doc, "id")), NULL);
     if (asprintf(&dir, "%s/containers/%s", berth__engine_config(e)->root,
                  json_string_value(json_object_get(doc, "id"))) < 0)
         dir = NULL;

@@ -7,6 +7,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -355,7 +356,8 @@ static int dest_is_valid(const char *d)
     return 1;
 }
 
-static int build_mounts(json_t *record, json_t *hc, json_t *spec, berth_err_t *err)
+static int build_mounts(json_t *record, json_t *hc, const char *etc_dir, json_t *spec,
+                        berth_err_t *err)
 {
     static const char *const proc_o[] = { "nosuid", "noexec", "nodev", NULL };
     static const char *const dev_o[] = { "nosuid", "strictatime", "mode=755", "size=65536k", NULL };
@@ -379,6 +381,17 @@ static int build_mounts(json_t *record, json_t *hc, json_t *spec, berth_err_t *e
     json_array_append_new(mounts, mount_obj("/dev/mqueue", "mqueue", "mqueue", mq_o));
     json_array_append_new(mounts, mount_obj("/dev/shm", "tmpfs", "shm", shm_o));
 
+    /* Before the user's binds, so that -v over /etc/hosts wins as in Docker. */
+    if (etc_dir) {
+        static const char *const files[] = { "hosts", "hostname", "resolv.conf" };
+        const char *bo[] = { "rbind", "rprivate", NULL };
+        for (size_t k = 0; k < BERTH_ARRAY_SIZE(files); k++) {
+            char src[PATH_MAX], dst[64];
+            snprintf(src, sizeof(src), "%s/%s", etc_dir, files[k]);
+            snprintf(dst, sizeof(dst), "/etc/%s", files[k]);
+            json_array_append_new(mounts, mount_obj(dst, "bind", src, bo));
+        }
+    }
     /*
      * Binds and volumes as resolved at create time (volume-api.h): each a
      * bind of its Source, a volume's being its _data directory.
@@ -581,7 +594,7 @@ int berth__oci_spec_build(json_t *record, const berth_oci_opts_t *opts, json_t *
     }
     json_object_set_new(process, "rlimits", arr);
 
-    if ((r = build_mounts(record, hc, spec, err)) < 0)
+    if ((r = build_mounts(record, hc, opts ? opts->etc_dir : NULL, spec, err)) < 0)
         return r;
 
     linux_ = json_object();

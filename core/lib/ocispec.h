@@ -27,6 +27,8 @@ typedef struct berth_oci_opts {
     /* The sandbox's network namespace file; NULL with host_network=0 means a new, empty one. */
     const char *netns_path;
     int host_network;
+    /* A directory with the hosts, hostname and resolv.conf bound over the container's /etc/ ones. */
+    const char *etc_dir;
     /* Seccomp profile in OCI linux.seccomp form (borrowed); NULL: unconfined. */
     json_t *seccomp;
 } berth_oci_opts_t;

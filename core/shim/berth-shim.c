@@ -39,6 +39,7 @@
 #include "containers.h"
 #include "engine-internal.h"
 #include "lifecycle.h"
+#include "networks.h"
 #include "ocispec.h"
 #include "plugins.h"
 #include "shim-client.h"
@@ -129,7 +130,8 @@ struct shim {
     const char *seccomp_note;
 
     void *sandbox, *container, *init;
-    uint32_t status; /* BERTH_ST_* as this shim knows it */
+    berth_netsetup_t *net; /* endpoints, reserved ports; NULL until set up */
+    uint32_t status;       /* BERTH_ST_* as this shim knows it */
     pid_t pid;
     int64_t started_ns; /* when the init started (for die's execDuration) */
     int exited, exit_code, oom;
@@ -605,6 +607,15 @@ static void teardown_container(struct shim *s, int force)
         s->ops->container_delete(s->drv->priv, s->container, force ? BERTH_DELETE_FORCE : 0, &err);
         s->container = NULL;
         s->init = NULL;
+    }
+    /* Endpoints go while the sandbox's netns still exists: the driver cleans inside it too. */
+    if (s->net) {
+        berth_store_t *stp = NULL;
+        if (store_open(s, &stp, &err) < 0)
+            fprintf(stderr, "berth-shim: opening the store to detach networks: %s\n", err.msg);
+        berth__netsetup_teardown(s->net, stp);
+        berth__store_close(stp);
+        s->net = NULL;
     }
     if (s->sandbox) {
         s->ops->sandbox_destroy(s->drv->priv, s->sandbox, BERTH_DELETE_FORCE, &err);
@@ -1304,7 +1315,9 @@ static int setup(struct shim *s, int *ret_exit_code, berth_err_t *err)
         snprintf(hn, sizeof(hn), "%.12s", s->id);
         hostname = hn;
     }
-    sandbox_cfg = json_pack("{s:s, s:s}", "hostname", hostname, "network", netmode);
+    /* A sandbox on networks gets an empty netns of its own, which the network drivers fill. */
+    sandbox_cfg = json_pack("{s:s, s:s}", "hostname", hostname, "network",
+                            berth__network_is_pseudo(netmode) ? netmode : "netns");
     cfg_text = sandbox_cfg ? json_dumps(sandbox_cfg, JSON_COMPACT) : NULL;
     if (!cfg_text)
         return berth_err_set(err, -ENOMEM, "out of memory");
@@ -1321,14 +1334,28 @@ static int setup(struct shim *s, int *ret_exit_code, berth_err_t *err)
     if ((r = s->ops->sandbox_network(s->drv->priv, s->sandbox, 0, &attach, err)) < 0)
         return r;
 
-    if ((r = seccomp_load(s, &seccomp, err)) < 0)
-        return r;
-    if (attach.type == BERTH_NET_ATTACH_NETNS && attach.path[0])
-        oci.netns_path = attach.path;
-    oci.host_network = strcmp(netmode, "host") == 0;
-    oci.seccomp = seccomp;
-    if ((r = berth__oci_spec_build(s->record, &oci, &spec, err)) < 0)
-        return r;
+    /* Networks: ports reserved, endpoints attached, /etc/hosts and friends written. */
+    {
+        berth_store_t *stp = NULL;
+        char etc[PATH_MAX];
+        if ((r = pathf(err, etc, sizeof(etc), "%s/etc", s->bundle)) < 0 ||
+            (r = store_open(s, &stp, err)) < 0)
+            return r;
+        r = berth__netsetup(stp, s->reg, s->cfg->plugin_dirs, s->record, &attach, hostname, etc,
+                            &s->net, err);
+        berth__store_close(stp);
+        if (r < 0)
+            return r;
+        oci.etc_dir = etc;
+        if ((r = seccomp_load(s, &seccomp, err)) < 0)
+            return r;
+        if (attach.type == BERTH_NET_ATTACH_NETNS && attach.path[0])
+            oci.netns_path = attach.path;
+        oci.host_network = strcmp(netmode, "host") == 0;
+        oci.seccomp = seccomp;
+        if ((r = berth__oci_spec_build(s->record, &oci, &spec, err)) < 0)
+            return r;
+    }
     if (!(spec_text = json_dumps(spec, JSON_INDENT(2))))
         return berth_err_set(err, -ENOMEM, "out of memory");
     if ((r = pathf(err, path, sizeof(path), "%s/config.json", s->bundle)) < 0 ||

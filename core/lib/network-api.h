@@ -1,0 +1,24 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* What container create and inspect need of networks (network-api.c). */
+#ifndef BERTH_NETWORK_API_H
+#define BERTH_NETWORK_API_H
+
+#include <jansson.h>
+
+#include <berth/engine.h>
+
+/* The default network's record, made through the default driver on first use. */
+int berth__network_default(berth_engine_t *e, json_t **ret_doc, berth_err_t *err);
+
+/*
+ * Resolve the networks of a container being created from @body into record
+ * @doc: HostConfig.NetworkMode ("default" and absent: the default network)
+ * set to the network's name, and "networks": [{"id", "name", "ip",
+ * "aliases"}], primary first. Checks addresses, aliases and published ports.
+ */
+int berth__container_networks_plan(berth_engine_t *e, json_t *body, json_t *doc, berth_err_t *err);
+
+/* Docker's NetworkSettings for container record @doc (its endpoints while it runs). */
+json_t *berth__container_network_settings(berth_engine_t *e, json_t *doc);
+
+#endif /* BERTH_NETWORK_API_H */
