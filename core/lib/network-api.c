@@ -425,8 +425,9 @@ int berth__container_networks_plan(berth_engine_t *e, json_t *body, json_t *doc,
         return berth_err_set(err, -ENOMEM, "out of memory");
     if ((r = check_ports(hc, json_object_get(doc, "config"), err)) < 0)
         return r;
+    /* An engine without plugins (tests, tools) has no network to default to. */
     if (!mode || !*mode || !strcmp(mode, "default"))
-        mode = BERTH_NETWORK_DEFAULT;
+        mode = berth__engine_loaded(e) ? BERTH_NETWORK_DEFAULT : "none";
     if (!strncmp(mode, "container:", 10))
         return berth_err_set(err, -EINVAL,
                              "network mode \"%s\": sharing another container's network is not "
