@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <berth/network.h>
 
@@ -16,6 +17,7 @@
 #include "engine-internal.h"
 #include "network-api.h"
 #include "networks.h"
+#include "shim-client.h"
 #include "util.h"
 
 /* ---- IPv4 subnets ---- */
@@ -934,6 +936,43 @@ BERTH_API int berth_network_prune(berth_engine_t *e, json_t *filters, json_t **r
     return *ret_json ? 0 : berth_err_set(err, -ENOMEM, "out of memory");
 }
 
+/* Ask the monitor of running container @id to attach to or detach from @net. */
+static int shim_net(berth_engine_t *e, const char *id, const char *op, json_t *net, json_t *want,
+                    berth_err_t *err)
+{
+    _cleanup_json_ json_t *req =
+        json_pack("{s:s, s:O, s:O*}", "op", op, "network", net, "want", want);
+    json_t *resp = NULL;
+    int fd = -1, r;
+
+    if (!req)
+        return berth_err_set(err, -ENOMEM, "out of memory");
+    if ((r = berth__shim_connect(e, id, &fd, err)) < 0)
+        return r;
+    r = berth__shim_request(fd, req, &resp, err);
+    close(fd);
+    json_decref(resp);
+    return r;
+}
+
+/* The container record @ref in a new write transaction; *ret_txn and *ret_doc owned by the caller. */
+static int record_begin(berth_store_t *store, const char *ref, berth_txn_t **ret_txn,
+                        json_t **ret_doc, berth_err_t *err)
+{
+    int r = berth__store_txn_begin(store, 1, ret_txn, err);
+    if (r == 0 && (r = berth__container_get_in(*ret_txn, ref, ret_doc, err)) < 0) {
+        berth__store_txn_abort(*ret_txn);
+        *ret_txn = NULL;
+    }
+    return r;
+}
+
+static int running(json_t *doc)
+{
+    uint32_t st = berth__record_state(doc);
+    return st == BERTH_ST_RUNNING || st == BERTH_ST_PAUSED;
+}
+
 BERTH_API int berth_network_connect(berth_engine_t *e, const char *netref, const char *ref,
                                     json_t *endpoint, berth_err_t *err)
 {
@@ -941,9 +980,8 @@ BERTH_API int berth_network_connect(berth_engine_t *e, const char *netref, const
     _cleanup_json_ json_t *net = NULL, *doc = NULL, *w = NULL;
     _cleanup_txn_ berth_txn_t *txn = NULL;
     json_t *nets, *x, *hc;
-    uint32_t st;
     size_t i;
-    int r;
+    int r, live = 0;
 
     if (!store)
         return berth_err_set(err, -ENOTSUP, "the engine was opened without a store");
@@ -953,27 +991,37 @@ BERTH_API int berth_network_connect(berth_engine_t *e, const char *netref, const
                              "host network");
     if ((r = network_resolve(e, netref, &net, err)) < 0)
         return r;
-    if ((r = berth__store_txn_begin(store, 1, &txn, err)) < 0 ||
-        (r = berth__container_get_in(txn, ref, &doc, err)) < 0)
+    if ((r = record_begin(store, ref, &txn, &doc, err)) < 0)
         return r;
     hc = json_object_get(doc, "host_config");
     if (berth__network_is_pseudo(json_string_value(json_object_get(hc, "NetworkMode"))))
         return berth_err_set(err, -EINVAL,
                              "container sharing network namespace with host or none cannot be "
                              "connected to any other network");
-    st = berth__record_state(doc);
-    if (st == BERTH_ST_RUNNING || st == BERTH_ST_PAUSED)
-        return berth_err_set(err, -ENOTSUP,
-                             "connecting a running container is not supported yet: stop it, "
-                             "connect, start it");
-    nets = json_object_get(doc, "networks");
-    json_array_foreach (nets, i, x)
+    json_array_foreach (json_object_get(doc, "networks"), i, x)
         if (json_equal(json_object_get(x, "id"), json_object_get(net, "id")))
             return berth_err_set(err, -EEXIST, "endpoint with name %s already exists in network %s",
                                  json_string_value(json_object_get(doc, "name")),
                                  json_string_value(json_object_get(net, "name")));
     if ((r = want_entry(net, endpoint, &w, err)) < 0)
         return r;
+    /*
+     * A running container is attached first, by its monitor, which writes
+     * the endpoint record itself: outside our write transaction. The record
+     * follows once that worked.
+     */
+    if (running(doc)) {
+        berth__store_txn_abort(TAKE_PTR(txn));
+        if ((r = shim_net(e, json_string_value(json_object_get(doc, "id")), "net-connect", net, w,
+                          err)) < 0)
+            return r;
+        live = 1;
+        json_decref(TAKE_PTR(doc));
+        if ((r = record_begin(store, ref, &txn, &doc, err)) < 0)
+            goto undo;
+        hc = json_object_get(doc, "host_config");
+    }
+    nets = json_object_get(doc, "networks");
     if (!json_is_array(nets)) {
         json_object_set_new(doc, "networks", json_array());
         nets = json_object_get(doc, "networks");
@@ -986,9 +1034,15 @@ BERTH_API int berth_network_connect(berth_engine_t *e, const char *netref, const
                           json_pack("{s:O, s:O, s:O}", "container", json_object_get(doc, "id"),
                                     "name", json_object_get(net, "name"), "type",
                                     json_object_get(net, "driver")),
-                          err)) < 0)
-        return r;
-    return berth__store_txn_commit(TAKE_PTR(txn), err);
+                          err)) < 0 ||
+        (r = berth__store_txn_commit(TAKE_PTR(txn), err)) < 0)
+        goto undo;
+    return 0;
+undo:
+    if (live)
+        shim_net(e, json_string_value(json_object_get(doc, "id")) ?: ref, "net-disconnect", net,
+                 NULL, NULL);
+    return r;
 }
 
 BERTH_API int berth_network_disconnect(berth_engine_t *e, const char *netref, const char *ref,
@@ -998,31 +1052,39 @@ BERTH_API int berth_network_disconnect(berth_engine_t *e, const char *netref, co
     _cleanup_json_ json_t *doc = NULL, *netid = NULL, *netname = NULL;
     _cleanup_txn_ berth_txn_t *txn = NULL;
     json_t *nets, *x, *hc;
-    uint32_t st;
     size_t i;
     int r, found = -1;
 
-    (void)force;
     if (!store)
         return berth_err_set(err, -ENOTSUP, "the engine was opened without a store");
-    if ((r = berth__store_txn_begin(store, 1, &txn, err)) < 0 ||
-        (r = berth__container_get_in(txn, ref, &doc, err)) < 0)
-        return r;
-    st = berth__record_state(doc);
-    if (st == BERTH_ST_RUNNING || st == BERTH_ST_PAUSED)
-        return berth_err_set(err, -ENOTSUP,
-                             "disconnecting a running container is not supported yet: stop it "
-                             "first");
-    nets = json_object_get(doc, "networks");
-    json_array_foreach (nets, i, x) {
-        const char *id = json_string_value(json_object_get(x, "id")) ?: "";
-        if (!strcmp(json_string_value(json_object_get(x, "name")) ?: "", netref) ||
-            (strlen(netref) >= 12 && !strncmp(id, netref, strlen(netref))))
-            found = (int)i;
+    for (int pass = 0; pass < 2; pass++) {
+        if ((r = record_begin(store, ref, &txn, &doc, err)) < 0)
+            return r;
+        nets = json_object_get(doc, "networks");
+        found = -1;
+        json_array_foreach (nets, i, x) {
+            const char *id = json_string_value(json_object_get(x, "id")) ?: "";
+            if (!strcmp(json_string_value(json_object_get(x, "name")) ?: "", netref) ||
+                (strlen(netref) >= 12 && !strncmp(id, netref, strlen(netref))))
+                found = (int)i;
+        }
+        if (found < 0)
+            return berth_err_set(err, -ENOENT, "container %s is not connected to network %s",
+                                 json_string_value(json_object_get(doc, "name")), netref);
+        if (pass == 1 || !running(doc))
+            break;
+        /* Running: its monitor detaches it first, outside our write transaction. */
+        berth__store_txn_abort(TAKE_PTR(txn));
+        {
+            _cleanup_json_ json_t *net = json_pack(
+                "{s:O}", "id", json_object_get(json_array_get(nets, (size_t)found), "id"));
+            if ((r = shim_net(e, json_string_value(json_object_get(doc, "id")), "net-disconnect",
+                              net, NULL, err)) < 0 &&
+                !force)
+                return r;
+        }
+        json_decref(TAKE_PTR(doc));
     }
-    if (found < 0)
-        return berth_err_set(err, -ENOENT, "container %s is not connected to network %s",
-                             json_string_value(json_object_get(doc, "name")), netref);
     netid = json_incref(json_object_get(json_array_get(nets, (size_t)found), "id"));
     netname = json_incref(json_object_get(json_array_get(nets, (size_t)found), "name"));
     json_array_remove(nets, (size_t)found);

@@ -337,6 +337,9 @@ struct berth_netsetup {
     struct attached *eps;
     size_t n_eps;
     char hosts[PATH_MAX];
+    char *cname;
+    berth_net_attach_t attach; /* where the sandbox is, for endpoints added later */
+    int has_attach;
 };
 
 static int reserve_port(struct reserved_port *p, berth_err_t *err)
@@ -812,6 +815,7 @@ static void netsetup_free(berth_netsetup_t *ns)
     free(ns->ports);
     free(ns->eps);
     free(ns->cid);
+    free(ns->cname);
     free(ns);
 }
 
@@ -861,13 +865,20 @@ int berth__netsetup(berth_store_t *store, berth_registry_t *reg, char *const *pl
         return berth_err_set(err, -EINVAL, "container record without an id");
     if (!mode || !*mode)
         mode = json_array_size(nets) ? BERTH_NETWORK_DEFAULT : "none";
-    if (!(ns = calloc(1, sizeof(*ns))) || !(ns->cid = strdup(cid))) {
+    if (!(ns = calloc(1, sizeof(*ns))) || !(ns->cid = strdup(cid)) ||
+        !(ns->cname = strdup(cname))) {
+        if (ns)
+            free(ns->cid);
         free(ns);
         return berth_err_set(err, -ENOMEM, "out of memory");
     }
     ns->reg = reg;
     ns->plugin_dirs = plugin_dirs;
     snprintf(hosts_path, sizeof(hosts_path), "%s/hosts", etc_dir);
+    if (attach && attach->type == BERTH_NET_ATTACH_NETNS && !berth__network_is_pseudo(mode)) {
+        ns->attach = *attach;
+        ns->has_attach = 1;
+    }
 
     if (!berth__network_is_pseudo(mode) && json_array_size(nets)) {
         if (!attach || attach->type != BERTH_NET_ATTACH_NETNS || !attach->path[0]) {
@@ -918,5 +929,70 @@ int berth__netsetup(berth_store_t *store, berth_registry_t *reg, char *const *pl
 fail:
     /* Nothing of ours is in the store yet: detach without touching it. */
     berth__netsetup_teardown(ns, NULL);
+    return r;
+}
+
+int berth__netsetup_connect(berth_netsetup_t *ns, berth_store_t *store, json_t *net, json_t *want,
+                            berth_err_t *err)
+{
+    _cleanup_txn_ berth_txn_t *txn = NULL;
+    _cleanup_json_ json_t *mine = json_array();
+    struct attached *a;
+    int r;
+
+    if (!ns || !ns->has_attach)
+        return berth_err_set(err, -EINVAL,
+                             "the container has no network namespace of its own to connect");
+    for (size_t i = 0; i < ns->n_eps; i++)
+        if (json_equal(json_object_get(ns->eps[i].ep, "network"), json_object_get(net, "id")))
+            return berth_err_set(err, -EEXIST, "the container is already on network %s",
+                                 json_string_value(json_object_get(net, "name")) ?: "");
+    /* Ports were published through the first network; a later one publishes none. */
+    if ((r = attach_one(ns, net, want, ns->cname, &ns->attach, ns->n_eps == 0, ns->hosts, err)) < 0)
+        return r;
+    a = &ns->eps[ns->n_eps - 1];
+    if ((r = berth__store_txn_begin(store, 1, &txn, err)) < 0 ||
+        (r = berth__endpoint_put_in(txn, a->ep, err)) < 0 ||
+        (r = berth__store_txn_commit(TAKE_PTR(txn), err)) < 0) {
+        berth__endpoint_detach(ns->reg, ns->plugin_dirs, a->net, a->ep, NULL);
+        json_decref(a->net);
+        json_decref(a->ep);
+        ns->n_eps--;
+        return r;
+    }
+    if (mine) {
+        json_array_append(mine, a->ep);
+        peers_refresh(store, ns->cid, mine);
+    }
+    return 0;
+}
+
+int berth__netsetup_disconnect(berth_netsetup_t *ns, berth_store_t *store, const char *netid,
+                               berth_err_t *err)
+{
+    _cleanup_txn_ berth_txn_t *txn = NULL;
+    _cleanup_json_ json_t *mine = json_array();
+    size_t i;
+    int r;
+
+    for (i = 0; ns && i < ns->n_eps; i++)
+        if (!strcmp(json_string_value(json_object_get(ns->eps[i].ep, "network")) ?: "", netid))
+            break;
+    if (!ns || i == ns->n_eps)
+        return berth_err_set(err, -ENOENT, "the container is not attached to network %.12s", netid);
+    if ((r = berth__endpoint_detach(ns->reg, ns->plugin_dirs, ns->eps[i].net, ns->eps[i].ep, err)) <
+        0)
+        return r;
+    if ((r = berth__store_txn_begin(store, 1, &txn, err)) == 0 &&
+        (r = berth__endpoint_del_in(txn, ns->cid, netid, err)) == 0)
+        r = berth__store_txn_commit(TAKE_PTR(txn), err);
+    if (mine)
+        json_array_append(mine, ns->eps[i].ep);
+    json_decref(ns->eps[i].net);
+    json_decref(ns->eps[i].ep);
+    memmove(&ns->eps[i], &ns->eps[i + 1], (ns->n_eps - i - 1) * sizeof(*ns->eps));
+    ns->n_eps--;
+    if (mine)
+        peers_refresh(store, ns->cid, mine);
     return r;
 }

@@ -90,6 +90,17 @@ int berth__netsetup(berth_store_t *store, berth_registry_t *reg, char *const *pl
  */
 void berth__netsetup_teardown(berth_netsetup_t *ns, berth_store_t *store);
 
+/*
+ * Attach running container @ns to one more network @net (a record) as
+ * "networks" entry @want says, recording the endpoint and telling peers
+ * (docker network connect). -EEXIST when it is on it already.
+ */
+int berth__netsetup_connect(berth_netsetup_t *ns, berth_store_t *store, json_t *net, json_t *want,
+                            berth_err_t *err);
+/* Detach running container @ns from network @netid and forget its endpoint there. */
+int berth__netsetup_disconnect(berth_netsetup_t *ns, berth_store_t *store, const char *netid,
+                               berth_err_t *err);
+
 /* Parse "80", "80/tcp", "53/udp" (ExposedPorts and PortBindings keys). */
 int berth__port_key_parse(const char *key, unsigned *ret_port, const char **ret_proto);
 

@@ -1680,6 +1680,27 @@ static int handle(struct client *c, json_t *req, berth_err_t *err)
         check_processes(s);
         return 0;
     }
+    /* docker network connect/disconnect of a running container. */
+    if (strcmp(op, "net-connect") == 0 || strcmp(op, "net-disconnect") == 0) {
+        json_t *net = json_object_get(req, "network");
+        berth_store_t *stp = NULL;
+        if (!(s->status & (BERTH_ST_RUNNING | BERTH_ST_PAUSED)) || s->exited)
+            return berth_err_set(err, -EINVAL, "container %.12s is not running", s->id);
+        if (!json_is_object(net) || !json_string_value(json_object_get(net, "id")))
+            return berth_err_set(err, -EINVAL, "%s without a network record", op);
+        if ((r = store_open(s, &stp, err)) < 0)
+            return r;
+        if (strcmp(op, "net-connect") == 0)
+            r = berth__netsetup_connect(s->net, stp, net, json_object_get(req, "want"), err);
+        else
+            r = berth__netsetup_disconnect(s->net, stp,
+                                           json_string_value(json_object_get(net, "id")), err);
+        berth__store_close(stp);
+        if (r < 0)
+            return r;
+        reply_ok(c, NULL);
+        return 0;
+    }
     if (strcmp(op, "signal") == 0) {
         json_int_t sig = json_integer_value(json_object_get(req, "signal"));
         if (!json_is_integer(json_object_get(req, "signal")) || sig < 1 || sig > 64)
