@@ -12,6 +12,8 @@
 
 #include <berth/network.h>
 
+#include "berth-build-config.h"
+
 #include "containers.h"
 #include "lifecycle.h"
 #include "engine-internal.h"
@@ -100,9 +102,6 @@ static int subnet_taken(json_t *nets, const struct subnet *s)
         /* The file is in network byte order, printed as a host-order integer. */
         o.net = ntohl(dst);
         o.prefix = (unsigned)__builtin_popcount(mask);
-        /* Our own bridges' routes are the networks above. */
-        if (!strncmp(ifname, "br-", 3) || !strcmp(ifname, "berth0"))
-            continue;
         if (overlaps(&o, s)) {
             fclose(f);
             return 1;
@@ -306,7 +305,13 @@ int berth__network_default(berth_engine_t *e, json_t **ret_doc, berth_err_t *err
         return r;
     if (berth__network_get_in(txn, BERTH_NETWORK_DEFAULT, ret_doc, NULL) == 0)
         return 0;
-    if (!(opts = json_pack("{s:s}", "bridge", "berth0")))
+    /*
+     * berth0, as docker0, for the host's berth; another root (tests, a
+     * second engine) gets a bridge of its own, named after the network.
+     */
+    if (!(opts = strcmp(berth__engine_config(e)->root, BERTH_DEFAULT_ROOT) == 0
+                     ? json_pack("{s:s}", "bridge", "berth0")
+                     : json_object()))
         return berth_err_set(err, -ENOMEM, "out of memory");
     if ((r = network_make_in(e, txn, BERTH_NETWORK_DEFAULT, NULL, NULL, NULL, 0, opts, NULL, 1,
                              &doc, err)) < 0)

@@ -1,0 +1,148 @@
+#!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
+#
+# Network start benchmark (issue 6): what a bridge-networked container adds
+# to the start of `run --rm IMAGE true` over `--network none`, for berth (its
+# default bridge network through the cni driver) and for podman (its default
+# CNI bridge network), all four commands alternated in one run. Prints median,
+# p90 and the added milliseconds (see docs/benchmarks.md).
+#
+#   bench/net-bench.sh [BUILD_DIR] [--rounds N] [--warmup N] [--keep]
+#
+# BUILD_DIR defaults to build. Needs root, the CNI plugins and podman;
+# installs containernetworking-plugins, iptables and podman with apt-get if
+# missing, and writes /etc/containers/containers.conf (default_ulimits = [],
+# runtime = "runc") only if that file does not exist. berth's root lives in a
+# new directory under /var/tmp, removed at the end with every container made.
+set -eu
+
+build=build
+case ${1:-} in -*|'') ;; *) build=$1; shift ;; esac
+rounds=30 warmup=3 keep=0
+while [ $# -gt 0 ]; do
+    case $1 in
+    --rounds) rounds=$2; shift 2 ;;
+    --warmup) warmup=$2; shift 2 ;;
+    --keep) keep=1; shift ;;
+    -h|--help) sed -n '3,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "$0: unknown option $1" >&2; exit 2 ;;
+    esac
+done
+[ "$(id -u)" = 0 ] || { echo "$0: run as root" >&2; exit 1; }
+
+src=$(cd "$(dirname "$0")/.." && pwd)
+build=$(cd "$build" && pwd)
+image=localhost/berth-net-bench
+label='berth-bench=net-bench'
+
+missing=
+command -v podman >/dev/null || missing="$missing podman"
+command -v runc >/dev/null || missing="$missing runc"
+command -v iptables >/dev/null || missing="$missing iptables"
+[ -x /usr/lib/cni/bridge ] || missing="$missing containernetworking-plugins"
+if [ -n "$missing" ]; then
+    echo "installing:$missing"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+fi
+if [ ! -e /etc/containers/containers.conf ]; then
+    mkdir -p /etc/containers
+    cat >/etc/containers/containers.conf <<'EOF'
+# Written by berth's bench/net-bench.sh. This host's RLIMIT_NOFILE hard limit
+# is below podman's default ulimit, and crun refuses its hybrid cgroups.
+[containers]
+default_ulimits = []
+
+[engine]
+runtime = "runc"
+EOF
+    echo "wrote /etc/containers/containers.conf"
+fi
+
+ninja -C "$build" core/cli/berth core/shim/berth-shim plugins/isolation-process.so \
+    plugins/network-cni.so >/dev/null
+
+dir=$(mktemp -d /var/tmp/net-bench-XXXXXX)
+export BERTH_PLUGIN_PATH="$build/plugins"
+export BERTH_SHIM_PATH="$build/core/shim/berth-shim"
+export BERTH_SECCOMP_PROFILE="$src/config/seccomp-default.json"
+export BERTH_IMAGES_DIR="$build/config/demo"
+berth="$build/core/cli/berth --root $dir/root --runroot $dir/run"
+
+cleanup() {
+    set +e
+    for id in $($berth ps -a -q --no-trunc 2>/dev/null); do $berth rm -f "$id" >/dev/null 2>&1; done
+    for n in $($berth network ls -q --filter type=custom 2>/dev/null); do
+        $berth network rm "$n" >/dev/null 2>&1
+    done
+    # The default network can't be removed: its bridge (br-<id>) goes by hand with this root.
+    bid=$($berth network inspect -f '{{.Id}}' bridge 2>/dev/null | cut -c1-12)
+    [ -n "$bid" ] && ip link del "br-$bid" >/dev/null 2>&1
+    podman ps -a -q --filter "label=$label" 2>/dev/null | xargs -r podman rm -f -t 0 >/dev/null 2>&1
+    if [ "$keep" = 0 ]; then
+        podman rmi -f "$image" >/dev/null 2>&1
+        rm -rf "$dir"
+    else
+        echo "kept $dir and $image"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# The same image for both: berth's bundled demo image, saved and loaded into podman.
+$berth pull demo >/dev/null
+$berth save -o "$dir/demo.tar" demo
+podman load -q -i "$dir/demo.tar" >/dev/null
+podman tag demo:latest "$image" >/dev/null 2>&1 || podman tag localhost/demo:latest "$image"
+
+echo "machine: $(nproc) cores, $(uname -sr), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+echo "berth: $(git -C "$src" describe --always --dirty 2>/dev/null || echo '?'); podman: $(podman --version), network backend $(podman info --format '{{.Host.NetworkBackend}}' 2>/dev/null)"
+echo
+
+python3 - "$rounds" "$warmup" "$image" "$label" $berth <<'EOF'
+import statistics, subprocess, sys, time
+
+rounds, warmup, image, label = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+berth = sys.argv[5:]
+cmds = {
+    "berth --network none": berth + ["run", "--rm", "--network", "none", "demo", "true"],
+    "berth --network bridge": berth + ["run", "--rm", "--network", "bridge", "demo", "true"],
+    "podman --network none": ["podman", "run", "--rm", "--network", "none", "--label", label,
+                              image, "true"],
+    "podman --network bridge": ["podman", "run", "--rm", "--network", "bridge", "--label",
+                                label, image, "true"],
+}
+
+def run(k):
+    t0 = time.perf_counter_ns()
+    p = subprocess.run(cmds[k], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE)
+    t = (time.perf_counter_ns() - t0) / 1e6
+    if p.returncode != 0:
+        sys.exit(f"{k}: exit {p.returncode}: {p.stderr.decode().strip()}")
+    return t
+
+def p90(xs):
+    s = sorted(xs)
+    return s[max(0, -(-9 * len(s) // 10) - 1)]
+
+kinds = list(cmds)
+for k in kinds:
+    for _ in range(warmup):
+        run(k)
+times = {k: [] for k in kinds}
+for i in range(rounds):
+    for j in range(len(kinds)):
+        k = kinds[(i + j) % len(kinds)]
+        times[k].append(run(k))
+print(f"start of `true`, --rm: {rounds} rounds, {warmup} warm-up runs each, wall ms per command")
+print(f"  {'command':<26} {'median':>8} {'p90':>8} {'min':>8} {'max':>8}")
+for k in kinds:
+    t = times[k]
+    print(f"  {k:<26} {statistics.median(t):8.1f} {p90(t):8.1f} {min(t):8.1f} {max(t):8.1f}")
+for who in ("berth", "podman"):
+    a, b = times[f"{who} --network bridge"], times[f"{who} --network none"]
+    added = statistics.median(x - y for x, y in zip(a, b))
+    print(f"  {who}: bridge adds {statistics.median(a) - statistics.median(b):.1f} ms "
+          f"(medians), {added:.1f} ms (median of per-round differences)")
+EOF
