@@ -687,7 +687,7 @@ static void masq_cleanup(struct cni_drv *d, const char *net_name, const char *co
             if (strcmp(argv[i], "-j") == 0)
                 target = argv[i + 1];
         }
-        del = match ? calloc(n + 4, sizeof(*del)) : NULL;
+        del = match ? calloc(n + 5, sizeof(*del)) : NULL;
         if (del) {
             del[0] = iptables;
             del[1] = "-w";
