@@ -588,6 +588,18 @@ static void test_network_cni_detach_after_netns_gone(void **state)
     ep_detach(&d, &ea);
     assert_clean(&n, &ea);
     ep_detach(&d, &ea);
+    ep_free(&ea);
+
+    /* A pin file whose namespace mount is gone (a crash between umount and unlink). */
+    netns_add(&a);
+    ep_init(&ea, &n, &a, req);
+    assert_int_equal(ep_attach(&d, &ea, &err), 0);
+    assert_int_equal(sh("ip netns del %s && touch %s", a.name, a.path), 0);
+    ep_detach(&d, &ea);
+    assert_clean(&n, &ea);
+    unlink(a.path);
+    a.name[0] = '\0';
+
     assert_int_equal(d.ops->network_delete(d.priv, &n.spec, 0, &err), 0);
     assert_false(bridge_exists(&n));
     ep_free(&ea);

@@ -22,7 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -905,13 +907,24 @@ out:
     return r;
 }
 
+/*
+ * Whether @p path is a mounted network namespace. A sandbox's pin file can
+ * outlive its bind mount (an empty file left after a crash); the bridge
+ * plugin's DEL fails on such a file instead of skipping it, so it counts as
+ * gone.
+ */
+static int is_netns(const char *path)
+{
+    struct statfs fs;
+    return statfs(path, &fs) == 0 && fs.f_type == NSFS_MAGIC;
+}
+
 static int cni_endpoint_detach(void *priv, const berth_endpoint_spec_t *spec,
                                const char *result_json, uint32_t flags, berth_err_t *err)
 {
     struct cni_drv *d = priv;
     json_t *list = NULL, *rc = NULL, *prev = NULL;
     const char *netns = "";
-    struct stat st;
     int r;
 
     if ((r = endpoint_prepare(d, spec, &list, &rc, err)) < 0)
@@ -922,7 +935,7 @@ static int cni_endpoint_detach(void *priv, const berth_endpoint_spec_t *spec,
      * entering it.
      */
     if (spec->attach && spec->attach->type == BERTH_NET_ATTACH_NETNS && spec->attach->path[0] &&
-        stat(spec->attach->path, &st) == 0)
+        is_netns(spec->attach->path))
         netns = spec->attach->path;
     /* A result that cannot be read is dropped: DEL without prevResult still releases. */
     if (result_json && *result_json) {
