@@ -631,6 +631,7 @@ static void test_network_cni_rollback_missing_plugin(void **state)
         free_port());
     ep_init(&ea, &n, &a, req);
     assert_int_equal(ep_attach(&d, &ea, &err), -ENOENT);
+    print_message("%s\n", err.msg);
     assert_non_null(strstr(err.msg, "firewall"));
     assert_null(strchr(err.msg, '\n'));
     /* bridge and portmap had run: all of it is undone. */
@@ -658,6 +659,7 @@ static void test_network_cni_rollback_bad_ip(void **state)
     ep_init(&ea, &n, &a, "{\"ip\":\"192.0.2.77\"}");
     assert_int_equal(ep_attach(&d, &ea, &err), -EIO);
     assert_non_null(strstr(err.msg, "bridge"));
+    print_message("%s\n", err.msg);
     assert_non_null(strstr(err.msg, "192.0.2.77"));
     assert_clean(&n, &ea);
     /* It was the network's first endpoint: the bridge it created is gone again. */
