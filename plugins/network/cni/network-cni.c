@@ -1,0 +1,1014 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * cni: bridge networks built from standard CNI plugins (bridge, host-local,
+ * portmap, loopback, optionally firewall), run as separate binaries with the
+ * CNI 1.0 protocol. The driver keeps no state in memory: each network is a
+ * conflist file in the driver's state dir, each endpoint is the CNI result
+ * the core stores, so any process of the engine can attach and detach.
+ *
+ * State dir (BERTH_PATH_STATE) layout:
+ *   <id>.conflist     the network's conflist, written atomically
+ *   ipam/<id>/<name>/ host-local's lease files and lock, one per address
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <dirent.h>
+#include <ftw.h>
+#include <limits.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <linux/magic.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include <berth/sdk.h>
+
+#include "network-cni-conf.h"
+#include "network-cni-exec.h"
+
+#define DEFAULT_CNI_PATH "/usr/lib/cni"
+#define DEFAULT_TIMEOUT  30u
+
+struct cni_drv {
+    const berth_host_api_t *host;
+    berth_host_t *ctx;
+    char *state_dir;
+    char *runstate_dir; /* NULL when the host has none */
+    char *cni_path;
+    unsigned timeout_s;
+};
+
+/* A blob whose memory comes from the host's allocator, released through it. */
+struct cni_blob {
+    berth_blob_t b;
+    const berth_host_api_t *host;
+    berth_host_t *ctx;
+};
+
+static void cni_blob_release(berth_blob_t *b)
+{
+    struct cni_blob *cb = (struct cni_blob *)b;
+    cb->host->free(cb->ctx, b->data);
+    cb->host->free(cb->ctx, cb);
+}
+
+static int blob_new(struct cni_drv *d, const char *text, berth_blob_t **ret, berth_err_t *err)
+{
+    size_t len = strlen(text);
+    struct cni_blob *cb = d->host->alloc(d->ctx, sizeof(*cb));
+    if (!cb)
+        return berth_err_set(err, -ENOMEM, "cni: out of memory");
+    memset(cb, 0, sizeof(*cb));
+    cb->b.data = d->host->alloc(d->ctx, len + 1);
+    if (!cb->b.data) {
+        d->host->free(d->ctx, cb);
+        return berth_err_set(err, -ENOMEM, "cni: out of memory");
+    }
+    memcpy(cb->b.data, text, len + 1);
+    cb->b.struct_size = sizeof(cb->b);
+    cb->b.len = len;
+    cb->b.release = cni_blob_release;
+    cb->host = d->host;
+    cb->ctx = d->ctx;
+    *ret = &cb->b;
+    return 0;
+}
+
+static void cni_fini(void *priv);
+
+static int cni_init(const berth_host_api_t *host, berth_host_t *ctx, void **ret_priv,
+                    berth_err_t *err)
+{
+    const char *state = host->path(ctx, BERTH_PATH_STATE);
+    const char *cfg_text = host->config ? host->config(ctx) : NULL;
+    json_t *cfg = cfg_text ? json_loads(cfg_text, 0, NULL) : NULL;
+    const char *path = json_string_value(json_object_get(cfg, "cni_path"));
+    json_int_t timeout = json_integer_value(json_object_get(cfg, "timeout"));
+    struct cni_drv *d;
+
+    if (!state) {
+        json_decref(cfg);
+        return berth_err_set(err, -EINVAL, "cni: the host gives no state directory");
+    }
+    d = calloc(1, sizeof(*d));
+    if (!d || !(d->state_dir = strdup(state)) ||
+        !(d->cni_path = strdup(path && *path ? path : DEFAULT_CNI_PATH))) {
+        if (d)
+            free(d->state_dir);
+        free(d);
+        json_decref(cfg);
+        return berth_err_set(err, -ENOMEM, "cni: out of memory");
+    }
+    if (host->path(ctx, BERTH_PATH_RUNSTATE) &&
+        !(d->runstate_dir = strdup(host->path(ctx, BERTH_PATH_RUNSTATE)))) {
+        cni_fini(d);
+        json_decref(cfg);
+        return berth_err_set(err, -ENOMEM, "cni: out of memory");
+    }
+    d->host = host;
+    d->ctx = ctx;
+    d->timeout_s = timeout > 0 && timeout < 3600 ? (unsigned)timeout : DEFAULT_TIMEOUT;
+    json_decref(cfg);
+    *ret_priv = d;
+    return 0;
+}
+
+static void cni_fini(void *priv)
+{
+    struct cni_drv *d = priv;
+    if (!d)
+        return;
+    free(d->state_dir);
+    free(d->runstate_dir);
+    free(d->cni_path);
+    free(d);
+}
+
+static int cni_probe(void *priv, uint32_t flags, uint64_t *ret_caps, berth_err_t *err)
+{
+    struct cni_drv *d = priv;
+    static const char *const needed[] = { "bridge", "host-local", "loopback", "portmap" };
+
+    if (geteuid() != 0) {
+        berth_err_set(err, -EPERM, "cni: needs root (creates bridges, veths and iptables rules)");
+        return BERTH_DECLINED;
+    }
+    for (size_t i = 0; i < sizeof(needed) / sizeof(needed[0]); i++) {
+        char *p = network_cni_find_plugin(d->cni_path, needed[i]);
+        if (!p) {
+            berth_err_set(err, -ENOENT,
+                          "cni: plugin %s not found in %s (install containernetworking-plugins "
+                          "or set the driver's \"cni_path\")",
+                          needed[i], d->cni_path);
+            return BERTH_DECLINED;
+        }
+        free(p);
+    }
+    if (ret_caps)
+        *ret_caps = BERTH_NETWORK_CAP_NETNS | BERTH_NETWORK_CAP_PORTS;
+    return 0;
+}
+
+/* ---- files ---- */
+
+static char *conflist_path(struct cni_drv *d, const char *id)
+{
+    char *p;
+    return asprintf(&p, "%s/%s.conflist", d->state_dir, id) < 0 ? NULL : p;
+}
+
+/* Write @p text to @p path so that readers see the old or the new file, never a part. */
+static int write_atomic(const char *path, const char *text, berth_err_t *err)
+{
+    char *tmp;
+    size_t len = strlen(text), off = 0;
+    int fd, r = 0;
+
+    if (asprintf(&tmp, "%s.tmp-XXXXXX", path) < 0)
+        return berth_err_set(err, -ENOMEM, "cni: out of memory");
+    fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd < 0) {
+        r = berth_err_set(err, -errno, "cni: create %s: %s", tmp, strerror(errno));
+        free(tmp);
+        return r;
+    }
+    while (off < len) {
+        ssize_t n = write(fd, text + off, len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            r = berth_err_set(err, -errno, "cni: write %s: %s", tmp, strerror(errno));
+            break;
+        }
+        off += (size_t)n;
+    }
+    if (r == 0 && fsync(fd) < 0)
+        r = berth_err_set(err, -errno, "cni: fsync %s: %s", tmp, strerror(errno));
+    close(fd);
+    if (r == 0 && rename(tmp, path) < 0)
+        r = berth_err_set(err, -errno, "cni: rename to %s: %s", path, strerror(errno));
+    if (r < 0)
+        unlink(tmp);
+    free(tmp);
+    return r;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    /* Best effort: what cannot be removed is reported by the final rmdir. */
+    if (type == FTW_DP)
+        rmdir(path);
+    else
+        unlink(path);
+    return 0;
+}
+
+static int remove_tree(const char *path, berth_err_t *err)
+{
+    struct stat st;
+    if (lstat(path, &st) < 0)
+        return errno == ENOENT ? 0
+                               : berth_err_set(err, -errno, "cni: %s: %s", path, strerror(errno));
+    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    if (lstat(path, &st) == 0)
+        return berth_err_set(err, -ENOTEMPTY, "cni: cannot remove %s", path);
+    return 0;
+}
+
+/*
+ * The network's conflist: the file network_create wrote, or, when it is gone
+ * (state lost, network deleted under an endpoint), the same conflist rebuilt
+ * from the network's settings so endpoints can still be detached.
+ */
+static int load_conflist(struct cni_drv *d, const berth_network_spec_t *net, json_t **ret,
+                         berth_err_t *err)
+{
+    char bridge[NETWORK_CNI_IFNAME_MAX + 1];
+    char *path;
+    json_error_t jerr;
+    json_t *list;
+
+    if (!net || !network_cni_id_valid(net->id))
+        return berth_err_set(err, -EINVAL, "cni: invalid network id");
+    path = conflist_path(d, net->id);
+    if (!path)
+        return berth_err_set(err, -ENOMEM, "cni: out of memory");
+    list = json_load_file(path, 0, &jerr);
+    if (!list && access(path, F_OK) == 0) {
+        int r = berth_err_set(err, -EINVAL, "cni: %s: %s", path, jerr.text);
+        free(path);
+        return r;
+    }
+    free(path);
+    if (!list)
+        return network_cni_conflist_build(net, d->state_dir, ret, bridge, err);
+    if (!json_is_array(json_object_get(list, "plugins")) ||
+        !json_is_string(json_object_get(list, "name"))) {
+        json_decref(list);
+        return berth_err_set(err, -EINVAL, "cni: network %s: conflist has no name or plugins",
+                             net->id);
+    }
+    *ret = list;
+    return 0;
+}
+
+/* ---- networks ---- */
+
+static int cni_network_create(void *priv, const berth_network_spec_t *spec, uint32_t flags,
+                              berth_blob_t **ret_state, berth_err_t *err)
+{
+    struct cni_drv *d = priv;
+    char bridge[NETWORK_CNI_IFNAME_MAX + 1], *path = NULL, *text = NULL, *ipam = NULL;
+    json_t *list = NULL, *state = NULL;
+    int r;
+
+    r = network_cni_conflist_build(spec, d->state_dir, &list, bridge, err);
+    if (r < 0)
+        return r;
+    r = berth_err_set(err, -ENOMEM, "cni: out of memory");
+    path = conflist_path(d, spec->id);
+    if (!path || asprintf(&ipam, "%s/ipam", d->state_dir) < 0) {
+        ipam = NULL;
+        goto out;
+    }
+    /* Leases are per address, not secrets, but no business of other users either. */
+    if (mkdir(ipam, 0700) < 0 && errno != EEXIST) {
+        r = berth_err_set(err, -errno, "cni: mkdir %s: %s", ipam, strerror(errno));
+        goto out;
+    }
+    text = json_dumps(list, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    if (!text)
+        goto out;
+    r = write_atomic(path, text, err);
+    if (r < 0)
+        goto out;
+    free(text);
+    state = json_pack("{s:s, s:s}", "conflist", path, "bridge", bridge);
+    text = state ? json_dumps(state, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    if (!text) {
+        r = berth_err_set(err, -ENOMEM, "cni: out of memory");
+        goto out;
+    }
+    r = blob_new(d, text, ret_state, err);
+out:
+    free(text);
+    free(path);
+    free(ipam);
+    json_decref(state);
+    json_decref(list);
+    return r;
+}
+
+/* Delete the link @p name over rtnetlink when it exists and is a bridge. */
+static int bridge_delete(const char *name, berth_err_t *err)
+{
+    struct {
+        struct nlmsghdr nh;
+        struct ifinfomsg ifi;
+    } req;
+    struct {
+        struct nlmsghdr nh;
+        struct nlmsgerr e;
+        char pad[256];
+    } ack;
+    struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+    char sysfs[64];
+    unsigned idx;
+    ssize_t n;
+    int fd, r = 0;
+
+    idx = if_nametoindex(name);
+    if (idx == 0)
+        return 0;
+    /* Never remove an interface the driver did not make a bridge of (a mistyped "eth0"). */
+    snprintf(sysfs, sizeof(sysfs), "/sys/class/net/%s/bridge", name);
+    if (access(sysfs, F_OK) < 0)
+        return 0;
+    fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+    if (fd < 0)
+        return berth_err_set(err, -errno, "cni: netlink: %s", strerror(errno));
+    memset(&req, 0, sizeof(req));
+    req.nh.nlmsg_len = sizeof(req);
+    req.nh.nlmsg_type = RTM_DELLINK;
+    req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+    req.nh.nlmsg_seq = 1;
+    req.ifi.ifi_family = AF_UNSPEC;
+    req.ifi.ifi_index = (int)idx;
+    if (sendto(fd, &req, sizeof(req), 0, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        r = berth_err_set(err, -errno, "cni: delete bridge %s: %s", name, strerror(errno));
+    } else {
+        do
+            n = recv(fd, &ack, sizeof(ack), 0);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+            r = berth_err_set(err, -errno, "cni: delete bridge %s: %s", name, strerror(errno));
+        else if ((size_t)n >= sizeof(struct nlmsghdr) + sizeof(struct nlmsgerr) &&
+                 ack.nh.nlmsg_type == NLMSG_ERROR && ack.e.error != 0 && ack.e.error != -ENODEV)
+            r = berth_err_set(err, ack.e.error, "cni: delete bridge %s: %s", name,
+                              strerror(-ack.e.error));
+    }
+    close(fd);
+    return r;
+}
+
+static int cni_network_delete(void *priv, const berth_network_spec_t *spec, uint32_t flags,
+                              berth_err_t *err)
+{
+    struct cni_drv *d = priv;
+    char *path = NULL, *ipam = NULL;
+    const char *bridge;
+    json_t *list = NULL, *cfg = NULL, *ds;
+    int r;
+
+    if (!network_cni_id_valid(spec->id))
+        return berth_err_set(err, -EINVAL, "cni: invalid network id");
+    r = load_conflist(d, spec, &list, err);
+    if (r < 0)
+        return r;
+    /* The bridge as the conflist names it; the stored driver state wins if they disagree. */
+    bridge = json_string_value(
+        json_object_get(json_array_get(json_object_get(list, "plugins"), 0), "bridge"));
+    cfg = json_loads(spec->config_json ? spec->config_json : "{}", 0, NULL);
+    ds = json_object_get(cfg, "driver_state");
+    if (json_is_string(ds)) {
+        json_t *parsed = json_loads(json_string_value(ds), 0, NULL);
+        json_object_set_new(cfg, "driver_state", parsed ? parsed : json_null());
+        ds = json_object_get(cfg, "driver_state");
+    }
+    if (json_is_string(json_object_get(ds, "bridge")))
+        bridge = json_string_value(json_object_get(ds, "bridge"));
+
+    r = berth_err_set(err, -ENOMEM, "cni: out of memory");
+    path = conflist_path(d, spec->id);
+    if (!path || asprintf(&ipam, "%s/ipam/%s", d->state_dir, spec->id) < 0) {
+        ipam = NULL;
+        goto out;
+    }
+    r = 0;
+    if (bridge && *bridge)
+        r = bridge_delete(bridge, err);
+    if (r == 0)
+        r = remove_tree(ipam, err);
+    if (r == 0 && unlink(path) < 0 && errno != ENOENT)
+        r = berth_err_set(err, -errno, "cni: remove %s: %s", path, strerror(errno));
+out:
+    free(path);
+    free(ipam);
+    json_decref(cfg);
+    json_decref(list);
+    return r;
+}
+
+/* ---- endpoints ---- */
+
+/* The CNI capability arguments (runtimeConfig) the endpoint request asks for. */
+static int runtime_config(const berth_endpoint_spec_t *ep, json_t **ret, berth_err_t *err)
+{
+    json_t *req, *rc, *pms, *pm, *ip, *mac;
+    json_error_t jerr;
+    size_t i;
+
+    req = json_loads(ep->request_json && *ep->request_json ? ep->request_json : "{}", 0, &jerr);
+    if (!json_is_object(req)) {
+        json_decref(req);
+        return berth_err_set(err, -EINVAL, "cni: endpoint request is not a JSON object");
+    }
+    rc = json_object();
+    pms = json_array();
+    json_array_foreach (json_object_get(req, "port_mappings"), i, pm) {
+        json_t *hp = json_object_get(pm, "host_port"), *cp = json_object_get(pm, "container_port");
+        const char *proto = json_string_value(json_object_get(pm, "protocol"));
+        const char *host_ip = json_string_value(json_object_get(pm, "host_ip"));
+        long long h = json_is_string(hp) ? atoll(json_string_value(hp)) : json_integer_value(hp);
+        long long c = json_is_string(cp) ? atoll(json_string_value(cp)) : json_integer_value(cp);
+        json_t *m;
+
+        if (h <= 0 || h > 65535 || c <= 0 || c > 65535 ||
+            (proto && *proto && strcmp(proto, "tcp") != 0 && strcmp(proto, "udp") != 0)) {
+            json_decref(pms);
+            json_decref(rc);
+            json_decref(req);
+            return berth_err_set(err, -EINVAL, "cni: invalid port mapping %zu", i);
+        }
+        /* The networks are IPv4 only: a mapping on an IPv6 host address has nothing to reach. */
+        if (host_ip && strchr(host_ip, ':'))
+            continue;
+        m = json_pack("{s:I, s:I, s:s}", "hostPort", (json_int_t)h, "containerPort", (json_int_t)c,
+                      "protocol", proto && *proto ? proto : "tcp");
+        if (m && host_ip && *host_ip && strcmp(host_ip, "0.0.0.0") != 0)
+            json_object_set_new(m, "hostIP", json_string(host_ip));
+        json_array_append_new(pms, m);
+    }
+    if (json_array_size(pms) > 0)
+        json_object_set(rc, "portMappings", pms);
+    json_decref(pms);
+    ip = json_object_get(req, "ip");
+    if (json_is_string(ip) && *json_string_value(ip))
+        json_object_set_new(rc, "ips", json_pack("[O]", ip));
+    mac = json_object_get(req, "mac");
+    if (json_is_string(mac) && *json_string_value(mac))
+        json_object_set(rc, "mac", mac);
+    json_decref(req);
+    *ret = rc;
+    return 0;
+}
+
+/*
+ * One plugin's stdin: its conflist entry with the list's name and version,
+ * the runtime arguments it declared capabilities for, and the previous
+ * result. Returns a new string or NULL when out of memory.
+ */
+static char *plugin_stdin(json_t *list, json_t *plugin, json_t *rc, json_t *prev)
+{
+    json_t *conf = json_deep_copy(plugin), *caps, *out = NULL, *v;
+    const char *key;
+    char *text;
+
+    if (!conf)
+        return NULL;
+    json_object_set(conf, "cniVersion", json_object_get(list, "cniVersion"));
+    json_object_set(conf, "name", json_object_get(list, "name"));
+    caps = json_object_get(plugin, "capabilities");
+    json_object_foreach (rc, key, v) {
+        if (!json_is_true(json_object_get(caps, key)))
+            continue;
+        if (!out)
+            out = json_object();
+        json_object_set(out, key, v);
+    }
+    if (out)
+        json_object_set_new(conf, "runtimeConfig", out);
+    if (prev)
+        json_object_set(conf, "prevResult", prev);
+    text = json_dumps(conf, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(conf);
+    return text;
+}
+
+/*
+ * A PATH holding only iptables, for portmap's CHECK. Portmap 1.1.1 checks its
+ * DNAT chain with ip6tables too whenever ip6tables exists, and fails for
+ * IPv4-only endpoints because the chain only exists for IPv4 (fixed in later
+ * releases). Without ip6tables on its PATH it checks IPv4 only, which is all
+ * these networks have. Returns a new string, or NULL to use the normal PATH.
+ */
+static char *ipv4_tools_path(struct cni_drv *d)
+{
+    const char *sys = getenv("PATH");
+    char *dir = NULL, *link = NULL, *tmp = NULL, *real;
+
+    if (!d->runstate_dir)
+        return NULL;
+    real = network_cni_find_plugin(sys && *sys ? sys : "/usr/sbin:/usr/bin:/sbin:/bin", "iptables");
+    if (!real)
+        return NULL;
+    if (asprintf(&dir, "%s/ipv4-tools", d->runstate_dir) < 0) {
+        dir = NULL;
+        goto fail;
+    }
+    if (asprintf(&link, "%s/iptables", dir) < 0) {
+        link = NULL;
+        goto fail;
+    }
+    if (access(link, X_OK) != 0) {
+        /* Several processes may get here at once: each links privately, then renames. */
+        if ((mkdir(dir, 0755) < 0 && errno != EEXIST) ||
+            asprintf(&tmp, "%s.%d-%lx", link, (int)getpid(), (unsigned long)random()) < 0) {
+            tmp = NULL;
+            goto fail;
+        }
+        if (symlink(real, tmp) < 0 || rename(tmp, link) < 0) {
+            unlink(tmp);
+            goto fail;
+        }
+    }
+    free(real);
+    free(link);
+    free(tmp);
+    return dir;
+fail:
+    free(real);
+    free(dir);
+    free(link);
+    free(tmp);
+    return NULL;
+}
+
+static int result_has_ipv6(json_t *result)
+{
+    size_t i;
+    json_t *ip;
+    json_array_foreach (json_object_get(result, "ips"), i, ip) {
+        const char *a = json_string_value(json_object_get(ip, "address"));
+        if (a && strchr(a, ':'))
+            return 1;
+    }
+    return 0;
+}
+
+static int run_plugin(struct cni_drv *d, const berth_endpoint_spec_t *ep, const char *command,
+                      const char *netns, json_t *list, json_t *plugin, json_t *rc, json_t *prev,
+                      json_t **ret_result, berth_err_t *err)
+{
+    const char *type = json_string_value(json_object_get(plugin, "type"));
+    char *in, *out = NULL;
+    cni_invocation_t inv = {
+        .cni_path = d->cni_path,
+        .type = type ? type : "",
+        .command = command,
+        .container_id = ep->container_id,
+        .netns = netns,
+        .ifname = ep->ifname && *ep->ifname ? ep->ifname : "eth0",
+        .timeout_s = d->timeout_s,
+    };
+    char *path_env = NULL;
+    json_error_t jerr;
+    int r;
+
+    in = plugin_stdin(list, plugin, rc, prev);
+    if (!in)
+        return berth_err_set(err, -ENOMEM, "cni: out of memory");
+    inv.config = in;
+    if (strcmp(command, "CHECK") == 0 && strcmp(inv.type, "portmap") == 0 && !result_has_ipv6(prev))
+        inv.path_env = path_env = ipv4_tools_path(d);
+    r = network_cni_exec(&inv, ret_result ? &out : NULL, err);
+    free(path_env);
+    free(in);
+    if (r < 0 || !ret_result)
+        return r;
+    *ret_result = json_loads(out, 0, &jerr);
+    if (!json_is_object(*ret_result)) {
+        json_decref(*ret_result);
+        *ret_result = NULL;
+        r = berth_err_set(err, -EIO, "cni: plugin %s %s: result is not a JSON object: %s", inv.type,
+                          command, jerr.text);
+    }
+    free(out);
+    return r;
+}
+
+/* Tokens of one `iptables -S` line, undoing its quoting ("name: \"x\" id: \"y\""). */
+static int split_rule(const char *line, char ***ret_argv, size_t *ret_n)
+{
+    char **argv = NULL, *tok;
+    size_t n = 0, len;
+    const char *p = line;
+
+    while (*p) {
+        while (*p == ' ')
+            p++;
+        if (!*p)
+            break;
+        tok = malloc(strlen(p) + 1);
+        if (!tok)
+            goto fail;
+        len = 0;
+        if (*p == '"') {
+            for (p++; *p && *p != '"'; p++) {
+                if (*p == '\\' && p[1])
+                    p++;
+                tok[len++] = *p;
+            }
+            if (*p == '"')
+                p++;
+        } else {
+            while (*p && *p != ' ')
+                tok[len++] = *p++;
+        }
+        tok[len] = '\0';
+        char **nv = realloc(argv, (n + 2) * sizeof(*argv));
+        if (!nv) {
+            free(tok);
+            goto fail;
+        }
+        argv = nv;
+        argv[n++] = tok;
+        argv[n] = NULL;
+    }
+    *ret_argv = argv;
+    *ret_n = n;
+    return 0;
+fail:
+    for (size_t i = 0; i < n; i++)
+        free(argv[i]);
+    free(argv);
+    return -ENOMEM;
+}
+
+/*
+ * Remove the bridge plugin's masquerade rules for one container. Its DEL
+ * finds them through the container's interface addresses, so when the
+ * sandbox's netns is already gone they would stay forever: they are found
+ * here by the comment the plugin tags them with (name: "<net>" id: "<cid>").
+ */
+static void masq_cleanup(struct cni_drv *d, const char *net_name, const char *container_id)
+{
+    char *iptables = network_cni_find_plugin(
+        getenv("PATH") && *getenv("PATH") ? getenv("PATH") : "/usr/sbin:/usr/bin:/sbin:/bin",
+        "iptables");
+    char *list_argv[7], *out = NULL, *comment = NULL, *line, *save;
+    char *chains[8];
+    size_t n_chains = 0;
+
+    if (!iptables)
+        return;
+    if (asprintf(&comment, "name: \"%s\" id: \"%s\"", net_name, container_id) < 0) {
+        free(iptables);
+        return;
+    }
+    list_argv[0] = iptables;
+    list_argv[1] = "-w";
+    list_argv[2] = "-t";
+    list_argv[3] = "nat";
+    list_argv[4] = "-S";
+    list_argv[5] = "POSTROUTING";
+    list_argv[6] = NULL;
+    if (network_cni_run(list_argv, d->timeout_s, &out, NULL) < 0)
+        goto out;
+    for (line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        char **argv = NULL, **del;
+        size_t n = 0, i;
+        int match = 0;
+        const char *target = NULL;
+
+        if (strncmp(line, "-A POSTROUTING ", 15) != 0 || !strstr(line, container_id))
+            continue;
+        if (split_rule(line, &argv, &n) < 0)
+            continue;
+        for (i = 0; i + 1 < n; i++) {
+            if (strcmp(argv[i], "--comment") == 0 && strcmp(argv[i + 1], comment) == 0)
+                match = 1;
+            if (strcmp(argv[i], "-j") == 0)
+                target = argv[i + 1];
+        }
+        del = match ? calloc(n + 5, sizeof(*del)) : NULL;
+        if (del) {
+            del[0] = iptables;
+            del[1] = "-w";
+            del[2] = "-t";
+            del[3] = "nat";
+            del[4] = "-D";
+            for (i = 1; i < n; i++)
+                del[4 + i] = argv[i];
+            network_cni_run(del, d->timeout_s, NULL, NULL);
+            if (target && strncmp(target, "CNI-", 4) == 0 &&
+                n_chains < sizeof(chains) / sizeof(chains[0]))
+                chains[n_chains++] = strdup(target);
+            free(del);
+        }
+        for (i = 0; i < n; i++)
+            free(argv[i]);
+        free(argv);
+    }
+    /* The per-container chain the rule jumped to: flush, then delete it. */
+    for (size_t i = 0; i < n_chains; i++) {
+        char *argv[7] = { iptables, "-w", "-t", "nat", "-F", chains[i], NULL };
+        if (!chains[i])
+            continue;
+        network_cni_run(argv, d->timeout_s, NULL, NULL);
+        argv[4] = "-X";
+        network_cni_run(argv, d->timeout_s, NULL, NULL);
+        free(chains[i]);
+    }
+out:
+    free(out);
+    free(comment);
+    free(iptables);
+}
+
+static int endpoint_prepare(struct cni_drv *d, const berth_endpoint_spec_t *ep, json_t **ret_list,
+                            json_t **ret_rc, berth_err_t *err)
+{
+    int r;
+    if (!network_cni_id_valid(ep->container_id))
+        return berth_err_set(err, -EINVAL, "cni: invalid container id");
+    if (ep->ifname && *ep->ifname &&
+        (strlen(ep->ifname) > NETWORK_CNI_IFNAME_MAX || strchr(ep->ifname, '/')))
+        return berth_err_set(err, -EINVAL, "cni: invalid interface name \"%s\"", ep->ifname);
+    r = load_conflist(d, ep->network, ret_list, err);
+    if (r < 0)
+        return r;
+    r = runtime_config(ep, ret_rc, err);
+    if (r < 0) {
+        json_decref(*ret_list);
+        *ret_list = NULL;
+    }
+    return r;
+}
+
+/* DEL plugins [0, upto] in reverse; returns the first failure, after trying every plugin. */
+static int del_chain(struct cni_drv *d, const berth_endpoint_spec_t *ep, const char *netns,
+                     json_t *list, json_t *rc, json_t *prev, size_t upto, berth_err_t *err)
+{
+    json_t *plugins = json_object_get(list, "plugins");
+    int first = 0;
+    int masq = 0;
+
+    for (size_t i = upto + 1; i-- > 0;) {
+        json_t *plugin = json_array_get(plugins, i);
+        berth_err_t e = { 0 };
+        int r;
+        if (!plugin)
+            continue;
+        if (json_is_true(json_object_get(plugin, "ipMasq")))
+            masq = 1;
+        r = run_plugin(d, ep, "DEL", netns, list, plugin, rc, prev, NULL, &e);
+        if (r < 0 && first == 0) {
+            first = r;
+            if (err)
+                *err = e;
+        }
+    }
+    if (masq)
+        masq_cleanup(d, json_string_value(json_object_get(list, "name")), ep->container_id);
+    return first;
+}
+
+/* Interfaces enslaved to bridge @p name, or -1 when there is no such bridge. */
+static int bridge_ports(const char *name)
+{
+    char path[96];
+    struct dirent *e;
+    DIR *dir;
+    int n = 0;
+
+    snprintf(path, sizeof(path), "/sys/class/net/%s/brif", name);
+    dir = opendir(path);
+    if (!dir)
+        return -1;
+    while ((e = readdir(dir)))
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(dir);
+    return n;
+}
+
+static int bridge_mac_is_zero(const char *name)
+{
+    char path[96], mac[32] = "";
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/sys/class/net/%s/address", name);
+    f = fopen(path, "re");
+    if (!f)
+        return 0;
+    if (!fgets(mac, sizeof(mac), f))
+        mac[0] = '\0';
+    fclose(f);
+    return strncmp(mac, "00:00:00:00:00:00", 17) == 0;
+}
+
+/*
+ * Undo a failed ADD: DEL for plugins [0, upto], and the bridge too when this
+ * attach created it and nothing else joined it meanwhile. A bridge that lost
+ * its only port before it got the gateway address is left with a zero MAC,
+ * which the bridge plugin (1.1.1) then fails to set on the next ADD
+ * ("could not set bridge's mac"): removing it restores the state before.
+ */
+static void rollback(struct cni_drv *d, const berth_endpoint_spec_t *ep, const char *netns,
+                     json_t *list, json_t *rc, json_t *prev, size_t upto, const char *new_bridge)
+{
+    del_chain(d, ep, netns, list, rc, prev, upto, NULL);
+    if (new_bridge && bridge_ports(new_bridge) == 0)
+        bridge_delete(new_bridge, NULL);
+}
+
+static int netns_of(const berth_endpoint_spec_t *ep, const char **ret, berth_err_t *err)
+{
+    const berth_net_attach_t *a = ep->attach;
+    if (!a || a->type != BERTH_NET_ATTACH_NETNS || !a->path[0])
+        return berth_err_set(err, -ENOTSUP, "cni: the sandbox must be attached as a netns path");
+    *ret = a->path;
+    return 0;
+}
+
+static int cni_endpoint_attach(void *priv, const berth_endpoint_spec_t *spec, uint32_t flags,
+                               berth_blob_t **ret_result, berth_err_t *err)
+{
+    struct cni_drv *d = priv;
+    json_t *list = NULL, *rc = NULL, *prev = NULL, *plugins, *lo, *plugin0;
+    const char *netns = NULL, *bridge = NULL, *new_bridge;
+    char *text = NULL;
+    size_t i;
+    int r;
+
+    if ((r = netns_of(spec, &netns, err)) < 0)
+        return r;
+    if ((r = endpoint_prepare(d, spec, &list, &rc, err)) < 0)
+        return r;
+    plugins = json_object_get(list, "plugins");
+    if (json_array_size(plugins) == 0) {
+        r = berth_err_set(err, -EINVAL, "cni: network %s: no plugins", spec->network->id);
+        goto out;
+    }
+
+    /*
+     * Whether the bridge exists before this attach, to remove it again on
+     * failure; one left behind with no ports and a zero MAC (a crash between
+     * the two) is removed now, as the bridge plugin could not use it.
+     */
+    plugin0 = json_array_get(plugins, 0);
+    if (json_is_string(json_object_get(plugin0, "type")) &&
+        strcmp(json_string_value(json_object_get(plugin0, "type")), "bridge") == 0)
+        bridge = json_string_value(json_object_get(plugin0, "bridge"));
+    if (bridge && bridge_ports(bridge) == 0 && bridge_mac_is_zero(bridge))
+        bridge_delete(bridge, NULL);
+    new_bridge = bridge && bridge_ports(bridge) < 0 ? bridge : NULL;
+
+    /* The sandbox's lo first: it is no part of the network, so nothing of it is in the result. */
+    lo = json_pack("{s:s}", "type", "loopback");
+    if (!lo) {
+        r = berth_err_set(err, -ENOMEM, "cni: out of memory");
+        goto out;
+    }
+    {
+        berth_endpoint_spec_t lo_ep = *spec;
+        lo_ep.ifname = "lo";
+        r = run_plugin(d, &lo_ep, "ADD", netns, list, lo, NULL, NULL, NULL, err);
+    }
+    json_decref(lo);
+    if (r < 0)
+        goto out;
+
+    for (i = 0; i < json_array_size(plugins); i++) {
+        json_t *result = NULL;
+        r = run_plugin(d, spec, "ADD", netns, list, json_array_get(plugins, i), rc, prev, &result,
+                       err);
+        if (r < 0) {
+            /* Undo everything so far, the failed plugin included (it may have done half). */
+            rollback(d, spec, netns, list, rc, prev, i, new_bridge);
+            goto out;
+        }
+        json_decref(prev);
+        prev = result;
+    }
+    text = json_dumps(prev, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (!text) {
+        rollback(d, spec, netns, list, rc, prev, json_array_size(plugins) - 1, new_bridge);
+        r = berth_err_set(err, -ENOMEM, "cni: out of memory");
+        goto out;
+    }
+    r = blob_new(d, text, ret_result, err);
+    if (r < 0)
+        rollback(d, spec, netns, list, rc, prev, json_array_size(plugins) - 1, new_bridge);
+out:
+    free(text);
+    json_decref(prev);
+    json_decref(rc);
+    json_decref(list);
+    return r;
+}
+
+/*
+ * Whether @p path is a mounted network namespace. A sandbox's pin file can
+ * outlive its bind mount (an empty file left after a crash); the bridge
+ * plugin's DEL fails on such a file instead of skipping it, so it counts as
+ * gone.
+ */
+static int is_netns(const char *path)
+{
+    struct statfs fs;
+    return statfs(path, &fs) == 0 && fs.f_type == NSFS_MAGIC;
+}
+
+static int cni_endpoint_detach(void *priv, const berth_endpoint_spec_t *spec,
+                               const char *result_json, uint32_t flags, berth_err_t *err)
+{
+    struct cni_drv *d = priv;
+    json_t *list = NULL, *rc = NULL, *prev = NULL;
+    const char *netns = "";
+    int r;
+
+    if ((r = endpoint_prepare(d, spec, &list, &rc, err)) < 0)
+        return r;
+    /*
+     * A namespace that is gone is passed as "" (CNI: DEL tolerates missing
+     * resources); the plugins then release addresses and port rules without
+     * entering it.
+     */
+    if (spec->attach && spec->attach->type == BERTH_NET_ATTACH_NETNS && spec->attach->path[0] &&
+        is_netns(spec->attach->path))
+        netns = spec->attach->path;
+    /* A result that cannot be read is dropped: DEL without prevResult still releases. */
+    if (result_json && *result_json) {
+        prev = json_loads(result_json, 0, NULL);
+        if (!json_is_object(prev)) {
+            json_decref(prev);
+            prev = NULL;
+        }
+    }
+    if (json_array_size(json_object_get(list, "plugins")) > 0)
+        r = del_chain(d, spec, netns, list, rc, prev,
+                      json_array_size(json_object_get(list, "plugins")) - 1, err);
+    json_decref(prev);
+    json_decref(rc);
+    json_decref(list);
+    return r;
+}
+
+static int cni_endpoint_check(void *priv, const berth_endpoint_spec_t *spec,
+                              const char *result_json, uint32_t flags, berth_err_t *err)
+{
+    struct cni_drv *d = priv;
+    json_t *list = NULL, *rc = NULL, *prev = NULL, *plugins;
+    const char *netns = NULL;
+    struct stat st;
+    int r;
+
+    if ((r = netns_of(spec, &netns, err)) < 0)
+        return r;
+    if (stat(netns, &st) < 0)
+        return berth_err_set(err, -ENOENT, "cni: netns %s: %s", netns, strerror(errno));
+    if (!result_json || !*result_json)
+        return berth_err_set(err, -EINVAL, "cni: CHECK needs the endpoint's result");
+    if ((r = endpoint_prepare(d, spec, &list, &rc, err)) < 0)
+        return r;
+    prev = json_loads(result_json, 0, NULL);
+    if (!json_is_object(prev)) {
+        r = berth_err_set(err, -EINVAL, "cni: the endpoint's result is not a JSON object");
+        goto out;
+    }
+    if (json_is_true(json_object_get(list, "disableCheck")))
+        goto out;
+    plugins = json_object_get(list, "plugins");
+    for (size_t i = 0; i < json_array_size(plugins) && r == 0; i++)
+        r = run_plugin(d, spec, "CHECK", netns, list, json_array_get(plugins, i), rc, prev, NULL,
+                       err);
+out:
+    json_decref(prev);
+    json_decref(rc);
+    json_decref(list);
+    return r;
+}
+
+static const berth_network_ops_t cni_ops = {
+    BERTH_OPS_INIT(berth_network_ops_t),    .probe = cni_probe,
+    .network_create = cni_network_create,   .network_delete = cni_network_delete,
+    .endpoint_attach = cni_endpoint_attach, .endpoint_detach = cni_endpoint_detach,
+    .endpoint_check = cni_endpoint_check,
+};
+
+static const berth_plugin_desc_t cni_desc = {
+    .abi_major = BERTH_ABI_MAJOR,
+    .abi_minor = BERTH_ABI_MINOR,
+    .struct_size = sizeof(berth_plugin_desc_t),
+    .kind = BERTH_KIND_NETWORK,
+    .name = "cni",
+    .version = "1.0.0",
+    .license = "Apache-2.0",
+    .description = "bridge networks from standard CNI plugins (bridge, host-local, portmap)",
+    .capabilities = BERTH_NETWORK_CAP_NETNS | BERTH_NETWORK_CAP_PORTS,
+    .init = cni_init,
+    .fini = cni_fini,
+    .ops = &cni_ops,
+};
+
+BERTH_PLUGIN_DEFINE(cni_desc)
