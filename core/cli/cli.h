@@ -238,13 +238,16 @@ void cli_progress_free(struct cli_progress *p);
 int cli_pull(berth_engine_t *e, const char *name, const char *platform, const char *auth_json,
              FILE *out, uint32_t flags, char ret_id[72]);
 
-/* ---- networking options of create and run (cli-ports.c) ---- */
+/* ---- networks (cmd-network.c, cmd-port.c; value parsers in cli-ports.c) ---- */
+
+/* The `network` command group: ls, create, rm, inspect, connect, disconnect, prune. */
+int cmd_network(const struct cli_globals *g, int argc, char **argv);
+/* `berth port CONTAINER [PORT]`: the published ports, from inspect's NetworkSettings.Ports. */
+int cmd_port(const struct cli_globals *g, int argc, char **argv);
 
 /*
  * The parsers below write a one-line reason into @errbuf (@len bytes; may
- * be NULL) and return -1 for a value they refuse; nothing is added then
- * except, for a range, the ports before the bad one (the caller drops the
- * whole body on failure anyway).
+ * be NULL) and return -1 for a value they refuse; nothing is added then.
  */
 
 /*
