@@ -147,15 +147,17 @@ static void info(bd_conn_t *c, berth_engine_t *e)
 /* ---- containers ---- */
 
 /*
- * Inspect's NetworkSettings with every member Docker always sends, for
- * what the engine left out: Ports and Networks (`docker port` reads the
+ * Inspect's NetworkSettings with every member the docker CLI and scripts
+ * read, for whatever the engine left out (it fills them from the
+ * container's endpoints): Ports and Networks (`docker port` reads the
  * first unchecked), each network's endpoint fields, and the top-level
- * IPAddress, Gateway, MacAddress and IPPrefixLen that Docker fills from
- * the default "bridge" network only (empty otherwise).
+ * address fields of the primary network.
  */
 static void network_settings_fill(json_t *insp)
 {
-    json_t *ns = json_object_get(insp, "NetworkSettings"), *nets, *ep, *bridge;
+    static const char *const str_keys[] = { "IPAddress", "Gateway", "MacAddress", "NetworkID",
+                                            "EndpointID" };
+    json_t *ns = json_object_get(insp, "NetworkSettings"), *ep;
     const char *k;
 
     if (!json_is_object(ns)) {
@@ -164,28 +166,15 @@ static void network_settings_fill(json_t *insp)
     }
     set_default(ns, "Ports", json_object());
     set_default(ns, "Networks", json_object());
-    nets = json_object_get(ns, "Networks");
-    json_object_foreach (nets, k, ep) {
-        if (!json_is_object(ep))
-            continue;
-        set_default(ep, "IPAddress", json_string(""));
+    json_object_foreach (json_object_get(ns, "Networks"), k, ep) {
+        for (size_t i = 0; i < sizeof(str_keys) / sizeof(str_keys[0]); i++)
+            set_default(ep, str_keys[i], json_string(""));
         set_default(ep, "IPPrefixLen", json_integer(0));
-        set_default(ep, "Gateway", json_string(""));
-        set_default(ep, "MacAddress", json_string(""));
-        set_default(ep, "NetworkID", json_string(""));
-        set_default(ep, "EndpointID", json_string(""));
         set_default(ep, "Aliases", json_null());
     }
-    bridge = json_object_get(nets, "bridge");
-    {
-        static const char *const top[] = { "IPAddress", "Gateway", "MacAddress", "EndpointID" };
-        for (size_t i = 0; i < sizeof(top) / sizeof(top[0]); i++) {
-            json_t *v = json_object_get(bridge, top[i]);
-            set_default(ns, top[i], json_is_string(v) ? json_incref(v) : json_string(""));
-        }
-    }
-    set_default(ns, "IPPrefixLen",
-                json_integer(json_integer_value(json_object_get(bridge, "IPPrefixLen"))));
+    for (size_t i = 0; i < 3; i++)
+        set_default(ns, str_keys[i], json_string(""));
+    set_default(ns, "IPPrefixLen", json_integer(0));
 }
 
 /*
