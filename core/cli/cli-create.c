@@ -4,6 +4,7 @@
  * create body (the same JSON the daemon receives from the docker CLI), so
  * the CLI and the API go through one validation path in libberth.
  */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
@@ -45,6 +46,14 @@ enum {
     OPT_HEALTH_RETRIES,
     OPT_NO_HEALTHCHECK,
     OPT_MOUNT,
+    OPT_IP,
+    OPT_NETWORK_ALIAS,
+    OPT_EXPOSE,
+    OPT_DNS,
+    OPT_DNS_SEARCH,
+    OPT_DNS_OPTION,
+    OPT_ADD_HOST,
+    OPT_DOMAINNAME,
     OPT_HELP,
 };
 
@@ -77,6 +86,19 @@ static const struct option create_longopts[] = {
     { "entrypoint", required_argument, NULL, OPT_ENTRYPOINT },
     { "label", required_argument, NULL, 'l' },
     { "network", required_argument, NULL, OPT_NETWORK },
+    { "net", required_argument, NULL, OPT_NETWORK },
+    { "ip", required_argument, NULL, OPT_IP },
+    { "network-alias", required_argument, NULL, OPT_NETWORK_ALIAS },
+    { "net-alias", required_argument, NULL, OPT_NETWORK_ALIAS },
+    { "publish", required_argument, NULL, 'p' },
+    { "publish-all", no_argument, NULL, 'P' },
+    { "expose", required_argument, NULL, OPT_EXPOSE },
+    { "dns", required_argument, NULL, OPT_DNS },
+    { "dns-search", required_argument, NULL, OPT_DNS_SEARCH },
+    { "dns-option", required_argument, NULL, OPT_DNS_OPTION },
+    { "dns-opt", required_argument, NULL, OPT_DNS_OPTION },
+    { "add-host", required_argument, NULL, OPT_ADD_HOST },
+    { "domainname", required_argument, NULL, OPT_DOMAINNAME },
     { "pull", required_argument, NULL, OPT_PULL },
     { "restart", required_argument, NULL, OPT_RESTART },
     { "health-cmd", required_argument, NULL, OPT_HEALTH_CMD },
@@ -127,7 +149,19 @@ const char cli_create_options_help[] =
     "      --security-opt OPT     seccomp=unconfined|FILE, no-new-privileges\n"
     "      --ulimit NAME=SOFT[:HARD]  set a resource limit\n"
     "      --userns MAP           user namespace: CONTAINER_ID:HOST_ID:COUNT\n"
-    "      --network MODE         none (default) or host\n"
+    "      --network NET          none (default), host, bridge or a network's name or id\n"
+    "      --ip IP                the container's IPv4 address on --network NET\n"
+    "      --network-alias NAME   another name the container has on --network NET\n"
+    "  -p, --publish [IP:][HOSTPORT:]PORT[/PROTO]\n"
+    "                             publish a container port on the host (no HOSTPORT:\n"
+    "                             an ephemeral one; ranges such as 8000-8001:80-81)\n"
+    "  -P, --publish-all          publish every exposed port on an ephemeral host port\n"
+    "      --expose PORT[-PORT][/PROTO]  expose a port (or a range) without publishing it\n"
+    "      --dns IP               a DNS server for the container's resolv.conf\n"
+    "      --dns-search DOMAIN    a DNS search domain\n"
+    "      --dns-option OPT       a resolv.conf option (e.g. ndots:2)\n"
+    "      --add-host HOST:IP     an /etc/hosts entry (IP may be host-gateway)\n"
+    "      --domainname NAME      container NIS domain name\n"
     "      --stop-signal SIG      signal that stops the container (default SIGTERM)\n"
     "      --stop-timeout SECS    seconds before SIGKILL on stop (default 10)\n"
     "      --help                 show this help\n";
@@ -150,6 +184,17 @@ static int append(json_t *obj, const char *key, const char *value)
         json_object_set_new(obj, key, arr);
     }
     return json_array_append_new(arr, json_string(value));
+}
+
+/* @obj's object member @key, made empty on first use. */
+static json_t *object_member(json_t *obj, const char *key)
+{
+    json_t *m = json_object_get(obj, key);
+    if (!json_is_object(m)) {
+        m = json_object();
+        json_object_set_new(obj, key, m);
+    }
+    return m;
 }
 
 /*
@@ -355,7 +400,8 @@ static int parse_ulimit(json_t *hc, const char *text)
 int cli_parse_create(int argc, char **argv, int is_run, const char *usage, struct cli_create *ret)
 {
     json_t *body = json_object(), *hc = json_object();
-    const char *entrypoint = NULL;
+    const char *entrypoint = NULL, *ip = NULL;
+    json_t *aliases = json_array();
     int c;
 
     memset(ret, 0, sizeof(*ret));
@@ -363,15 +409,17 @@ int cli_parse_create(int argc, char **argv, int is_run, const char *usage, struc
     optind = 1;
     opterr = 0;
     /* '+': options stop at the command, whose own arguments follow. */
-    while ((c = getopt_long(argc, argv, "+e:w:u:h:m:c:v:l:tid", create_longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+e:w:u:h:m:c:v:l:p:Ptid", create_longopts, NULL)) != -1) {
         int64_t bytes;
         long long n;
         berth_err_t err = { 0 };
+        char msg[512];
 
         switch (c) {
         case OPT_HELP:
             fputs(usage, stdout);
             fputs(cli_create_options_help, stdout);
+            json_decref(aliases);
             json_decref(body);
             return 1;
         case OPT_NAME:
@@ -568,11 +616,74 @@ int cli_parse_create(int argc, char **argv, int is_run, const char *usage, struc
             }
             break;
         case OPT_NETWORK:
-            if (strcmp(optarg, "none") != 0 && strcmp(optarg, "host") != 0) {
-                cli_error("--network %s: only none and host are available yet", optarg);
+            /* A network's name or id, or a mode: the engine says which exist. */
+            if (!*optarg) {
+                cli_error("--network needs a network's name");
                 goto fail;
             }
             json_object_set_new(hc, "NetworkMode", json_string(optarg));
+            break;
+        case OPT_IP:
+            if (cli_check_ip("--ip", optarg, AF_INET, msg, sizeof(msg)) < 0) {
+                cli_error("%s", msg);
+                goto fail;
+            }
+            ip = optarg;
+            break;
+        case OPT_NETWORK_ALIAS:
+            json_array_append_new(aliases, json_string(optarg));
+            break;
+        case 'p':
+            if (cli_parse_publish(optarg, object_member(hc, "PortBindings"),
+                                  object_member(body, "ExposedPorts"), msg, sizeof(msg)) < 0) {
+                cli_error("%s", msg);
+                goto fail;
+            }
+            break;
+        case 'P':
+            json_object_set_new(hc, "PublishAllPorts", json_true());
+            break;
+        case OPT_EXPOSE:
+            if (cli_parse_expose(optarg, object_member(body, "ExposedPorts"), msg, sizeof(msg)) <
+                0) {
+                cli_error("%s", msg);
+                goto fail;
+            }
+            break;
+        case OPT_DNS:
+            /* resolv.conf takes addresses only, of either family. */
+            if (cli_check_ip("--dns", optarg, AF_INET, NULL, 0) < 0 &&
+                cli_check_ip("--dns", optarg, AF_INET6, NULL, 0) < 0) {
+                cli_error("invalid --dns '%s': not an IP address", optarg);
+                goto fail;
+            }
+            append(hc, "Dns", optarg);
+            break;
+        case OPT_DNS_SEARCH:
+            if (!*optarg || strlen(optarg) > 255 || strpbrk(optarg, " \t\n")) {
+                cli_error("invalid --dns-search '%s': want a domain name", optarg);
+                goto fail;
+            }
+            append(hc, "DnsSearch", optarg);
+            break;
+        case OPT_DNS_OPTION:
+            if (!*optarg || strpbrk(optarg, " \t\n")) {
+                cli_error("invalid --dns-option '%s': want one resolv.conf option", optarg);
+                goto fail;
+            }
+            append(hc, "DnsOptions", optarg);
+            break;
+        case OPT_ADD_HOST: {
+            char entry[512];
+            if (cli_parse_add_host(optarg, entry, sizeof(entry), msg, sizeof(msg)) < 0) {
+                cli_error("%s", msg);
+                goto fail;
+            }
+            append(hc, "ExtraHosts", entry);
+            break;
+        }
+        case OPT_DOMAINNAME:
+            json_object_set_new(body, "Domainname", json_string(optarg));
             break;
         case 't':
             json_object_set_new(body, "Tty", json_true());
@@ -592,7 +703,7 @@ int cli_parse_create(int argc, char **argv, int is_run, const char *usage, struc
         unknown:
             if (optopt)
                 cli_error("%s: option '-%c' %s (see 'berth %s --help')", argv[0], optopt,
-                          strchr("ewuhmcvl", optopt) ? "needs a value" : "is unknown", argv[0]);
+                          strchr("ewuhmcvlp", optopt) ? "needs a value" : "is unknown", argv[0]);
             else
                 cli_error("%s: bad option '%s' (see 'berth %s --help')", argv[0], argv[optind - 1],
                           argv[0]);
@@ -619,9 +730,28 @@ int cli_parse_create(int argc, char **argv, int is_run, const char *usage, struc
     }
     if (!json_object_get(hc, "NetworkMode"))
         json_object_set_new(hc, "NetworkMode", json_string("none"));
+    /* --ip and --network-alias are the endpoint settings of the one network named. */
+    if (ip || json_array_size(aliases) > 0) {
+        const char *net = json_string_value(json_object_get(hc, "NetworkMode"));
+        json_t *ep = json_object();
+        if (!net || !strcmp(net, "none") || !strcmp(net, "host") || !strcmp(net, "default")) {
+            cli_error("%s needs a user network: add --network NAME",
+                      ip ? "--ip" : "--network-alias");
+            json_decref(ep);
+            goto fail;
+        }
+        if (ip)
+            json_object_set_new(ep, "IPAMConfig", json_pack("{s:s}", "IPv4Address", ip));
+        if (json_array_size(aliases) > 0)
+            json_object_set(ep, "Aliases", aliases);
+        json_object_set_new(body, "NetworkingConfig",
+                            json_pack("{s:{s:o}}", "EndpointsConfig", net, ep));
+    }
+    json_decref(aliases);
     ret->body = body;
     return 0;
 fail:
+    json_decref(aliases);
     json_decref(body);
     return -1;
 }

@@ -238,6 +238,49 @@ void cli_progress_free(struct cli_progress *p);
 int cli_pull(berth_engine_t *e, const char *name, const char *platform, const char *auth_json,
              FILE *out, uint32_t flags, char ret_id[72]);
 
+/* ---- networks (cmd-network.c, cmd-port.c; value parsers in cli-ports.c) ---- */
+
+/* The `network` command group: ls, create, rm, inspect, connect, disconnect, prune. */
+int cmd_network(const struct cli_globals *g, int argc, char **argv);
+/* `berth port CONTAINER [PORT]`: the published ports, from inspect's NetworkSettings.Ports. */
+int cmd_port(const struct cli_globals *g, int argc, char **argv);
+
+/*
+ * The parsers below write a one-line reason into @errbuf (@len bytes; may
+ * be NULL) and return -1 for a value they refuse; nothing is added then.
+ */
+
+/*
+ * One -p/--publish value, docker's "[IP:][HOSTPORT:]CTRPORT[/PROTO]": IP an
+ * IPv4 address or a bracketed IPv6 one ("[::1]:8080:80"); HOSTPORT empty or
+ * absent for an ephemeral port ("-p 80", "-p 127.0.0.1::80"); PROTO tcp
+ * (default), udp or sctp; ranges "8000-8001:80-81" (same length) give one
+ * binding per port, and a host range for one container port
+ * ("8000-8010:80") is passed on for the engine to choose from. Appends
+ * {"HostIp", "HostPort"} to @bindings["80/tcp"] (HostConfig.PortBindings)
+ * and sets @exposed["80/tcp"] = {} (Config.ExposedPorts). 0 or -1.
+ */
+int cli_parse_publish(const char *text, json_t *bindings, json_t *exposed, char *errbuf,
+                      size_t len);
+/* One --expose value, "PORT[-PORT][/PROTO]", into @exposed (Config.ExposedPorts). 0 or -1. */
+int cli_parse_expose(const char *text, json_t *exposed, char *errbuf, size_t len);
+/*
+ * One --add-host value, "HOST:IP" or "HOST=IP" (IP may be bracketed IPv6 or
+ * docker's "host-gateway"), checked and written to @out as the "HOST:IP"
+ * entry HostConfig.ExtraHosts holds. 0 or -1.
+ */
+int cli_parse_add_host(const char *text, char *out, size_t out_len, char *errbuf, size_t len);
+/* @text is an address of @family (AF_INET or AF_INET6); @opt names the option in the message. */
+int cli_check_ip(const char *opt, const char *text, int family, char *errbuf, size_t len);
+/*
+ * Print NetworkSettings.Ports (@ports: {"80/tcp": [{"HostIp", "HostPort"}]
+ * or null}) as `docker port` does, sorted by port: "80/tcp -> 0.0.0.0:32768"
+ * per binding, or with @want ("80" meaning 80/tcp, "53/udp") only that
+ * port's "0.0.0.0:32768" lines; IPv6 addresses in brackets. Returns the
+ * number of lines, or -1 for a malformed @want or none published for it.
+ */
+int cli_port_print(json_t *ports, const char *want, FILE *out, char *errbuf, size_t len);
+
 int cmd_version(const struct cli_globals *g, int argc, char **argv);
 int cmd_info(const struct cli_globals *g, int argc, char **argv);
 int cmd_plugins(const struct cli_globals *g, int argc, char **argv);

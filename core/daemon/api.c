@@ -146,6 +146,69 @@ static void info(bd_conn_t *c, berth_engine_t *e)
 
 /* ---- containers ---- */
 
+/*
+ * Inspect's NetworkSettings with every member the docker CLI and scripts
+ * read, for whatever the engine left out (it fills them from the
+ * container's endpoints): Ports and Networks (`docker port` reads the
+ * first unchecked), each network's endpoint fields, and the top-level
+ * address fields of the primary network.
+ */
+static void network_settings_fill(json_t *insp)
+{
+    static const char *const str_keys[] = { "IPAddress", "Gateway", "MacAddress", "NetworkID",
+                                            "EndpointID" };
+    json_t *ns = json_object_get(insp, "NetworkSettings"), *ep;
+    const char *k;
+
+    if (!json_is_object(ns)) {
+        ns = json_object();
+        json_object_set_new(insp, "NetworkSettings", ns);
+    }
+    set_default(ns, "Ports", json_object());
+    set_default(ns, "Networks", json_object());
+    json_object_foreach (json_object_get(ns, "Networks"), k, ep) {
+        for (size_t i = 0; i < sizeof(str_keys) / sizeof(str_keys[0]); i++)
+            set_default(ep, str_keys[i], json_string(""));
+        set_default(ep, "IPPrefixLen", json_integer(0));
+        set_default(ep, "Aliases", json_null());
+    }
+    for (size_t i = 0; i < 3; i++)
+        set_default(ns, str_keys[i], json_string(""));
+    set_default(ns, "IPPrefixLen", json_integer(0));
+}
+
+/*
+ * The summary's Ports from inspect's NetworkSettings.Ports: one {IP,
+ * PrivatePort, PublicPort, Type} per host binding, and {PrivatePort, Type}
+ * for a port exposed but not published, as `docker ps` lists them.
+ */
+static json_t *summary_ports(json_t *ports)
+{
+    json_t *out = json_array(), *bindings, *b;
+    const char *k;
+    size_t i;
+
+    json_object_foreach (ports, k, bindings) {
+        const char *slash = strchr(k, '/');
+        json_int_t private_port = strtol(k, NULL, 10);
+        const char *type = slash ? slash + 1 : "tcp";
+        if (json_array_size(bindings) == 0) {
+            json_array_append_new(
+                out, json_pack("{s:I, s:s}", "PrivatePort", private_port, "Type", type));
+            continue;
+        }
+        json_array_foreach (bindings, i, b) {
+            const char *ip = json_string_value(json_object_get(b, "HostIp"));
+            const char *hp = json_string_value(json_object_get(b, "HostPort"));
+            json_array_append_new(
+                out, json_pack("{s:s, s:I, s:I, s:s}", "IP", ip && *ip ? ip : "0.0.0.0",
+                               "PrivatePort", private_port, "PublicPort",
+                               (json_int_t)(hp ? strtol(hp, NULL, 10) : 0), "Type", type));
+        }
+    }
+    return out;
+}
+
 /* Docker's container summary from berth's, with the image from the record. */
 static void summary_fill(berth_engine_t *e, json_t *s)
 {
@@ -153,7 +216,7 @@ static void summary_fill(berth_engine_t *e, json_t *s)
     const char *id = json_string_value(json_object_get(s, "Id"));
 
     if (id && berth_container_inspect(e, id, &insp, NULL) == 0) {
-        json_t *cfg = json_object_get(insp, "Config");
+        json_t *cfg = json_object_get(insp, "Config"), *ns;
         const char *image = json_string_value(json_object_get(cfg, "Image"));
         const char *image_id = json_string_value(json_object_get(insp, "Image"));
         set_default(s, "Image", json_string(image ? image : ""));
@@ -165,6 +228,11 @@ static void summary_fill(berth_engine_t *e, json_t *s)
                               json_string_value(json_object_get(json_object_get(insp, "HostConfig"),
                                                                 "NetworkMode"))
                                   ?: "none"));
+        network_settings_fill(insp);
+        ns = json_object_get(insp, "NetworkSettings");
+        set_default(s, "Ports", summary_ports(json_object_get(ns, "Ports")));
+        set_default(s, "NetworkSettings",
+                    json_pack("{s:O}", "Networks", json_object_get(ns, "Networks")));
         json_decref(insp);
     }
     set_default(s, "Image", json_string(""));
@@ -417,7 +485,7 @@ static void container_inspect(bd_conn_t *c, berth_engine_t *e, const char *ref)
     /* What the docker CLI dereferences without checking (docs/daemon.md). */
     set_default(j, "Config", json_object());
     set_default(j, "HostConfig", json_object());
-    set_default(j, "NetworkSettings", json_pack("{s:{}, s:{}}", "Ports", "Networks"));
+    network_settings_fill(j);
     set_default(j, "Mounts", json_array());
     set_default(j, "RestartCount", json_integer(0));
     set_default(j, "Platform", json_string("linux"));
@@ -2658,15 +2726,6 @@ void bd_api_handle(bd_conn_t *c, const bd_request_t *req, void *userdata)
         images_prune(c, req, e);
         return;
     }
-    /*
-     * Networks: berth has only the built-in none and host modes until user
-     * networks exist (issue 6), so there is nothing to prune; docker system
-     * prune asks all the same, and stops at a 404.
-     */
-    if (!strcmp(req->method, "POST") && !strcmp(path, "/networks/prune")) {
-        bd_respond_json(c, 200, json_pack("{s:[]}", "NetworksDeleted"));
-        return;
-    }
     /* Build cache: berth has none; docker system prune asks all the same. */
     if (!strcmp(req->method, "POST") && !strcmp(path, "/build/prune")) {
         bd_respond_json(c, 200, json_pack("{s:[], s:i}", "CachesDeleted", "SpaceReclaimed", 0));
@@ -2695,6 +2754,8 @@ void bd_api_handle(bd_conn_t *c, const bd_request_t *req, void *userdata)
         return;
     }
     if (bd_api_volumes(c, req, e, path))
+        return;
+    if (bd_api_networks(c, req, e, path))
         return;
     /* Image names have slashes: everything between /images/ and /json. */
     if (get && !strncmp(path, "/images/", 8) && strlen(path) > 13 &&

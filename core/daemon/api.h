@@ -58,4 +58,11 @@ void bd_api_handle(bd_conn_t *c, const bd_request_t *req, void *userdata);
  */
 int bd_api_volumes(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e, const char *path);
 
+/*
+ * The network routes (api-networks.c), the same way: GET /networks, POST
+ * /networks/create and /networks/prune, GET and DELETE /networks/{id},
+ * POST /networks/{id}/connect and /disconnect.
+ */
+int bd_api_networks(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e, const char *path);
+
 #endif /* BERTH_DAEMON_API_H */
