@@ -148,9 +148,9 @@ seq = [0]
 def cmd(kind):
     seq[0] += 1
     if kind == "berth":
-        return berth + ["run", "--rm", "--rootfs", rootfs, "true"]
+        return berth + ["run", "--rm", "--network", "none", "--rootfs", rootfs, "true"]
     if kind == "berth, seccomp=unconfined":
-        return berth + ["run", "--rm", "--security-opt", "seccomp=unconfined",
+        return berth + ["run", "--rm", "--network", "none", "--security-opt", "seccomp=unconfined",
                         "--rootfs", rootfs, "true"]
     if kind == "runc":
         return runc + ["run", "--bundle", f"{d}/runc", f"berth-bench-{seq[0]}"]

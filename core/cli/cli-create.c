@@ -728,13 +728,13 @@ int cli_parse_create(int argc, char **argv, int is_run, const char *usage, struc
             json_array_append_new(cmd, json_string(argv[i]));
         json_object_set_new(body, "Cmd", cmd);
     }
-    if (!json_object_get(hc, "NetworkMode"))
-        json_object_set_new(hc, "NetworkMode", json_string("none"));
+    /* No --network: the engine's default network ("bridge"), as with docker. */
     /* --ip and --network-alias are the endpoint settings of the one network named. */
     if (ip || json_array_size(aliases) > 0) {
         const char *net = json_string_value(json_object_get(hc, "NetworkMode"));
         json_t *ep = json_object();
-        if (!net || !strcmp(net, "none") || !strcmp(net, "host") || !strcmp(net, "default")) {
+        if (!net || !strcmp(net, "none") || !strcmp(net, "host") || !strcmp(net, "default") ||
+            !strcmp(net, "bridge")) {
             cli_error("%s needs a user network: add --network NAME",
                       ip ? "--ip" : "--network-alias");
             json_decref(ep);

@@ -9,9 +9,10 @@
 
 /* Members of a Docker create body that berth keeps in the record's "config". */
 static const char *const config_keys[] = {
-    "Cmd",         "Entrypoint",   "Env",          "WorkingDir", "User",        "Hostname",
-    "Tty",         "OpenStdin",    "StdinOnce",    "Labels",     "StopSignal",  "StopTimeout",
-    "AttachStdin", "AttachStdout", "AttachStderr", "Image",      "Healthcheck", "Volumes",
+    "Cmd",        "Entrypoint",  "Env",         "WorkingDir",   "User",
+    "Hostname",   "Tty",         "OpenStdin",   "StdinOnce",    "Labels",
+    "StopSignal", "StopTimeout", "AttachStdin", "AttachStdout", "AttachStderr",
+    "Image",      "Healthcheck", "Volumes",     "ExposedPorts", "Domainname",
 };
 
 /*
@@ -116,16 +117,19 @@ void berth__create_merge_image_config(json_t *config, json_t *img)
     for (i = 0; i < BERTH_ARRAY_SIZE(copied); i++)
         if (!json_object_get(config, copied[i]) && json_object_get(img, copied[i]))
             json_object_set(config, copied[i], json_object_get(img, copied[i]));
-    /* The image's VOLUME paths add to the container's own (-v /path). */
-    v = json_object_get(img, "Volumes");
-    if (json_is_object(v) && json_object_get(config, "Volumes") != v) {
-        json_t *merged = json_deep_copy(json_object_get(config, "Volumes"));
-        if (!json_is_object(merged)) {
-            json_decref(merged);
-            merged = json_object();
+    /* The image's VOLUME paths and EXPOSE ports add to the container's own (-v /path, --expose). */
+    for (i = 0; i < 2; i++) {
+        const char *key = i ? "ExposedPorts" : "Volumes";
+        v = json_object_get(img, key);
+        if (json_is_object(v) && json_object_get(config, key) != v) {
+            json_t *merged = json_deep_copy(json_object_get(config, key));
+            if (!json_is_object(merged)) {
+                json_decref(merged);
+                merged = json_object();
+            }
+            json_object_update_missing(merged, v);
+            json_object_set_new(config, key, merged);
         }
-        json_object_update_missing(merged, v);
-        json_object_set_new(config, "Volumes", merged);
     }
     if (json_is_array(ienv)) {
         /* The image's variables first; the container's replace those with the same name. */

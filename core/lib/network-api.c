@@ -447,9 +447,7 @@ int berth__container_networks_plan(berth_engine_t *e, json_t *body, json_t *doc,
                                      "container cannot be connected to network %s with network "
                                      "mode %s",
                                      key, mode);
-        if (json_object_size(json_object_get(hc, "PortBindings")) ||
-            json_is_true(json_object_get(hc, "PublishAllPorts")))
-            fprintf(stderr, "berth: published ports are discarded with network mode %s\n", mode);
+        /* Published ports mean nothing there; Docker ignores them too. */
         json_object_set_new(hc, "NetworkMode", json_string(mode));
         return 0;
     }
