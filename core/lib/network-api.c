@@ -894,21 +894,36 @@ BERTH_API int berth_network_prune(berth_engine_t *e, json_t *filters, json_t **r
                                   berth_err_t *err)
 {
     berth_store_t *store = berth__engine_store(e);
-    _cleanup_json_ json_t *docs = NULL, *deleted = json_array(), *f = NULL;
+    _cleanup_json_ json_t *docs = NULL, *deleted = json_array(), *f = NULL, *orphans = json_array();
     json_t *doc;
     size_t i;
     int r;
 
     if (!store)
         return berth_err_set(err, -ENOTSUP, "the engine was opened without a store");
-    if (!deleted || !(f = filters_norm(filters)))
+    if (!deleted || !orphans || !(f = filters_norm(filters)))
         return berth_err_set(err, -ENOMEM, "out of memory");
     {
         _cleanup_txn_ berth_txn_t *txn = NULL;
+        _cleanup_json_ json_t *eps = NULL;
+        json_t *ep;
         if ((r = berth__store_txn_begin(store, 0, &txn, err)) < 0 ||
-            (r = berth__network_list_in(txn, &docs, err)) < 0)
+            (r = berth__network_list_in(txn, &docs, err)) < 0 ||
+            (r = berth__endpoints_in(txn, NULL, &eps, err)) < 0)
             return r;
+        /* Endpoints whose container is gone (a monitor killed mid-teardown): released below. */
+        json_array_foreach (eps, i, ep) {
+            json_t *cid = json_object_get(ep, "container");
+            _cleanup_json_ json_t *c = NULL;
+            if (berth__store_get(txn, BERTH_DB_CONTAINERS, json_string_value(cid) ?: "", &c,
+                                 NULL) == -ENOENT)
+                json_array_append(orphans, cid);
+        }
     }
+    json_array_foreach (orphans, i, doc)
+        berth__endpoints_release(store, berth__engine_loaded(e),
+                                 berth__engine_config(e)->plugin_dirs, json_string_value(doc),
+                                 NULL);
     json_array_foreach (docs, i, doc) {
         const char *name = json_string_value(json_object_get(doc, "name")) ?: "";
         json_t *labels = json_object_get(doc, "labels"), *vals, *v;

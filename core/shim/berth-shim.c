@@ -587,6 +587,25 @@ static void remove_bundle(struct shim *s)
         berth__rm_rf(s->bundle);
 }
 
+/*
+ * Detach the networks and forget their endpoints, while the sandbox's netns
+ * still exists (the driver cleans inside it too). Not while another thread
+ * has the store open: LMDB allows one environment per file per process.
+ */
+static void net_teardown(struct shim *s)
+{
+    berth_store_t *stp = NULL;
+    berth_err_t err = { 0 };
+
+    if (!s->net)
+        return;
+    if (store_open(s, &stp, &err) < 0)
+        fprintf(stderr, "berth-shim: opening the store to detach networks: %s\n", err.msg);
+    berth__netsetup_teardown(s->net, stp);
+    berth__store_close(stp);
+    s->net = NULL;
+}
+
 /* Undo what setup created; used on failures and after the exit. */
 static void teardown_container(struct shim *s, int force)
 {
@@ -608,15 +627,7 @@ static void teardown_container(struct shim *s, int force)
         s->container = NULL;
         s->init = NULL;
     }
-    /* Endpoints go while the sandbox's netns still exists: the driver cleans inside it too. */
-    if (s->net) {
-        berth_store_t *stp = NULL;
-        if (store_open(s, &stp, &err) < 0)
-            fprintf(stderr, "berth-shim: opening the store to detach networks: %s\n", err.msg);
-        berth__netsetup_teardown(s->net, stp);
-        berth__store_close(stp);
-        s->net = NULL;
-    }
+    net_teardown(s);
     if (s->sandbox) {
         s->ops->sandbox_destroy(s->drv->priv, s->sandbox, BERTH_DELETE_FORCE, &err);
         s->sandbox = NULL;
@@ -747,6 +758,9 @@ static void init_exited(struct shim *s, const berth_exit_status_t *st)
      */
     struct removal rm = { .s = s, .patch = patch, .attrs = attrs, .volumes = json_array() };
     pthread_t remover;
+    /* Before the remover opens the store on its thread. */
+    if (autoremove)
+        net_teardown(s);
     int removing = autoremove && pthread_create(&remover, NULL, record_removal, &rm) == 0;
     /* The init is gone: whatever else still runs in the container goes with it, as in Docker. */
     teardown_container(s, 1);
