@@ -50,7 +50,7 @@ assert d["refused"] == [], d["refused"]
 ' "$T/out"; then ok "installed berth loads the example driver"; else not_ok "example not loaded"; cat "$T/out" "$T/err"; fi
 expect_exit 0 "installed berth info" "$P/bin/berth" --root "$T/root" --runroot "$T/run" info
 expect_grep "Config file: *$P/etc/berth/berth.json" "$T/out" "installed config is the default"
-expect_grep "network *example" "$T/out" "info lists the example driver"
+expect_grep "network .*example" "$T/out" "info lists the example driver"
 # Embedding: a program built from libberth.pc alone runs a real container.
 if [ "$(id -u)" -eq 0 ]; then
     cp -r "$SRC/sdk/examples/embed" "$T/embed"
