@@ -767,7 +767,11 @@ static int del_chain(struct cni_drv *d, const berth_endpoint_spec_t *ep, const c
                 *err = e;
         }
     }
-    if (masq)
+    /*
+     * With the netns there, the bridge plugin's own DEL removed its rules;
+     * listing iptables costs a few ms, so only look when it could not.
+     */
+    if (masq && (!netns || !*netns || first < 0))
         masq_cleanup(d, json_string_value(json_object_get(list, "name")), ep->container_id);
     return first;
 }
