@@ -840,6 +840,18 @@ static void test_network_cni_conflist_shape(void **state)
     assert_string_equal(plugin_type(list, 2), "firewall");
     json_decref(list);
     assert_int_equal(d.ops->network_delete(d.priv, &n.spec, 0, &err), 0);
+
+    /* The same options under Docker's names (docker network create -o ...). */
+    net_init(&n, "\"options\":{\"com.docker.network.bridge.name\":\"bct-br1\","
+                 "\"com.docker.network.driver.mtu\":\"1400\"}");
+    FMT(n.bridge, "bct-br1");
+    assert_int_equal(net_create(&d, &n, &err), 0);
+    list = load_conflist_file(&n);
+    br = json_array_get(json_object_get(list, "plugins"), 0);
+    assert_string_equal(json_string_value(json_object_get(br, "bridge")), "bct-br1");
+    assert_int_equal(json_integer_value(json_object_get(br, "mtu")), 1400);
+    json_decref(list);
+    assert_int_equal(d.ops->network_delete(d.priv, &n.spec, 0, &err), 0);
     drv_close(&d);
 }
 
