@@ -604,6 +604,19 @@ static void test_network_cni_detach_after_netns_gone(void **state)
     assert_int_equal(d.ops->network_delete(d.priv, &n.spec, 0, &err), 0);
     assert_false(bridge_exists(&n));
     ep_free(&ea);
+
+    /* The network deleted under a live endpoint: detach still cleans up, and leaves no dir. */
+    net_init(&n, NULL);
+    assert_int_equal(net_create(&d, &n, &err), 0);
+    netns_add(&a);
+    ep_init(&ea, &n, &a, req);
+    assert_int_equal(ep_attach(&d, &ea, &err), 0);
+    assert_int_equal(d.ops->network_delete(d.priv, &n.spec, 0, &err), 0);
+    ep_detach(&d, &ea);
+    assert_false(iptables_mentions(ea.cid));
+    assert_int_not_equal(sh("test -e '%s/ipam/%s'", state_dir, n.id), 0);
+    netns_del(&a);
+    ep_free(&ea);
     drv_close(&d);
 }
 
