@@ -37,6 +37,7 @@ const berth_plugin_desc_t *berth_plugin_entry(void);
 static char base[PATH_MAX], state_dir[PATH_MAX], runstate_dir[PATH_MAX];
 static char host_config[PATH_MAX + 64];
 static const char *cni_dir;
+static char probe_file[PATH_MAX]; /* <cni_dir>/bridge */
 static int pid_tag;
 static unsigned counter;
 
@@ -603,6 +604,19 @@ static void test_network_cni_detach_after_netns_gone(void **state)
     assert_int_equal(d.ops->network_delete(d.priv, &n.spec, 0, &err), 0);
     assert_false(bridge_exists(&n));
     ep_free(&ea);
+
+    /* The network deleted under a live endpoint: detach still cleans up, and leaves no dir. */
+    net_init(&n, NULL);
+    assert_int_equal(net_create(&d, &n, &err), 0);
+    netns_add(&a);
+    ep_init(&ea, &n, &a, req);
+    assert_int_equal(ep_attach(&d, &ea, &err), 0);
+    assert_int_equal(d.ops->network_delete(d.priv, &n.spec, 0, &err), 0);
+    ep_detach(&d, &ea);
+    assert_false(iptables_mentions(ea.cid));
+    assert_int_not_equal(sh("test -e '%s/ipam/%s'", state_dir, n.id), 0);
+    netns_del(&a);
+    ep_free(&ea);
     drv_close(&d);
 }
 
@@ -721,8 +735,13 @@ static void test_network_cni_config_errors(void **state)
         "\"options\":{\"bridge\":\"../x\"}",
     };
 
-    assert_int_equal(d.ops->probe(d.priv, 0, &caps, &err), 0);
-    assert_int_equal(caps, BERTH_NETWORK_CAP_NETNS | BERTH_NETWORK_CAP_PORTS);
+    if (geteuid() == 0 && access(probe_file, X_OK) == 0) {
+        assert_int_equal(d.ops->probe(d.priv, 0, &caps, &err), 0);
+        assert_int_equal(caps, BERTH_NETWORK_CAP_NETNS | BERTH_NETWORK_CAP_PORTS);
+    } else {
+        assert_int_equal(d.ops->probe(d.priv, 0, &caps, &err), BERTH_DECLINED);
+        assert_true(err.msg[0] != '\0');
+    }
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         berth_blob_t *st = NULL;
         net_init(&n, NULL);
@@ -743,6 +762,189 @@ static void test_network_cni_config_errors(void **state)
     drv_close(&d);
 }
 
+static json_t *load_conflist_file(struct net *n)
+{
+    char path[PATH_MAX + 80];
+    json_t *list;
+    FMT(path, "%s/%s.conflist", state_dir, n->id);
+    list = json_load_file(path, 0, NULL);
+    assert_non_null(list);
+    assert_string_equal(json_string_value(json_object_get(list, "cniVersion")), "1.0.0");
+    assert_string_equal(json_string_value(json_object_get(list, "name")), n->name);
+    return list;
+}
+
+static const char *plugin_type(json_t *list, size_t i)
+{
+    return json_string_value(
+        json_object_get(json_array_get(json_object_get(list, "plugins"), i), "type"));
+}
+
+/* What network_create writes, checked without running anything (no root needed). */
+static void test_network_cni_conflist_shape(void **state)
+{
+    struct drv d = drv_open(cni_dir, 30);
+    struct net n;
+    berth_err_t err = { 0 };
+    json_t *list, *br, *ipam, *range;
+    char want[PATH_MAX + 200], path[PATH_MAX + 80];
+
+    /* Default: bridge (gateway, masquerade, hairpin) with host-local in the state dir, portmap. */
+    net_init(&n, NULL);
+    FMT(n.config, "{\"subnet\":\"%s77/24\"}", n.subnet_prefix);
+    assert_int_equal(net_create(&d, &n, &err), 0);
+    list = load_conflist_file(&n);
+    assert_int_equal(json_array_size(json_object_get(list, "plugins")), 2);
+    br = json_array_get(json_object_get(list, "plugins"), 0);
+    assert_string_equal(plugin_type(list, 0), "bridge");
+    assert_string_equal(json_string_value(json_object_get(br, "bridge")), n.bridge);
+    assert_true(json_is_true(json_object_get(br, "isGateway")));
+    assert_true(json_is_true(json_object_get(br, "ipMasq")));
+    assert_true(json_is_true(json_object_get(br, "hairpinMode")));
+    ipam = json_object_get(br, "ipam");
+    assert_string_equal(json_string_value(json_object_get(ipam, "type")), "host-local");
+    FMT(want, "%s/ipam/%s", state_dir, n.id);
+    assert_string_equal(json_string_value(json_object_get(ipam, "dataDir")), want);
+    range = json_array_get(json_array_get(json_object_get(ipam, "ranges"), 0), 0);
+    /* Host bits of the subnet are cleared; the gateway defaults to the first host. */
+    FMT(want, "%s0/24", n.subnet_prefix);
+    assert_string_equal(json_string_value(json_object_get(range, "subnet")), want);
+    FMT(want, "%s1", n.subnet_prefix);
+    assert_string_equal(json_string_value(json_object_get(range, "gateway")), want);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(json_object_get(ipam, "routes"), 0), "dst")),
+                        "0.0.0.0/0");
+    assert_string_equal(plugin_type(list, 1), "portmap");
+    assert_true(json_is_true(json_object_get(
+        json_object_get(json_array_get(json_object_get(list, "plugins"), 1), "capabilities"),
+        "portMappings")));
+    json_decref(list);
+    assert_int_equal(d.ops->network_delete(d.priv, &n.spec, 0, &err), 0);
+    FMT(path, "%s/%s.conflist", state_dir, n.id);
+    assert_int_not_equal(access(path, F_OK), 0);
+
+    /* Internal: no gateway on the bridge, no masquerade, no route out, no portmap. */
+    net_init(&n, "\"internal\":true,\"gateway\":\"10.213.0.0\"");
+    FMT(n.config, "{\"subnet\":\"%s0/24\",\"internal\":true,\"gateway\":\"%s9\"}", n.subnet_prefix,
+        n.subnet_prefix);
+    assert_int_equal(net_create(&d, &n, &err), 0);
+    list = load_conflist_file(&n);
+    assert_int_equal(json_array_size(json_object_get(list, "plugins")), 1);
+    br = json_array_get(json_object_get(list, "plugins"), 0);
+    assert_true(json_is_false(json_object_get(br, "isGateway")));
+    assert_true(json_is_false(json_object_get(br, "ipMasq")));
+    assert_null(json_object_get(json_object_get(br, "ipam"), "routes"));
+    range = json_array_get(
+        json_array_get(json_object_get(json_object_get(br, "ipam"), "ranges"), 0), 0);
+    FMT(want, "%s9", n.subnet_prefix);
+    assert_string_equal(json_string_value(json_object_get(range, "gateway")), want);
+    json_decref(list);
+    assert_int_equal(d.ops->network_delete(d.priv, &n.spec, 0, &err), 0);
+
+    /* Options: bridge name, mtu, firewall last. */
+    net_init(&n, "\"options\":{\"bridge\":\"bct-br0\",\"mtu\":\"1450\",\"firewall\":true}");
+    FMT(n.bridge, "bct-br0");
+    assert_int_equal(net_create(&d, &n, &err), 0);
+    list = load_conflist_file(&n);
+    br = json_array_get(json_object_get(list, "plugins"), 0);
+    assert_string_equal(json_string_value(json_object_get(br, "bridge")), "bct-br0");
+    assert_int_equal(json_integer_value(json_object_get(br, "mtu")), 1450);
+    assert_int_equal(json_array_size(json_object_get(list, "plugins")), 3);
+    assert_string_equal(plugin_type(list, 2), "firewall");
+    json_decref(list);
+    assert_int_equal(d.ops->network_delete(d.priv, &n.spec, 0, &err), 0);
+
+    /* The same options under Docker's names (docker network create -o ...). */
+    net_init(&n, "\"options\":{\"com.docker.network.bridge.name\":\"bct-br1\","
+                 "\"com.docker.network.driver.mtu\":\"1400\"}");
+    FMT(n.bridge, "bct-br1");
+    assert_int_equal(net_create(&d, &n, &err), 0);
+    list = load_conflist_file(&n);
+    br = json_array_get(json_object_get(list, "plugins"), 0);
+    assert_string_equal(json_string_value(json_object_get(br, "bridge")), "bct-br1");
+    assert_int_equal(json_integer_value(json_object_get(br, "mtu")), 1400);
+    json_decref(list);
+    assert_int_equal(d.ops->network_delete(d.priv, &n.spec, 0, &err), 0);
+    drv_close(&d);
+}
+
+/* Several processes attach to one network at once, as several shims do. */
+static void test_network_cni_concurrent_attach(void **state)
+{
+    enum { N = 4 };
+    struct drv d = drv_open(cni_dir, 60);
+    struct net n;
+    struct netns ns[N];
+    struct ep ep[N];
+    int fds[N];
+    pid_t pids[N];
+    berth_err_t err = { 0 };
+
+    net_init(&n, NULL);
+    assert_int_equal(net_create(&d, &n, &err), 0);
+    for (int i = 0; i < N; i++) {
+        int p[2];
+        netns_add(&ns[i]);
+        ep_init(&ep[i], &n, &ns[i], NULL);
+        assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+        pids[i] = fork();
+        assert_true(pids[i] >= 0);
+        if (pids[i] == 0) {
+            berth_blob_t *res = NULL;
+            berth_err_t e = { 0 };
+            if (d.ops->endpoint_attach(d.priv, &ep[i].spec, 0, &res, &e) < 0) {
+                dprintf(p[1], "ERR %s", e.msg);
+                _exit(1);
+            }
+            if (write(p[1], res->data, res->len) != (ssize_t)res->len)
+                _exit(2);
+            _exit(0);
+        }
+        close(p[1]);
+        fds[i] = p[0];
+    }
+    for (int i = 0; i < N; i++) {
+        char buf[8192];
+        size_t len = 0;
+        ssize_t k;
+        int st;
+        while ((k = read(fds[i], buf + len, sizeof(buf) - 1 - len)) > 0)
+            len += (size_t)k;
+        buf[len] = '\0';
+        close(fds[i]);
+        assert_int_equal(waitpid(pids[i], &st, 0), pids[i]);
+        if (st != 0)
+            fail_msg("attach %d: %s", i, buf);
+        json_t *o = json_loads(buf, 0, NULL);
+        const char *a = json_string_value(
+            json_object_get(json_array_get(json_object_get(o, "ips"), 0), "address"));
+        assert_non_null(a);
+        FMT(ep[i].ip, "%.*s", (int)strcspn(a, "/"), a);
+        ep[i].result = strdup(buf);
+        json_decref(o);
+    }
+    /* host-local's lock kept the addresses apart. */
+    for (int i = 0; i < N; i++) {
+        assert_true(lease_exists(&n, ep[i].ip));
+        for (int j = 0; j < i; j++)
+            assert_string_not_equal(ep[i].ip, ep[j].ip);
+    }
+    assert_int_equal(ports_on_bridge(&n), N);
+    assert_true(ping(&ns[0], ep[N - 1].ip));
+    for (int i = 0; i < N; i++) {
+        ep_detach(&d, &ep[i]);
+        assert_false(iptables_mentions(ep[i].cid));
+        assert_false(lease_exists(&n, ep[i].ip));
+        netns_del(&ns[i]);
+        ep_free(&ep[i]);
+    }
+    assert_int_equal(lease_count(&n), 0);
+    assert_int_equal(ports_on_bridge(&n), 0);
+    assert_int_equal(d.ops->network_delete(d.priv, &n.spec, 0, &err), 0);
+    assert_false(bridge_exists(&n));
+    drv_close(&d);
+}
+
 static int have(const char *prog)
 {
     return sh("command -v %s >/dev/null 2>&1", prog) == 0;
@@ -750,8 +952,11 @@ static int have(const char *prog)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
+    const struct CMUnitTest plain[] = {
+        cmocka_unit_test(test_network_cni_conflist_shape),
         cmocka_unit_test(test_network_cni_config_errors),
+    };
+    const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_network_cni_bridge_two_netns),
         cmocka_unit_test(test_network_cni_internal),
         cmocka_unit_test(test_network_cni_port_mapping),
@@ -759,34 +964,40 @@ int main(void)
         cmocka_unit_test(test_network_cni_rollback_missing_plugin),
         cmocka_unit_test(test_network_cni_rollback_bad_ip),
         cmocka_unit_test(test_network_cni_plugin_timeout),
+        cmocka_unit_test(test_network_cni_concurrent_attach),
     };
     const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-    char probe[PATH_MAX];
+    const char *missing = NULL;
     int failed;
 
     cni_dir = getenv("BERTH_CNI_PATH") ? getenv("BERTH_CNI_PATH") : "/usr/lib/cni";
-    if (geteuid() != 0) {
-        fprintf(stderr, "skip: needs root (bridges, netns, iptables)\n");
-        return 77;
-    }
-    FMT(probe, "%s/bridge", cni_dir);
-    if (access(probe, X_OK) != 0) {
-        fprintf(stderr, "skip: no CNI plugins in %s (containernetworking-plugins)\n", cni_dir);
-        return 77;
-    }
-    if (!have("ip") || !have("iptables-save") || !have("busybox")) {
-        fprintf(stderr, "skip: needs ip (iproute2), iptables-save and busybox\n");
-        return 77;
-    }
+    snprintf(probe_file, sizeof(probe_file), "%s/bridge", cni_dir);
     pid_tag = (int)getpid();
-    FMT(base, "%s/berth-cni-test-XXXXXX", tmp);
-    if (!mkdtemp(base))
+    if (snprintf(base, sizeof(base), "%s/berth-cni-test-XXXXXX", tmp) >= (int)sizeof(base) ||
+        !mkdtemp(base))
         return 1;
-    FMT(state_dir, "%s/state", base);
-    FMT(runstate_dir, "%s/run", base);
-    if (mkdir(state_dir, 0700) < 0 || mkdir(runstate_dir, 0700) < 0)
+    if (snprintf(state_dir, sizeof(state_dir), "%s/state", base) >= (int)sizeof(state_dir) ||
+        snprintf(runstate_dir, sizeof(runstate_dir), "%s/run", base) >= (int)sizeof(runstate_dir) ||
+        mkdir(state_dir, 0700) < 0 || mkdir(runstate_dir, 0700) < 0)
         return 1;
-    failed = cmocka_run_group_tests_name("network-cni", tests, NULL, NULL);
+
+    /* Conflists and settings need neither root nor the plugins. */
+    failed = cmocka_run_group_tests_name("network-cni-config", plain, NULL, NULL);
+
+    if (geteuid() != 0)
+        missing = "root (bridges, netns, iptables)";
+    else if (access(probe_file, X_OK) != 0)
+        missing = "the CNI plugins (containernetworking-plugins)";
+    else if (!have("ip") || !have("iptables-save") || !have("busybox"))
+        missing = "ip (iproute2), iptables-save and busybox";
+    if (missing) {
+        sh("rm -rf '%s'", base);
+        if (failed)
+            return 1;
+        fprintf(stderr, "skip: the network tests need %s\n", missing);
+        return 77;
+    }
+    failed += cmocka_run_group_tests_name("network-cni", tests, NULL, NULL);
     /* Whatever a failed test left: its namespaces and bridges, by this run's names. */
     sh("for n in $(ip netns list | awk '{print $1}' | grep '^bct-%d-'); do ip netns del $n; done",
        pid_tag);

@@ -125,7 +125,10 @@ int network_cni_conflist_build(const berth_network_spec_t *spec, const char *sta
     fmt_ip(gw, gw_s);
 
     internal = json_is_true(json_object_get(cfg, "internal"));
+    /* Docker's option names are accepted too, so `docker network create -o` works as is. */
     s = json_string_value(json_object_get(opts, "bridge"));
+    if (!s || !*s)
+        s = json_string_value(json_object_get(opts, "com.docker.network.bridge.name"));
     if (s && *s) {
         if (!ifname_valid(s)) {
             berth_err_set(err, -EINVAL, "cni: network %s: invalid bridge name \"%s\" (1..%d chars)",
@@ -172,6 +175,8 @@ int network_cni_conflist_build(const berth_network_spec_t *spec, const char *sta
                                          json_pack("[{s:s}]", "dst", "0.0.0.0/0")) < 0)
         goto nomem;
     v = json_object_get(opts, "mtu");
+    if (!v)
+        v = json_object_get(opts, "com.docker.network.driver.mtu");
     if (v) {
         long long mtu = json_is_integer(v)  ? json_integer_value(v)
                         : json_is_string(v) ? strtoll(json_string_value(v), NULL, 10)

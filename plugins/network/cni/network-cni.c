@@ -767,7 +767,11 @@ static int del_chain(struct cni_drv *d, const berth_endpoint_spec_t *ep, const c
                 *err = e;
         }
     }
-    if (masq)
+    /*
+     * With the netns there, the bridge plugin's own DEL removed its rules;
+     * listing iptables costs a few ms, so only look when it could not.
+     */
+    if (masq && (!netns || !*netns || first < 0))
         masq_cleanup(d, json_string_value(json_object_get(list, "name")), ep->container_id);
     return first;
 }
@@ -948,6 +952,19 @@ static int cni_endpoint_detach(void *priv, const berth_endpoint_spec_t *spec,
     if (json_array_size(json_object_get(list, "plugins")) > 0)
         r = del_chain(d, spec, netns, list, rc, prev,
                       json_array_size(json_object_get(list, "plugins")) - 1, err);
+    /*
+     * The network was deleted before its endpoint: host-local's DEL has just
+     * made its lease dir again, which nothing would ever remove.
+     */
+    {
+        char *path = conflist_path(d, spec->network->id), *ipam = NULL;
+        if (path && access(path, F_OK) < 0 && errno == ENOENT &&
+            asprintf(&ipam, "%s/ipam/%s", d->state_dir, spec->network->id) >= 0) {
+            remove_tree(ipam, NULL);
+            free(ipam);
+        }
+        free(path);
+    }
     json_decref(prev);
     json_decref(rc);
     json_decref(list);
