@@ -455,9 +455,12 @@ int berth__container_networks_plan(berth_engine_t *e, json_t *body, json_t *doc,
         return r;
     /* The primary network by its name, as Docker records it. */
     json_object_set(hc, "NetworkMode", json_object_get(primary, "name"));
+    /* Docker clients name the primary's endpoint as they named the mode ("default" too). */
     epcfg = json_object_get(eps, mode);
     if (!epcfg)
         epcfg = json_object_get(eps, json_string_value(json_object_get(primary, "name")));
+    if (!epcfg)
+        epcfg = json_object_get(eps, "default");
     if ((r = want_entry(primary, epcfg, &w, err)) < 0)
         return r;
     json_array_append_new(nets, w);
@@ -467,6 +470,8 @@ int berth__container_networks_plan(berth_engine_t *e, json_t *body, json_t *doc,
         json_t *x;
         size_t i;
         int dup = 0;
+        if (!strcmp(key, "default") || !strcmp(key, mode))
+            continue;
         if (berth__network_is_pseudo(key))
             return berth_err_set(
                 err, -EINVAL, "container cannot be connected to network %s and to %s", key, mode);

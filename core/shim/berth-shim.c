@@ -1360,7 +1360,13 @@ static int setup(struct shim *s, int *ret_exit_code, berth_err_t *err)
         berth__store_close(stp);
         if (r < 0)
             return r;
-        oci.etc_dir = etc;
+        /*
+         * Not under a user namespace yet: the process driver resolves bind
+         * sources as the mapped root, which can't reach the runroot.
+         */
+        if (!json_string_value(json_object_get(hc, "UsernsMode")) ||
+            !*json_string_value(json_object_get(hc, "UsernsMode")))
+            oci.etc_dir = etc;
         if ((r = seccomp_load(s, &seccomp, err)) < 0)
             return r;
         if (attach.type == BERTH_NET_ATTACH_NETNS && attach.path[0])

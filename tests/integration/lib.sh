@@ -3,7 +3,18 @@
 # failures, and a private scratch dir removed on exit.
 set -u
 T=$(mktemp -d "${TMPDIR:-/tmp}/berth-it-XXXXXX")
-trap 'rm -rf "$T"' EXIT
+# The scratch dir goes, and with it the host state of the networks its roots
+# made (the default bridge network can't be removed with `network rm`): each
+# network's bridge, named in the cni driver's conflist.
+lib_cleanup() {
+    for f in "$T"/*/drivers/network/cni/*.conflist "$T"/*/*/drivers/network/cni/*.conflist; do
+        [ -f "$f" ] || continue
+        br=$(grep -o '"bridge" *: *"[^"]*"' "$f" | head -1 | sed 's/.*"\([^"]*\)"$/\1/')
+        [ -n "$br" ] && [ -d "/sys/class/net/$br/bridge" ] && ip link del "$br" 2>/dev/null
+    done
+    rm -rf "$T"
+}
+trap lib_cleanup EXIT
 passed=0
 failed=0
 

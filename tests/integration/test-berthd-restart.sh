@@ -39,7 +39,7 @@ start_berthd() {
 cleanup() {
     [ -n "${dpid:-}" ] && kill "$dpid" 2>/dev/null && wait "$dpid" 2>/dev/null
     b ps -aq 2>/dev/null | xargs -r -n 50 "$BERTH" --config "$T/c.json" --root "$T/root" --runroot "$T/run" rm -f >/dev/null 2>&1
-    rm -rf "$T"
+    lib_cleanup
 }
 trap cleanup EXIT
 # inspect_is NAME FORMAT WANT TRIES: poll (0.1 s apart) until docker inspect -f FORMAT gives WANT.

@@ -17,7 +17,7 @@ S=$T/d.sock
 cleanup() {
     [ -n "${dpid:-}" ] && kill "$dpid" 2>/dev/null && wait "$dpid" 2>/dev/null
     for c in $(b ps -aq 2>/dev/null); do b rm -f "$c" >/dev/null 2>&1; done
-    rm -rf "$T"
+    lib_cleanup
 }
 trap cleanup EXIT
 

@@ -23,7 +23,7 @@ cleanup() {
     for p in ${fpid:-} ${f2pid:-}; do kill "$p" 2>/dev/null; done
     for c in $(b ps -aq 2>/dev/null); do b rm -f "$c" >/dev/null 2>&1; done
     [ -n "${dpid:-}" ] && kill "$dpid" 2>/dev/null && wait "$dpid" 2>/dev/null
-    rm -rf "$T"
+    lib_cleanup
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM

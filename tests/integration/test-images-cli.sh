@@ -20,7 +20,7 @@ b() { "$BERTH" --config "$T/c.json" --root "$T/root" --runroot "$T/run" "$@"; }
 b2() { "$BERTH" --config "$T/c.json" --root "$T/root2" --runroot "$T/run2" "$@"; }
 cleanup() {
     for c in $(b ps -aq 2>/dev/null); do b rm -f "$c" >/dev/null 2>&1; done
-    rm -rf "$T"
+    lib_cleanup
 }
 trap cleanup EXIT
 

@@ -35,7 +35,7 @@ cleanup() {
     for c in $(b ps -aq 2>/dev/null); do b rm -f "$c" >/dev/null 2>&1; done
     for c in $(bv ps -aq 2>/dev/null); do bv rm -f "$c" >/dev/null 2>&1; done
     for p in $regs; do kill "$p" 2>/dev/null; done
-    rm -rf "$T"
+    lib_cleanup
 }
 trap cleanup EXIT
 

@@ -16,7 +16,7 @@ sh "$2" "$T/rootfs" >/dev/null || { echo "could not build the busybox rootfs"; e
 echo '{"plugin_dirs": []}' >"$T/c.json"
 b() { "$BERTH" --config "$T/c.json" --root "$T/root" --runroot "$T/run" "$@"; }
 R="--rootfs $T/rootfs"
-cleanup() { for c in $(b ps -aq 2>/dev/null); do b rm -f "$c" >/dev/null 2>&1; done; rm -rf "$T"; }
+cleanup() { for c in $(b ps -aq 2>/dev/null); do b rm -f "$c" >/dev/null 2>&1; done; lib_cleanup; }
 trap cleanup EXIT
 
 # The init is in the container's cgroup in every hierarchy berth manages
@@ -65,7 +65,7 @@ expect_grep "^/tmp$" "$T/out" "workdir set"
 expect_exit 0 "stdin with -i" sh -c "echo piped | '$BERTH' --config '$T/c.json' --root '$T/root' --runroot '$T/run' run -i --rm $R cat"
 expect_grep "^piped$" "$T/out" "stdin reaches the container"
 
-expect_exit 0 "--network none: only lo" b run --rm $R ls /sys/class/net
+expect_exit 0 "--network none: only lo" b run --rm --network none $R ls /sys/class/net
 [ "$(cat "$T/out")" = "lo" ] && ok "only lo with --network none" || not_ok "interfaces: $(cat "$T/out")"
 expect_exit 0 "--network host" b run --rm --network host $R ls /sys/class/net
 [ "$(wc -l <"$T/out")" -eq "$(ls /sys/class/net | wc -l)" ] && ok "--network host sees the host's interfaces" || not_ok "host net"
