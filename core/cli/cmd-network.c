@@ -622,11 +622,49 @@ static int cmd_network_prune(const struct cli_globals *g, int argc, char **argv)
     return fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
 }
 
+/*
+ * berth network check: CNI CHECK of every running container's endpoints, as
+ * berthd runs it when it starts. One line per endpoint that is not as it was
+ * attached; exit 1 when there is one.
+ */
+static int cmd_network_check(const struct cli_globals *g, int argc, char **argv)
+{
+    berth_engine_t *engine = NULL;
+    berth_err_t err = { 0 };
+    json_t *failed = NULL, *v;
+    size_t i;
+    int r;
+
+    if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        printf("Usage: berth %s\n\nCheck that running containers' network endpoints are as "
+               "they were attached.\n",
+               argv[0]);
+        return CLI_EXIT_OK;
+    }
+    if (argc > 1)
+        return unexpected(argv, 1);
+    if (cli_open_engine(g, 0, &engine) < 0)
+        return CLI_EXIT_FAIL;
+    r = berth_network_check(engine, &failed, &err);
+    berth_engine_close(engine);
+    if (r < 0)
+        return fail(&err, r);
+    json_array_foreach (failed, i, v)
+        cli_error("network check: container %.12s on network %s: %s",
+                  json_string_value(json_object_get(v, "Container")),
+                  json_string_value(json_object_get(v, "Network")),
+                  json_string_value(json_object_get(v, "Error")));
+    r = json_array_size(failed) ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+    json_decref(failed);
+    return r;
+}
+
 static const struct {
     const char *name, *alias;
     cli_cmd_fn fn;
     const char *summary;
 } network_cmds[] = {
+    { "check", NULL, cmd_network_check, "Check running containers' endpoints (CNI CHECK)" },
     { "connect", NULL, cmd_network_connect, "Connect a container to a network" },
     { "create", NULL, cmd_network_create, "Create a network" },
     { "disconnect", NULL, cmd_network_disconnect, "Disconnect a container from a network" },

@@ -20,6 +20,8 @@
 
 #include <berth/engine.h>
 
+#include "berth-build-config.h"
+
 #include "api.h"
 #include "http.h"
 
@@ -61,6 +63,53 @@ static void on_signal(uv_signal_t *h, int signum)
     fprintf(stderr, "berthd: signal %d, stopping\n", signum);
     bd_server_close(s);
     uv_walk(h->loop, close_handle, NULL);
+}
+
+static void on_check_exit(uv_process_t *p, int64_t status, int term_signal)
+{
+    (void)status;
+    (void)term_signal;
+    uv_close((uv_handle_t *)p, (uv_close_cb)free);
+}
+
+/*
+ * CNI CHECK of the endpoints running containers were given, after a
+ * restart: in a `berth network check` of its own, so that the plugins' run
+ * time never delays serving. Its complaints go to our stderr.
+ */
+static void check_networks(uv_loop_t *loop, berth_engine_t *e, const char *config_path)
+{
+    const char *cli = getenv("BERTH_CLI_PATH");
+    const char *argv[10];
+    uv_process_options_t o = { 0 };
+    uv_stdio_container_t stdio[3];
+    uv_process_t *p = calloc(1, sizeof(*p));
+    size_t n = 0;
+
+    if (!p)
+        return;
+    argv[n++] = cli && *cli ? cli : BERTH_BINDIR "/berth";
+    argv[n++] = "--root";
+    argv[n++] = berth_engine_root(e);
+    argv[n++] = "--runroot";
+    argv[n++] = berth_engine_runroot(e);
+    if (config_path) {
+        argv[n++] = "--config";
+        argv[n++] = config_path;
+    }
+    argv[n++] = "network";
+    argv[n++] = "check";
+    argv[n] = NULL;
+    stdio[0].flags = UV_IGNORE;
+    stdio[1].flags = stdio[2].flags = UV_INHERIT_FD;
+    stdio[1].data.fd = stdio[2].data.fd = 2;
+    o.file = argv[0];
+    o.args = (char **)argv;
+    o.exit_cb = on_check_exit;
+    o.stdio = stdio;
+    o.stdio_count = 3;
+    if (uv_spawn(loop, p, &o) < 0)
+        free(p);
 }
 
 int main(int argc, char **argv)
@@ -211,6 +260,7 @@ int main(int argc, char **argv)
         goto fail;
     }
     bd_api_set_supervisor(sup);
+    check_networks(&loop, e, opts.config_path);
     bd_server_set_spool(s, berth_engine_runroot(e), bd_api_spool_wanted);
     uv_signal_init(&loop, &sigterm);
     uv_signal_init(&loop, &sigint);

@@ -10,6 +10,7 @@
  * (to_json) all walk that table, so adding a key is adding a row, plus the
  * member and, when it is not zero/NULL, its default in config_new_defaults().
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -33,6 +34,7 @@ enum key_kind {
     KEY_LISTENER_LIST, /* array of "unix:///path" or "tcp://host:port" */
     KEY_OBJECT_MAP,    /* object of free-form objects (per-driver sections) */
     KEY_COUNT,         /* integer from 1 to 2^53, stored as uint64_t */
+    KEY_POOLS,         /* array of {"base": "A.B.C.D/N", "size": M}, stored as json_t * */
 };
 
 #define NO_SLOT      ((size_t)-1)
@@ -69,6 +71,8 @@ static const config_key_t schema[] = {
     { "drivers", KEY_OBJECT_MAP, NULL, SLOT(drivers) },
     { "events", KEY_SECTION, NULL, NO_SLOT },
     { "events.max", KEY_COUNT, NULL, SLOT(events_max) },
+    { "networks", KEY_SECTION, NULL, NO_SLOT },
+    { "networks.address_pools", KEY_POOLS, NULL, SLOT(address_pools) },
 };
 
 #define SLOT_PTR(cfg, key, type) ((type *)(void *)((char *)(cfg) + (key)->slot))
@@ -117,6 +121,7 @@ void berth__config_free(berth_config_t *cfg)
             berth__strv_free(*SLOT_PTR(cfg, key, char **));
             break;
         case KEY_OBJECT_MAP:
+        case KEY_POOLS:
             json_decref(*SLOT_PTR(cfg, key, json_t *));
             break;
         }
@@ -398,6 +403,35 @@ static int take_value(parse_ctx_t *ctx, const config_key_t *key, json_t *v)
                                  (long long)json_integer_value(v));
         *SLOT_PTR(ctx->cfg, key, uint64_t) = (uint64_t)json_integer_value(v);
         return 0;
+    case KEY_POOLS: {
+        json_t *p;
+        size_t i;
+        if (!json_is_array(v) || json_array_size(v) == 0)
+            return bad_type(ctx, key->path, "a non-empty array", v);
+        json_array_foreach (v, i, p) {
+            const char *base = json_string_value(json_object_get(p, "base"));
+            const char *slash = base ? strchr(base, '/') : NULL;
+            json_int_t size = json_integer_value(json_object_get(p, "size"));
+            struct in_addr a;
+            char ip[20];
+            int plen = slash ? atoi(slash + 1) : -1;
+            if (slash && (size_t)(slash - base) < sizeof(ip)) {
+                memcpy(ip, base, (size_t)(slash - base));
+                ip[slash - base] = '\0';
+            } else {
+                ip[0] = '\0';
+            }
+            if (!json_is_object(p) || !base || inet_pton(AF_INET, ip, &a) != 1 || plen < 8 ||
+                plen > 30 || size < plen || size > 30)
+                return berth_err_set(ctx->err, -EINVAL,
+                                     "%s: '%s' entry %zu: want {\"base\": \"A.B.C.D/N\", "
+                                     "\"size\": M} with 8 <= N <= M <= 30",
+                                     ctx->origin, shown(key->path, b), i);
+        }
+        json_decref(*SLOT_PTR(ctx->cfg, key, json_t *));
+        *SLOT_PTR(ctx->cfg, key, json_t *) = json_incref(v);
+        return 0;
+    }
     case KEY_OBJECT_MAP:
         if (!json_is_object(v))
             return bad_type(ctx, key->path, "an object", v);
@@ -826,6 +860,11 @@ json_t *berth__config_to_json(const berth_config_t *cfg)
             v = *SLOT_PTR(cfg, key, json_t *const)
                     ? json_deep_copy(*SLOT_PTR(cfg, key, json_t *const))
                     : json_object();
+            break;
+        case KEY_POOLS:
+            if (!*SLOT_PTR(cfg, key, json_t *const))
+                continue;
+            v = json_deep_copy(*SLOT_PTR(cfg, key, json_t *const));
             break;
         }
         parent = parent_section(doc, key->path);

@@ -111,21 +111,45 @@ static int subnet_taken(json_t *nets, const struct subnet *s)
     return 0;
 }
 
-/* The first free subnet of Docker's default pools: 172.17-31.0.0/16, then 192.168.N.0/20. */
-static int subnet_pick(json_t *nets, int for_default, struct subnet *ret)
+/*
+ * The first free subnet of the address pools: networks.address_pools when
+ * configured, else Docker's defaults (172.17-31.0.0/16, then
+ * 192.168.0.0/16 in /20 steps). The default network starts at the first
+ * subnet; user networks after it, so the default keeps its usual one.
+ */
+static int subnet_pick(const berth_config_t *cfg, json_t *nets, int for_default, struct subnet *ret)
 {
-    for (unsigned b = for_default ? 17 : 18; b <= 31; b++) {
-        struct subnet s = { .net = (172u << 24) | (b << 16), .prefix = 16 };
-        if (!subnet_taken(nets, &s)) {
-            *ret = s;
-            return 0;
-        }
-    }
-    for (unsigned c = 0; c < 256; c += 16) {
-        struct subnet s = { .net = (192u << 24) | (168u << 16) | (c << 8), .prefix = 20 };
-        if (!subnet_taken(nets, &s)) {
-            *ret = s;
-            return 0;
+    static const struct {
+        const char *base;
+        unsigned size;
+    } docker[] = { { "172.17.0.0/16", 16 },
+                   { "172.18.0.0/15", 16 },
+                   { "172.20.0.0/14", 16 },
+                   { "172.24.0.0/13", 16 },
+                   { "192.168.0.0/16", 20 } };
+    size_t n = cfg->address_pools ? json_array_size(cfg->address_pools) : BERTH_ARRAY_SIZE(docker);
+    int first = 1;
+
+    for (size_t i = 0; i < n; i++) {
+        json_t *p = cfg->address_pools ? json_array_get(cfg->address_pools, i) : NULL;
+        const char *base = p ? json_string_value(json_object_get(p, "base")) : docker[i].base;
+        unsigned size =
+            p ? (unsigned)json_integer_value(json_object_get(p, "size")) : docker[i].size;
+        struct subnet pool;
+        if (parse_subnet(base, &pool) < 0 || size < pool.prefix || size > 30)
+            continue;
+        for (uint64_t k = 0; k < (1ull << (size - pool.prefix)); k++) {
+            struct subnet s = { .net = pool.net + (uint32_t)(k << (32 - size)), .prefix = size };
+            /* The pools' first subnet is the default network's, as 172.17/16 is docker0's. */
+            if (first && !for_default) {
+                first = 0;
+                continue;
+            }
+            first = 0;
+            if (!subnet_taken(nets, &s)) {
+                *ret = s;
+                return 0;
+            }
         }
     }
     return -ENOSPC;
@@ -215,7 +239,7 @@ static int network_make_in(berth_engine_t *e, berth_txn_t *txn, const char *name
                                  subnet_text);
     } else if (gateway_text && *gateway_text) {
         return berth_err_set(err, -EINVAL, "a gateway needs a subnet (--subnet)");
-    } else if (subnet_pick(nets, for_default, &s) < 0) {
+    } else if (subnet_pick(cfg, nets, for_default, &s) < 0) {
         return berth_err_set(err, -ENOSPC, "no free subnet left in the default address pools");
     }
     if (gateway_text && *gateway_text) {
@@ -1123,4 +1147,28 @@ BERTH_API int berth_network_disconnect(berth_engine_t *e, const char *netref, co
              err)) < 0)
         return r;
     return berth__store_txn_commit(TAKE_PTR(txn), err);
+}
+
+static void check_report(void *userdata, const char *cid, const char *network, const char *msg)
+{
+    json_array_append_new(
+        userdata, json_pack("{s:s, s:s, s:s}", "Container", cid, "Network", network, "Error", msg));
+}
+
+BERTH_API int berth_network_check(berth_engine_t *e, json_t **ret_json, berth_err_t *err)
+{
+    berth_store_t *store = berth__engine_store(e);
+    _cleanup_json_ json_t *out = json_array();
+    int r;
+
+    if (!store)
+        return berth_err_set(err, -ENOTSUP, "the engine was opened without a store");
+    if (!out)
+        return berth_err_set(err, -ENOMEM, "out of memory");
+    if ((r = berth__endpoints_check(store, berth__engine_loaded(e),
+                                    berth__engine_config(e)->plugin_dirs, check_report, out, err)) <
+        0)
+        return r;
+    *ret_json = TAKE_PTR(out);
+    return 0;
 }

@@ -795,8 +795,9 @@ static int attach_one(berth_netsetup_t *ns, json_t *net, json_t *want, const cha
     return 0;
 
 undo : {
-    json_t *tmp = json_pack("{s:O, s:s, s:s, s:O}", "result", result, "container", ns->cid,
-                            "ifname", ifname, "request", request);
+    json_t *tmp =
+        json_pack("{s:O, s:s, s:s, s:O, s:s}", "result", result, "container", ns->cid, "ifname",
+                  ifname, "request", request, "netns", attach ? attach->path : "");
     berth__endpoint_detach(ns->reg, ns->plugin_dirs, net, tmp, NULL);
     json_decref(tmp);
     return -ENOMEM;
@@ -995,4 +996,61 @@ int berth__netsetup_disconnect(berth_netsetup_t *ns, berth_store_t *store, const
     if (mine)
         peers_refresh(store, ns->cid, mine);
     return r;
+}
+
+int berth__endpoints_check(berth_store_t *store, berth_registry_t *reg, char *const *plugin_dirs,
+                           berth_endpoint_report_fn report, void *userdata, berth_err_t *err)
+{
+    _cleanup_json_ json_t *eps = NULL;
+    json_t *ep;
+    size_t i;
+    int r, bad = 0;
+
+    {
+        _cleanup_txn_ berth_txn_t *txn = NULL;
+        if ((r = berth__store_txn_begin(store, 0, &txn, err)) < 0 ||
+            (r = berth__endpoints_in(txn, NULL, &eps, err)) < 0)
+            return r;
+    }
+    json_array_foreach (eps, i, ep) {
+        _cleanup_json_ json_t *net = NULL;
+        _cleanup_free_ char *result = NULL;
+        const char *netid = json_string_value(json_object_get(ep, "network")) ?: "";
+        const char *netns = json_string_value(json_object_get(ep, "netns")) ?: "";
+        berth_net_attach_t at = { .struct_size = sizeof(at), .type = BERTH_NET_ATTACH_NETNS };
+        const berth_network_ops_t *ops;
+        berth_err_t e2 = { 0 };
+        struct net_call call;
+        berth_driver_t *d;
+
+        {
+            _cleanup_txn_ berth_txn_t *txn = NULL;
+            if (berth__store_txn_begin(store, 0, &txn, &e2) < 0 ||
+                berth__store_get(txn, BERTH_DB_NETWORKS, netid, &net, &e2) < 0)
+                continue;
+        }
+        if (!(d = net_driver(reg, plugin_dirs, json_string_value(json_object_get(net, "driver")),
+                             &e2)))
+            continue;
+        ops = d->ops;
+        /* Optional op; an endpoint whose sandbox is gone is the engine's to release, not check. */
+        if (!BERTH_OPS_HAS(ops, berth_network_ops_t, endpoint_check) || !*netns ||
+            strlen(netns) >= sizeof(at.path) || access(netns, F_OK) < 0)
+            continue;
+        strcpy(at.path, netns);
+        result = json_dumps(json_object_get(ep, "result"), JSON_COMPACT);
+        if (net_call_init(&call, net, json_string_value(json_object_get(ep, "container")),
+                          json_string_value(json_object_get(ep, "ifname")),
+                          json_object_get(ep, "request"), &at, &e2) < 0)
+            continue;
+        r = ops->endpoint_check(d->priv, &call.ep, result, 0, &e2);
+        net_call_free(&call);
+        if (r < 0) {
+            bad++;
+            if (report)
+                report(userdata, json_string_value(json_object_get(ep, "container")) ?: "",
+                       json_string_value(json_object_get(ep, "network_name")) ?: netid, e2.msg);
+        }
+    }
+    return bad;
 }

@@ -67,6 +67,17 @@ int berth__endpoint_detach(berth_registry_t *reg, char *const *plugin_dirs, json
 int berth__endpoints_release(berth_store_t *store, berth_registry_t *reg, char *const *plugin_dirs,
                              const char *cid, berth_err_t *err);
 
+/*
+ * CHECK every endpoint whose sandbox still exists through its driver (a
+ * restarted daemon verifies what running containers were given). @report
+ * (may be NULL) hears of each failing one. Returns how many failed, or a
+ * negative errno when the store could not be read.
+ */
+typedef void (*berth_endpoint_report_fn)(void *userdata, const char *cid, const char *network,
+                                         const char *msg);
+int berth__endpoints_check(berth_store_t *store, berth_registry_t *reg, char *const *plugin_dirs,
+                           berth_endpoint_report_fn report, void *userdata, berth_err_t *err);
+
 /* ---- the monitor's side ---- */
 
 typedef struct berth_netsetup berth_netsetup_t;

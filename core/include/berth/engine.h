@@ -569,6 +569,13 @@ BERTH_API int berth_network_disconnect(berth_engine_t *engine, const char *net,
                                        const char *container, int force, berth_err_t *err);
 
 /**
+ * Verify the endpoints of running containers with their drivers (CNI CHECK),
+ * as a restarted daemon does: *ret_json gets an array of the failing ones,
+ * {"Container", "Network", "Error"} (empty when all are as attached).
+ */
+BERTH_API int berth_network_check(berth_engine_t *engine, json_t **ret_json, berth_err_t *err);
+
+/**
  * Check credentials against registry @p server ("localhost:5000"; NULL or
  * "docker.io" for Docker Hub) and store them in the credentials file
  * ($DOCKER_CONFIG/config.json, default ~/.docker/config.json, "auths"), as

@@ -51,7 +51,10 @@ static int setup(void **state)
     c = fopen(cfg, "w");
     assert_non_null(c);
     /* The built plugins come from BERTH_PLUGIN_PATH (meson's test env). */
-    fputs("{\"defaults\": {\"network\": \"fake\", \"isolation\": \"fake\"}}", c);
+    /* A pool of its own, so that what other networks this host has doesn't matter. */
+    fputs("{\"defaults\": {\"network\": \"fake\", \"isolation\": \"fake\"}, "
+          "\"networks\": {\"address_pools\": [{\"base\": \"100.120.0.0/22\", \"size\": 24}]}}",
+          c);
     fclose(c);
     opts.config_path = cfg;
     opts.root = root;
@@ -103,29 +106,21 @@ static void test_create_pick_and_refuse(void **state)
 
     a = create_net(f, "front", NULL, 0);
     b = create_net(f, "back", NULL, 0);
-    /*
-     * From the default pool (172.18-31/16 for user networks), never the same
-     * twice; which ones depends on the routes this host has.
-     */
-    assert_int_equal(strncmp(subnet_of(a), "172.", 4), 0);
-    assert_non_null(strstr(subnet_of(a), ".0.0/16"));
-    assert_string_not_equal(subnet_of(a), subnet_of(b));
-    assert_string_not_equal(subnet_of(a), "172.17.0.0/16");
-    {
-        /* The gateway is the subnet's first host. */
-        char gw[32];
-        snprintf(gw, sizeof(gw), "%.*s1", (int)(strlen(subnet_of(a)) - 4), subnet_of(a));
-        assert_string_equal(
-            json_string_value(json_object_get(
-                json_array_get(json_object_get(json_object_get(a, "IPAM"), "Config"), 0),
-                "Gateway")),
-            gw);
-    }
+    /* The pool's first subnet is the default network's; user networks take the next ones. */
+    assert_string_equal(subnet_of(a), "100.120.1.0/24");
+    assert_string_equal(subnet_of(b), "100.120.2.0/24");
+    assert_string_equal(
+        json_string_value(json_object_get(
+            json_array_get(json_object_get(json_object_get(a, "IPAM"), "Config"), 0), "Gateway")),
+        "100.120.1.1");
     assert_string_equal(json_string_value(json_object_get(a, "Driver")), "fake");
     c = create_net(f, "given", "10.99.0.0/24", 0);
     assert_string_equal(subnet_of(c), "10.99.0.0/24");
 
     /* Refusals name what is wrong and store nothing. */
+    /* The /22 holds four /24s: the default network's, front's, back's and one more. */
+    json_decref(create_net(f, "third", NULL, 0));
+    create_net(f, "fourth", NULL, -ENOSPC);
     create_net(f, "front", NULL, -EEXIST);
     create_net(f, "bridge", NULL, -EEXIST);
     create_net(f, "host", NULL, -EEXIST);
