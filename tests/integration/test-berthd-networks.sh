@@ -47,7 +47,7 @@ cleanup() {
     [ -n "${dpid:-}" ] && kill "$dpid" 2>/dev/null && wait "$dpid" 2>/dev/null
     for c in $(b ps -aq 2>/dev/null); do b rm -f "$c" >/dev/null 2>&1; done
     for n in $(b network ls -q 2>/dev/null); do b network rm "$n" >/dev/null 2>&1; done
-    rm -rf "$T"
+    lib_cleanup
 }
 trap cleanup EXIT
 
@@ -160,7 +160,7 @@ else
 fi
 expect_exit 0 "docker network rm" d network rm dnet
 expect_grep "^dnet$" "$T/out" "rm prints the name"
-d network create dprune >/dev/null
+expect_exit 0 "docker network create dprune" d network create --subnet "10.$o2.88.0/24" dprune
 expect_exit 0 "docker network prune -f" d network prune -f
 expect_grep "dprune" "$T/out" "prune names what it removed"
 expect_exit 0 "docker system prune -f (asks for networks too)" d system prune -f

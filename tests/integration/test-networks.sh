@@ -44,7 +44,7 @@ cleanup() {
     for n in $(b network ls -q 2>/dev/null); do b network rm "$n" >/dev/null 2>&1; done
     ip link del "$VETH" 2>/dev/null
     ip netns del "$NS" 2>/dev/null
-    rm -rf "$T"
+    lib_cleanup
 }
 trap cleanup EXIT
 
@@ -360,9 +360,10 @@ expect_grep "^53/udp -> 0.0.0.0:[1-9][0-9]*$" "$T/out" "-P: the exposed udp port
 b rm -f eph eph2 eph3 >/dev/null
 
 # --- prune ------------------------------------------------------------------------
-b network create --label keep=no netp1 >/dev/null
-b network create --label keep=yes netp2 >/dev/null
-b create --name user1 --network netp2 demo true >/dev/null
+# Subnets given: the default pools may be used up by other networks on a busy host.
+expect_exit 0 "network create netp1" b network create --subnet "10.$o2.80.0/24" --label keep=no netp1
+expect_exit 0 "network create netp2" b network create --subnet "10.$o2.81.0/24" --label keep=yes netp2
+expect_exit 0 "a container referring to netp2" b create --name user1 --network netp2 demo true
 expect_exit 0 "network prune --filter label=keep=no" b network prune -f --filter label=keep=no
 expect_grep "^Deleted Networks:$" "$T/out" "prune: docker's heading"
 expect_grep "^netp1$" "$T/out" "prune: the unused labelled network"
