@@ -149,7 +149,7 @@ const char cli_create_options_help[] =
     "      --security-opt OPT     seccomp=unconfined|FILE, no-new-privileges\n"
     "      --ulimit NAME=SOFT[:HARD]  set a resource limit\n"
     "      --userns MAP           user namespace: CONTAINER_ID:HOST_ID:COUNT\n"
-    "      --network NET          none (default), host, bridge or a network's name or id\n"
+    "      --network NET          bridge (default), host, none or a network's name or id\n"
     "      --ip IP                the container's IPv4 address on --network NET\n"
     "      --network-alias NAME   another name the container has on --network NET\n"
     "  -p, --publish [IP:][HOSTPORT:]PORT[/PROTO]\n"

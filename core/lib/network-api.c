@@ -477,8 +477,6 @@ int berth__container_networks_plan(berth_engine_t *e, json_t *body, json_t *doc,
     }
     if ((r = network_resolve(e, mode, &primary, err)) < 0)
         return r;
-    /* The primary network by its name, as Docker records it. */
-    json_object_set(hc, "NetworkMode", json_object_get(primary, "name"));
     /* Docker clients name the primary's endpoint as they named the mode ("default" too). */
     epcfg = json_object_get(eps, mode);
     if (!epcfg)
@@ -509,8 +507,14 @@ int berth__container_networks_plan(berth_engine_t *e, json_t *body, json_t *doc,
             return r;
         json_array_append_new(nets, w);
     }
-    return json_object_set(doc, "networks", nets) < 0 ? berth_err_set(err, -ENOMEM, "out of memory")
-                                                      : 0;
+    /*
+     * The primary network by its name, as Docker records it; last, since
+     * @mode points into the value this replaces (and frees).
+     */
+    if (json_object_set(hc, "NetworkMode", json_object_get(primary, "name")) < 0 ||
+        json_object_set(doc, "networks", nets) < 0)
+        return berth_err_set(err, -ENOMEM, "out of memory");
+    return 0;
 }
 
 json_t *berth__container_network_settings(berth_engine_t *e, json_t *doc)
