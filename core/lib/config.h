@@ -61,7 +61,7 @@ typedef struct berth_config {
     char *tls_ca, *tls_cert, *tls_key; /* NULL when not set */
     json_t *drivers;                   /* object (owned); per-driver sections */
     uint64_t events_max;               /* events kept in the store (newest first) */
-    json_t *address_pools; /* networks.address_pools, NULL for Docker's default pools */
+    json_t *address_pools;             /* networks.address_pools, NULL for Docker's default pools */
 } berth_config_t;
 
 /* Default of "events.max": as the store's own default (store.h). */
