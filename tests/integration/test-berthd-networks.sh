@@ -30,7 +30,6 @@ for tool in docker iptables curl python3; do
 done
 unset BERTH_ROOT BERTH_RUNROOT BERTH_CONFIG DOCKER_CONTEXT DOCKER_TLS_VERIFY DOCKER_CERT_PATH
 [ -n "${LSAN_OPTIONS:-}" ] && export LSAN_OPTIONS="$LSAN_OPTIONS:print_suppressions=0"
-echo '{}' >"$T/c.json"
 b() { "$BERTH" --config "$T/c.json" --root "$T/root" --runroot "$T/run" "$@"; }
 S=$T/d.sock
 d() { DOCKER_HOST="unix://$S" DOCKER_CONFIG="$T/docker" docker "$@"; }
@@ -52,6 +51,9 @@ cleanup() {
 trap cleanup EXIT
 
 o2=$((($$ % 200) + 20))
+# The root's own address pool (the default bridge takes its first /24): the
+# host's 172.17-31 and 192.168 pools may be used up by other networks.
+echo "{\"networks\": {\"address_pools\": [{\"base\": \"10.$o2.96.0/20\", \"size\": 24}]}}" >"$T/c.json"
 SUB=10.$o2.87
 json() { python3 -c "import json, sys; d = json.load(sys.stdin); print($1)"; }
 free_port() {

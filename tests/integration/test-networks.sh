@@ -34,7 +34,6 @@ for tool in iptables iptables-save ip curl python3; do
 done
 unset BERTH_ROOT BERTH_RUNROOT BERTH_CONFIG
 [ -n "${LSAN_OPTIONS:-}" ] && export LSAN_OPTIONS="$LSAN_OPTIONS:print_suppressions=0"
-echo '{}' >"$T/c.json"
 b() { "$BERTH" --config "$T/c.json" --root "$T/root" --runroot "$T/run" "$@"; }
 # A veth pair and a netns of our own, named after this process so parallel runs don't meet.
 VETH=bnt$$
@@ -50,6 +49,9 @@ trap cleanup EXIT
 
 # Private subnets picked from this process's id, so two runs on one host don't collide.
 o2=$((($$ % 200) + 20))
+# The root's own address pool (the default bridge takes its first /24): the
+# host's 172.17-31 and 192.168 pools may be used up by other networks.
+echo "{\"networks\": {\"address_pools\": [{\"base\": \"10.$o2.96.0/20\", \"size\": 24}]}}" >"$T/c.json"
 SUB=10.$o2.77
 OTHER=10.$o2.78
 HOSTADDR=10.$o2.79.1
