@@ -577,6 +577,11 @@ BERTH_API int berth_container_remove(berth_engine_t *e, const char *ref, uint32_
 
     if (!store)
         return berth_err_set(err, -ENOTSUP, "the engine was opened without a store");
+    /* An exited container's monitor may still be tearing down: its networks go first. */
+    if (berth__container_get(store, ref, &doc, NULL) == 0 &&
+        (berth__record_state(doc) & BERTH_ST_EXITED))
+        berth__await_monitor(doc);
+    json_decref(TAKE_PTR(doc));
     if ((r = berth__store_txn_begin(store, 1, &txn, err)) < 0)
         return r;
     if ((r = berth__container_get_in(txn, ref, &doc, err)) < 0)
@@ -595,6 +600,8 @@ BERTH_API int berth_container_remove(berth_engine_t *e, const char *ref, uint32_
                 return r;
         } else if (r < 0) {
             return r;
+        } else {
+            berth__await_monitor(doc);
         }
         json_decref(doc);
         doc = NULL;

@@ -155,7 +155,7 @@ BERTH_API int berth_container_set_health(berth_engine_t *e, const char *ref, jso
  * stop waits for the old monitor to be gone (a few ms; at most 5 s). The
  * process is recognised by its command line naming the container.
  */
-static void await_previous_monitor(json_t *doc)
+void berth__await_monitor(json_t *doc)
 {
     pid_t pid =
         (pid_t)json_integer_value(json_object_get(json_object_get(doc, "state"), "ShimPid"));
@@ -200,7 +200,7 @@ BERTH_API int berth_container_start(berth_engine_t *e, const char *ref, uint32_t
         return r;
     }
     if (berth__record_state(doc) & BERTH_ST_EXITED)
-        await_previous_monitor(doc);
+        berth__await_monitor(doc);
     return berth__shim_spawn(e, id, (flags & BERTH_START_WAIT) ? BERTH_SHIM_WAIT_START : 0, &ready,
                              err);
 }

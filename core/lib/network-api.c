@@ -571,13 +571,16 @@ json_t *berth__container_network_settings(berth_engine_t *e, json_t *doc)
             json_object_set_new(
                 n, "EndpointID",
                 json_sprintf("%.32s%.32s", id, json_string_value(json_object_get(w, "id"))));
-        if (i == 0 && found) {
+        /* The top-level address fields are the default network's only, as in Docker. */
+        if (found &&
+            !strcmp(json_string_value(json_object_get(w, "name")) ?: "", BERTH_NETWORK_DEFAULT)) {
             json_object_set_new(out, "IPAddress", json_string(ip));
             json_object_set_new(out, "IPPrefixLen", json_integer(plen));
             json_object_set(out, "Gateway", json_object_get(n, "Gateway"));
             json_object_set(out, "MacAddress", json_object_get(n, "MacAddress"));
-            json_object_set(out, "SandboxKey", json_object_get(found, "netns"));
         }
+        if (found && json_string_value(json_object_get(found, "netns")))
+            json_object_set(out, "SandboxKey", json_object_get(found, "netns"));
         json_object_set_new(networks, json_string_value(json_object_get(w, "name")) ?: "?", n);
         /* Published ports, as the endpoint that published them recorded. */
         json_array_foreach (json_object_get(found, "ports"), k, v) {

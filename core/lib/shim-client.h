@@ -126,4 +126,11 @@ int berth__frame_write(int fd, uint8_t stream, const void *buf, size_t len, bert
 int berth__frame_read(int fd, uint8_t *ret_stream, char **ret_buf, size_t *ret_len,
                       berth_err_t *err);
 
+/*
+ * Wait (at most 5 s) for the monitor named in record @doc's ShimPid to be
+ * gone: after a container's exit is recorded, its monitor still tears down
+ * (networks, mounts, cgroups), and a start or a removal must not overlap that.
+ */
+void berth__await_monitor(json_t *doc);
+
 #endif /* BERTH_SHIM_CLIENT_H */

@@ -9,7 +9,10 @@
 # --network none with only lo; busybox httpd published on 127.0.0.1 and
 # fetched with curl, the port and its DNAT rules gone after rm; a port
 # conflict refused cleanly; ephemeral ports from -p PORT and -P shown by
-# `berth port`; and run/rm cycles on the bridge network leaking no veth,
+# `berth port`; /etc/hostname, /etc/hosts and /etc/resolv.conf with
+# --hostname, --add-host, --dns; peers named in /etc/hosts as they come and
+# go; connect and disconnect of a running container; and run/rm cycles on
+# the bridge network leaking no veth,
 # netns file, IPAM lease or iptables rule.
 # Usage: test-networks.sh BERTH   (as root; BERTH_NET_CYCLES sets the cycles, default 200)
 . "$(dirname "$0")/lib.sh"
@@ -381,6 +384,43 @@ b rm user1 >/dev/null
 settle() {
     for _ in $(seq 100); do pgrep -f "berth-shim.*$T" >/dev/null || break; sleep 0.1; done
 }
+# --- /etc/hostname, /etc/hosts and /etc/resolv.conf ---------------------------
+expect_exit 0 "run with --hostname, --add-host, --dns, --dns-search" b run --rm --network none \
+    --hostname myhost --add-host db.local:10.1.2.3 --dns 10.9.9.9 --dns-search example.test \
+    demo sh -c 'cat /etc/hostname; echo ---; cat /etc/hosts; echo ---; cat /etc/resolv.conf; hostname'
+expect_grep "^myhost$" "$T/out" "/etc/hostname and hostname say --hostname"
+expect_grep "^10.1.2.3	db.local$" "$T/out" "--add-host is in /etc/hosts"
+expect_grep "^127.0.0.1	localhost$" "$T/out" "/etc/hosts names localhost"
+expect_grep "^nameserver 10.9.9.9$" "$T/out" "--dns is the nameserver"
+expect_grep "^search example.test$" "$T/out" "--dns-search is the search list"
+expect_exit 0 "the container's own address is in its /etc/hosts" b run --rm --hostname me demo \
+    sh -c 'grep -w me /etc/hosts; ip -4 -o addr show eth0'
+a=$(awk '/inet / {print $4}' "$T/out" | cut -d/ -f1)
+[ -n "$a" ] && grep -q "^$a	me" "$T/out" && ok "hosts maps the hostname to eth0's address ($a)" ||
+    not_ok "hosts: $(tr '\n' ' ' <"$T/out")"
+expect_exit 125 "--add-host without an address" b run --rm --network none --add-host nonsense demo true
+
+# --- peers by name, updated as they come and go; connect and disconnect live --
+expect_exit 0 "network create names" b network create names
+expect_exit 0 "network create extra" b network create extra
+expect_exit 0 "run -d n1" b run -d --name n1 --network names demo sleep 300
+expect_exit 0 "run -d n2 with an alias" b run -d --name n2 --network names --network-alias db demo sleep 300
+expect_exit 0 "n1 learned of n2 after it started" b exec n1 grep -w n2 /etc/hosts
+expect_exit 0 "n1 reaches n2 by its alias" b exec n1 ping -c1 -W2 db
+expect_exit 0 "rm -f n2" b rm -f n2
+expect_exit 1 "n1 forgot n2 when it went" b exec n1 grep -w n2 /etc/hosts
+expect_exit 0 "network connect extra n1 (running)" b network connect extra n1
+expect_exit 0 "n1 has a second interface" b exec n1 ip -4 -o addr show eth1
+expect_exit 0 "inspect n1" b inspect n1
+[ "$(json "len(d[0]['NetworkSettings']['Networks'])" <"$T/out")" = 2 ] &&
+    ok "inspect shows both networks" || not_ok "networks: $(json "list(d[0]['NetworkSettings']['Networks'])" <"$T/out")"
+expect_exit 1 "network connect twice" b network connect extra n1
+expect_exit 0 "network disconnect extra n1 (running)" b network disconnect extra n1
+expect_exit 1 "eth1 is gone" b exec n1 ip -4 -o addr show eth1
+expect_exit 1 "rm of a network a container is on" b network rm names
+expect_exit 0 "rm -f n1" b rm -f n1
+expect_exit 0 "network rm names extra" b network rm names extra
+
 settle
 v0=$(veths)
 veth_names >"$T/veths0"
