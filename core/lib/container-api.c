@@ -556,6 +556,23 @@ static int reap_orphan(berth_engine_t *e, json_t *doc, berth_err_t *err)
     return 0;
 }
 
+/*
+ * A monitor may wait to start a created (or exited) container: docker run
+ * and start -a attach before they start, and a client or daemon that went
+ * away in between leaves it waiting. Deleting the record under it would
+ * orphan it with its init, sandbox, mounts and cgroups, so ask it to undo
+ * its setup and end first; it answers once that is done. Best effort: no
+ * monitor, or one that is not waiting (ending after an exit), is fine.
+ */
+static void cancel_waiting_monitor(berth_engine_t *e, const char *id)
+{
+    _cleanup_json_ json_t *req = json_pack("{s:s}", "op", "cancel");
+    _cleanup_close_ int fd = -1;
+
+    if (req && berth__shim_connect(e, id, &fd, NULL) == 0)
+        berth__shim_request(fd, req, NULL, NULL);
+}
+
 BERTH_API int berth_container_remove(berth_engine_t *e, const char *ref, uint32_t flags,
                                      berth_err_t *err)
 {
@@ -567,6 +584,12 @@ BERTH_API int berth_container_remove(berth_engine_t *e, const char *ref, uint32_
 
     if (!store)
         return berth_err_set(err, -ENOTSUP, "the engine was opened without a store");
+    /* Outside the write transaction: the monitor's teardown takes a while. */
+    if (berth__container_get(store, ref, &doc, NULL) == 0 &&
+        (berth__record_state(doc) & (BERTH_ST_CREATED | BERTH_ST_EXITED)))
+        cancel_waiting_monitor(e, json_string_value(json_object_get(doc, "id")));
+    json_decref(doc);
+    doc = NULL;
     if ((r = berth__store_txn_begin(store, 1, &txn, err)) < 0)
         return r;
     if ((r = berth__container_get_in(txn, ref, &doc, err)) < 0)
