@@ -45,13 +45,27 @@ static const char *const nouns[] = {
     "quay",   "rudder", "schooner", "skiff", "tug",     "wharf",  "windlass", "yawl",
 };
 
-static int random_name(char *buf, size_t len)
+/*
+ * The 576 pairs run out long before a host's containers do: after @retry
+ * names already taken, a number follows the pair (below 10, as Docker's
+ * first retry, then below 100, ..., at most 10,000), so the space grows
+ * with the crowding instead of failing the create.
+ */
+static int random_name(char *buf, size_t len, int retry)
 {
+    static const unsigned bound[] = { 1, 10, 100, 1000, 10000 };
     unsigned char r[2];
-    if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
+    uint32_t n;
+
+    if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r) ||
+        getrandom(&n, sizeof(n), 0) != (ssize_t)sizeof(n))
         return -EIO;
-    snprintf(buf, len, "%s_%s", adjectives[r[0] % BERTH_ARRAY_SIZE(adjectives)],
-             nouns[r[1] % BERTH_ARRAY_SIZE(nouns)]);
+    if (retry <= 0)
+        snprintf(buf, len, "%s_%s", adjectives[r[0] % BERTH_ARRAY_SIZE(adjectives)],
+                 nouns[r[1] % BERTH_ARRAY_SIZE(nouns)]);
+    else
+        snprintf(buf, len, "%s_%s%u", adjectives[r[0] % BERTH_ARRAY_SIZE(adjectives)],
+                 nouns[r[1] % BERTH_ARRAY_SIZE(nouns)], n % bound[retry < 4 ? retry : 4]);
     return 0;
 }
 
@@ -223,7 +237,7 @@ static int create_container(berth_engine_t *e, const char *name, json_t *body, i
         berth_shim_pending_t pending;
         const char *use = name;
         if (!use) {
-            if (random_name(gen, sizeof(gen)) < 0)
+            if (random_name(gen, sizeof(gen), tries) < 0)
                 return berth_err_set(err, -EIO, "could not generate a name");
             use = gen;
         }
