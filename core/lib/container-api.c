@@ -6,11 +6,13 @@
  * before the record is written, so a refused create leaves no trace.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -209,6 +211,95 @@ static int record_from_body(berth_engine_t *e, const char *id, const char *name,
 }
 
 /*
+ * A create makes the container's snapshot before it commits the record that
+ * names it: a process killed in between leaves a snapshot no record names.
+ * Every create holds <root>/create.lock shared from the snapshot to the
+ * commit, and berth_container_storage_sweep() holds it exclusively, so that
+ * what it finds without a record is such a leftover and never a create in
+ * flight. Returns the locked descriptor (closing it unlocks).
+ */
+static int create_lock(berth_engine_t *e, int exclusive, int *ret_fd, berth_err_t *err)
+{
+    char path[PATH_MAX];
+    int fd;
+
+    if (snprintf(path, sizeof(path), "%s/create.lock", berth__engine_config(e)->root) >=
+        (int)sizeof(path))
+        return berth_err_set(err, -ENAMETOOLONG, "root path too long");
+    if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
+        return berth_err_set(err, -errno, "%s: %s", path, strerror(errno));
+    while (flock(fd, exclusive ? LOCK_EX : LOCK_SH) < 0) {
+        if (errno != EINTR) {
+            int r = -errno;
+            close(fd);
+            return berth_err_set(err, r, "%s: lock: %s", path, strerror(-r));
+        }
+    }
+    *ret_fd = fd;
+    return 0;
+}
+
+struct sweep {
+    char (*keys)[BERTH_CONTAINER_ID_LEN + 1];
+    size_t n, cap;
+};
+
+/* Writable snapshots keyed by a container id: those a create makes. */
+static int collect_container_snapshot(const char *name, const berth_snapshot_info_t *info,
+                                      void *userdata)
+{
+    struct sweep *sw = userdata;
+
+    if (info->kind != BERTH_SNAPSHOT_KIND_ACTIVE || !berth__container_id_is_valid(name))
+        return 0;
+    if (sw->n == sw->cap) {
+        size_t cap = sw->cap ? 2 * sw->cap : 64;
+        void *p = realloc(sw->keys, cap * sizeof(sw->keys[0]));
+        if (!p)
+            return -ENOMEM;
+        sw->keys = p;
+        sw->cap = cap;
+    }
+    memcpy(sw->keys[sw->n++], name, BERTH_CONTAINER_ID_LEN + 1);
+    return 0;
+}
+
+BERTH_API int berth_container_storage_sweep(berth_engine_t *e, unsigned *ret_removed,
+                                            berth_err_t *err)
+{
+    berth_store_t *store = berth__engine_store(e);
+    struct sweep sw = { 0 };
+    _cleanup_close_ int lock = -1;
+    berth_driver_t *d;
+    const berth_storage_ops_t *ops;
+    unsigned removed = 0;
+    int r;
+
+    if (!store)
+        return berth_err_set(err, -ENOTSUP, "the engine was opened without a store");
+    if ((r = berth__engine_storage(e, &d, err)) < 0)
+        return r;
+    ops = d->ops;
+    if ((r = create_lock(e, 1, &lock, err)) < 0)
+        return r;
+    if ((r = ops->walk(d->priv, 0, collect_container_snapshot, &sw, err)) < 0) {
+        free(sw.keys);
+        return r == -ENOMEM ? berth_err_set(err, r, "out of memory") : r;
+    }
+    for (size_t i = 0; i < sw.n; i++) {
+        _cleanup_json_ json_t *doc = NULL;
+        if (berth__container_get(store, sw.keys[i], &doc, NULL) != -ENOENT)
+            continue;
+        if (ops->remove(d->priv, sw.keys[i], 0, NULL) == 0)
+            removed++;
+    }
+    free(sw.keys);
+    if (ret_removed)
+        *ret_removed = removed;
+    return 0;
+}
+
+/*
  * berth_container_create and, with @run, berth_container_create_run: pick a
  * name (a generated one that is taken is picked again, a few times), build
  * the record and commit it; with @run, the monitor starts setting the
@@ -219,6 +310,7 @@ static int create_container(berth_engine_t *e, const char *name, json_t *body, i
 {
     berth_store_t *store = berth__engine_store(e);
     char id[BERTH_CONTAINER_ID_LEN + 1], gen[64];
+    _cleanup_close_ int lock = -1;
     int r, tries = 0;
 
     if (!store)
@@ -231,6 +323,8 @@ static int create_container(berth_engine_t *e, const char *name, json_t *body, i
                              "allowed",
                              name);
     if ((r = berth__container_id_new(id, err)) < 0)
+        return r;
+    if ((r = create_lock(e, 0, &lock, err)) < 0)
         return r;
     for (;;) {
         _cleanup_json_ json_t *doc = NULL;
