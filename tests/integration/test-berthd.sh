@@ -241,6 +241,8 @@ if [ -n "${BERTH_DEMO_IMAGE:-}" ] && [ -d "$BERTH_DEMO_IMAGE" ]; then
         wid=$(d create --name dropped demo true)
         drop_attach "$wid"
         expect_exit 0 "docker rm of a created container whose monitor waits" d rm dropped
+        # (It answers once it has undone everything, then exits: give the exit a moment.)
+        for _ in $(seq 50); do [ "$(monitors_of "$wid")" -eq 0 ] && break; sleep 0.1; done
         [ "$(monitors_of "$wid")" -eq 0 ] && ok "its monitor is gone" ||
             not_ok "rm left its monitor: $(ps -eo pid,args | grep "[b]erth-shim --id $wid")"
         grep -q "$wid" /proc/self/mountinfo && not_ok "rm left its mounts" || ok "and its mounts"
