@@ -227,6 +227,8 @@ paired = statistics.median(b / p for b, p in zip(times["berthd"], times["podman"
 print(f"  berthd / podman: {mb / mp:.2f} (medians), {paired:.2f} (median of per-round ratios)")
 print(f"  target: berthd median <= 1/3 x podman median = {mp / 3:.1f} ms: "
       f"{'met' if mb <= mp / 3 else 'NOT met'} ({mb:.1f} ms)")
+for k in ("berthd", "podman"):
+    print(f"  every round, {k}: " + " ".join(f"{t:.0f}" for t in times[k]))
 
 # ---- docker ps, empty store ----
 print()
