@@ -142,6 +142,17 @@ def api_ok(sock, path):
     except OSError:
         return False
 
+def api_get_ms(sock, path):
+    """Wall ms of one whole GET (to the end of the body; the server closes), without the CLI."""
+    t0 = time.perf_counter_ns()
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(sock)
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    while s.recv(1 << 16):
+        pass
+    s.close()
+    return (time.perf_counter_ns() - t0) / 1e6
+
 def wait_api(sock, timeout=30.0):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -238,8 +249,11 @@ def ps_latency(label, *args):
     for _ in range(3):
         docker(bsock, "ps", *args)
     line(label, [docker(bsock, "ps", *args)[0] for _ in range(20)])
+    # The same call without the CLI (whose own start is most of the above).
+    path = "/v1.50/containers/json" + ("?all=1" if args else "")
+    line("  its GET alone, without the CLI", [api_get_ms(bsock, path) for _ in range(20)])
 ps_latency("docker ps, no containers")
-ps_latency("docker ps -a, no containers")
+ps_latency("docker ps -a, no containers", "-a")
 
 # ---- 100 running containers: memory, then restart to serving ----
 ids = [docker(bsock, "run", "-d", "--network", "none", "demo", "sleep", "100000")[1].strip()
@@ -295,5 +309,5 @@ print(f"docker ps latency with {count} containers (created, not running; "
       f"made with berth create in {time.perf_counter() - t0:.0f} s), wall ms")
 print(f"  {'':<44} {'median':>8} {'p90':>8} {'min':>8} {'max':>8}")
 ps_latency("docker ps (lists none of them)")
-ps_latency("docker ps -a (lists all 1,000)")
+ps_latency("docker ps -a (lists all 1,000)", "-a")
 EOF
