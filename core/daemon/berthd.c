@@ -190,6 +190,18 @@ int main(int argc, char **argv)
         fprintf(stderr, "berthd: %s\n", err.msg);
         return 1;
     }
+    /* A create killed between its snapshot and its record (a berthd SIGKILLed under load) left a
+     * snapshot no record names. */
+    {
+        berth_err_t serr = { 0 };
+        unsigned n = 0;
+        r = berth_container_storage_sweep(e, &n, &serr);
+        if (r < 0 && r != -ENOTSUP && r != -ENOENT)
+            fprintf(stderr, "berthd: sweeping container snapshots: %s\n", serr.msg);
+        else if (r == 0 && n)
+            fprintf(stderr, "berthd: removed %u container snapshot%s no record names\n", n,
+                    n == 1 ? "" : "s");
+    }
     /* berth.json's "api" section serves for what the command line leaves unsaid. */
     if (!(cfg = berth_engine_config(e))) {
         fprintf(stderr, "berthd: out of memory\n");

@@ -6,11 +6,13 @@
  * before the record is written, so a refused create leaves no trace.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -47,13 +49,27 @@ static const char *const nouns[] = {
     "quay",   "rudder", "schooner", "skiff", "tug",     "wharf",  "windlass", "yawl",
 };
 
-static int random_name(char *buf, size_t len)
+/*
+ * The 576 pairs run out long before a host's containers do: after @retry
+ * names already taken, a number follows the pair (below 10, as Docker's
+ * first retry, then below 100, ..., at most 10,000), so the space grows
+ * with the crowding instead of failing the create.
+ */
+static int random_name(char *buf, size_t len, int retry)
 {
+    static const unsigned bound[] = { 1, 10, 100, 1000, 10000 };
     unsigned char r[2];
-    if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
+    uint32_t n;
+
+    if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r) ||
+        getrandom(&n, sizeof(n), 0) != (ssize_t)sizeof(n))
         return -EIO;
-    snprintf(buf, len, "%s_%s", adjectives[r[0] % BERTH_ARRAY_SIZE(adjectives)],
-             nouns[r[1] % BERTH_ARRAY_SIZE(nouns)]);
+    if (retry <= 0)
+        snprintf(buf, len, "%s_%s", adjectives[r[0] % BERTH_ARRAY_SIZE(adjectives)],
+                 nouns[r[1] % BERTH_ARRAY_SIZE(nouns)]);
+    else
+        snprintf(buf, len, "%s_%s%u", adjectives[r[0] % BERTH_ARRAY_SIZE(adjectives)],
+                 nouns[r[1] % BERTH_ARRAY_SIZE(nouns)], n % bound[retry < 4 ? retry : 4]);
     return 0;
 }
 
@@ -202,6 +218,95 @@ static int record_from_body(berth_engine_t *e, const char *id, const char *name,
 }
 
 /*
+ * A create makes the container's snapshot before it commits the record that
+ * names it: a process killed in between leaves a snapshot no record names.
+ * Every create holds <root>/create.lock shared from the snapshot to the
+ * commit, and berth_container_storage_sweep() holds it exclusively, so that
+ * what it finds without a record is such a leftover and never a create in
+ * flight. Returns the locked descriptor (closing it unlocks).
+ */
+static int create_lock(berth_engine_t *e, int exclusive, int *ret_fd, berth_err_t *err)
+{
+    char path[PATH_MAX];
+    int fd;
+
+    if (snprintf(path, sizeof(path), "%s/create.lock", berth__engine_config(e)->root) >=
+        (int)sizeof(path))
+        return berth_err_set(err, -ENAMETOOLONG, "root path too long");
+    if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
+        return berth_err_set(err, -errno, "%s: %s", path, strerror(errno));
+    while (flock(fd, exclusive ? LOCK_EX : LOCK_SH) < 0) {
+        if (errno != EINTR) {
+            int r = -errno;
+            close(fd);
+            return berth_err_set(err, r, "%s: lock: %s", path, strerror(-r));
+        }
+    }
+    *ret_fd = fd;
+    return 0;
+}
+
+struct sweep {
+    char (*keys)[BERTH_CONTAINER_ID_LEN + 1];
+    size_t n, cap;
+};
+
+/* Writable snapshots keyed by a container id: those a create makes. */
+static int collect_container_snapshot(const char *name, const berth_snapshot_info_t *info,
+                                      void *userdata)
+{
+    struct sweep *sw = userdata;
+
+    if (info->kind != BERTH_SNAPSHOT_KIND_ACTIVE || !berth__container_id_is_valid(name))
+        return 0;
+    if (sw->n == sw->cap) {
+        size_t cap = sw->cap ? 2 * sw->cap : 64;
+        void *p = realloc(sw->keys, cap * sizeof(sw->keys[0]));
+        if (!p)
+            return -ENOMEM;
+        sw->keys = p;
+        sw->cap = cap;
+    }
+    memcpy(sw->keys[sw->n++], name, BERTH_CONTAINER_ID_LEN + 1);
+    return 0;
+}
+
+BERTH_API int berth_container_storage_sweep(berth_engine_t *e, unsigned *ret_removed,
+                                            berth_err_t *err)
+{
+    berth_store_t *store = berth__engine_store(e);
+    struct sweep sw = { 0 };
+    _cleanup_close_ int lock = -1;
+    berth_driver_t *d;
+    const berth_storage_ops_t *ops;
+    unsigned removed = 0;
+    int r;
+
+    if (!store)
+        return berth_err_set(err, -ENOTSUP, "the engine was opened without a store");
+    if ((r = berth__engine_storage(e, &d, err)) < 0)
+        return r;
+    ops = d->ops;
+    if ((r = create_lock(e, 1, &lock, err)) < 0)
+        return r;
+    if ((r = ops->walk(d->priv, 0, collect_container_snapshot, &sw, err)) < 0) {
+        free(sw.keys);
+        return r == -ENOMEM ? berth_err_set(err, r, "out of memory") : r;
+    }
+    for (size_t i = 0; i < sw.n; i++) {
+        _cleanup_json_ json_t *doc = NULL;
+        if (berth__container_get(store, sw.keys[i], &doc, NULL) != -ENOENT)
+            continue;
+        if (ops->remove(d->priv, sw.keys[i], 0, NULL) == 0)
+            removed++;
+    }
+    free(sw.keys);
+    if (ret_removed)
+        *ret_removed = removed;
+    return 0;
+}
+
+/*
  * berth_container_create and, with @run, berth_container_create_run: pick a
  * name (a generated one that is taken is picked again, a few times), build
  * the record and commit it; with @run, the monitor starts setting the
@@ -212,6 +317,7 @@ static int create_container(berth_engine_t *e, const char *name, json_t *body, i
 {
     berth_store_t *store = berth__engine_store(e);
     char id[BERTH_CONTAINER_ID_LEN + 1], gen[64];
+    _cleanup_close_ int lock = -1;
     int r, tries = 0;
 
     if (!store)
@@ -225,12 +331,14 @@ static int create_container(berth_engine_t *e, const char *name, json_t *body, i
                              name);
     if ((r = berth__container_id_new(id, err)) < 0)
         return r;
+    if ((r = create_lock(e, 0, &lock, err)) < 0)
+        return r;
     for (;;) {
         _cleanup_json_ json_t *doc = NULL;
         berth_shim_pending_t pending;
         const char *use = name;
         if (!use) {
-            if (random_name(gen, sizeof(gen)) < 0)
+            if (random_name(gen, sizeof(gen), tries) < 0)
                 return berth_err_set(err, -EIO, "could not generate a name");
             use = gen;
         }
@@ -566,6 +674,23 @@ static int reap_orphan(berth_engine_t *e, json_t *doc, berth_err_t *err)
                                     berth__engine_config(e)->plugin_dirs, id, err);
 }
 
+/*
+ * A monitor may wait to start a created (or exited) container: docker run
+ * and start -a attach before they start, and a client or daemon that went
+ * away in between leaves it waiting. Deleting the record under it would
+ * orphan it with its init, sandbox, mounts and cgroups, so ask it to undo
+ * its setup and end first; it answers once that is done. Best effort: no
+ * monitor, or one that is not waiting (ending after an exit), is fine.
+ */
+static void cancel_waiting_monitor(berth_engine_t *e, const char *id)
+{
+    _cleanup_json_ json_t *req = json_pack("{s:s}", "op", "cancel");
+    _cleanup_close_ int fd = -1;
+
+    if (req && berth__shim_connect(e, id, &fd, NULL) == 0)
+        berth__shim_request(fd, req, NULL, NULL);
+}
+
 BERTH_API int berth_container_remove(berth_engine_t *e, const char *ref, uint32_t flags,
                                      berth_err_t *err)
 {
@@ -577,10 +702,16 @@ BERTH_API int berth_container_remove(berth_engine_t *e, const char *ref, uint32_
 
     if (!store)
         return berth_err_set(err, -ENOTSUP, "the engine was opened without a store");
-    /* An exited container's monitor may still be tearing down: its networks go first. */
+    /*
+     * Outside the write transaction: a monitor waiting to start is told to
+     * undo its setup and end, and one ending after an exit is waited for,
+     * so that its networks, mounts and cgroups are gone first.
+     */
     if (berth__container_get(store, ref, &doc, NULL) == 0 &&
-        (berth__record_state(doc) & BERTH_ST_EXITED))
+        (berth__record_state(doc) & (BERTH_ST_CREATED | BERTH_ST_EXITED))) {
+        cancel_waiting_monitor(e, json_string_value(json_object_get(doc, "id")));
         berth__await_monitor(doc);
+    }
     json_decref(TAKE_PTR(doc));
     if ((r = berth__store_txn_begin(store, 1, &txn, err)) < 0)
         return r;

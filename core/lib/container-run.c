@@ -179,6 +179,22 @@ void berth__await_monitor(json_t *doc)
     }
 }
 
+/*
+ * Whether a monitor already waits to start container @id (started with
+ * BERTH_START_WAIT by an attach whose start never came: the client or the
+ * daemon went away in between).
+ */
+static int monitor_waits(berth_engine_t *e, const char *id)
+{
+    _cleanup_json_ json_t *req = json_pack("{s:s}", "op", "state"), *resp = NULL;
+    _cleanup_close_ int fd = -1;
+
+    if (!req || berth__shim_connect(e, id, &fd, NULL) < 0 ||
+        berth__shim_request(fd, req, &resp, NULL) < 0)
+        return 0;
+    return !strcmp(json_string_value(json_object_get(resp, "status")) ?: "", "created");
+}
+
 BERTH_API int berth_container_start(berth_engine_t *e, const char *ref, uint32_t flags,
                                     berth_err_t *err)
 {
@@ -199,6 +215,11 @@ BERTH_API int berth_container_start(berth_engine_t *e, const char *ref, uint32_t
         close(fd);
         return r;
     }
+    /* Waiting to start already: that monitor holds the streams, and a second one would find its
+     * sandbox taken. */
+    if ((berth__record_state(doc) & (BERTH_ST_CREATED | BERTH_ST_EXITED)) &&
+        (flags & BERTH_START_WAIT) && monitor_waits(e, id))
+        return 0;
     if (berth__record_state(doc) & BERTH_ST_EXITED)
         berth__await_monitor(doc);
     return berth__shim_spawn(e, id, (flags & BERTH_START_WAIT) ? BERTH_SHIM_WAIT_START : 0, &ready,

@@ -913,6 +913,41 @@ static void abort_uncommitted(struct shim *s)
     }
 }
 
+/*
+ * The container is being removed while this monitor waits to start it
+ * (docker run attaches before it starts; a client or daemon that went away
+ * in between leaves the monitor waiting). Undo the setup (init, sandbox,
+ * cgroups, mounts, bundle), close the log, answer @asker once all that is
+ * done, so the remover deletes the record and the storage after us, and let
+ * the loop end. The record and its log directory are the remover's.
+ */
+static void cancel_waiting(struct shim *s, struct client *asker)
+{
+    close_server(s);
+    teardown_container(s, 1);
+    remove_bundle(s);
+    if (s->logging) {
+        berth__log_close(&s->log);
+        s->logging = 0;
+    }
+    if (s->record_polling) {
+        s->record_polling = 0;
+        uv_poll_stop(&s->record_poll);
+        uv_close((uv_handle_t *)&s->record_poll, NULL);
+    }
+    if (s->record_fd >= 0) {
+        close(s->record_fd);
+        s->record_fd = -1;
+    }
+    reply_ok(asker, NULL);
+    for (struct client *c = s->clients; c; c = c->next)
+        client_finish(c);
+    close_sigchld(s);
+    ostream_close(&s->out[0]);
+    ostream_close(&s->out[1]);
+    stdin_close(&s->in, &s->in_open);
+}
+
 static void on_record_fd(uv_poll_t *h, int status, int events)
 {
     struct shim *s = h->data;
@@ -1719,6 +1754,13 @@ static int handle(struct client *c, json_t *req, berth_err_t *err)
         if (r < 0)
             return r;
         reply_ok(c, NULL);
+        return 0;
+    }
+    if (strcmp(op, "cancel") == 0) {
+        if (!s->wait_start || s->status != BERTH_ST_CREATED)
+            return berth_err_set(err, -EINVAL, "container %.12s is %s: nothing waits to start",
+                                 s->id, berth__state_name(s->status));
+        cancel_waiting(s, c);
         return 0;
     }
     if (strcmp(op, "signal") == 0) {

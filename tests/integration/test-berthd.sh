@@ -224,6 +224,31 @@ if [ -n "${BERTH_DEMO_IMAGE:-}" ] && [ -d "$BERTH_DEMO_IMAGE" ]; then
         d rm -f busy2 >/dev/null
         expect_exit 125 "docker run of an image that isn't here" d run -d nosuchimage true
         expect_grep "Unable to find image" "$T/err" "the CLI tries to pull it (create said 404)"
+        # An attach whose start never came (the client or berthd went away in between) leaves
+        # a monitor waiting: start -a uses it, and rm takes it down with everything it set up.
+        drop_attach() {
+            curl -s -o /dev/null --max-time 1 --unix-socket "$S" -X POST -H 'Connection: Upgrade' \
+                -H 'Upgrade: tcp' "http://x/v1.50/containers/$1/attach?stream=1&stdout=1&stderr=1"
+        }
+        monitors_of() { ps -eo args | grep "[b]erth-shim --id $1" | wc -l; }
+        wid=$(d create --name waited demo echo after-a-dropped-attach)
+        drop_attach "$wid"
+        [ "$(monitors_of "$wid")" -gt 0 ] && ok "a dropped attach leaves a monitor waiting" ||
+            not_ok "no monitor waits for $wid"
+        expect_exit 0 "docker start -a after a dropped attach" d start -a waited
+        expect_grep "^after-a-dropped-attach$" "$T/out" "the waiting monitor ran it, with its output"
+        d rm waited >/dev/null
+        wid=$(d create --name dropped demo true)
+        drop_attach "$wid"
+        expect_exit 0 "docker rm of a created container whose monitor waits" d rm dropped
+        # (It answers once it has undone everything, then exits: give the exit a moment.)
+        for _ in $(seq 50); do [ "$(monitors_of "$wid")" -eq 0 ] && break; sleep 0.1; done
+        [ "$(monitors_of "$wid")" -eq 0 ] && ok "its monitor is gone" ||
+            not_ok "rm left its monitor: $(ps -eo pid,args | grep "[b]erth-shim --id $wid")"
+        grep -q "$wid" /proc/self/mountinfo && not_ok "rm left its mounts" || ok "and its mounts"
+        [ ! -e "$T/run/containers/$wid" ] && ok "and its runtime dir" || not_ok "rm left $T/run/containers/$wid"
+        ls -d /sys/fs/cgroup/*/berth/"$wid" /sys/fs/cgroup/berth/"$wid" >/dev/null 2>&1 &&
+            not_ok "rm left its cgroups" || ok "and its cgroups"
         # Attached runs: streams through the hijacked connection, the exit code from wait.
         expect_exit 3 "docker run --rm exits with the container's code" d run --rm demo sh -c 'echo out; echo err >&2; exit 3'
         expect_grep "^out$" "$T/out" "stdout reaches stdout"

@@ -20,6 +20,17 @@ id=$(cat "$T/out")
 expect_exit 0 "create with a generated name" b create --isolation fake --rootfs "$T/rootfs" true
 [ "$(count)" -eq 2 ] && ok "two containers" || not_ok "count $(count)"
 
+# More unnamed containers than adjective_noun pairs (576): the generated names grow a number.
+i=0
+: >"$T/many"
+while [ $i -lt 600 ]; do
+    b create --isolation fake --rootfs "$T/rootfs" true >>"$T/many" 2>"$T/err" || break
+    i=$((i + 1))
+done
+[ $i -eq 600 ] && ok "600 creates with generated names" || not_ok "create $((i + 1)) with a generated name failed: $(cat "$T/err")"
+b ps -a | tail -n +2 | awk '{ print $NF }' | sort | uniq -d >"$T/out"
+expect_lines 0 "$T/out" "the generated names are unique"
+xargs -r -n 100 "$BERTH" --config "$T/c.json" --root "$T/root" --runroot "$T/run" rm -f <"$T/many" >/dev/null
 # refused creates: one line, exit 1, nothing written
 expect_exit 1 "duplicate name" b create --isolation fake --rootfs "$T/rootfs" --name web true
 expect_grep "name \"web\" is already in use by container ${id%${id#????????????}}" "$T/err" "duplicate name message"

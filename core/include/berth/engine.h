@@ -166,6 +166,16 @@ BERTH_API int berth_container_list(berth_engine_t *engine, uint32_t flags, json_
 BERTH_API int berth_container_inspect(berth_engine_t *engine, const char *ref, json_t **ret_json,
                                       berth_err_t *err);
 
+/**
+ * Remove the container snapshots no record names: a create makes the
+ * snapshot before it commits the record, so a process killed in between
+ * leaves one. Creates in flight are waited for (they hold a lock the sweep
+ * takes exclusively), so only such leftovers go. berthd calls it when it
+ * starts. @p ret_removed (optional) gets how many went.
+ */
+BERTH_API int berth_container_storage_sweep(berth_engine_t *engine, unsigned *ret_removed,
+                                            berth_err_t *err);
+
 /** Flags for berth_container_remove(). */
 #define BERTH_REMOVE_FORCE   0x1u /**< kill a running container first */
 #define BERTH_REMOVE_VOLUMES 0x2u /**< also remove its anonymous volumes (docker rm -v) */
