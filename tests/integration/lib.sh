@@ -15,6 +15,9 @@ lib_cleanup() {
     rm -rf "$T"
 }
 trap lib_cleanup EXIT
+# A test killed at its timeout still cleans up: the EXIT trap runs on these exits.
+trap 'exit 143' TERM
+trap 'exit 130' INT
 passed=0
 failed=0
 
