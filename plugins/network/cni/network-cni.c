@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cni: bridge networks built from standard CNI plugins (bridge, host-local,
- * portmap, loopback, optionally firewall), run as separate binaries with the
- * CNI 1.0 protocol. The driver keeps no state in memory: each network is a
+ * portmap, optionally firewall), run as separate binaries with the CNI 1.0
+ * protocol; the sandbox's lo is brought up in-process. The driver keeps no state in memory: each network is a
  * conflist file in the driver's state dir, each endpoint is the CNI result
  * the core stores, so any process of the engine can attach and detach.
  *
