@@ -582,7 +582,7 @@ static void test_network_cni_lo_and_portmap_only_when_needed(void **state)
     struct netns a, b;
     struct ep ea, eb;
     berth_err_t err = { 0 };
-    char dir[PATH_MAX], log[PATH_MAX + 16], req[256], buf[64];
+    char dir[PATH_MAX], log[PATH_MAX + 16], req[256], buf[64], chain[64];
     static const char *const keep[] = { "bridge", "host-local" };
     int host_port = free_port();
     uint64_t caps = 0;
@@ -618,10 +618,51 @@ static void test_network_cni_lo_and_portmap_only_when_needed(void **state)
     if (d.ops->endpoint_check(d.priv, &ea.spec, ea.result, 0, &err) != 0)
         fail_msg("check: %s", err.msg);
     assert_int_equal(portmap_runs(log, "CHECK", &ea), 0);
+    /* The masquerade chain the container's POSTROUTING rule jumps to. */
+    {
+        FILE *p;
+        char cmd[256];
+        FMT(cmd,
+            "iptables -w -t nat -S POSTROUTING | grep -F '%s' | "
+            "sed -n 's/.* -j \\(CNI-[^ ]*\\).*/\\1/p' | head -n1",
+            ea.cid);
+        p = popen(cmd, "r");
+        assert_non_null(p);
+        if (!fgets(chain, sizeof(chain), p))
+            chain[0] = '\0';
+        pclose(p);
+        chain[strcspn(chain, "\n")] = '\0';
+        assert_true(strncmp(chain, "CNI-", 4) == 0);
+        assert_int_equal(sh("iptables -w -t nat -S %s >/dev/null 2>&1", chain), 0);
+    }
+    /* Detach with the netns there: the interface, the rule and the chain go. */
     ep_detach(&d, &ea);
     assert_int_equal(portmap_runs(log, "DEL", &ea), 0);
     assert_clean(&n, &ea);
+    assert_int_not_equal(sh("iptables -w -t nat -S %s >/dev/null 2>&1", chain), 0);
     assert_int_equal(sh("ip netns exec %s ip link show eth0 >/dev/null 2>&1", a.name), 1);
+    /*
+     * Without iptables-restore on PATH, detach falls back to one iptables
+     * run per rule and chain (PATH holds only iptables for the detach).
+     */
+    {
+        struct ep e2;
+        char tools[PATH_MAX + 16], *old_path = strdup(getenv("PATH") ? getenv("PATH") : "");
+        assert_non_null(old_path);
+        FMT(tools, "%s/iptables-only", dir);
+        assert_int_equal(
+            sh("mkdir '%s' && ln -s \"$(command -v iptables)\" '%s/iptables'", tools, tools), 0);
+        ep_init(&e2, &n, &a, NULL);
+        if (ep_attach(&d, &e2, &err) < 0)
+            fail_msg("attach: %s", err.msg);
+        assert_true(iptables_mentions(e2.cid));
+        setenv("PATH", tools, 1);
+        ep_detach(&d, &e2);
+        setenv("PATH", old_path, 1);
+        free(old_path);
+        assert_clean(&n, &e2);
+        ep_free(&e2);
+    }
     /* A request that is not known: everything's DEL runs, portmap's included. */
     ea.spec.request_json = NULL;
     ep_detach(&d, &ea);
