@@ -675,27 +675,42 @@ static void *netns_thread(void *arg)
     return NULL;
 }
 
-/* Run @p job (its op and ifname set) in the netns at @p netns. */
-static int in_netns(const char *netns, struct netns_job *job, berth_err_t *err)
+/* Start @p job (its op and ifname set) on a thread in the netns at @p netns. */
+static int in_netns_start(const char *netns, struct netns_job *job, pthread_t *ret_thread,
+                          berth_err_t *err)
 {
-    pthread_t t;
     int r;
 
     job->step = -1;
     job->nsfd = open(netns, O_RDONLY | O_CLOEXEC);
     if (job->nsfd < 0)
         return berth_err_set(err, -errno, "cni: netns %s: %s", netns, strerror(errno));
-    r = pthread_create(&t, NULL, netns_thread, job);
+    r = pthread_create(ret_thread, NULL, netns_thread, job);
     if (r != 0) {
         close(job->nsfd);
         return berth_err_set(err, -r, "cni: netns %s: thread: %s", netns, strerror(r));
     }
-    pthread_join(t, NULL);
+    return 0;
+}
+
+/* Wait for a job in_netns_start() started; returns how it went. */
+static int in_netns_finish(const char *netns, struct netns_job *job, pthread_t thread,
+                           berth_err_t *err)
+{
+    pthread_join(thread, NULL);
     close(job->nsfd);
     if (job->step >= 0)
         return berth_err_set(err, -job->error, "cni: netns %s: %s failed: %s", netns,
                              netns_job_steps[job->step], strerror(job->error));
     return 0;
+}
+
+/* Run @p job (its op and ifname set) in the netns at @p netns and wait for it. */
+static int in_netns(const char *netns, struct netns_job *job, berth_err_t *err)
+{
+    pthread_t t;
+    int r = in_netns_start(netns, job, &t, err);
+    return r < 0 ? r : in_netns_finish(netns, job, t, err);
 }
 
 /*
@@ -1121,8 +1136,10 @@ static int cni_endpoint_detach(void *priv, const berth_endpoint_spec_t *spec,
 {
     struct cni_drv *d = priv;
     json_t *list = NULL, *rc = NULL, *prev = NULL;
-    const char *netns = "";
-    int r;
+    const char *netns = "", *del_netns = "";
+    struct netns_job job = { 0 };
+    pthread_t link_thread;
+    int r, link_deleting = 0;
 
     if ((r = endpoint_prepare(d, spec, &list, &rc, err)) < 0)
         return r;
@@ -1137,16 +1154,21 @@ static int cni_endpoint_detach(void *priv, const berth_endpoint_spec_t *spec,
     /*
      * With the netns there, the bridge plugin's DEL enters it to delete the
      * interface, then removes its masquerade chain with six iptables runs
-     * (70-100 ms measured). Deleting the interface here and running DEL as
-     * for a namespace that is gone (the bridge plugin then only releases the
-     * address) leaves the rules to masq_cleanup's one iptables-restore. When
-     * the interface cannot be deleted here, the plugins get the netns.
+     * (70-100 ms measured). Instead the interface is deleted here, while DEL
+     * runs as for a namespace that is gone (the bridge plugin then only
+     * releases the address) and masq_cleanup removes the rules with one
+     * iptables-restore. The deletion runs on its own thread meanwhile: the
+     * kernel takes 10-30 ms to unregister a veth (RCU grace periods), and
+     * none of the plugins' DEL needs the interface. If it cannot be deleted,
+     * DEL runs again with the netns, as it would have without this.
      */
     if (*netns) {
-        struct netns_job job = { .op = NETNS_DEL_LINK,
-                                 .ifname = spec->ifname && *spec->ifname ? spec->ifname : "eth0" };
-        if (in_netns(netns, &job, NULL) == 0)
-            netns = "";
+        job.op = NETNS_DEL_LINK;
+        job.ifname = spec->ifname && *spec->ifname ? spec->ifname : "eth0";
+        if (in_netns_start(netns, &job, &link_thread, NULL) == 0)
+            link_deleting = 1;
+        else
+            del_netns = netns;
     }
     /* A result that cannot be read is dropped: DEL without prevResult still releases. */
     if (result_json && *result_json) {
@@ -1161,6 +1183,11 @@ static int cni_endpoint_detach(void *priv, const berth_endpoint_spec_t *spec,
      * plugins ADD skipped are skipped again; without one, all of them run.
      */
     if (json_array_size(json_object_get(list, "plugins")) > 0)
+        r = del_chain(d, spec, del_netns, list, rc, prev,
+                      json_array_size(json_object_get(list, "plugins")) - 1,
+                      !spec->request_json || !*spec->request_json, err);
+    if (link_deleting && in_netns_finish(netns, &job, link_thread, NULL) < 0 &&
+        json_array_size(json_object_get(list, "plugins")) > 0)
         r = del_chain(d, spec, netns, list, rc, prev,
                       json_array_size(json_object_get(list, "plugins")) - 1,
                       !spec->request_json || !*spec->request_json, err);
