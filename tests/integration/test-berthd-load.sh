@@ -63,7 +63,7 @@ cleanup() {
             xargs -r -n 50 "$BERTH" --config "$T/c.json" --root "$dir/root" --runroot "$dir/run" \
                 rm -f >/dev/null 2>&1
     done
-    rm -rf "$T"
+    lib_cleanup
 }
 trap cleanup EXIT
 

@@ -564,6 +564,149 @@ static void test_network_cni_port_mapping(void **state)
     drv_close(&d);
 }
 
+/* How often the logging portmap wrapper of a plugin dir ran @p command for @p e. */
+static int portmap_runs(const char *log, const char *command, struct ep *e)
+{
+    return sh("n=$(cat '%s' 2>/dev/null | grep -c '^%s %s$'); exit $n", log, command, e->cid);
+}
+
+/*
+ * Without the loopback plugin, lo is up all the same; portmap runs only for
+ * endpoints with port mappings, and its DEL only for those too (or when the
+ * request is unknown).
+ */
+static void test_network_cni_lo_and_portmap_only_when_needed(void **state)
+{
+    struct drv d;
+    struct net n;
+    struct netns a, b;
+    struct ep ea, eb;
+    berth_err_t err = { 0 };
+    char dir[PATH_MAX], log[PATH_MAX + 16], req[256], buf[64], chain[64];
+    static const char *const keep[] = { "bridge", "host-local" };
+    int host_port = free_port();
+    uint64_t caps = 0;
+
+    /* bridge and host-local as they are, portmap behind a wrapper that logs, no loopback. */
+    FMT(dir, "%s/noloop-cni", base);
+    FMT(log, "%s/portmap.log", dir);
+    assert_int_equal(mkdir(dir, 0755), 0);
+    for (size_t i = 0; i < 2; i++)
+        assert_int_equal(sh("ln -s '%s/%s' '%s/%s'", cni_dir, keep[i], dir, keep[i]), 0);
+    assert_int_equal(sh("printf '#!/bin/sh\\necho $CNI_COMMAND $CNI_CONTAINERID >> "
+                        "%s\\nexec %s/portmap\\n' > '%s/portmap' && chmod 755 '%s/portmap'",
+                        log, cni_dir, dir, dir),
+                     0);
+    d = drv_open(dir, 30);
+    assert_int_equal(d.ops->probe(d.priv, 0, &caps, &err), 0);
+    net_init(&n, NULL);
+    assert_int_equal(net_create(&d, &n, &err), 0);
+    netns_add(&a);
+    netns_add(&b);
+    /* A fresh netns has lo down: attach is what brings it up. */
+    assert_int_not_equal(sh("ip netns exec %s ip -o link show lo | grep -q ',UP'", a.name), 0);
+
+    ep_init(&ea, &n, &a, NULL);
+    if (ep_attach(&d, &ea, &err) < 0)
+        fail_msg("attach without the loopback plugin: %s", err.msg);
+    assert_int_equal(sh("ip netns exec %s ip -o link show lo | grep -q ',UP'", a.name), 0);
+    assert_int_equal(
+        sh("ip netns exec %s busybox ping -c 1 -W 2 127.0.0.1 >/dev/null 2>&1", a.name), 0);
+    /* No ports: portmap never ran, and no DNAT chain names the container. */
+    assert_int_equal(portmap_runs(log, "ADD", &ea), 0);
+    assert_int_equal(sh("iptables-save -t nat | grep -q 'CNI-DN-.*%s'", ea.cid), 1);
+    if (d.ops->endpoint_check(d.priv, &ea.spec, ea.result, 0, &err) != 0)
+        fail_msg("check: %s", err.msg);
+    assert_int_equal(portmap_runs(log, "CHECK", &ea), 0);
+    /* The masquerade chain the container's POSTROUTING rule jumps to. */
+    {
+        FILE *p;
+        char cmd[256];
+        FMT(cmd,
+            "iptables -w -t nat -S POSTROUTING | grep -F '%s' | "
+            "sed -n 's/.* -j \\(CNI-[^ ]*\\).*/\\1/p' | head -n1",
+            ea.cid);
+        p = popen(cmd, "r");
+        assert_non_null(p);
+        if (!fgets(chain, sizeof(chain), p))
+            chain[0] = '\0';
+        pclose(p);
+        chain[strcspn(chain, "\n")] = '\0';
+        assert_true(strncmp(chain, "CNI-", 4) == 0);
+        assert_int_equal(sh("iptables -w -t nat -S %s >/dev/null 2>&1", chain), 0);
+    }
+    /* Detach with the netns there: the interface, the rule and the chain go. */
+    ep_detach(&d, &ea);
+    assert_int_equal(portmap_runs(log, "DEL", &ea), 0);
+    assert_clean(&n, &ea);
+    assert_int_not_equal(sh("iptables -w -t nat -S %s >/dev/null 2>&1", chain), 0);
+    assert_int_equal(sh("ip netns exec %s ip link show eth0 >/dev/null 2>&1", a.name), 1);
+    /*
+     * Without iptables-restore on PATH, detach falls back to one iptables
+     * run per rule and chain (PATH holds only iptables for the detach).
+     */
+    {
+        struct ep e2;
+        char tools[PATH_MAX + 16], *old_path = strdup(getenv("PATH") ? getenv("PATH") : "");
+        assert_non_null(old_path);
+        FMT(tools, "%s/iptables-only", dir);
+        assert_int_equal(
+            sh("mkdir '%s' && ln -s \"$(command -v iptables)\" '%s/iptables'", tools, tools), 0);
+        ep_init(&e2, &n, &a, NULL);
+        if (ep_attach(&d, &e2, &err) < 0)
+            fail_msg("attach: %s", err.msg);
+        assert_true(iptables_mentions(e2.cid));
+        setenv("PATH", tools, 1);
+        ep_detach(&d, &e2);
+        setenv("PATH", old_path, 1);
+        free(old_path);
+        assert_clean(&n, &e2);
+        ep_free(&e2);
+    }
+    /* A request that is not known: everything's DEL runs, portmap's included. */
+    ea.spec.request_json = NULL;
+    ep_detach(&d, &ea);
+    assert_int_equal(portmap_runs(log, "DEL", &ea), 1);
+    assert_clean(&n, &ea);
+
+    /* With a mapping, portmap runs for ADD, CHECK and DEL, and the port works. */
+    FMT(req,
+        "{\"port_mappings\":[{\"host_ip\":\"127.0.0.1\",\"host_port\":%d,"
+        "\"container_port\":8080,\"protocol\":\"tcp\"}]}",
+        host_port);
+    ep_init(&eb, &n, &b, req);
+    if (ep_attach(&d, &eb, &err) < 0)
+        fail_msg("attach with a port: %s", err.msg);
+    assert_int_equal(portmap_runs(log, "ADD", &eb), 1);
+    assert_int_equal(sh("ip netns exec %s ip -o link show lo | grep -q ',UP'", b.name), 0);
+    {
+        pid_t srv = serve_in_netns(&b, 8080);
+        int st;
+        memset(buf, 0, sizeof(buf));
+        if (connect_read("127.0.0.1", host_port, buf, sizeof(buf)) <= 0) {
+            kill(srv, SIGKILL);
+            waitpid(srv, NULL, 0);
+            fail_msg("127.0.0.1:%d does not reach the netns", host_port);
+        }
+        assert_int_equal(waitpid(srv, &st, 0), srv);
+    }
+    if (d.ops->endpoint_check(d.priv, &eb.spec, eb.result, 0, &err) != 0)
+        fail_msg("check: %s", err.msg);
+    assert_int_equal(portmap_runs(log, "CHECK", &eb), 1);
+    ep_detach(&d, &eb);
+    assert_int_equal(portmap_runs(log, "DEL", &eb), 1);
+    assert_clean(&n, &eb);
+    assert_true(connect_read("127.0.0.1", host_port, buf, sizeof(buf)) < 0);
+
+    assert_int_equal(d.ops->network_delete(d.priv, &n.spec, 0, &err), 0);
+    assert_false(bridge_exists(&n));
+    netns_del(&a);
+    netns_del(&b);
+    ep_free(&ea);
+    ep_free(&eb);
+    drv_close(&d);
+}
+
 static void test_network_cni_detach_after_netns_gone(void **state)
 {
     struct drv d = drv_open(cni_dir, 30);
@@ -961,6 +1104,7 @@ int main(void)
         cmocka_unit_test(test_network_cni_internal),
         cmocka_unit_test(test_network_cni_port_mapping),
         cmocka_unit_test(test_network_cni_detach_after_netns_gone),
+        cmocka_unit_test(test_network_cni_lo_and_portmap_only_when_needed),
         cmocka_unit_test(test_network_cni_rollback_missing_plugin),
         cmocka_unit_test(test_network_cni_rollback_bad_ip),
         cmocka_unit_test(test_network_cni_plugin_timeout),

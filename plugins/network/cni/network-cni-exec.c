@@ -349,6 +349,12 @@ out:
 
 int network_cni_run(char *const argv[], unsigned timeout_s, char **ret_stdout, berth_err_t *err)
 {
+    return network_cni_run_input(argv, NULL, timeout_s, ret_stdout, err);
+}
+
+int network_cni_run_input(char *const argv[], const char *input, unsigned timeout_s,
+                          char **ret_stdout, berth_err_t *err)
+{
     struct child_result res;
     const char *sys_path = getenv("PATH");
     char *env[2] = { NULL, NULL };
@@ -357,7 +363,7 @@ int network_cni_run(char *const argv[], unsigned timeout_s, char **ret_stdout, b
 
     if (asprintf(&env[0], "PATH=%s", sys_path && *sys_path ? sys_path : DEFAULT_PATH) < 0)
         return berth_err_set(err, -ENOMEM, "cni: out of memory");
-    r = spawn_capture(argv[0], argv, env, NULL, timeout_s, &res);
+    r = spawn_capture(argv[0], argv, env, input, timeout_s, &res);
     free(env[0]);
     if (r < 0)
         return berth_err_set(err, r, "cni: cannot run %s: %s", argv[0], strerror(-r));

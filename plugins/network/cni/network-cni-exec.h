@@ -48,4 +48,8 @@ int network_cni_exec(const cni_invocation_t *inv, char **ret_stdout, berth_err_t
  */
 int network_cni_run(char *const argv[], unsigned timeout_s, char **ret_stdout, berth_err_t *err);
 
+/** network_cni_run() with @p input (borrowed; NULL: none) written to the program's stdin. */
+int network_cni_run_input(char *const argv[], const char *input, unsigned timeout_s,
+                          char **ret_stdout, berth_err_t *err);
+
 #endif /* NETWORK_CNI_EXEC_H */
