@@ -295,7 +295,9 @@ int cli_port_print(json_t *ports, const char *want, FILE *out, char *errbuf, siz
     json_object_foreach (ports, k, v)
         if (!want || strcmp(k, key) == 0)
             keys[n++] = k;
-    qsort(keys, n, sizeof(*keys), port_cmp);
+    /* qsort wants an array even for nothing (UBSan holds it to that). */
+    if (n > 1)
+        qsort(keys, n, sizeof(*keys), port_cmp);
     for (i = 0; i < n; i++) {
         json_t *b;
         size_t j;
