@@ -75,7 +75,9 @@ try:
         f.write('{"plugin_dirs": []}')
     subprocess.run(["sh", make_rootfs, tmp + "/rootfs"], check=True, stdout=subprocess.DEVNULL)
 
-    pid, fd = spawn(base() + ["run", "-it", "--name", "tt", "--rootfs", tmp + "/rootfs", "sh"], 40, 100)
+    # No network: the default bridge would outlive the scratch dir this test removes.
+    pid, fd = spawn(base() + ["run", "-it", "--network", "none", "--name", "tt", "--rootfs",
+                             tmp + "/rootfs", "sh"], 40, 100)
     os.write(fd, b"echo hel''lo-tty\n")
     out = read_until(fd, "hello-tty\r\n")
     check("hello-tty\r\n" in out, "a typed command runs and its output comes back through the pty")
