@@ -19,51 +19,6 @@
 
 #include "api.h"
 
-/*
- * ?filters=<JSON> as a new object in Docker's shape {"key": {"value":
- * true}} (NULL when absent); the older {"key": ["value"]} is turned into
- * it. Answers 400 itself and returns -1 when malformed.
- */
-static int net_filters(bd_conn_t *c, const bd_request_t *req, json_t **ret)
-{
-    char buf[4096];
-    json_error_t jerr;
-    json_t *f, *v, *w;
-    const char *k;
-    size_t i;
-    int q = bd_query(req, "filters", buf, sizeof(buf));
-
-    *ret = NULL;
-    if (q == 0 || (q == 1 && !buf[0]))
-        return 0;
-    if (q < 0) {
-        bd_respond_error(c, 400, "filters too long");
-        return -1;
-    }
-    f = json_loads(buf, 0, &jerr);
-    if (!json_is_object(f)) {
-        json_decref(f);
-        bd_respond_error(c, 400, "invalid filters: %s", jerr.text);
-        return -1;
-    }
-    json_object_foreach (f, k, v) {
-        json_t *set;
-        if (json_is_object(v))
-            continue;
-        if (!json_is_array(v) || !(set = json_object())) {
-            json_decref(f);
-            bd_respond_error(c, 400, "invalid filter '%s'", k);
-            return -1;
-        }
-        json_array_foreach (v, i, w)
-            if (json_is_string(w))
-                json_object_set_new(set, json_string_value(w), json_true());
-        json_object_set_new(f, k, set);
-    }
-    *ret = f;
-    return 0;
-}
-
 /* The request body as a JSON object (an empty one when there is none); answers 400 itself. */
 static int body_object(bd_conn_t *c, const bd_request_t *req, json_t **ret)
 {
@@ -100,7 +55,7 @@ static void networks_list(bd_conn_t *c, const bd_request_t *req, berth_engine_t 
     json_t *filters, *list = NULL;
     int r;
 
-    if (net_filters(c, req, &filters) < 0)
+    if (bd_query_filters(c, req, &filters) < 0)
         return;
     r = berth_network_list(e, filters, &list, &err);
     json_decref(filters);
@@ -199,7 +154,7 @@ static void networks_prune(bd_conn_t *c, const bd_request_t *req, berth_engine_t
     json_t *filters, *out = NULL;
     int r;
 
-    if (net_filters(c, req, &filters) < 0)
+    if (bd_query_filters(c, req, &filters) < 0)
         return;
     r = berth_network_prune(e, filters, &out, &err);
     json_decref(filters);

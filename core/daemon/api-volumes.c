@@ -13,38 +13,13 @@
 
 #include "api.h"
 
-/* ?filters=<JSON> as a new object (NULL when absent); answers 400 itself and returns -1. */
-static int vol_filters(bd_conn_t *c, const bd_request_t *req, json_t **ret)
-{
-    char buf[4096];
-    json_error_t jerr;
-    json_t *f;
-    int q = bd_query(req, "filters", buf, sizeof(buf));
-
-    *ret = NULL;
-    if (q == 0 || (q == 1 && !buf[0]))
-        return 0;
-    if (q < 0) {
-        bd_respond_error(c, 400, "filters too long");
-        return -1;
-    }
-    f = json_loads(buf, 0, &jerr);
-    if (!json_is_object(f)) {
-        json_decref(f);
-        bd_respond_error(c, 400, "invalid filters: %s", jerr.text);
-        return -1;
-    }
-    *ret = f;
-    return 0;
-}
-
 static void volumes_list(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e)
 {
     berth_err_t err = { 0 };
     json_t *filters, *list = NULL;
     int r;
 
-    if (vol_filters(c, req, &filters) < 0)
+    if (bd_query_filters(c, req, &filters) < 0)
         return;
     r = berth_volume_list(e, filters, &list, &err);
     json_decref(filters);
@@ -117,7 +92,7 @@ static void volumes_prune(bd_conn_t *c, const bd_request_t *req, berth_engine_t 
     json_t *filters, *out = NULL;
     int r;
 
-    if (vol_filters(c, req, &filters) < 0)
+    if (bd_query_filters(c, req, &filters) < 0)
         return;
     r = berth_volume_prune(e, filters, &out, &err);
     json_decref(filters);

@@ -34,6 +34,12 @@ void bd_respond_err(bd_conn_t *c, int r, const berth_err_t *err);
 /* A lookup's failure: Docker's 404 "No such <what>: <ref>" for a missing one, else as above. */
 void bd_respond_lookup(bd_conn_t *c, int r, const berth_err_t *err, const char *what,
                        const char *ref);
+/*
+ * ?filters=<JSON> as a new object in Docker's shape {"key": {"value": true}}
+ * (*ret NULL when absent; the older {"key": ["value"]} is turned into it).
+ * Answers 400 itself and returns -1 when malformed.
+ */
+int bd_query_filters(bd_conn_t *c, const bd_request_t *req, json_t **ret);
 /* Docker's query booleans: absent, "", 0, no, false, none (any case) are false. */
 int bd_query_bool(const bd_request_t *req, const char *name);
 
