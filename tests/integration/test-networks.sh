@@ -52,6 +52,8 @@ trap cleanup EXIT
 
 # Private subnets picked from this process's id, so two runs on one host don't collide.
 o2=$((($$ % 200) + 20))
+# ...and clear of the host's own 10.x networks (podman's 10.88.0.0/16, for one).
+while ip -4 route show | grep -q "^10\.$o2\."; do o2=$(((o2 - 19) % 200 + 20)); done
 # The root's own address pool (the default bridge takes its first /24): the
 # host's 172.17-31 and 192.168 pools may be used up by other networks.
 echo "{\"networks\": {\"address_pools\": [{\"base\": \"10.$o2.96.0/20\", \"size\": 24}]}}" >"$T/c.json"
