@@ -178,73 +178,6 @@ static void network_settings_fill(json_t *insp)
 }
 
 /*
- * The summary's Ports from inspect's NetworkSettings.Ports: one {IP,
- * PrivatePort, PublicPort, Type} per host binding, and {PrivatePort, Type}
- * for a port exposed but not published, as `docker ps` lists them.
- */
-static json_t *summary_ports(json_t *ports)
-{
-    json_t *out = json_array(), *bindings, *b;
-    const char *k;
-    size_t i;
-
-    json_object_foreach (ports, k, bindings) {
-        const char *slash = strchr(k, '/');
-        json_int_t private_port = strtol(k, NULL, 10);
-        const char *type = slash ? slash + 1 : "tcp";
-        if (json_array_size(bindings) == 0) {
-            json_array_append_new(
-                out, json_pack("{s:I, s:s}", "PrivatePort", private_port, "Type", type));
-            continue;
-        }
-        json_array_foreach (bindings, i, b) {
-            const char *ip = json_string_value(json_object_get(b, "HostIp"));
-            const char *hp = json_string_value(json_object_get(b, "HostPort"));
-            json_array_append_new(
-                out, json_pack("{s:s, s:I, s:I, s:s}", "IP", ip && *ip ? ip : "0.0.0.0",
-                               "PrivatePort", private_port, "PublicPort",
-                               (json_int_t)(hp ? strtol(hp, NULL, 10) : 0), "Type", type));
-        }
-    }
-    return out;
-}
-
-/* Docker's container summary from berth's, with the image from the record. */
-static void summary_fill(berth_engine_t *e, json_t *s)
-{
-    json_t *insp = NULL;
-    const char *id = json_string_value(json_object_get(s, "Id"));
-
-    if (id && berth_container_inspect(e, id, &insp, NULL) == 0) {
-        json_t *cfg = json_object_get(insp, "Config"), *ns;
-        const char *image = json_string_value(json_object_get(cfg, "Image"));
-        const char *image_id = json_string_value(json_object_get(insp, "Image"));
-        set_default(s, "Image", json_string(image ? image : ""));
-        set_default(s, "ImageID", json_string(image_id ? image_id : ""));
-        set_default(s, "Labels", json_incref(json_object_get(cfg, "Labels")));
-        set_default(s, "Mounts", json_incref(json_object_get(insp, "Mounts")));
-        set_default(s, "HostConfig",
-                    json_pack("{s:s}", "NetworkMode",
-                              json_string_value(json_object_get(json_object_get(insp, "HostConfig"),
-                                                                "NetworkMode"))
-                                  ?: "none"));
-        network_settings_fill(insp);
-        ns = json_object_get(insp, "NetworkSettings");
-        set_default(s, "Ports", summary_ports(json_object_get(ns, "Ports")));
-        set_default(s, "NetworkSettings",
-                    json_pack("{s:O}", "Networks", json_object_get(ns, "Networks")));
-        json_decref(insp);
-    }
-    set_default(s, "Image", json_string(""));
-    set_default(s, "ImageID", json_string(""));
-    set_default(s, "Labels", json_object());
-    set_default(s, "Ports", json_array());
-    set_default(s, "Mounts", json_array());
-    set_default(s, "HostConfig", json_pack("{s:s}", "NetworkMode", "none"));
-    set_default(s, "NetworkSettings", json_pack("{s:{}}", "Networks"));
-}
-
-/*
  * Docker's ?filters=: JSON {"key": {"value": true, ...}} (or the old
  * {"key": ["value", ...]}), made here into {"key": ["value", ...]}. Values
  * of one key are alternatives; keys must all match. NULL when malformed.
@@ -328,32 +261,51 @@ static int health_of(const char *status, const char *want)
 }
 
 /*
- * The place of container @ref in the engine's list of every container,
- * newest first (-1: none): before and since compare places, as creation
- * times in seconds can't tell apart containers made within one second.
+ * The place of a container in the engine's list of every container, newest
+ * first (-1: none): before and since compare places, as creation times in
+ * seconds can't tell apart containers made within one second. @places maps
+ * ids to places, filled on first use from one listing, and caches each
+ * reference resolved ("ref:" + @ref_or_id), so a filter costs one listing,
+ * not one per row.
  */
-static long place_of(berth_engine_t *e, const char *ref_or_id, int is_id)
+static long place_of(berth_engine_t *e, json_t *places, const char *ref_or_id, int is_id)
 {
-    json_t *list = NULL, *insp = NULL, *o;
-    const char *id = ref_or_id;
-    long place = -1;
+    json_t *o, *cached;
+    char key[300];
+    long place;
     size_t i;
 
-    if (!is_id)
-        id = berth_container_inspect(e, ref_or_id, &insp, NULL) == 0
-                 ? json_string_value(json_object_get(insp, "Id"))
-                 : NULL;
-    if (id && berth_container_list(e, BERTH_LIST_ALL, &list, NULL) == 0)
-        json_array_foreach (list, i, o)
-            if (!strcmp(json_string_value(json_object_get(o, "Id")), id))
-                place = (long)i;
-    json_decref(insp);
-    json_decref(list);
-    return place;
+    if (json_object_size(places) == 0) {
+        json_t *list = NULL;
+        if (berth_container_list(e, BERTH_LIST_ALL, &list, NULL) == 0)
+            json_array_foreach (list, i, o)
+                json_object_set_new(places, json_string_value(json_object_get(o, "Id")),
+                                    json_integer((json_int_t)i));
+        json_decref(list);
+        /* A marker, so that an empty engine is not listed again. */
+        json_object_set_new(places, "", json_integer(-1));
+    }
+    if (is_id) {
+        cached = json_object_get(places, ref_or_id);
+        return cached ? (long)json_integer_value(cached) : -1;
+    }
+    snprintf(key, sizeof(key), "ref:%s", ref_or_id);
+    if (!(cached = json_object_get(places, key))) {
+        json_t *insp = NULL;
+        const char *id = berth_container_inspect(e, ref_or_id, &insp, NULL) == 0
+                             ? json_string_value(json_object_get(insp, "Id"))
+                             : NULL;
+        o = id ? json_object_get(places, id) : NULL;
+        place = o ? (long)json_integer_value(o) : -1;
+        json_decref(insp);
+        json_object_set_new(places, key, json_integer(place));
+        return place;
+    }
+    return (long)json_integer_value(cached);
 }
 
 /* Whether summary @s passes filter @key's value @v. */
-static int filter_one(berth_engine_t *e, json_t *s, const char *key, const char *v)
+static int filter_one(berth_engine_t *e, json_t *places, json_t *s, const char *key, const char *v)
 {
     const char *id = json_string_value(json_object_get(s, "Id"));
     const char *state = json_string_value(json_object_get(s, "State"));
@@ -402,7 +354,7 @@ static int filter_one(berth_engine_t *e, json_t *s, const char *key, const char 
         return 0;
     }
     if (!strcmp(key, "before") || !strcmp(key, "since")) {
-        long ref = place_of(e, v, 0), mine = place_of(e, id, 1);
+        long ref = place_of(e, places, v, 0), mine = place_of(e, places, id, 1);
         /* Newest first: made before it means a later place. */
         return ref >= 0 && mine >= 0 && (key[0] == 'b' ? mine > ref : mine < ref);
     }
@@ -416,6 +368,7 @@ static const char *const ps_filters[] = { "id",     "name",     "label",  "statu
 static void containers_list(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e)
 {
     json_t *list = NULL, *out, *o, *filters = query_filters(req), *vals, *v;
+    json_t *places;
     berth_err_t err = { 0 };
     const char *key;
     char lim[16];
@@ -445,22 +398,23 @@ static void containers_list(bd_conn_t *c, const bd_request_t *req, berth_engine_
         limit = atol(lim);
     if (limit > 0)
         all = 1; /* docker ps -n N and -l: the newest, whatever their state */
-    r = berth_container_list(e, all ? BERTH_LIST_ALL : 0, &list, &err);
+    /* The engine fills Docker's whole summary in one pass over the store. */
+    r = berth_container_list(e, (all ? BERTH_LIST_ALL : 0) | BERTH_LIST_DETAIL, &list, &err);
     if (r < 0) {
         json_decref(filters);
         bd_respond_err(c, r, &err);
         return;
     }
     out = json_array();
+    places = json_object();
     json_array_foreach (list, i, o) {
         int keep = 1;
         if (limit > 0 && (long)json_array_size(out) >= limit)
             break;
-        summary_fill(e, o);
         json_object_foreach (filters, key, vals) {
             int any = json_array_size(vals) == 0;
             json_array_foreach (vals, j, v)
-                if (filter_one(e, o, key, json_string_value(v)))
+                if (filter_one(e, places, o, key, json_string_value(v)))
                     any = 1;
             keep = keep && any;
         }
@@ -469,6 +423,7 @@ static void containers_list(bd_conn_t *c, const bd_request_t *req, berth_engine_
     }
     json_decref(list);
     json_decref(filters);
+    json_decref(places);
     bd_respond_json(c, 200, out);
 }
 

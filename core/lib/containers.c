@@ -558,6 +558,8 @@ static void summary_reset(berth_container_summary_t *sum)
     sum->id[0] = sum->name[0] = sum->state[0] = sum->isolation[0] = sum->command[0] = '\0';
     sum->command_truncated = 0;
     sum->created_ns = sum->started_ns = sum->finished_ns = sum->exit_code = sum->pid = 0;
+    sum->raw = NULL;
+    sum->raw_len = 0;
 }
 
 static int summary_finish(int v_ok, int id_ok, int name_ok, berth_err_t *err)
@@ -808,6 +810,72 @@ int berth__container_summary_parse(const void *data, size_t len, berth_container
     return 0;
 }
 
+/* Keep the bytes of the value that comes next (the last one wins, as in jansson). */
+static int span_of(berth_jscan_t *s, const char **ret_data, size_t *ret_len)
+{
+    return berth__jscan_skip(s, ret_data, ret_len);
+}
+
+static const char *const detail_record_keys[] = { "config", "image_id", "mounts", "networks",
+                                                  "host_config" };
+static const char *const detail_config_keys[] = { "Image", "Labels", "ExposedPorts" };
+static const char *const detail_hc_keys[] = { "NetworkMode" };
+
+int berth__container_detail_scan(const void *data, size_t len, berth_container_detail_t *d,
+                                 berth_err_t *err)
+{
+    berth_jscan_t s;
+    size_t pos;
+    int rc;
+
+    memset(d, 0, sizeof(*d));
+    berth__jscan_init(&s, data, len);
+    rc = berth__jscan_object_begin(&s);
+    while (rc >= 0 && (rc = berth__jscan_object_find(&s, detail_record_keys,
+                                                     BERTH_ARRAY_SIZE(detail_record_keys))) > 0) {
+        int which = rc;
+
+        if (which == 2 || which == 3 || which == 4) {
+            if (which == 2)
+                rc = span_of(&s, &d->image_id.data, &d->image_id.len);
+            else if (which == 3)
+                rc = span_of(&s, &d->mounts.data, &d->mounts.len);
+            else
+                rc = span_of(&s, &d->networks.data, &d->networks.len);
+            continue;
+        }
+        /* config or host_config: a later one replaces every member of an earlier one. */
+        if (which == 1)
+            d->image.data = d->labels.data = d->exposed_ports.data = NULL;
+        else
+            d->network_mode.data = NULL;
+        if (berth__jscan_type(&s) != BERTH_JSCAN_OBJECT) {
+            rc = berth__jscan_skip(&s, NULL, NULL);
+            continue;
+        }
+        rc = berth__jscan_object_begin(&s);
+        if (which == 1) {
+            while (rc >= 0 &&
+                   (rc = berth__jscan_object_find(&s, detail_config_keys,
+                                                  BERTH_ARRAY_SIZE(detail_config_keys))) > 0)
+                rc = rc == 1   ? span_of(&s, &d->image.data, &d->image.len)
+                     : rc == 2 ? span_of(&s, &d->labels.data, &d->labels.len)
+                               : span_of(&s, &d->exposed_ports.data, &d->exposed_ports.len);
+        } else {
+            while (rc >= 0 && (rc = berth__jscan_object_find(&s, detail_hc_keys, 1)) > 0)
+                rc = span_of(&s, &d->network_mode.data, &d->network_mode.len);
+        }
+    }
+    if (rc >= 0)
+        rc = berth__jscan_end(&s);
+    if (rc < 0) {
+        const char *why = berth__jscan_error(&s, &pos);
+        return berth_err_set(err, -EBADMSG, "invalid JSON at byte %zu: %s", why ? pos : 0,
+                             why ? why : "expected an object");
+    }
+    return 0;
+}
+
 struct summaries_ctx {
     berth_container_summary_t *items;
     size_t n, cap;
@@ -833,6 +901,8 @@ static int summary_add(const char *key, const void *data, size_t len, void *user
     rc = berth__container_summary_parse(data, len, &c->items[c->n], &lerr);
     if (rc < 0)
         return berth_err_set(c->err, rc, "store %s: containers/%s: %s", c->dir, key, lerr.msg);
+    c->items[c->n].raw = data;
+    c->items[c->n].raw_len = len;
     c->n++;
     return 0;
 }

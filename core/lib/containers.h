@@ -154,6 +154,14 @@ typedef struct berth_container_summary {
     int64_t exit_code;   /* state.ExitCode */
     int64_t pid;         /* state.Pid */
     char health[16];     /* state.Health.Status ("starting", "healthy", ...); "" when none */
+    /*
+     * The record's bytes, borrowed from the store's map: valid only for
+     * berth__container_summaries_in(), until its (read-only) transaction
+     * ends, for a second look at the records a listing keeps
+     * (berth__container_detail_scan()). NULL from the other functions.
+     */
+    const void *raw;
+    size_t raw_len;
 } berth_container_summary_t;
 
 /*
@@ -186,5 +194,24 @@ int berth__container_summary_parse(const void *data, size_t len, berth_container
                                    berth_err_t *err);
 int berth__container_summary_from_doc(json_t *doc, berth_container_summary_t *ret_summary,
                                       berth_err_t *err);
+
+/*
+ * The members Docker's container list shows beyond the summary, as the
+ * bytes of their values in a record (compact JSON, borrowed from @data;
+ * NULL when the member is missing): config.Image, config.Labels,
+ * config.ExposedPorts, image_id, mounts, networks, host_config.NetworkMode.
+ * Each is one whole JSON value, so json_loadb(..., JSON_DECODE_ANY) reads
+ * it. A later duplicate member replaces an earlier one, as in jansson.
+ */
+typedef struct berth_container_detail {
+    struct {
+        const char *data;
+        size_t len;
+    } image, labels, exposed_ports, image_id, mounts, networks, network_mode;
+} berth_container_detail_t;
+
+/* Scan record @data (@len bytes) for them; -EBADMSG (err says where) on bad JSON. */
+int berth__container_detail_scan(const void *data, size_t len, berth_container_detail_t *d,
+                                 berth_err_t *err);
 
 #endif /* BERTH_CONTAINERS_H */

@@ -520,6 +520,15 @@ int berth__container_networks_plan(berth_engine_t *e, json_t *body, json_t *doc,
 json_t *berth__container_network_settings(berth_engine_t *e, json_t *doc)
 {
     berth_store_t *store = berth__engine_store(e);
+    _cleanup_txn_ berth_txn_t *txn = NULL;
+
+    if (store && berth__store_txn_begin(store, 0, &txn, NULL) < 0)
+        txn = NULL;
+    return berth__container_network_settings_in(txn, doc);
+}
+
+json_t *berth__container_network_settings_in(berth_txn_t *txn, json_t *doc)
+{
     const char *id = json_string_value(json_object_get(doc, "id"));
     _cleanup_json_ json_t *eps = NULL;
     json_t *out, *ports, *networks, *w, *ep, *v;
@@ -533,11 +542,8 @@ json_t *berth__container_network_settings(berth_engine_t *e, json_t *doc)
         return NULL;
     ports = json_object_get(out, "Ports");
     networks = json_object_get(out, "Networks");
-    if (store && id) {
-        _cleanup_txn_ berth_txn_t *txn = NULL;
-        if (berth__store_txn_begin(store, 0, &txn, NULL) == 0)
-            berth__endpoints_in(txn, id, &eps, NULL);
-    }
+    if (txn && id)
+        berth__endpoints_in(txn, id, &eps, NULL);
     json_object_foreach (json_object_get(json_object_get(doc, "config"), "ExposedPorts"), key, v)
         json_object_set_new(ports, key, json_null());
     json_array_foreach (json_object_get(doc, "networks"), i, w) {

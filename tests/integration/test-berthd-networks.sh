@@ -115,7 +115,7 @@ code() { curl -s -o /dev/null -w '%{http_code}' --unix-socket "$S" "$@"; }
 PORT=$(free_port)
 page="served by berthd $$"
 expect_exit 0 "docker run -d -p 127.0.0.1:$PORT:80" \
-    d run -d --name dweb -p "127.0.0.1:$PORT:80" demo sh -c "mkdir -p /www && echo '$page' >/www/index.html && exec httpd -f -p 80 -h /www"
+    d run -d --name dweb -l tier=web -p "127.0.0.1:$PORT:80" demo sh -c "mkdir -p /www && echo '$page' >/www/index.html && exec httpd -f -p 80 -h /www"
 dweb=$(cat "$T/out")
 fetch "$PORT" "$page" && ok "curl gets the page" || not_ok "curl 127.0.0.1:$PORT: $(cat "$T/page" 2>/dev/null)"
 expect_exit 0 "docker port" d port dweb
@@ -124,6 +124,9 @@ expect_exit 0 "docker port dweb 80" d port dweb 80
 expect_grep "^127.0.0.1:$PORT$" "$T/out" "docker port 80: the address"
 expect_exit 0 "docker ps" d ps
 expect_grep "127.0.0.1:$PORT->80/tcp" "$T/out" "docker ps: the PORTS column"
+# The list's other columns come from the engine's listing, not from an inspect per row.
+expect_exit 0 "docker ps -a --format" d ps -a --filter name=^dweb$ --format '{{.Image}} {{.Networks}} {{.Label "tier"}} {{.Ports}}'
+expect_grep "^demo bridge web 127.0.0.1:$PORT->80/tcp$" "$T/out" "docker ps: image, networks, label and ports of one row"
 expect_exit 0 "docker inspect -f address" d inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' dweb
 grep -q '^[0-9][0-9.]*$' "$T/out" && ok "inspect: the container's address" || not_ok "inspect address: $(cat "$T/out")"
 expect_exit 125 "a second container on the same port" d run -d --name dweb2 -p "127.0.0.1:$PORT:80" demo sleep 300

@@ -149,10 +149,20 @@ BERTH_API int berth_container_create_run(berth_engine_t *engine, const char *nam
 
 /** Flags for berth_container_list(). */
 #define BERTH_LIST_ALL 0x1u /**< include created and exited containers, not just running ones */
+/**
+ * Also Docker's list members that need more than the summary: "Image" (as
+ * given at create), "ImageID", "Labels", "Mounts" (as in inspect),
+ * "HostConfig": {"NetworkMode"}, "Ports" ([{"IP", "PrivatePort",
+ * "PublicPort", "Type"}] per published binding, [{"PrivatePort", "Type"}]
+ * per port exposed only) and "NetworkSettings": {"Networks"} (as in inspect).
+ * Read in the listing's one transaction, without parsing whole records.
+ */
+#define BERTH_LIST_DETAIL 0x2u
 
 /**
  * Containers as an array of summaries, newest first: {"Id", "Names": ["/name"],
- * "Command", "Created" (seconds), "State", "Status" (human text), "Isolation"}.
+ * "Command", "Created" (seconds), "State", "Status" (human text), "Isolation",
+ * "Pid"}, plus what BERTH_LIST_DETAIL adds when asked.
  */
 BERTH_API int berth_container_list(berth_engine_t *engine, uint32_t flags, json_t **ret_json,
                                    berth_err_t *err);

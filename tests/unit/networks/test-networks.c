@@ -347,6 +347,130 @@ static void test_endpoints_released(void **state)
     json_decref(net);
 }
 
+/* The member @key of each row equals @want's. */
+static void assert_member_equal(json_t *row, const char *key, json_t *want)
+{
+    json_t *got = json_object_get(row, key);
+
+    if (!json_equal(got, want)) {
+        char *g = json_dumps(got, JSON_ENCODE_ANY), *w = json_dumps(want, JSON_ENCODE_ANY);
+        fail_msg("%s: got %s, want %s", key, g ? g : "(none)", w ? w : "(none)");
+    }
+}
+
+/*
+ * BERTH_LIST_DETAIL reads a few members of each record without parsing it
+ * whole: what it gives must be what inspect says, for a container with
+ * labels, a bind mount, exposed and published ports and a live endpoint,
+ * and for one with none of these.
+ */
+static void test_list_detail(void **state)
+{
+    struct fx *f = *state;
+    berth_store_t *store = berth__engine_store(f->e);
+    berth_err_t err = { 0 };
+    berth_txn_t *txn = NULL;
+    json_t *net = NULL, *body, *ep, *list = NULL, *row, *insp, *want;
+    char id[65], id2[65], bind[400];
+    size_t i;
+
+    json_decref(create_net(f, "web", "10.72.0.0/24", 0));
+    snprintf(bind, sizeof(bind), "%s:/data:ro", f->rootfs);
+    body =
+        json_pack("{s:[s], s:s, s:{s:s, s:s}, s:{s:{}, s:{}}, s:{s:s, s:[s], s:{s:[{s:s, "
+                  "s:s}]}}}",
+                  "Cmd", "true", "Rootfs", f->rootfs, "Labels", "tier", "web", "empty", "",
+                  "ExposedPorts", "80/tcp", "53/udp", "HostConfig", "NetworkMode", "web", "Binds",
+                  bind, "PortBindings", "80/tcp", "HostIp", "127.0.0.1", "HostPort", "8080");
+    assert_int_equal(berth_container_create(f->e, "d1", body, id, &err), 0);
+    json_decref(body);
+    body = json_pack("{s:[s], s:s, s:{s:s}}", "Cmd", "true", "Rootfs", f->rootfs, "HostConfig",
+                     "NetworkMode", "none");
+    assert_int_equal(berth_container_create(f->e, "d2", body, id2, &err), 0);
+    json_decref(body);
+
+    /* d1's endpoint, as its monitor records it when the container starts. */
+    assert_int_equal(berth__store_txn_begin(store, 0, &txn, &err), 0);
+    assert_int_equal(berth__network_get_in(txn, "web", &net, &err), 0);
+    berth__store_txn_abort(txn);
+    ep = json_pack("{s:s, s:s, s:O, s:s, s:s, s:s, s:{}, s:s, s:s, s:s, s:[{s:i, s:s, s:s, "
+                   "s:i}]}",
+                   "container", id, "name", "d1", "network", json_object_get(net, "id"),
+                   "network_name", "web", "driver", "fake", "ifname", "eth0", "result", "address",
+                   "10.72.0.5/24", "gateway", "10.72.0.1", "mac", "02:42:0a:48:00:05", "ports",
+                   "container_port", 80, "protocol", "tcp", "host_ip", "127.0.0.1", "host_port",
+                   8080);
+    assert_int_equal(berth__store_txn_begin(store, 1, &txn, &err), 0);
+    assert_int_equal(berth__endpoint_put_in(txn, ep, &err), 0);
+    assert_int_equal(berth__store_txn_commit(txn, &err), 0);
+
+    assert_int_equal(berth_container_list(f->e, BERTH_LIST_ALL, &list, &err), 0);
+    assert_null(json_object_get(json_array_get(list, 0), "Labels"));
+    json_decref(list);
+    assert_int_equal(berth_container_list(f->e, BERTH_LIST_ALL | BERTH_LIST_DETAIL, &list, &err),
+                     0);
+    assert_int_equal(json_array_size(list), 2);
+    json_array_foreach (list, i, row) {
+        const char *rid = json_string_value(json_object_get(row, "Id"));
+        json_t *cfg, *ns;
+
+        assert_int_equal(berth_container_inspect(f->e, rid, &insp, &err), 0);
+        cfg = json_object_get(insp, "Config");
+        ns = json_object_get(insp, "NetworkSettings");
+        want = json_object_get(cfg, "Image") ? json_incref(json_object_get(cfg, "Image"))
+                                             : json_string("");
+        assert_member_equal(row, "Image", want);
+        json_decref(want);
+        want = json_object_get(insp, "Image") ? json_incref(json_object_get(insp, "Image"))
+                                              : json_string("");
+        assert_member_equal(row, "ImageID", want);
+        json_decref(want);
+        want = json_object_get(cfg, "Labels") ? json_incref(json_object_get(cfg, "Labels"))
+                                              : json_object();
+        assert_member_equal(row, "Labels", want);
+        json_decref(want);
+        assert_member_equal(row, "Mounts", json_object_get(insp, "Mounts"));
+        want = json_pack("{s:O}", "NetworkMode",
+                         json_object_get(json_object_get(insp, "HostConfig"), "NetworkMode"));
+        assert_member_equal(row, "HostConfig", want);
+        json_decref(want);
+        want = json_pack("{s:O}", "Networks", json_object_get(ns, "Networks"));
+        assert_member_equal(row, "NetworkSettings", want);
+        json_decref(want);
+        if (!strcmp(rid, id)) {
+            /* Published 80/tcp on 127.0.0.1:8080; 53/udp only exposed. */
+            want =
+                json_pack("[{s:i, s:s}, {s:s, s:i, s:i, s:s}]", "PrivatePort", 53, "Type", "udp",
+                          "IP", "127.0.0.1", "PrivatePort", 80, "PublicPort", 8080, "Type", "tcp");
+            assert_int_equal(json_array_size(json_object_get(row, "Mounts")), 1);
+            assert_string_equal(
+                json_string_value(json_object_get(
+                    json_object_get(
+                        json_object_get(json_object_get(row, "NetworkSettings"), "Networks"),
+                        "web"),
+                    "IPAddress")),
+                "10.72.0.5");
+        } else {
+            want = json_array();
+            assert_int_equal(json_array_size(json_object_get(row, "Mounts")), 0);
+        }
+        /* Docker's order of Ports is not defined: compare as sets. */
+        assert_int_equal(json_array_size(json_object_get(row, "Ports")), json_array_size(want));
+        for (size_t k = 0; k < json_array_size(want); k++) {
+            int found = 0;
+            for (size_t m = 0; m < json_array_size(want); m++)
+                found |= json_equal(json_array_get(want, k),
+                                    json_array_get(json_object_get(row, "Ports"), m));
+            assert_true(found);
+        }
+        json_decref(want);
+        json_decref(insp);
+    }
+    json_decref(list);
+    json_decref(ep);
+    json_decref(net);
+}
+
 static void test_port_keys(void **state)
 {
     unsigned port;
@@ -372,6 +496,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_default_and_pseudo, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connect_disconnect_prune, setup, teardown),
         cmocka_unit_test_setup_teardown(test_endpoints_released, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_detail, setup, teardown),
         cmocka_unit_test(test_port_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -451,6 +451,37 @@ static void assert_summary_equal(const berth_container_summary_t *a,
     assert_true(a->pid == b->pid);
 }
 
+/* One detail member's bytes against jansson's value at @parent/@key (parent NULL: missing). */
+static void assert_span_is(const char *data, size_t len, json_t *parent, const char *key,
+                           const char *what)
+{
+    json_t *want = json_is_object(parent) ? json_object_get(parent, key) : NULL;
+    json_t *got = data ? json_loadb(data, len, JSON_DECODE_ANY, NULL) : NULL;
+
+    if (!(want ? got && json_equal(got, want) : !data))
+        fail_msg("detail %s: scanner has %.*s", what, data ? (int)len : 6, data ? data : "(none)");
+    json_decref(got);
+}
+
+/* berth__container_detail_scan() against jansson on a record both accept. */
+static void assert_detail_agrees(const char *data, size_t len, json_t *doc)
+{
+    berth_container_detail_t d;
+    berth_err_t err = { 0 };
+    json_t *cfg = json_object_get(doc, "config"), *hc = json_object_get(doc, "host_config");
+
+    assert_int_equal(berth__container_detail_scan(data, len, &d, &err), 0);
+    assert_span_is(d.image.data, d.image.len, cfg, "Image", "config.Image");
+    assert_span_is(d.labels.data, d.labels.len, cfg, "Labels", "config.Labels");
+    assert_span_is(d.exposed_ports.data, d.exposed_ports.len, cfg, "ExposedPorts",
+                   "config.ExposedPorts");
+    assert_span_is(d.image_id.data, d.image_id.len, doc, "image_id", "image_id");
+    assert_span_is(d.mounts.data, d.mounts.len, doc, "mounts", "mounts");
+    assert_span_is(d.networks.data, d.networks.len, doc, "networks", "networks");
+    assert_span_is(d.network_mode.data, d.network_mode.len, hc, "NetworkMode",
+                   "host_config.NetworkMode");
+}
+
 /* The scanner's summary of @len bytes against jansson's; returns the code. */
 static int summaries_agree(const char *data, size_t len)
 {
@@ -473,9 +504,10 @@ static int summaries_agree(const char *data, size_t len)
     if (r1 != r2)
         fail_msg("scanner %d (%s), jansson %d (%s) on %.*s", r1, e1.msg, r2, e2.msg, (int)len,
                  data);
-    if (r1 == 0)
+    if (r1 == 0) {
         assert_summary_equal(&got, &want);
-    else
+        assert_detail_agrees(copy, len, doc);
+    } else
         assert_string_equal(e1.msg, e2.msg);
     json_decref(doc);
     free(copy);
@@ -590,6 +622,31 @@ static json_t *random_record(unsigned *seed)
     json_object_set_new(doc, "config", cfg);
     json_object_set_new(doc, "state", st);
     json_object_set_new(doc, "host_config", json_pack("{s:n, s:i}", "Binds", "Memory", 0));
+    /* what the list's detail reads (containers.h), any of it missing or odd */
+    if (json_is_object(cfg) && rand_r(seed) % 2)
+        json_object_set_new(cfg, "Labels",
+                            rand_r(seed) % 6
+                                ? json_pack("{s:o, s:s}", "k",
+                                            random_text((size_t)(rand_r(seed) % 20), seed), "tier",
+                                            "web")
+                                : random_odd(seed));
+    if (json_is_object(cfg) && rand_r(seed) % 3 == 0)
+        json_object_set_new(cfg, "ExposedPorts", json_pack("{s:{}, s:{}}", "80/tcp", "53/udp"));
+    if (rand_r(seed) % 2)
+        json_object_set_new(doc, "image_id",
+                            rand_r(seed) % 6 ? random_text(71, seed) : random_odd(seed));
+    if (rand_r(seed) % 3 == 0)
+        json_object_set_new(doc, "mounts",
+                            json_pack("[{s:s, s:o, s:s, s:b}]", "Type", "bind", "Source",
+                                      random_text((size_t)(rand_r(seed) % 30), seed), "Destination",
+                                      "/data", "RW", 1));
+    if (rand_r(seed) % 3 == 0)
+        json_object_set_new(
+            doc, "networks",
+            json_pack("[{s:s, s:s, s:n, s:[]}]", "id", id, "name", "bridge", "ip", "aliases"));
+    if (rand_r(seed) % 2)
+        json_object_set_new(json_object_get(doc, "host_config"), "NetworkMode",
+                            rand_r(seed) % 6 ? json_string("bridge") : random_odd(seed));
     /* and sometimes a record the store would call damaged */
     switch (rand_r(seed) % 20) {
     case 0:
@@ -661,6 +718,17 @@ static void test_summary_duplicates_and_escapes(void **state)
         "{\"\\u0053tatus\":\"\\u0072unning\",\"Pid\":-1}}",
         "[\"%s\"]",
         "{\"v\":1,\"id\":\"%s\",\"name\":\"a\",\"created_ns\":-9223372036854775808}",
+        /* the detail's members: duplicates, wrong types, a config that is not an object */
+        "{\"v\":1,\"id\":\"%s\",\"name\":\"a\",\"config\":{\"Image\":\"x\",\"Labels\":{\"k\":"
+        "\"v\"},\"Image\":\"y\"},\"mounts\":[{\"Type\":\"bind\"}],\"mounts\":[],\"image_id\":7}",
+        "{\"v\":1,\"id\":\"%s\",\"name\":\"a\",\"config\":{\"Image\":\"x\",\"ExposedPorts\":"
+        "{\"80/tcp\":{}}},\"config\":[1],\"host_config\":{\"NetworkMode\":\"n\"},"
+        "\"host_config\":{\"Binds\":null}}",
+        "{\"v\":1,\"id\":\"%s\",\"name\":\"a\",\"config\":{\"Labels\":{\"k\":\"v\"}},\"config\":"
+        "{\"Image\":\"z\"},\"host_config\":{\"NetworkMode\":\"n\"},\"host_config\":{}}",
+        "{\"v\":1,\"id\":\"%s\",\"name\":\"a\",\"networks\":[{\"id\":\"\\u0041\",\"ip\":null}],"
+        "\"host_config\":{\"NetworkMode\":\"a\",\"NetworkMode\":\"b\"},\"c\\u006enfig\":"
+        "{\"Labels\":{}}}",
     };
     char buf[512];
 
