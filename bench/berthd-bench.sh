@@ -310,4 +310,68 @@ print(f"docker ps latency with {count} containers (created, not running; "
 print(f"  {'':<44} {'median':>8} {'p90':>8} {'min':>8} {'max':>8}")
 ps_latency("docker ps (lists none of them)")
 ps_latency("docker ps -a (lists all 1,000)", "-a")
+ps_latency("docker ps -a -q (all 1,000, ids only)", "-a", "-q")
+
+# ---- the CLI's own share: the same response bytes from a server that only replays them ----
+import http.server, json, socketserver, threading
+body = b""
+s = socket.socket(socket.AF_UNIX)
+s.connect(bsock)
+s.sendall(b"GET /v1.50/containers/json?all=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+while chunk := s.recv(1 << 16):
+    body += chunk
+s.close()
+head, body = body.split(b"\r\n\r\n", 1)
+class Replay(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a):
+        pass
+    def reply(self, data, ctype):
+        self.send_response(200)
+        self.send_header("Api-Version", "1.50")
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+    def do_HEAD(self):
+        self.reply(b"OK", "text/plain")
+    def do_GET(self):
+        if "/containers/json" in self.path:
+            self.reply(replayed, "application/json")
+        else:
+            self.reply(b"OK", "text/plain")
+class UnixHTTP(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+    def get_request(self):
+        conn, _ = self.socket.accept()
+        return conn, ("replay", 0)
+# berthd answers with Content-Length or chunks; take the JSON itself either way.
+replayed = body
+if b"chunked" in head.lower():
+    parts, rest = [], body
+    while rest:
+        size, rest = rest.split(b"\r\n", 1)
+        n = int(size, 16)
+        if n == 0:
+            break
+        parts.append(rest[:n]); rest = rest[n + 2:]
+    replayed = b"".join(parts)
+if len(json.loads(replayed)) != count:
+    sys.exit(f"the replayed listing does not hold {count} containers")
+rsock = f"{d}/replay.sock"
+replay = UnixHTTP(rsock, Replay)
+threading.Thread(target=replay.serve_forever, daemon=True).start()
+print()
+print(f"the docker CLI alone: the same {len(replayed) // 1024} KiB response replayed by a server that "
+      "computes nothing, wall ms")
+print(f"  {'':<44} {'median':>8} {'p90':>8} {'min':>8} {'max':>8}")
+def replay_latency(label, *args):
+    for _ in range(3):
+        docker(rsock, "ps", *args)
+    line(label, [docker(rsock, "ps", *args)[0] for _ in range(20)])
+replay_latency("docker ps -a (1,000 rows), replayed", "-a")
+replay_latency("docker ps -a -q, replayed", "-a", "-q")
+line("  the replayed GET alone", [api_get_ms(rsock, "/v1.50/containers/json?all=1") for _ in range(20)])
+replay.shutdown()
 EOF
