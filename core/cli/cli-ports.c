@@ -321,3 +321,102 @@ int cli_port_print(json_t *ports, const char *want, FILE *out, char *errbuf, siz
         return fail(errbuf, len, "no public port '%s' published", key);
     return lines;
 }
+
+/* One entry of a listing's Ports, flattened for sorting and grouping. */
+struct port_row {
+    char ip[64];
+    char type[8];
+    long priv, pub; /* pub 0: exposed, not published */
+};
+
+static int port_row_cmp(const void *a, const void *b)
+{
+    const struct port_row *x = a, *y = b;
+    int c;
+
+    /* Published ones first, by address, protocol, port; then the exposed ones by port. */
+    if ((x->pub > 0) != (y->pub > 0))
+        return x->pub > 0 ? -1 : 1;
+    if (x->pub == 0 && x->priv != y->priv)
+        return x->priv < y->priv ? -1 : 1;
+    if ((c = strcmp(x->ip, y->ip)) != 0 || (c = strcmp(x->type, y->type)) != 0)
+        return c;
+    if (x->priv != y->priv)
+        return x->priv < y->priv ? -1 : 1;
+    return x->pub < y->pub ? -1 : x->pub > y->pub;
+}
+
+/* printf into @buf at *@off, which stays within the buffer (the text is cut when full). */
+static void append(char *buf, size_t len, size_t *off, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    if (*off >= len - 1)
+        return;
+    va_start(ap, fmt);
+    n = vsnprintf(buf + *off, len - *off, fmt, ap);
+    va_end(ap);
+    *off = n < 0 || (size_t)n >= len - *off ? len - 1 : *off + (size_t)n;
+}
+
+/* "A" or "A-B". */
+static void append_range(char *buf, size_t len, size_t *off, long lo, long hi)
+{
+    if (lo == hi)
+        append(buf, len, off, "%ld", lo);
+    else
+        append(buf, len, off, "%ld-%ld", lo, hi);
+}
+
+int cli_ports_column(json_t *ports, char *buf, size_t len)
+{
+    struct port_row *rows;
+    size_t n = 0, off = 0, i, j;
+    json_t *p;
+
+    if (len == 0)
+        return -1;
+    buf[0] = '\0';
+    if (json_array_size(ports) == 0)
+        return 0;
+    if (!(rows = calloc(json_array_size(ports), sizeof(*rows))))
+        return -1;
+    json_array_foreach (ports, i, p) {
+        const char *ip = json_string_value(json_object_get(p, "IP"));
+        const char *type = json_string_value(json_object_get(p, "Type"));
+        struct port_row *r = &rows[n];
+
+        r->priv = (long)json_integer_value(json_object_get(p, "PrivatePort"));
+        r->pub = (long)json_integer_value(json_object_get(p, "PublicPort"));
+        if (r->priv <= 0)
+            continue;
+        snprintf(r->ip, sizeof(r->ip), "%s", r->pub > 0 && ip ? ip : "");
+        snprintf(r->type, sizeof(r->type), "%s", type && *type ? type : "tcp");
+        n++;
+    }
+    if (n > 1)
+        qsort(rows, n, sizeof(*rows), port_row_cmp);
+    /* Runs of consecutive ports (both sides one up, same address and protocol) as ranges. */
+    for (i = 0; i < n; i = j) {
+        const struct port_row *r = &rows[i];
+        int v6 = strchr(r->ip, ':') != NULL;
+
+        for (j = i + 1; j < n && !strcmp(rows[j].ip, r->ip) && !strcmp(rows[j].type, r->type) &&
+                        rows[j].priv == rows[j - 1].priv + 1 &&
+                        (r->pub > 0 ? rows[j].pub == rows[j - 1].pub + 1 : rows[j].pub == 0);
+             j++)
+            ;
+        if (i > 0)
+            append(buf, len, &off, ", ");
+        if (r->pub > 0) {
+            append(buf, len, &off, "%s%s%s:", v6 ? "[" : "", r->ip, v6 ? "]" : "");
+            append_range(buf, len, &off, r->pub, rows[j - 1].pub);
+            append(buf, len, &off, "->");
+        }
+        append_range(buf, len, &off, r->priv, rows[j - 1].priv);
+        append(buf, len, &off, "/%s", r->type);
+    }
+    free(rows);
+    return 0;
+}

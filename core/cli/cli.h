@@ -280,6 +280,15 @@ int cli_check_ip(const char *opt, const char *text, int family, char *errbuf, si
  * number of lines, or -1 for a malformed @want or none published for it.
  */
 int cli_port_print(json_t *ports, const char *want, FILE *out, char *errbuf, size_t len);
+/*
+ * The PORTS column of `ps` from a listing's Ports ([{"IP", "PrivatePort",
+ * "PublicPort", "Type"}], BERTH_LIST_DETAIL), into @buf (@len bytes, cut if
+ * it must be): published ones first, "127.0.0.1:8080->80/tcp", then those
+ * only exposed, "53/udp"; runs of consecutive ports as one range
+ * ("0.0.0.0:8000-8001->80-81/tcp"); IPv6 addresses in brackets; ", "
+ * between. "" for none. 0, or -1 when out of memory.
+ */
+int cli_ports_column(json_t *ports, char *buf, size_t len);
 
 int cmd_version(const struct cli_globals *g, int argc, char **argv);
 int cmd_info(const struct cli_globals *g, int argc, char **argv);

@@ -30,7 +30,7 @@ int cmd_ps(const struct cli_globals *g, int argc, char **argv)
     berth_engine_t *engine = NULL;
     berth_err_t err = { 0 };
     json_t *list = NULL, *item;
-    size_t i;
+    size_t i, image_w = strlen("IMAGE"), ports_w = strlen("PORTS");
 
     optind = 1;
     opterr = 0;
@@ -63,7 +63,9 @@ int cmd_ps(const struct cli_globals *g, int argc, char **argv)
     }
     if (cli_open_engine(g, BERTH_ENGINE_F_NO_PLUGINS, &engine) < 0)
         return CLI_EXIT_FAIL;
-    r = berth_container_list(engine, all ? BERTH_LIST_ALL : 0, &list, &err);
+    /* The detail (image, ports) costs a second look at each listed record only. */
+    r = berth_container_list(engine, (all ? BERTH_LIST_ALL : 0) | (quiet ? 0 : BERTH_LIST_DETAIL),
+                             &list, &err);
     berth_engine_close(engine);
     if (r < 0) {
         cli_error("ps: %s", err.msg);
@@ -74,14 +76,25 @@ int cmd_ps(const struct cli_globals *g, int argc, char **argv)
         json_decref(list);
         return r < 0 ? CLI_EXIT_FAIL : CLI_EXIT_OK;
     }
+    /* IMAGE and PORTS vary most: as wide as their longest entry, like docker's table. */
+    json_array_foreach (list, i, item) {
+        char ports[512];
+        size_t n = strlen(json_string_value(json_object_get(item, "Image")) ?: "");
+
+        image_w = n > image_w ? n : image_w;
+        if (cli_ports_column(json_object_get(item, "Ports"), ports, sizeof(ports)) == 0)
+            ports_w = strlen(ports) > ports_w ? strlen(ports) : ports_w;
+    }
     if (!quiet)
-        printf("%-12s   %-22s   %-24s   %-24s   %-10s   %s\n", "CONTAINER ID", "COMMAND", "CREATED",
-               "STATUS", "ISOLATION", "NAMES");
+        printf("%-12s   %-*s   %-22s   %-24s   %-24s   %-10s   %-*s   %s\n", "CONTAINER ID",
+               (int)image_w, "IMAGE", "COMMAND", "CREATED", "STATUS", "ISOLATION", (int)ports_w,
+               "PORTS", "NAMES");
     json_array_foreach (list, i, item) {
         const char *id = json_string_value(json_object_get(item, "Id"));
         const char *cmd = json_string_value(json_object_get(item, "Command"));
         const char *name = json_string_value(json_array_get(json_object_get(item, "Names"), 0));
-        char created[64], quoted[64];
+        const char *image = json_string_value(json_object_get(item, "Image"));
+        char created[64], quoted[64], ports[512];
         long long age =
             (long long)time(NULL) - (long long)json_integer_value(json_object_get(item, "Created"));
 
@@ -95,9 +108,13 @@ int cmd_ps(const struct cli_globals *g, int argc, char **argv)
             snprintf(quoted, sizeof(quoted), "\"%s\"", cmd);
         else
             snprintf(quoted, sizeof(quoted), "\"%.19s…\"", cmd);
-        printf("%-12.*s   %-22s   %-24s   %-24s   %-10s   %s\n", notrunc ? 64 : 12, id, quoted,
-               created, json_string_value(json_object_get(item, "Status")),
-               json_string_value(json_object_get(item, "Isolation")), name ? name + 1 : "");
+        if (cli_ports_column(json_object_get(item, "Ports"), ports, sizeof(ports)) < 0)
+            ports[0] = '\0';
+        printf("%-12.*s   %-*s   %-22s   %-24s   %-24s   %-10s   %-*s   %s\n", notrunc ? 64 : 12,
+               id, (int)image_w, image ? image : "", quoted, created,
+               json_string_value(json_object_get(item, "Status")),
+               json_string_value(json_object_get(item, "Isolation")), (int)ports_w, ports,
+               name ? name + 1 : "");
     }
     json_decref(list);
     return CLI_EXIT_OK;

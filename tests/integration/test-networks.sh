@@ -308,6 +308,8 @@ expect_exit 0 "busybox httpd with -p 127.0.0.1:$PORT:80" \
 web=$(cat "$T/out")
 fetch "$PORT" "$page" && ok "curl gets the page from the container" ||
     not_ok "curl 127.0.0.1:$PORT: $(cat "$T/page" 2>/dev/null)"
+expect_exit 0 "berth ps" b ps
+expect_grep " 127.0.0.1:$PORT->80/tcp  *web$" "$T/out" "ps: the PORTS column"
 expect_exit 0 "berth port web" b port web
 expect_grep "^80/tcp -> 127.0.0.1:$PORT$" "$T/out" "port: the binding"
 expect_exit 0 "berth port web 80" b port web 80

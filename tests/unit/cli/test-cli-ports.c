@@ -260,10 +260,52 @@ static void test_cli_ports_port_lines(void **state)
     assert_int_equal(port_lines("null", NULL, "", msg, sizeof(msg)), 0);
 }
 
+/* cli_ports_column() of @json (a listing's Ports) equals @expect. */
+static void ports_column_is(const char *json, size_t len, const char *expect)
+{
+    json_t *ports = json_loads(json, JSON_DECODE_ANY, NULL);
+    char buf[256];
+
+    assert_non_null(ports);
+    assert_true(len <= sizeof(buf));
+    memset(buf, 'x', sizeof(buf));
+    assert_int_equal(cli_ports_column(ports, buf, len), 0);
+    assert_string_equal(buf, expect);
+    json_decref(ports);
+}
+
+static void test_cli_ports_column(void **state)
+{
+    const char *mixed =
+        "[{\"PrivatePort\": 53, \"Type\": \"udp\"},"
+        " {\"IP\": \"127.0.0.1\", \"PrivatePort\": 80, \"PublicPort\": 8080, \"Type\": \"tcp\"},"
+        " {\"IP\": \"0.0.0.0\", \"PrivatePort\": 82, \"PublicPort\": 8002, \"Type\": \"tcp\"},"
+        " {\"IP\": \"0.0.0.0\", \"PrivatePort\": 81, \"PublicPort\": 8001, \"Type\": \"tcp\"},"
+        " {\"IP\": \"::\", \"PrivatePort\": 81, \"PublicPort\": 8001, \"Type\": \"tcp\"},"
+        " {\"PrivatePort\": 9000, \"Type\": \"tcp\"}, {\"PrivatePort\": 9001, \"Type\": \"tcp\"},"
+        " {\"IP\": \"0.0.0.0\", \"PrivatePort\": 83, \"PublicPort\": 9999, \"Type\": \"tcp\"}]";
+    (void)state;
+
+    ports_column_is("[]", 256, "");
+    ports_column_is("null", 256, "");
+    ports_column_is("[{\"PrivatePort\": 80, \"Type\": \"tcp\"}]", 256, "80/tcp");
+    /*
+     * Published first; consecutive ports on both sides as one range, but not
+     * 83 (its host port does not follow) nor the IPv6 binding (another address).
+     */
+    ports_column_is(mixed, 256,
+                    "0.0.0.0:8001-8002->81-82/tcp, 0.0.0.0:9999->83/tcp, "
+                    "127.0.0.1:8080->80/tcp, [::]:8001->81/tcp, 53/udp, 9000-9001/tcp");
+    /* Cut to fit, always terminated. */
+    ports_column_is(mixed, 12, "0.0.0.0:800");
+    ports_column_is(mixed, 1, "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cli_ports_publish_forms),
+        cmocka_unit_test(test_cli_ports_column),
         cmocka_unit_test(test_cli_ports_publish_ranges),
         cmocka_unit_test(test_cli_ports_publish_several),
         cmocka_unit_test(test_cli_ports_publish_refused),
