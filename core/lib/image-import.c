@@ -751,7 +751,9 @@ static int pull_layer(struct pipeline *q, size_t i, berth_err_t *err)
         goto out_input;
     if (!t.w)
         progress(im, l->pid, "Extracting", 0, l->desc.size);
-    r = berth__layer_apply(in, fd, independent ? BERTH__LAYER_WHITEOUT_OVERLAY : 0, &res, err);
+    r = berth__layer_apply(
+        in, fd, BERTH__LAYER_WRITEBACK | (independent ? BERTH__LAYER_WHITEOUT_OVERLAY : 0), &res,
+        err);
     if (r < 0)
         berth_err_prefix(err, r, l->pid);
 
@@ -820,6 +822,19 @@ static int pull_layer(struct pipeline *q, size_t i, berth_err_t *err)
         memcpy(key, key2, sizeof(key));
         if (r < 0)
             goto fail;
+    }
+    /*
+     * The layer's files and directories on disk before its snapshot is
+     * committed and recorded: a recorded layer is reused by every later
+     * pull without being unpacked again, so after a power loss it must not
+     * miss data. Most of it is written already (BERTH__LAYER_WRITEBACK).
+     * syncfs() covers the filesystem @fd is on, which a staged layer's
+     * final snapshot shares.
+     */
+    if (syncfs(fd) < 0) {
+        r = berth_err_set(err, -errno, "%s: syncing the unpacked layer: %s", l->pid,
+                          strerror(errno));
+        goto fail;
     }
     close(fd);
     fd = -1;

@@ -1367,6 +1367,13 @@ static int apply_file(struct ctx *c, struct archive_entry *e, int pfd, const cha
     entry_times(e, ts);
     if (futimens(fd, ts) < 0)
         return fail(c, -errno, "set times: %s", strerror(errno));
+    /*
+     * Queue the data for the disk now, while the next files unpack, rather
+     * than all at once in the syncfs() that commits the layer. Best effort:
+     * that syncfs() is what guarantees it.
+     */
+    if ((c->flags & BERTH__LAYER_WRITEBACK) && pos > 0)
+        sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
     r = close(fd);
     fd = -1;
     if (r < 0)
@@ -1881,7 +1888,7 @@ int berth__layer_apply(berth_stream_t *in, int root_dirfd, uint32_t flags,
 
     if (!in || !in->read || root_dirfd < 0)
         return berth_err_set(err, -EINVAL, "layer: no input stream or root directory");
-    if (flags & ~(BERTH__LAYER_WHITEOUT_OVERLAY | BERTH__LAYER_NO_OPENAT2))
+    if (flags & ~(BERTH__LAYER_WHITEOUT_OVERLAY | BERTH__LAYER_WRITEBACK | BERTH__LAYER_NO_OPENAT2))
         return berth_err_set(err, -EINVAL, "layer: unknown flags 0x%x", flags);
     if ((r = berth__archive_load(err)) < 0 || (r = berth__crypto_load(err)) < 0)
         return berth_err_prefix(err, r, "layer");

@@ -106,6 +106,12 @@
 /* Keep deletions as overlay whiteouts (char 0/0, trusted.overlay.opaque=y); see above. */
 #define BERTH__LAYER_WHITEOUT_OVERLAY 0x1u
 /*
+ * Start each regular file's writeback when it is written (sync_file_range,
+ * not waited for), so that the caller's later syncfs() of the layer's
+ * filesystem, which makes the layer durable, finds little left to write.
+ */
+#define BERTH__LAYER_WRITEBACK 0x2u
+/*
  * For tests: resolve paths with the component-by-component O_NOFOLLOW walk
  * used when openat2() is missing, even where it exists.
  */
