@@ -7,7 +7,10 @@
 # store on each side. Prints medians and ratios (see docs/benchmarks.md).
 #
 #   bench/pull-bench.sh [BUILD_DIR] [--rounds N] [--layers N] [--layer-mib N]
+#                       [--compare OTHER_BUILD_DIR] [--no-podman]
 #
+# --compare times a second berth build in the same alternation (a change's
+# before and after in one run); --no-podman leaves podman out.
 # BUILD_DIR defaults to build. Needs root, docker-registry, skopeo and podman
 # (installed with apt-get when missing). The image is built here: a busybox
 # base plus N layers of M MiB each, half compressible text, half random.
@@ -15,13 +18,15 @@ set -eu
 
 build=build
 case ${1:-} in -*|'') ;; *) build=$1; shift ;; esac
-rounds=7 layers=6 mib=16
+rounds=7 layers=6 mib=16 other= podman=1
 while [ $# -gt 0 ]; do
     case $1 in
     --rounds) rounds=$2; shift 2 ;;
     --layers) layers=$2; shift 2 ;;
     --layer-mib) mib=$2; shift 2 ;;
-    -h|--help) sed -n '3,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --compare) other=$(cd "$2" && pwd); shift 2 ;;
+    --no-podman) podman=0; shift ;;
+    -h|--help) sed -n '3,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "$0: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -107,35 +112,49 @@ echo "machine: $(nproc) cores, $(uname -sr)"
 echo "image: busybox + $layers layers of $mib MiB (gzip), $(du -sh "$dir/registry" | cut -f1) in the registry"
 echo "berth: $(git -C "$src" describe --always --dirty 2>/dev/null || echo '?'); $(skopeo --version); $(podman --version)"
 
-python3 - "$dir" "$rounds" "$image" "$build/core/cli/berth" <<'EOF'
-import shutil, statistics, subprocess, sys, time
-d, rounds, image, berth = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
-def run(cmd):
+python3 - "$dir" "$rounds" "$image" "$build" "$other" "$podman" <<'EOF'
+import os, shutil, statistics, subprocess, sys, time
+d, rounds, image, build, other, with_podman = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6] == "1"
+berth = build + "/core/cli/berth"
+def env_of(b):
+    return dict(os.environ, BERTH_PLUGIN_PATH=b + "/plugins", BERTH_SHIM_PATH=b + "/core/shim/berth-shim")
+envs = {}
+def run(k, cmd):
     t = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=envs.get(k))
     return (time.perf_counter() - t) * 1000
 def reset():
     shutil.rmtree(f"{d}/berth-root", ignore_errors=True)
     shutil.rmtree(f"{d}/skopeo-out", ignore_errors=True)
-    subprocess.run(["podman", "rmi", "-f", image], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if with_podman:
+        subprocess.run(["podman", "rmi", "-f", image], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 cmds = {
     "berth pull": [berth, "--root", f"{d}/berth-root", "--runroot", f"{d}/berth-run", "pull", "-q", image],
     "skopeo copy": ["skopeo", "copy", "-q", "--src-tls-verify=false", f"docker://{image}", f"oci:{d}/skopeo-out:1"],
     "podman pull": ["podman", "pull", "-q", "--tls-verify=false", image],
 }
+envs["berth pull"] = env_of(build)
+if other:
+    cmds["berth (compare)"] = [other + "/core/cli/berth"] + cmds["berth pull"][1:]
+    envs["berth (compare)"] = env_of(other)
+    print(f"compare: {other}")
+if not with_podman:
+    del cmds["podman pull"]
 times = {k: [] for k in cmds}
 for r in range(rounds):
     for k, c in cmds.items():
         reset()
         subprocess.run(["sync"])
-        times[k].append(run(c))
+        times[k].append(run(k, c))
 reset()
 print(f"\npull of the image, {rounds} rounds, empty store each time, wall ms")
 print(f"  {'command':<14} {'median':>9} {'min':>9} {'max':>9}")
 med = {k: statistics.median(v) for k, v in times.items()}
 for k, v in times.items():
     print(f"  {k:<14} {med[k]:9.0f} {min(v):9.0f} {max(v):9.0f}")
-for peer in ("skopeo copy", "podman pull"):
+peers = [p for p in ("skopeo copy", "podman pull", "berth (compare)") if p in med]
+for peer in peers:
     print(f"  berth / {peer}: {med['berth pull'] / med[peer]:.2f}")
-print("  target: faster than both: " + ("met" if all(med["berth pull"] < med[p] for p in ("skopeo copy", "podman pull")) else "NOT met"))
+if with_podman:
+    print("  target: faster than both: " + ("met" if all(med["berth pull"] < med[p] for p in ("skopeo copy", "podman pull")) else "NOT met"))
 EOF
