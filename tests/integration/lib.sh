@@ -5,12 +5,17 @@ set -u
 T=$(mktemp -d "${TMPDIR:-/tmp}/berth-it-XXXXXX")
 # The scratch dir goes, and with it the host state of the networks its roots
 # made (the default bridge network can't be removed with `network rm`): each
-# network's bridge, named in the cni driver's conflist.
+# network's bridge, named in the cni driver's conflist, and its masquerade
+# rule, tagged "berth:<network id>" (the conflist's name).
 lib_cleanup() {
     for f in "$T"/*/drivers/network/cni/*.conflist "$T"/*/*/drivers/network/cni/*.conflist; do
         [ -f "$f" ] || continue
         br=$(grep -o '"bridge" *: *"[^"]*"' "$f" | head -1 | sed 's/.*"\([^"]*\)"$/\1/')
         [ -n "$br" ] && [ -d "/sys/class/net/$br/bridge" ] && ip link del "$br" 2>/dev/null
+        id=$(basename "$f" .conflist)
+        command -v iptables >/dev/null 2>&1 &&
+            iptables -w -t nat -S POSTROUTING 2>/dev/null | grep -F -- "\"berth:$id\"" |
+            sed 's/^-A //' | while read -r r; do eval "iptables -w -t nat -D $r"; done
     done
     rm -rf "$T"
 }

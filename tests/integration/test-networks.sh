@@ -131,6 +131,8 @@ for l in sorted(lines):
     if in_ours(l) or (chain_re and chain_re.search(l)):
         print(l)
 PY
+# masq_rules ID: the nat rules tagged with network ID's masquerade comment.
+masq_rules() { iptables-save -t nat | grep -F -- "--comment \"berth:$1\"" || true; }
 subnets() {
     for n in $(b network ls -q --no-trunc 2>/dev/null); do
         b network inspect "$n" | json "' '.join(c['Subnet'] for c in d[0]['IPAM']['Config'] or [])"
@@ -278,6 +280,9 @@ if ip netns add "$NS" && ip link add "$VETH" type veth peer name "${VETH}p" &&
     ip link set "${VETH}p" netns "$NS" && ip addr add "$HOSTADDR/30" dev "$VETH" &&
     ip link set "$VETH" up && ip -n "$NS" link set "${VETH}p" up; then
     expect_exit 0 "network create --internal" b network create --internal --subnet "$OTHER.0/24" netint
+    netint=$(cat "$T/out")
+    [ -z "$(masq_rules "$netint")" ] && ok "an internal network has no masquerade rule" ||
+        not_ok "internal network's rules: $(masq_rules "$netint")"
     expect_exit 0 "inspect shows Internal" b network inspect netint
     expect_grep '"Internal": true' "$T/out" "Internal: true"
     # The control: from a normal user network the same address answers.
@@ -406,8 +411,22 @@ expect_exit 125 "--add-host without an address" b run --rm --network none --add-
 
 # --- peers by name, updated as they come and go; connect and disconnect live --
 expect_exit 0 "network create names" b network create names
+names=$(cat "$T/out")
 expect_exit 0 "network create extra" b network create extra
+extra=$(cat "$T/out")
+# One masquerade rule per network, made with it: its subnet, not to its own bridge.
+names_sub=$(b network inspect names | json "d[0]['IPAM']['Config'][0]['Subnet']")
+masq_rules "$names" >"$T/masq"
+expect_lines 1 "$T/masq" "network create made one masquerade rule for names"
+expect_grep "-A POSTROUTING -s $names_sub ! -o br-$(echo "$names" | cut -c1-12) .*-j MASQUERADE" \
+    "$T/masq" "the rule: the network's subnet, not to its own bridge"
 expect_exit 0 "run -d n1" b run -d --name n1 --network names demo sleep 300
+n1=$(cat "$T/out")
+# No per-container masquerade (the bridge plugin's chain, tagged with the container id).
+iptables-save -t nat | grep -F "$n1" >"$T/ctr"
+expect_lines 0 "$T/ctr" "no masquerade rule or chain for the container"
+masq_rules "$names" >"$T/masq"
+expect_lines 1 "$T/masq" "still one rule for names with a container on it"
 expect_exit 0 "run -d n2 with an alias" b run -d --name n2 --network names --network-alias db demo sleep 300
 expect_exit 0 "n1 learned of n2 after it started" b exec n1 grep -w n2 /etc/hosts
 expect_exit 0 "n1 reaches n2 by its alias" b exec n1 ping -c1 -W2 db
@@ -424,6 +443,8 @@ expect_exit 1 "eth1 is gone" b exec n1 ip -4 -o addr show eth1
 expect_exit 1 "rm of a network a container is on" b network rm names
 expect_exit 0 "rm -f n1" b rm -f n1
 expect_exit 0 "network rm names extra" b network rm names extra
+[ -z "$(masq_rules "$names")$(masq_rules "$extra")" ] && ok "network rm removed their masquerade rules" ||
+    not_ok "rules left after network rm: $(masq_rules "$names") $(masq_rules "$extra")"
 
 settle
 v0=$(veths)
@@ -451,4 +472,16 @@ settle
 rules >"$T/rules1"
 cmp -s "$T/rules0" "$T/rules1" && ok "no leaked iptables rule ($(wc -l <"$T/rules0") lines)" ||
     not_ok "iptables: $(wc -l <"$T/rules0") lines before, $(wc -l <"$T/rules1") after: $(diff "$T/rules0" "$T/rules1" | grep '^[<>]' | head -5)"
+# What is left of the bridge network after the cycles is its one masquerade rule, no chain.
+bridge=$(b network inspect bridge | json "d[0]['Id']")
+grep -F "berth:$bridge" "$T/rules1" >"$T/masq"
+expect_lines 1 "$T/masq" "the bridge network has its one masquerade rule after the cycles"
+grep -e 'CNI-' -e 'id: "' "$T/rules1" >"$T/chains"
+expect_lines 0 "$T/chains" "no per-container masquerade rule or chain after the cycles"
+# Removed with the networks: none of the user networks this test removed left its rule.
+left=
+for id in "$neta" "${netint:-}" "$names" "$extra"; do
+    [ -n "$id" ] && left="$left$(masq_rules "$id")"
+done
+[ -z "$left" ] && ok "the removed networks left no masquerade rule" || not_ok "rules left: $left"
 finish

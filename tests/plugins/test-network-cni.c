@@ -40,6 +40,7 @@ static const char *cni_dir;
 static char probe_file[PATH_MAX]; /* <cni_dir>/bridge */
 static int pid_tag;
 static unsigned counter;
+static int no_runstate; /* the host gives the driver no runstate dir */
 
 /* ---- a minimal host ---- */
 
@@ -73,7 +74,7 @@ static const char *h_path(berth_host_t *h, uint32_t which)
     case BERTH_PATH_STATE:
         return state_dir;
     case BERTH_PATH_RUNSTATE:
-        return runstate_dir;
+        return no_runstate ? NULL : runstate_dir;
     case BERTH_PATH_ROOT:
     case BERTH_PATH_RUNROOT:
         return base;
@@ -290,6 +291,44 @@ static int iptables_mentions(const char *what)
     return sh("iptables-save | grep -q '%s'", what) == 0;
 }
 
+/* nat POSTROUTING rules carrying network @p n's masquerade comment. */
+static int masq_rules(struct net *n)
+{
+    return sh("n=$(iptables -w -t nat -S POSTROUTING | grep -c -F -- '--comment \"berth:%s\"'); "
+              "exit $n",
+              n->id);
+}
+
+/* Whether the rule is exactly the one the driver promises: subnet, not to its own bridge. */
+static int masq_rule_exact(struct net *n)
+{
+    return sh("iptables -w -t nat -C POSTROUTING -s %s0/24 ! -o %s -m comment --comment "
+              "berth:%s -j MASQUERADE 2>/dev/null",
+              n->subnet_prefix, n->bridge, n->id) == 0;
+}
+
+/* Delete the network's rule behind the driver's back, as an iptables flush or a reboot would. */
+static void masq_rule_drop(struct net *n)
+{
+    assert_int_equal(sh("iptables -w -t nat -D POSTROUTING -s %s0/24 ! -o %s -m comment "
+                        "--comment berth:%s -j MASQUERADE",
+                        n->subnet_prefix, n->bridge, n->id),
+                     0);
+    assert_int_equal(masq_rules(n), 0);
+}
+
+/* The driver's stamp of the network's rule: <runstate>/masq/<id>. */
+static void masq_stamp_path(struct net *n, char *dst, size_t size)
+{
+    assert_true(snprintf(dst, size, "%s/masq/%s", runstate_dir, n->id) < (int)size);
+}
+
+/* Whether a nat POSTROUTING rule names the container: the bridge plugin's per-container masquerade. */
+static int container_masq(struct ep *e)
+{
+    return sh("iptables -w -t nat -S POSTROUTING | grep -q -F '%s'", e->cid) == 0;
+}
+
 static int ports_on_bridge(struct net *n)
 {
     return sh("n=$(ip -o link show master %s 2>/dev/null | wc -l); exit $n", n->bridge);
@@ -330,6 +369,9 @@ static void test_network_cni_bridge_two_netns(void **state)
     assert_int_equal(net_create(&d, &n, &err), 0);
     FMT(conflist, "%s/%s.conflist", state_dir, n.id);
     assert_int_equal(access(conflist, F_OK), 0);
+    /* The network's one masquerade rule comes with the network. */
+    assert_int_equal(masq_rules(&n), 1);
+    assert_true(masq_rule_exact(&n));
     netns_add(&a);
     netns_add(&b);
     netns_add(&c);
@@ -362,8 +404,10 @@ static void test_network_cni_bridge_two_netns(void **state)
     /* CHECK agrees with what ADD set up. */
     if (d.ops->endpoint_check(d.priv, &ea.spec, ea.result, 0, &err) != 0)
         fail_msg("check: %s", err.msg);
-    /* The masquerade rule is tagged with the container id. */
-    assert_true(iptables_mentions(ea.cid));
+    /* Still the network's one rule, and none per container (no chain, nothing tagged with it). */
+    assert_int_equal(masq_rules(&n), 1);
+    assert_false(container_masq(&ea));
+    assert_false(iptables_mentions(ea.cid));
 
     ep_detach(&d, &ea);
     assert_false(lease_exists(&n, ea.ip));
@@ -380,10 +424,13 @@ static void test_network_cni_bridge_two_netns(void **state)
     assert_clean(&n, &eb);
     assert_clean(&n, &ec);
     assert_true(bridge_exists(&n));
+    /* The rule is the network's: it stays without endpoints. */
+    assert_int_equal(masq_rules(&n), 1);
 
     assert_int_equal(d.ops->network_delete(d.priv, &n.spec, 0, &err), 0);
     assert_false(bridge_exists(&n));
     assert_int_not_equal(access(conflist, F_OK), 0);
+    assert_int_equal(masq_rules(&n), 0);
     /* Absent state is not an error. */
     assert_int_equal(d.ops->network_delete(d.priv, &n.spec, 0, &err), 0);
     netns_del(&a);
@@ -431,8 +478,10 @@ static void test_network_cni_internal(void **state)
     if (host_addr[0] && strncmp(host_addr, n.subnet_prefix, strlen(n.subnet_prefix)) != 0)
         assert_int_not_equal(
             sh("ip netns exec %s ip route get %s >/dev/null 2>&1", a.name, host_addr), 0);
-    /* No masquerade for internal networks. */
+    /* No masquerade for internal networks: neither the network's rule nor a container's. */
     assert_false(iptables_mentions(ea.cid));
+    assert_int_equal(masq_rules(&n), 0);
+    assert_false(iptables_mentions(n.id));
     ep_detach(&d, &ea);
     ep_detach(&d, &eb);
     assert_clean(&n, &ea);
@@ -582,7 +631,7 @@ static void test_network_cni_lo_and_portmap_only_when_needed(void **state)
     struct netns a, b;
     struct ep ea, eb;
     berth_err_t err = { 0 };
-    char dir[PATH_MAX], log[PATH_MAX + 16], req[256], buf[64], chain[64];
+    char dir[PATH_MAX], log[PATH_MAX + 16], req[256], buf[64];
     static const char *const keep[] = { "bridge", "host-local" };
     int host_port = free_port();
     uint64_t caps = 0;
@@ -618,51 +667,14 @@ static void test_network_cni_lo_and_portmap_only_when_needed(void **state)
     if (d.ops->endpoint_check(d.priv, &ea.spec, ea.result, 0, &err) != 0)
         fail_msg("check: %s", err.msg);
     assert_int_equal(portmap_runs(log, "CHECK", &ea), 0);
-    /* The masquerade chain the container's POSTROUTING rule jumps to. */
-    {
-        FILE *p;
-        char cmd[256];
-        FMT(cmd,
-            "iptables -w -t nat -S POSTROUTING | grep -F '%s' | "
-            "sed -n 's/.* -j \\(CNI-[^ ]*\\).*/\\1/p' | head -n1",
-            ea.cid);
-        p = popen(cmd, "r");
-        assert_non_null(p);
-        if (!fgets(chain, sizeof(chain), p))
-            chain[0] = '\0';
-        pclose(p);
-        chain[strcspn(chain, "\n")] = '\0';
-        assert_true(strncmp(chain, "CNI-", 4) == 0);
-        assert_int_equal(sh("iptables -w -t nat -S %s >/dev/null 2>&1", chain), 0);
-    }
-    /* Detach with the netns there: the interface, the rule and the chain go. */
+    /* No masquerade of its own either: the network's rule covers it. */
+    assert_false(container_masq(&ea));
+    assert_int_equal(masq_rules(&n), 1);
+    /* Detach with the netns there: the interface goes. */
     ep_detach(&d, &ea);
     assert_int_equal(portmap_runs(log, "DEL", &ea), 0);
     assert_clean(&n, &ea);
-    assert_int_not_equal(sh("iptables -w -t nat -S %s >/dev/null 2>&1", chain), 0);
     assert_int_equal(sh("ip netns exec %s ip link show eth0 >/dev/null 2>&1", a.name), 1);
-    /*
-     * Without iptables-restore on PATH, detach falls back to one iptables
-     * run per rule and chain (PATH holds only iptables for the detach).
-     */
-    {
-        struct ep e2;
-        char tools[PATH_MAX + 16], *old_path = strdup(getenv("PATH") ? getenv("PATH") : "");
-        assert_non_null(old_path);
-        FMT(tools, "%s/iptables-only", dir);
-        assert_int_equal(
-            sh("mkdir '%s' && ln -s \"$(command -v iptables)\" '%s/iptables'", tools, tools), 0);
-        ep_init(&e2, &n, &a, NULL);
-        if (ep_attach(&d, &e2, &err) < 0)
-            fail_msg("attach: %s", err.msg);
-        assert_true(iptables_mentions(e2.cid));
-        setenv("PATH", tools, 1);
-        ep_detach(&d, &e2);
-        setenv("PATH", old_path, 1);
-        free(old_path);
-        assert_clean(&n, &e2);
-        ep_free(&e2);
-    }
     /* A request that is not known: everything's DEL runs, portmap's included. */
     ea.spec.request_json = NULL;
     ep_detach(&d, &ea);
@@ -932,7 +944,11 @@ static void test_network_cni_conflist_shape(void **state)
     json_t *list, *br, *ipam, *range;
     char want[PATH_MAX + 200], path[PATH_MAX + 80];
 
-    /* Default: bridge (gateway, masquerade, hairpin) with host-local in the state dir, portmap. */
+    /*
+     * Default: bridge (gateway, hairpin; no masquerade of the plugin's own,
+     * the driver makes one rule per network) with host-local in the state
+     * dir, portmap.
+     */
     net_init(&n, NULL);
     FMT(n.config, "{\"subnet\":\"%s77/24\"}", n.subnet_prefix);
     assert_int_equal(net_create(&d, &n, &err), 0);
@@ -942,7 +958,7 @@ static void test_network_cni_conflist_shape(void **state)
     assert_string_equal(plugin_type(list, 0), "bridge");
     assert_string_equal(json_string_value(json_object_get(br, "bridge")), n.bridge);
     assert_true(json_is_true(json_object_get(br, "isGateway")));
-    assert_true(json_is_true(json_object_get(br, "ipMasq")));
+    assert_true(json_is_false(json_object_get(br, "ipMasq")));
     assert_true(json_is_true(json_object_get(br, "hairpinMode")));
     ipam = json_object_get(br, "ipam");
     assert_string_equal(json_string_value(json_object_get(ipam, "type")), "host-local");
@@ -1088,6 +1104,262 @@ static void test_network_cni_concurrent_attach(void **state)
     drv_close(&d);
 }
 
+/* Whether @p path holds this boot's id, as the driver's stamps do. */
+static int holds_boot_id(const char *path)
+{
+    return sh("cmp -s '%s' /proc/sys/kernel/random/boot_id || "
+              "[ \"$(cat '%s')\" = \"$(cat /proc/sys/kernel/random/boot_id)\" ]",
+              path, path) == 0;
+}
+
+/*
+ * One masquerade rule per network, made by the driver: it comes with
+ * network_create, survives its endpoints, goes with network_delete, is made
+ * again by attach when the stamp says it was not made since this boot and
+ * by CHECK whenever it is missing, and it does masquerade.
+ */
+static void test_network_cni_masq_per_network(void **state)
+{
+    struct drv d = drv_open(cni_dir, 30), d2;
+    struct net n;
+    struct netns a, b, out;
+    struct ep ea, eb, ec;
+    berth_err_t err = { 0 };
+    char stamp[PATH_MAX + 80], veth[16], peer[16], host_ip[32], out_ip[32];
+    unsigned third;
+
+    net_init(&n, NULL);
+    assert_int_equal(net_create(&d, &n, &err), 0);
+    assert_int_equal(masq_rules(&n), 1);
+    assert_true(masq_rule_exact(&n));
+    masq_stamp_path(&n, stamp, sizeof(stamp));
+    assert_true(holds_boot_id(stamp));
+    /* network_create again (the core retrying): still one rule. */
+    assert_int_equal(net_create(&d, &n, &err), 0);
+    assert_int_equal(masq_rules(&n), 1);
+
+    netns_add(&a);
+    netns_add(&b);
+    ep_init(&ea, &n, &a, NULL);
+    if (ep_attach(&d, &ea, &err) < 0)
+        fail_msg("attach: %s", err.msg);
+    assert_int_equal(masq_rules(&n), 1);
+    assert_false(container_masq(&ea));
+
+    /*
+     * It masquerades: a namespace outside, behind a veth from the host,
+     * with no route back to the subnet, answers the container only when
+     * the container's address was replaced by the host's.
+     */
+    netns_add(&out);
+    third = ((unsigned)pid_tag * 11 + counter * 3) % 60 * 4;
+    FMT(veth, "bco%d", pid_tag % 1000000);
+    FMT(peer, "bcp%d", pid_tag % 1000000);
+    FMT(host_ip, "10.214.%u.%u", ((unsigned)pid_tag % 250) + 1, third + 1);
+    FMT(out_ip, "10.214.%u.%u", ((unsigned)pid_tag % 250) + 1, third + 2);
+    assert_int_equal(sh("ip link add %s type veth peer name %s && ip link set %s netns %s && "
+                        "ip addr add %s/30 dev %s && ip link set %s up && "
+                        "ip -n %s addr add %s/30 dev %s && ip -n %s link set %s up",
+                        veth, peer, peer, out.name, host_ip, veth, veth, out.name, out_ip, peer,
+                        out.name, peer),
+                     0);
+    if (sh("iptables -w -S FORWARD | grep -q '^-P FORWARD DROP'") == 0) {
+        print_message("the host drops forwarded packets: masquerade not checked with traffic\n");
+    } else {
+        assert_true(ping(&a, out_ip));
+        /* The control: without the rule the reply has no way back. */
+        masq_rule_drop(&n);
+        sh("conntrack -D -s %s >/dev/null 2>&1", ea.ip);
+        assert_false(ping(&a, out_ip));
+        assert_int_equal(d.ops->endpoint_check(d.priv, &ea.spec, ea.result, 0, &err), 0);
+        assert_true(ping(&a, out_ip));
+    }
+    sh("ip link del %s 2>/dev/null", veth);
+    netns_del(&out);
+
+    /*
+     * Deleted behind the driver's back while the stamp says it exists:
+     * attach does not look (that is what keeps iptables off every start),
+     * CHECK does and makes it again.
+     */
+    masq_rule_drop(&n);
+    ep_init(&eb, &n, &b, NULL);
+    if (ep_attach(&d, &eb, &err) < 0)
+        fail_msg("attach: %s", err.msg);
+    assert_int_equal(masq_rules(&n), 0);
+    if (d.ops->endpoint_check(d.priv, &eb.spec, eb.result, 0, &err) != 0)
+        fail_msg("check: %s", err.msg);
+    assert_int_equal(masq_rules(&n), 1);
+    assert_true(masq_rule_exact(&n));
+    /* CHECK of a rule that is there adds no second one. */
+    assert_int_equal(d.ops->endpoint_check(d.priv, &eb.spec, eb.result, 0, &err), 0);
+    assert_int_equal(masq_rules(&n), 1);
+    ep_detach(&d, &eb);
+    ep_free(&eb);
+
+    /* After a reboot: no stamp (the runstate dir is a tmpfs), no rule. Attach makes both. */
+    masq_rule_drop(&n);
+    assert_int_equal(unlink(stamp), 0);
+    ep_init(&eb, &n, &b, NULL);
+    if (ep_attach(&d, &eb, &err) < 0)
+        fail_msg("attach: %s", err.msg);
+    assert_int_equal(masq_rules(&n), 1);
+    assert_true(masq_rule_exact(&n));
+    assert_true(holds_boot_id(stamp));
+    ep_detach(&d, &eb);
+    ep_free(&eb);
+
+    /* A stamp from another boot counts as none. */
+    masq_rule_drop(&n);
+    assert_int_equal(sh("echo 00000000-0000-0000-0000-000000000000 > '%s'", stamp), 0);
+    ep_init(&eb, &n, &b, NULL);
+    if (ep_attach(&d, &eb, &err) < 0)
+        fail_msg("attach: %s", err.msg);
+    assert_int_equal(masq_rules(&n), 1);
+    assert_true(holds_boot_id(stamp));
+    ep_detach(&d, &eb);
+    ep_free(&eb);
+
+    /* Without a runstate dir there is no stamp: every attach makes sure, and adds no second rule. */
+    no_runstate = 1;
+    d2 = drv_open(cni_dir, 30);
+    no_runstate = 0;
+    masq_rule_drop(&n);
+    ep_init(&eb, &n, &b, NULL);
+    if (ep_attach(&d2, &eb, &err) < 0)
+        fail_msg("attach without a runstate dir: %s", err.msg);
+    assert_int_equal(masq_rules(&n), 1);
+    ep_init(&ec, &n, &b, NULL);
+    ec.spec.ifname = "eth1";
+    if (ep_attach(&d2, &ec, &err) < 0)
+        fail_msg("attach without a runstate dir: %s", err.msg);
+    assert_int_equal(masq_rules(&n), 1);
+    ep_detach(&d2, &ec);
+    ep_detach(&d2, &eb);
+    drv_close(&d2);
+
+    ep_detach(&d, &ea);
+    assert_clean(&n, &ea);
+    assert_clean(&n, &eb);
+    assert_clean(&n, &ec);
+    assert_int_equal(masq_rules(&n), 1);
+    assert_int_equal(d.ops->network_delete(d.priv, &n.spec, 0, &err), 0);
+    assert_int_equal(masq_rules(&n), 0);
+    assert_int_not_equal(access(stamp, F_OK), 0);
+    assert_false(bridge_exists(&n));
+    /* Absent rule and stamp are no error. */
+    assert_int_equal(d.ops->network_delete(d.priv, &n.spec, 0, &err), 0);
+    netns_del(&a);
+    netns_del(&b);
+    ep_free(&ea);
+    ep_free(&eb);
+    ep_free(&ec);
+    drv_close(&d);
+}
+
+/*
+ * A network made by berth before the per-network rule: its conflist has
+ * ipMasq true and it has no rule of its own. Its endpoints keep the bridge
+ * plugin's chain per container, and lose it on detach, with the netns there
+ * or gone, and with or without iptables-restore.
+ */
+static void test_network_cni_masq_old_conflist(void **state)
+{
+    struct drv d = drv_open(cni_dir, 30);
+    struct net n;
+    struct netns a;
+    struct ep ea, e2;
+    berth_err_t err = { 0 };
+    char conflist[PATH_MAX + 80], stamp[PATH_MAX + 80], chain[64];
+    json_t *list;
+    FILE *p;
+
+    net_init(&n, NULL);
+    assert_int_equal(net_create(&d, &n, &err), 0);
+    /* What the previous berth left: ipMasq true, and neither rule nor stamp. */
+    masq_rule_drop(&n);
+    masq_stamp_path(&n, stamp, sizeof(stamp));
+    assert_int_equal(unlink(stamp), 0);
+    FMT(conflist, "%s/%s.conflist", state_dir, n.id);
+    list = json_load_file(conflist, 0, NULL);
+    assert_non_null(list);
+    assert_int_equal(json_object_set_new(json_array_get(json_object_get(list, "plugins"), 0),
+                                         "ipMasq", json_true()),
+                     0);
+    assert_int_equal(json_dump_file(list, conflist, JSON_INDENT(2) | JSON_PRESERVE_ORDER), 0);
+    json_decref(list);
+
+    netns_add(&a);
+    ep_init(&ea, &n, &a, NULL);
+    if (ep_attach(&d, &ea, &err) < 0)
+        fail_msg("attach on an old network: %s", err.msg);
+    /* The bridge plugin's own rule and chain, and no rule of the driver's. */
+    assert_true(container_masq(&ea));
+    assert_int_equal(masq_rules(&n), 0);
+    if (d.ops->endpoint_check(d.priv, &ea.spec, ea.result, 0, &err) != 0)
+        fail_msg("check: %s", err.msg);
+    assert_int_equal(masq_rules(&n), 0);
+    {
+        char cmd[256];
+        FMT(cmd,
+            "iptables -w -t nat -S POSTROUTING | grep -F '%s' | "
+            "sed -n 's/.* -j \\(CNI-[^ ]*\\).*/\\1/p' | head -n1",
+            ea.cid);
+        p = popen(cmd, "r");
+        assert_non_null(p);
+        if (!fgets(chain, sizeof(chain), p))
+            chain[0] = '\0';
+        pclose(p);
+        chain[strcspn(chain, "\n")] = '\0';
+        assert_true(strncmp(chain, "CNI-", 4) == 0);
+        assert_int_equal(sh("iptables -w -t nat -S %s >/dev/null 2>&1", chain), 0);
+    }
+    /* Detach with the netns there: the interface, the rule and the chain go. */
+    ep_detach(&d, &ea);
+    assert_clean(&n, &ea);
+    assert_int_not_equal(sh("iptables -w -t nat -S %s >/dev/null 2>&1", chain), 0);
+    assert_int_equal(sh("ip netns exec %s ip link show eth0 >/dev/null 2>&1", a.name), 1);
+    ep_free(&ea);
+
+    /*
+     * Without iptables-restore on PATH, detach falls back to one iptables
+     * run per rule and chain (PATH holds only iptables for the detach).
+     */
+    {
+        char tools[PATH_MAX + 16], *old_path = strdup(getenv("PATH") ? getenv("PATH") : "");
+        assert_non_null(old_path);
+        FMT(tools, "%s/iptables-only", base);
+        assert_int_equal(
+            sh("mkdir '%s' && ln -s \"$(command -v iptables)\" '%s/iptables'", tools, tools), 0);
+        ep_init(&e2, &n, &a, NULL);
+        if (ep_attach(&d, &e2, &err) < 0)
+            fail_msg("attach: %s", err.msg);
+        assert_true(container_masq(&e2));
+        setenv("PATH", tools, 1);
+        ep_detach(&d, &e2);
+        setenv("PATH", old_path, 1);
+        free(old_path);
+        assert_clean(&n, &e2);
+        ep_free(&e2);
+    }
+
+    /* The netns gone before the detach: the chain is found by its comment. */
+    ep_init(&ea, &n, &a, NULL);
+    if (ep_attach(&d, &ea, &err) < 0)
+        fail_msg("attach: %s", err.msg);
+    assert_true(container_masq(&ea));
+    netns_del(&a);
+    ep_detach(&d, &ea);
+    assert_clean(&n, &ea);
+    assert_int_equal(masq_rules(&n), 0);
+
+    assert_int_equal(d.ops->network_delete(d.priv, &n.spec, 0, &err), 0);
+    assert_false(bridge_exists(&n));
+    assert_int_equal(masq_rules(&n), 0);
+    ep_free(&ea);
+    drv_close(&d);
+}
+
 static int have(const char *prog)
 {
     return sh("command -v %s >/dev/null 2>&1", prog) == 0;
@@ -1109,6 +1381,8 @@ int main(void)
         cmocka_unit_test(test_network_cni_rollback_bad_ip),
         cmocka_unit_test(test_network_cni_plugin_timeout),
         cmocka_unit_test(test_network_cni_concurrent_attach),
+        cmocka_unit_test(test_network_cni_masq_per_network),
+        cmocka_unit_test(test_network_cni_masq_old_conflist),
     };
     const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
     const char *missing = NULL;
@@ -1125,8 +1399,28 @@ int main(void)
         mkdir(state_dir, 0700) < 0 || mkdir(runstate_dir, 0700) < 0)
         return 1;
 
-    /* Conflists and settings need neither root nor the plugins. */
-    failed = cmocka_run_group_tests_name("network-cni-config", plain, NULL, NULL);
+    /*
+     * Conflists and settings need neither root nor the plugins. Without
+     * root, network_create's masquerade rule cannot be made: an iptables
+     * that accepts everything stands in for it there (the rule itself is
+     * the root group's business).
+     */
+    if (geteuid() != 0) {
+        char fake[PATH_MAX + 32], *path, *old = strdup(getenv("PATH") ? getenv("PATH") : "");
+        if (!old || snprintf(fake, sizeof(fake), "%s/no-root-tools", base) >= (int)sizeof(fake) ||
+            sh("mkdir '%s' && printf '#!/bin/sh\\nexit 0\\n' > '%s/iptables' && "
+               "chmod 755 '%s/iptables'",
+               fake, fake, fake) != 0 ||
+            asprintf(&path, "%s:%s", fake, old) < 0)
+            return 1;
+        setenv("PATH", path, 1);
+        free(path);
+        failed = cmocka_run_group_tests_name("network-cni-config", plain, NULL, NULL);
+        setenv("PATH", old, 1);
+        free(old);
+    } else {
+        failed = cmocka_run_group_tests_name("network-cni-config", plain, NULL, NULL);
+    }
 
     if (geteuid() != 0)
         missing = "root (bridges, netns, iptables)";
@@ -1157,6 +1451,10 @@ int main(void)
        "eval iptables -w -t nat $(echo \"$r\" | sed 's/^-A/-D/') 2>/dev/null; "
        "if [ -n \"$t\" ]; then iptables -w -t nat -F $t; iptables -w -t nat -X $t; fi; "
        "done 2>/dev/null",
+       pid_tag & 0xfffffff);
+    /* And the masquerade rules of its networks (ids start with e + the pid). */
+    sh("iptables -w -t nat -S POSTROUTING | grep -F '\"berth:e%07x' | sed 's/^-A/-D/' | "
+       "while read -r r; do eval iptables -w -t nat $r; done 2>/dev/null",
        pid_tag & 0xfffffff);
     sh("rm -rf '%s'", base);
     return failed ? 1 : 0;

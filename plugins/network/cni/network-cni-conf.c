@@ -162,11 +162,14 @@ int network_cni_conflist_build(const berth_network_spec_t *spec, const char *sta
     /*
      * An internal network's bridge has no address (isGateway false) and its
      * containers get no default route and no masquerade: they reach each
-     * other on the bridge and nothing else, the host included.
+     * other on the bridge and nothing else, the host included. No network
+     * has the bridge plugin's masquerade (ipMasq, a chain per container
+     * made and removed with nine and two iptables runs): the driver makes
+     * one rule per network instead (network-cni-masq.h).
      */
     bridge =
         json_pack("{s:s, s:s, s:b, s:b, s:b, s:{s:b, s:b}, s:{s:s, s:[[{s:s, s:s}]], s:s}}", "type",
-                  "bridge", "bridge", bridge_name, "isGateway", !internal, "ipMasq", !internal,
+                  "bridge", "bridge", bridge_name, "isGateway", !internal, "ipMasq", 0,
                   "hairpinMode", 1, "capabilities", "ips", 1, "mac", 1, "ipam", "type",
                   "host-local", "ranges", "subnet", subnet_s, "gateway", gw_s, "dataDir", data_dir);
     if (!bridge)

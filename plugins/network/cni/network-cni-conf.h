@@ -17,7 +17,8 @@
 #define NETWORK_CNI_IFNAME_MAX 15
 
 /**
- * Build the conflist for @p spec: bridge (with host-local IPAM whose lease
+ * Build the conflist for @p spec: bridge (ipMasq false: the driver makes the
+ * masquerade rule itself; with host-local IPAM whose lease
  * files live under @p state_dir/ipam/<id>), portmap unless the network is
  * internal, firewall when options.firewall is true.
  * @param[out] ret_conflist a new reference, set only on success.

@@ -9,6 +9,9 @@
  * State dir (BERTH_PATH_STATE) layout:
  *   <id>.conflist     the network's conflist, written atomically
  *   ipam/<id>/<name>/ host-local's lease files and lock, one per address
+ * Runstate dir (BERTH_PATH_RUNSTATE, a tmpfs: gone at reboot with the rules):
+ *   masq/<id>         the boot id under which the network's masquerade rule was made
+ *   ipv4-tools/       PATH for portmap's CHECK (ipv4_tools_path)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -36,6 +39,7 @@
 
 #include "network-cni-conf.h"
 #include "network-cni-exec.h"
+#include "network-cni-masq.h"
 
 #define DEFAULT_CNI_PATH "/usr/lib/cni"
 #define DEFAULT_TIMEOUT  30u
@@ -45,8 +49,10 @@ struct cni_drv {
     berth_host_t *ctx;
     char *state_dir;
     char *runstate_dir; /* NULL when the host has none */
+    char *masq_dir;     /* <runstate>/masq, the masquerade stamps; NULL without a runstate dir */
     char *cni_path;
     unsigned timeout_s;
+    char boot_id[64]; /* this boot's id, "" when unknown (then stamps never count) */
 };
 
 /* A blob whose memory comes from the host's allocator, released through it. */
@@ -87,6 +93,19 @@ static int blob_new(struct cni_drv *d, const char *text, berth_blob_t **ret, ber
 
 static void cni_fini(void *priv);
 
+/* The kernel's id of this boot into @p dst ("" when it cannot be read). */
+static void read_boot_id(char *dst, size_t size)
+{
+    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "re");
+    dst[0] = '\0';
+    if (!f)
+        return;
+    if (!fgets(dst, (int)size, f))
+        dst[0] = '\0';
+    dst[strcspn(dst, "\n")] = '\0';
+    fclose(f);
+}
+
 static int cni_init(const berth_host_api_t *host, berth_host_t *ctx, void **ret_priv,
                     berth_err_t *err)
 {
@@ -111,11 +130,14 @@ static int cni_init(const berth_host_api_t *host, berth_host_t *ctx, void **ret_
         return berth_err_set(err, -ENOMEM, "cni: out of memory");
     }
     if (host->path(ctx, BERTH_PATH_RUNSTATE) &&
-        !(d->runstate_dir = strdup(host->path(ctx, BERTH_PATH_RUNSTATE)))) {
+        (!(d->runstate_dir = strdup(host->path(ctx, BERTH_PATH_RUNSTATE))) ||
+         asprintf(&d->masq_dir, "%s/masq", d->runstate_dir) < 0)) {
+        d->masq_dir = NULL;
         cni_fini(d);
         json_decref(cfg);
         return berth_err_set(err, -ENOMEM, "cni: out of memory");
     }
+    read_boot_id(d->boot_id, sizeof(d->boot_id));
     d->host = host;
     d->ctx = ctx;
     d->timeout_s = timeout > 0 && timeout < 3600 ? (unsigned)timeout : DEFAULT_TIMEOUT;
@@ -131,6 +153,7 @@ static void cni_fini(void *priv)
         return;
     free(d->state_dir);
     free(d->runstate_dir);
+    free(d->masq_dir);
     free(d->cni_path);
     free(d);
 }
@@ -264,6 +287,31 @@ static int load_conflist(struct cni_drv *d, const berth_network_spec_t *net, jso
     return 0;
 }
 
+/*
+ * Whether the network of conflist @p list gets the driver's own masquerade
+ * rule, and its parts (borrowed from @p list and @p net_id) in @p ret: a
+ * bridge with a gateway whose plugin does no masquerade itself. Conflists
+ * berth writes now have ipMasq false; those of networks made before have
+ * ipMasq true, so the bridge plugin keeps making a chain per container for
+ * them (and masq_cleanup removes it); internal networks have no gateway
+ * and no masquerade at all.
+ */
+static int conflist_masq(json_t *list, const char *net_id, cni_masq_t *ret)
+{
+    json_t *br = json_array_get(json_object_get(list, "plugins"), 0), *range;
+    const char *type = json_string_value(json_object_get(br, "type"));
+
+    if (!type || strcmp(type, "bridge") != 0 || !json_is_true(json_object_get(br, "isGateway")) ||
+        json_is_true(json_object_get(br, "ipMasq")))
+        return 0;
+    range = json_array_get(
+        json_array_get(json_object_get(json_object_get(br, "ipam"), "ranges"), 0), 0);
+    ret->net_id = net_id;
+    ret->subnet = json_string_value(json_object_get(range, "subnet"));
+    ret->bridge = json_string_value(json_object_get(br, "bridge"));
+    return ret->subnet && ret->bridge;
+}
+
 /* ---- networks ---- */
 
 static int cni_network_create(void *priv, const berth_network_spec_t *spec, uint32_t flags,
@@ -272,7 +320,8 @@ static int cni_network_create(void *priv, const berth_network_spec_t *spec, uint
     struct cni_drv *d = priv;
     char bridge[NETWORK_CNI_IFNAME_MAX + 1], *path = NULL, *text = NULL, *ipam = NULL;
     json_t *list = NULL, *state = NULL;
-    int r;
+    cni_masq_t m;
+    int r, masq = 0;
 
     r = network_cni_conflist_build(spec, d->state_dir, &list, bridge, err);
     if (r < 0)
@@ -294,14 +343,26 @@ static int cni_network_create(void *priv, const berth_network_spec_t *spec, uint
     r = write_atomic(path, text, err);
     if (r < 0)
         goto out;
+    /*
+     * The network's masquerade rule, checked and made even when a stamp
+     * says it exists (network_create is rare; a network id is new).
+     */
+    masq = conflist_masq(list, spec->id, &m);
+    if (masq &&
+        (r = network_cni_masq_ensure(&m, d->masq_dir, d->boot_id, 1, d->timeout_s, err)) < 0) {
+        unlink(path);
+        goto out;
+    }
     free(text);
     state = json_pack("{s:s, s:s}", "conflist", path, "bridge", bridge);
     text = state ? json_dumps(state, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    if (!text) {
-        r = berth_err_set(err, -ENOMEM, "cni: out of memory");
-        goto out;
+    r = text ? blob_new(d, text, ret_state, err)
+             : berth_err_set(err, -ENOMEM, "cni: out of memory");
+    if (r < 0) {
+        if (masq)
+            network_cni_masq_remove(spec->id, d->masq_dir, d->timeout_s, NULL);
+        unlink(path);
     }
-    r = blob_new(d, text, ret_state, err);
 out:
     free(text);
     free(path);
@@ -370,6 +431,7 @@ static int cni_network_delete(void *priv, const berth_network_spec_t *spec, uint
     char *path = NULL, *ipam = NULL;
     const char *bridge;
     json_t *list = NULL, *cfg = NULL, *ds;
+    cni_masq_t m;
     int r;
 
     if (!network_cni_id_valid(spec->id))
@@ -396,8 +458,11 @@ static int cni_network_delete(void *priv, const berth_network_spec_t *spec, uint
         ipam = NULL;
         goto out;
     }
-    r = 0;
-    if (bridge && *bridge)
+    /* The masquerade rule first: while it stays, so does the network, to try again. */
+    r = conflist_masq(list, spec->id, &m)
+            ? network_cni_masq_remove(spec->id, d->masq_dir, d->timeout_s, err)
+            : 0;
+    if (r == 0 && bridge && *bridge)
         r = bridge_delete(bridge, err);
     if (r == 0)
         r = remove_tree(ipam, err);
@@ -765,176 +830,22 @@ static int run_plugin(struct cni_drv *d, const berth_endpoint_spec_t *ep, const 
     return r;
 }
 
-/* Tokens of one `iptables -S` line, undoing its quoting ("name: \"x\" id: \"y\""). */
-static int split_rule(const char *line, char ***ret_argv, size_t *ret_n)
-{
-    char **argv = NULL, *tok;
-    size_t n = 0, len;
-    const char *p = line;
-
-    while (*p) {
-        while (*p == ' ')
-            p++;
-        if (!*p)
-            break;
-        tok = malloc(strlen(p) + 1);
-        if (!tok)
-            goto fail;
-        len = 0;
-        if (*p == '"') {
-            for (p++; *p && *p != '"'; p++) {
-                if (*p == '\\' && p[1])
-                    p++;
-                tok[len++] = *p;
-            }
-            if (*p == '"')
-                p++;
-        } else {
-            while (*p && *p != ' ')
-                tok[len++] = *p++;
-        }
-        tok[len] = '\0';
-        char **nv = realloc(argv, (n + 2) * sizeof(*argv));
-        if (!nv) {
-            free(tok);
-            goto fail;
-        }
-        argv = nv;
-        argv[n++] = tok;
-        argv[n] = NULL;
-    }
-    *ret_argv = argv;
-    *ret_n = n;
-    return 0;
-fail:
-    for (size_t i = 0; i < n; i++)
-        free(argv[i]);
-    free(argv);
-    return -ENOMEM;
-}
-
 /*
- * Remove the bridge plugin's masquerade rules for one container. Its DEL
- * finds them through the container's interface addresses, so when the
- * sandbox's netns is already gone they would stay forever: they are found
- * here by the comment the plugin tags them with (name: "<net>" id: "<cid>").
+ * Remove the bridge plugin's masquerade rules for one container, on a
+ * network made by berth before the per-network rule (its conflist has
+ * ipMasq true). The plugin's DEL finds them through the container's
+ * interface addresses, so when the sandbox's netns is already gone they
+ * would stay forever: they are found here by the comment the plugin tags
+ * them with (name: "<net>" id: "<cid>").
  */
 static void masq_cleanup(struct cni_drv *d, const char *net_name, const char *container_id)
 {
-    const char *sys =
-        getenv("PATH") && *getenv("PATH") ? getenv("PATH") : "/usr/sbin:/usr/bin:/sbin:/bin";
-    char *iptables = network_cni_find_plugin(sys, "iptables");
-    char *restore = network_cni_find_plugin(sys, "iptables-restore");
-    char *list_argv[7], *out = NULL, *comment = NULL, *line, *save, *script = NULL;
-    char **dels[8];
-    char *chains[8];
-    size_t n_dels = 0, n_chains = 0, len = 0;
-    int done = 0;
-    FILE *f;
+    char *comment;
 
-    if (!iptables)
-        goto out;
-    if (asprintf(&comment, "name: \"%s\" id: \"%s\"", net_name, container_id) < 0) {
-        comment = NULL;
-        goto out;
-    }
-    list_argv[0] = iptables;
-    list_argv[1] = "-w";
-    list_argv[2] = "-t";
-    list_argv[3] = "nat";
-    list_argv[4] = "-S";
-    list_argv[5] = "POSTROUTING";
-    list_argv[6] = NULL;
-    if (network_cni_run(list_argv, d->timeout_s, &out, NULL) < 0)
-        goto out;
-    /*
-     * The matching rules, and an iptables-restore script that deletes them
-     * and their chains in one run: `-S` prints rules in the restore format,
-     * so each line only turns from -A into -D.
-     */
-    f = open_memstream(&script, &len);
-    if (f)
-        fputs("*nat\n", f);
-    for (line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        char **argv = NULL;
-        size_t n = 0, i;
-        int match = 0;
-        const char *target = NULL;
-
-        if (strncmp(line, "-A POSTROUTING ", 15) != 0 || !strstr(line, container_id))
-            continue;
-        if (split_rule(line, &argv, &n) < 0)
-            continue;
-        for (i = 0; i + 1 < n; i++) {
-            if (strcmp(argv[i], "--comment") == 0 && strcmp(argv[i + 1], comment) == 0)
-                match = 1;
-            if (strcmp(argv[i], "-j") == 0)
-                target = argv[i + 1];
-        }
-        if (match && n_dels < sizeof(dels) / sizeof(dels[0])) {
-            if (f)
-                fprintf(f, "-D%s\n", line + 2);
-            if (target && strncmp(target, "CNI-", 4) == 0 &&
-                n_chains < sizeof(chains) / sizeof(chains[0]) &&
-                (chains[n_chains] = strdup(target)))
-                n_chains++;
-            dels[n_dels++] = argv;
-            continue;
-        }
-        for (i = 0; i < n; i++)
-            free(argv[i]);
-        free(argv);
-    }
-    if (f) {
-        /* The per-container chain the rule jumped to: flush, then delete it. */
-        for (size_t i = 0; i < n_chains; i++)
-            fprintf(f, "-F %s\n-X %s\n", chains[i], chains[i]);
-        fputs("COMMIT\n", f);
-        if (fclose(f) != 0) {
-            free(script);
-            script = NULL;
-        }
-    }
-    if (n_dels > 0 && restore && script) {
-        char *argv[4] = { restore, "-w", "--noflush", NULL };
-        done = network_cni_run_input(argv, script, d->timeout_s, NULL, NULL) == 0;
-    }
-    /* Without iptables-restore, or when it failed: one iptables run per rule and chain. */
-    for (size_t k = 0; k < n_dels; k++) {
-        char **argv = dels[k], **del;
-        size_t n = 0;
-        while (argv[n])
-            n++;
-        del = done ? NULL : calloc(n + 5, sizeof(*del));
-        if (del) {
-            del[0] = iptables;
-            del[1] = "-w";
-            del[2] = "-t";
-            del[3] = "nat";
-            del[4] = "-D";
-            for (size_t i = 1; i < n; i++)
-                del[4 + i] = argv[i];
-            network_cni_run(del, d->timeout_s, NULL, NULL);
-            free(del);
-        }
-        for (size_t i = 0; i < n; i++)
-            free(argv[i]);
-        free(argv);
-    }
-    for (size_t i = 0; i < n_chains && !done; i++) {
-        char *argv[7] = { iptables, "-w", "-t", "nat", "-F", chains[i], NULL };
-        network_cni_run(argv, d->timeout_s, NULL, NULL);
-        argv[4] = "-X";
-        network_cni_run(argv, d->timeout_s, NULL, NULL);
-    }
-out:
-    for (size_t i = 0; i < n_chains; i++)
-        free(chains[i]);
-    free(script);
-    free(out);
+    if (asprintf(&comment, "name: \"%s\" id: \"%s\"", net_name, container_id) < 0)
+        return;
+    network_cni_nat_remove(comment, container_id, d->timeout_s, NULL);
     free(comment);
-    free(restore);
-    free(iptables);
 }
 
 static int endpoint_prepare(struct cni_drv *d, const berth_endpoint_spec_t *ep, json_t **ret_list,
@@ -1058,6 +969,7 @@ static int cni_endpoint_attach(void *priv, const berth_endpoint_spec_t *spec, ui
     json_t *list = NULL, *rc = NULL, *prev = NULL, *plugins, *plugin0;
     const char *netns = NULL, *bridge = NULL, *new_bridge;
     char *text = NULL;
+    cni_masq_t m;
     size_t i;
     int r;
 
@@ -1084,6 +996,15 @@ static int cni_endpoint_attach(void *priv, const berth_endpoint_spec_t *spec, ui
         bridge_delete(bridge, NULL);
     new_bridge = bridge && bridge_ports(bridge) < 0 ? bridge : NULL;
 
+    /*
+     * The network's masquerade rule, made at network_create, is gone after
+     * a reboot while the network stays: made again here when the stamp
+     * does not say it was made since this boot. Normally that is one read
+     * of a tmpfs file, no iptables run.
+     */
+    if (conflist_masq(list, spec->network->id, &m) &&
+        (r = network_cni_masq_ensure(&m, d->masq_dir, d->boot_id, 0, d->timeout_s, err)) < 0)
+        goto out;
     /* The sandbox's lo first: it is no part of the network, so nothing of it is in the result. */
     if ((r = lo_up(netns, err)) < 0)
         goto out;
@@ -1153,11 +1074,12 @@ static int cni_endpoint_detach(void *priv, const berth_endpoint_spec_t *spec,
         netns = spec->attach->path;
     /*
      * With the netns there, the bridge plugin's DEL enters it to delete the
-     * interface, then removes its masquerade chain with six iptables runs
-     * (70-100 ms measured). Instead the interface is deleted here, while DEL
-     * runs as for a namespace that is gone (the bridge plugin then only
-     * releases the address) and masq_cleanup removes the rules with one
-     * iptables-restore. The deletion runs on its own thread meanwhile: the
+     * interface (and, on networks made before the per-network masquerade,
+     * removes the container's chain with six iptables runs: 70-100 ms
+     * measured). Instead the interface is deleted here, while DEL runs as
+     * for a namespace that is gone (the bridge plugin then only releases the
+     * address; masq_cleanup removes such a chain with one iptables-restore).
+     * The deletion runs on its own thread meanwhile: the
      * kernel takes 10-30 ms to unregister a veth (RCU grace periods), and
      * none of the plugins' DEL needs the interface. If it cannot be deleted,
      * DEL runs again with the netns, as it would have without this.
@@ -1217,6 +1139,7 @@ static int cni_endpoint_check(void *priv, const berth_endpoint_spec_t *spec,
     json_t *list = NULL, *rc = NULL, *prev = NULL, *plugins;
     const char *netns = NULL;
     struct stat st;
+    cni_masq_t m;
     int r;
 
     if ((r = netns_of(spec, &netns, err)) < 0)
@@ -1232,6 +1155,10 @@ static int cni_endpoint_check(void *priv, const berth_endpoint_spec_t *spec,
         r = berth_err_set(err, -EINVAL, "cni: the endpoint's result is not a JSON object");
         goto out;
     }
+    /* The rule may have gone behind the driver's back (an iptables flush): checked and re-made. */
+    if (conflist_masq(list, spec->network->id, &m) &&
+        (r = network_cni_masq_ensure(&m, d->masq_dir, d->boot_id, 1, d->timeout_s, err)) < 0)
+        goto out;
     if (json_is_true(json_object_get(list, "disableCheck")))
         goto out;
     plugins = json_object_get(list, "plugins");
