@@ -47,6 +47,10 @@ struct import {
     uint64_t stg_caps;
     pthread_mutex_t lock;     /* serialises source calls (not stream reads) and progress */
     pthread_mutex_t stg_lock; /* serialises storage driver calls from the layer workers */
+    /* layer_sync(): one syncfs() at a time, and when the last one that worked began. */
+    pthread_mutex_t sync_lock;
+    int64_t synced_from_ns; /* 0: none yet */
+    dev_t synced_dev;
 };
 
 void berth__host_platform(const char **ret_os, const char **ret_arch, const char **ret_variant)
@@ -464,6 +468,37 @@ static int layer_present(struct import *im, const char *chain_id)
            info.kind == BERTH_SNAPSHOT_KIND_COMMITTED;
 }
 
+/*
+ * Make what was written to @fd's filesystem up to @written_ns durable. A
+ * syncfs() flushes everything dirty when it starts, so one that began
+ * after @written_ns and succeeded (they run one at a time: holding the lock
+ * means it is over) covers this layer too: layers that finish unpacking
+ * together share a flush instead of each paying one.
+ */
+static int layer_sync(struct import *im, int fd, int64_t written_ns, berth_err_t *err)
+{
+    struct stat st;
+    int64_t start;
+    int r = 0;
+
+    if (fstat(fd, &st) < 0)
+        return berth_err_set(err, -errno, "unpacked layer: %s", strerror(errno));
+    pthread_mutex_lock(&im->sync_lock);
+    if (im->synced_from_ns > written_ns && im->synced_dev == st.st_dev) {
+        pthread_mutex_unlock(&im->sync_lock);
+        return 0;
+    }
+    start = berth__mono_ns();
+    if (syncfs(fd) < 0) {
+        r = berth_err_set(err, -errno, "syncing the unpacked layer: %s", strerror(errno));
+    } else {
+        im->synced_from_ns = start;
+        im->synced_dev = st.st_dev;
+    }
+    pthread_mutex_unlock(&im->sync_lock);
+    return r;
+}
+
 static int record_layer(struct import *im, const struct layer *l, const char *parent, uint64_t size,
                         berth_err_t *err)
 {
@@ -801,6 +836,17 @@ static int pull_layer(struct pipeline *q, size_t i, berth_err_t *err)
                           l->desc.digest, res.diff_id, l->diff_id);
         goto fail;
     }
+    /*
+     * The layer's files and directories on disk before its snapshot is
+     * committed and recorded: a committed layer is reused by every later
+     * pull without being unpacked again, so after a power loss it must not
+     * miss data. Most of it is on its way already (BERTH__LAYER_WRITEBACK);
+     * a staged layer syncs here, while it would only wait for its parent.
+     */
+    if ((r = layer_sync(im, fd, berth__mono_ns(), err)) < 0) {
+        berth_err_prefix(err, r, l->pid);
+        goto fail;
+    }
 
     if (staged) {
         int fd2 = -1;
@@ -817,24 +863,15 @@ static int pull_layer(struct pipeline *q, size_t i, berth_err_t *err)
         if ((r = prepare_snapshot(im, key2, parent, &fd2, err)) < 0)
             goto fail;
         r = move_tree(fd, fd2, &st, res.root_entry, err);
+        /* The moved entries' new names (their contents were synced above). */
+        if (r == 0 && fsync(fd2) < 0)
+            r = berth_err_set(err, -errno, "%s: syncing the layer's directory: %s", l->pid,
+                              strerror(errno));
         close(fd2);
         remove_snapshot(im, key);
         memcpy(key, key2, sizeof(key));
         if (r < 0)
             goto fail;
-    }
-    /*
-     * The layer's files and directories on disk before its snapshot is
-     * committed and recorded: a recorded layer is reused by every later
-     * pull without being unpacked again, so after a power loss it must not
-     * miss data. Most of it is written already (BERTH__LAYER_WRITEBACK).
-     * syncfs() covers the filesystem @fd is on, which a staged layer's
-     * final snapshot shares.
-     */
-    if (syncfs(fd) < 0) {
-        r = berth_err_set(err, -errno, "%s: syncing the unpacked layer: %s", l->pid,
-                          strerror(errno));
-        goto fail;
     }
     close(fd);
     fd = -1;
@@ -957,9 +994,11 @@ static void merge_existing(berth_txn_t *txn, const char *id, json_t *doc)
 int berth__image_import(berth_engine_t *e, const berth_import_req_t *req, char ret_id[72],
                         berth_err_t *err)
 {
-    struct import im = {
-        .e = e, .req = req, .lock = PTHREAD_MUTEX_INITIALIZER, .stg_lock = PTHREAD_MUTEX_INITIALIZER
-    };
+    struct import im = { .e = e,
+                         .req = req,
+                         .lock = PTHREAD_MUTEX_INITIALIZER,
+                         .stg_lock = PTHREAD_MUTEX_INITIALIZER,
+                         .sync_lock = PTHREAD_MUTEX_INITIALIZER };
     berth_descriptor_t target = { .struct_size = sizeof(target) };
     berth_descriptor_t mdesc, cdesc;
     _cleanup_json_ json_t *top = NULL, *manifest = NULL, *config = NULL, *doc = NULL;
