@@ -57,6 +57,10 @@ expect_exit 0 "own hostname" b run --rm -h boxy $R hostname
 expect_grep "^boxy$" "$T/out" "hostname set"
 expect_exit 0 "only fds 0-2" b run --rm $R sh -c 'ls /proc/self/fd'
 [ "$(tr '\n' ' ' <"$T/out")" = "0 1 2 3 " ] && ok "only 0 1 2 (and ls's own) are open" || not_ok "fds: $(tr '\n' ' ' <"$T/out")"
+# The monitor ignores SIGPIPE; the program must not inherit that (nor any mask).
+expect_exit 0 "signal state" b run --rm $R grep -E '^Sig(Ign|Blk):' /proc/self/status
+expect_grep "^SigIgn:.0000000000000000$" "$T/out" "no signal ignored at the start"
+expect_grep "^SigBlk:.0000000000000000$" "$T/out" "no signal blocked at the start"
 expect_exit 0 "user switching" b run --rm -u 1000:1000 $R id -u
 expect_grep "^1000$" "$T/out" "runs as uid 1000"
 expect_exit 0 "env and workdir" b run --rm -e FOO=bar -w /tmp $R sh -c 'echo $FOO; pwd'

@@ -973,11 +973,46 @@ static _Noreturn void do_exec(struct child *c)
     die(c, -ENOENT, "exec: \"%s\": executable file not found in $PATH", name);
 }
 
+/*
+ * The program starts as under Docker or runc: every signal at its default
+ * action and none blocked. execve() resets handlers but keeps ignored
+ * signals and the mask, and the caller's would otherwise be passed on
+ * (berth-shim ignores SIGPIPE, so `yes | head` in a container would see
+ * EPIPE instead of dying of SIGPIPE). glibc's sigaction() refuses the two
+ * signals it reserves for itself (32 and 33), so those go through the
+ * system call, whose struct is the generic one on the architectures below.
+ */
+static void reset_signals(void)
+{
+    struct sigaction dfl = { .sa_handler = SIG_DFL };
+    sigset_t none;
+
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP)
+            sigaction(sig, &dfl, NULL);
+#if defined(__x86_64__) || defined(__aarch64__)
+    {
+        struct {
+            void (*handler)(int);
+            unsigned long flags;
+            void (*restorer)(void);
+            uint64_t mask;
+        } k = { .handler = SIG_DFL };
+        for (int sig = 32; sig < SIGRTMIN; sig++)
+            syscall(SYS_rt_sigaction, sig, &k, NULL, sizeof(k.mask));
+    }
+#endif
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
 /* After the caller's second GO: everything that drops privileges, then execve. */
 static _Noreturn void finish_and_exec(struct child *c)
 {
     const struct process_proc *p = c->a->proc;
 
+    /* Before the seccomp filter, which might not allow it. */
+    reset_signals();
     setup_stdio(c);
     /* Only 0, 1 and 2 may reach the program (CVE-2024-21626); the sync socket is CLOEXEC. */
     if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
