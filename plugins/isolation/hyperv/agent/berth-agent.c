@@ -52,7 +52,8 @@ static struct {
     int quit;      /* leave the loop once the control queue is flushed */
     int exit_code; /* with quit */
     int sigfd;
-    char state_dir[PATH_MAX];
+    /* Short enough that every path built from it fits PATH_MAX (checked at startup). */
+    char state_dir[256];
     const berth_plugin_desc_t *desc;
     const berth_isolation_ops_t *ops;
     void *priv;
@@ -610,7 +611,7 @@ static int sandbox_ensure(char *why, size_t wsz)
         return 0;
     snprintf(A.sandbox_dir, sizeof(A.sandbox_dir), "%s/sandbox", A.state_dir);
     if ((r = mkdir_p(A.sandbox_dir, 0711)) < 0) {
-        snprintf(why, wsz, "mkdir %s: %s", A.sandbox_dir, strerror(-r));
+        snprintf(why, wsz, "mkdir %.300s: %s", A.sandbox_dir, strerror(-r));
         return r;
     }
     /*
@@ -725,7 +726,8 @@ static int rootfs_list(struct req *q, struct ctr *c, json_t *desc, berth_mount_t
         return 0;
     }
     /* 9p and block: mounted by the agent, then bound like a path. */
-    snprintf(c->mnt_dir, sizeof(c->mnt_dir), "%s/mnt", c->state_dir);
+    /* state_dir is <state_dir (< 256)>/c-<id (≤ 64)>: the suffix always fits. */
+    snprintf(c->mnt_dir, sizeof(c->mnt_dir), "%.400s/mnt", c->state_dir);
     int r = agent_guest_mount_rootfs(desc, c->mnt_dir, q->why, sizeof(q->why));
     if (r < 0) {
         c->mnt_dir[0] = '\0';
@@ -765,7 +767,7 @@ static int op_create(struct req *q)
     c->init.wait_fd = -1;
     snprintf(c->state_dir, sizeof(c->state_dir), "%s/c-%s", A.state_dir, id);
     if (mkdir(c->state_dir, 0711) < 0) {
-        snprintf(q->why, sizeof(q->why), "mkdir %s: %s", c->state_dir, strerror(errno));
+        snprintf(q->why, sizeof(q->why), "mkdir %.300s: %s", c->state_dir, strerror(errno));
         free(c->id);
         free(c);
         return -EIO;
@@ -1446,6 +1448,11 @@ int main(int argc, char **argv)
             io_path = optarg;
             break;
         case 'd':
+            if (optarg[0] != '/' || strlen(optarg) >= sizeof(A.state_dir)) {
+                agent_log("--state-dir: an absolute path shorter than %zu bytes",
+                          sizeof(A.state_dir));
+                return 2;
+            }
             snprintf(A.state_dir, sizeof(A.state_dir), "%s", optarg);
             break;
         case 'n':

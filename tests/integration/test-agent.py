@@ -1,0 +1,503 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""berth-agent in host mode, on socketpairs, running real containers with the
+process driver it links (docs/agent-protocol.md). As root; skips (77) otherwise.
+
+usage: test-agent.py BERTH_AGENT MAKE_ROOTFS_SH
+"""
+import json
+import os
+import selectors
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+WINDOW = 64 * 1024
+TIMEOUT = 30.0
+
+
+class ProtocolError(Exception):
+    pass
+
+
+class Agent:
+    """A host-side client: one control and one stdio socketpair to the agent."""
+
+    def __init__(self, binary, state_dir, auto_credit=True):
+        self.ctl, ctl_peer = socket.socketpair()
+        self.io, io_peer = socket.socketpair()
+        self.stderr = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(
+            [binary, '--control-fd', str(ctl_peer.fileno()), '--stdio-fd',
+             str(io_peer.fileno()), '--state-dir', state_dir],
+            pass_fds=(ctl_peer.fileno(), io_peer.fileno()), stderr=self.stderr)
+        ctl_peer.close()
+        io_peer.close()
+        self.next_id = 1
+        self.replies = {}
+        self.out = {}        # sid -> bytearray received
+        self.eof = set()     # sids that ended
+        self.granted = {}    # sid -> bytes the agent may still send us
+        self.in_credit = {}  # sid -> bytes we may still send
+        self.auto_credit = auto_credit
+        self.no_credit = set()  # sids we deliberately stall
+        self.bufs = {self.ctl: b'', self.io: b''}
+        self.closed = set()
+        self.sel = selectors.DefaultSelector()
+        self.sel.register(self.ctl, selectors.EVENT_READ)
+        self.sel.register(self.io, selectors.EVENT_READ)
+
+    # -- framing --
+    @staticmethod
+    def frame(payload):
+        return struct.pack('>I', len(payload)) + payload
+
+    def send_raw(self, sock, data):
+        sock.sendall(data)
+
+    def send(self, op, **kw):
+        rid = self.next_id
+        self.next_id += 1
+        msg = dict(kw, id=rid, op=op)
+        self.ctl.sendall(self.frame(json.dumps(msg).encode()))
+        return rid
+
+    def stdio_send(self, sid, typ, data=b''):
+        self.io.sendall(self.frame(struct.pack('>IB', sid, typ) + data))
+
+    def write_stdin(self, sid, data):
+        self.in_credit.setdefault(sid, WINDOW)
+        while data:
+            while self.in_credit[sid] == 0:
+                self.pump(0.5)
+            n = min(len(data), self.in_credit[sid], 65536)
+            self.stdio_send(sid, 0, data[:n])
+            self.in_credit[sid] -= n
+            data = data[n:]
+
+    def close_stdin(self, sid):
+        self.stdio_send(sid, 1)
+
+    def grant(self, sid, n):
+        self.stdio_send(sid, 2, struct.pack('>I', n))
+        self.granted[sid] = self.granted.get(sid, WINDOW) + n
+
+    # -- receiving --
+    def pump(self, timeout):
+        for key, _ in self.sel.select(timeout):
+            sock = key.fileobj
+            data = sock.recv(262144)
+            if not data:
+                self.closed.add(sock)
+                self.sel.unregister(sock)
+                continue
+            buf = self.bufs[sock] + data
+            while len(buf) >= 4:
+                (n,) = struct.unpack('>I', buf[:4])
+                if len(buf) < 4 + n:
+                    break
+                payload, buf = buf[4:4 + n], buf[4 + n:]
+                if sock is self.ctl:
+                    self.on_control(payload)
+                else:
+                    self.on_stdio(payload)
+            self.bufs[sock] = buf
+
+    def on_control(self, payload):
+        msg = json.loads(payload)
+        self.replies.setdefault(msg['id'], []).append(msg)
+
+    def on_stdio(self, payload):
+        sid, typ = struct.unpack('>IB', payload[:5])
+        data = payload[5:]
+        if typ == 0:
+            left = self.granted.get(sid, WINDOW) - len(data)
+            if left < 0:
+                raise ProtocolError('stream %d: agent sent beyond its credit' % sid)
+            self.granted[sid] = left
+            self.out.setdefault(sid, bytearray()).extend(data)
+            if self.auto_credit and sid not in self.no_credit:
+                self.grant(sid, len(data))
+        elif typ == 1:
+            self.eof.add(sid)
+        elif typ == 2:
+            (n,) = struct.unpack('>I', data)
+            self.in_credit[sid] = self.in_credit.get(sid, WINDOW) + n
+            if self.in_credit[sid] > WINDOW:
+                raise ProtocolError('stream %d: agent granted beyond the window' % sid)
+        else:
+            raise ProtocolError('unknown stdio type %d' % typ)
+
+    def until(self, cond, what, timeout=TIMEOUT):
+        end = time.monotonic() + timeout
+        while not cond():
+            if time.monotonic() > end:
+                raise AssertionError('timed out waiting for ' + what)
+            if self.ctl in self.closed and not cond():
+                raise AssertionError('agent closed control while waiting for ' + what)
+            self.pump(0.2)
+
+    def reply(self, rid, timeout=TIMEOUT):
+        self.until(lambda: rid in self.replies, 'reply %d' % rid, timeout)
+        return self.replies.pop(rid)[0]
+
+    def call(self, op, **kw):
+        return self.reply(self.send(op, **kw))
+
+    def ok(self, op, **kw):
+        r = self.call(op, **kw)
+        if not r.get('ok'):
+            raise AssertionError('%s failed: %s' % (op, r))
+        return r
+
+    def text(self, sid):
+        return bytes(self.out.get(sid, b'')).decode(errors='replace')
+
+    def wait_exit(self, proc_timeout=10.0):
+        try:
+            return self.proc.wait(proc_timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError('the agent did not exit')
+
+    def log(self):
+        self.stderr.seek(0)
+        return self.stderr.read().decode(errors='replace')
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.ctl.close()
+        self.io.close()
+        self.stderr.close()
+
+
+def strv(*a):
+    return list(a)
+
+
+CAPS = ['CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FSETID', 'CAP_FOWNER', 'CAP_MKNOD', 'CAP_NET_RAW',
+        'CAP_SETGID', 'CAP_SETUID', 'CAP_SETFCAP', 'CAP_SETPCAP', 'CAP_NET_BIND_SERVICE',
+        'CAP_SYS_CHROOT', 'CAP_KILL', 'CAP_AUDIT_WRITE']
+
+
+def process(args, terminal=False):
+    return {'args': args, 'env': ['PATH=/bin', 'HOME=/root', 'TERM=xterm'], 'cwd': '/',
+            'user': {'uid': 0, 'gid': 0}, 'terminal': terminal,
+            'capabilities': {k: CAPS for k in ('bounding', 'effective', 'permitted')},
+            'noNewPrivileges': True}
+
+
+def spec(args, terminal=False):
+    def mnt(dest, typ, src, opts):
+        return {'destination': dest, 'type': typ, 'source': src, 'options': opts}
+    return {
+        'ociVersion': '1.0.2', 'process': process(args, terminal),
+        'root': {'path': 'rootfs', 'readonly': False}, 'hostname': 'agenttest',
+        'mounts': [mnt('/proc', 'proc', 'proc', []),
+                   mnt('/dev', 'tmpfs', 'tmpfs', ['nosuid', 'mode=755', 'size=65536k']),
+                   mnt('/dev/pts', 'devpts', 'devpts',
+                       ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620']),
+                   mnt('/sys', 'sysfs', 'sysfs', ['nosuid', 'noexec', 'nodev', 'ro'])],
+        'linux': {'namespaces': [{'type': t} for t in ('pid', 'ipc', 'uts', 'mount', 'network')]},
+    }
+
+
+class T:
+    def __init__(self, agent_bin, rootfs, base):
+        self.bin = agent_bin
+        self.rootfs = rootfs
+        self.base = base
+        self.n = 0
+        self.ids = []
+
+    def agent(self, hello=True, **kw):
+        self.n += 1
+        a = Agent(self.bin, os.path.join(self.base, 'state%d' % self.n), **kw)
+        a.state_dir = os.path.join(self.base, 'state%d' % self.n)
+        if hello:
+            r = a.ok('hello', versions=[1], caps=['exec', 'tty', 'future-cap'])
+            assert r['version'] == 1, r
+        return a
+
+    def cid(self):
+        c = 'agt%d-%d' % (os.getpid(), len(self.ids))
+        self.ids.append(c)
+        return c
+
+    def create(self, a, cid, args, stdio, terminal=False):
+        return a.ok('create', container=cid, config=spec(args, terminal),
+                    rootfs={'type': 'path', 'path': self.rootfs}, stdio=stdio)
+
+    def run(self, a, args, stdin=None, sid=10):
+        cid = self.cid()
+        self.create(a, cid, args, {'tty': False, 'stdin': sid if stdin is not None else None,
+                                   'stdout': sid + 1, 'stderr': sid + 2})
+        a.ok('start', container=cid)
+        if stdin is not None:
+            a.write_stdin(sid, stdin)
+            a.close_stdin(sid)
+        w = a.ok('wait', container=cid)
+        a.ok('delete', container=cid)
+        return w, a.text(sid + 1), a.text(sid + 2), cid
+
+    # ---- tests ----
+    def test_hello(self):
+        a = self.agent(hello=False)
+        try:
+            r = a.call('ping')
+            assert not r['ok'] and 'hello' in r['error'], r
+            r = a.ok('hello', versions=[7, 1, 0 + 3], caps=['exec', 'something-new'])
+            assert r['version'] == 1, r
+            for cap in ('exec', 'tty', 'stats', 'pause', 'resize'):
+                assert cap in r['caps'], r
+            assert r['kernel'] == os.uname().release, r
+            assert r['agent_version'], r
+            a.ok('ping')
+        finally:
+            a.close()
+
+    def test_hello_no_common_version(self):
+        a = self.agent(hello=False)
+        try:
+            r = a.call('hello', versions=[2, 3])
+            assert not r['ok'] and r['errno'] == 93, r  # EPROTONOSUPPORT
+            assert a.wait_exit() != 0
+        finally:
+            a.close()
+
+    def test_echo_and_exit_codes(self):
+        a = self.agent()
+        try:
+            w, out, err, _ = self.run(a, ['echo', 'hi'])
+            assert w['exit_code'] == 0 and w['signal'] == 0, w
+            assert out == 'hi\n', repr(out)
+            assert 11 in a.eof, 'stdout EOF missing'
+            assert w['finished_ns'] > 0 and not w['oom_killed'], w
+            w, out, err, _ = self.run(a, ['sh', '-c', 'exit 7'], sid=20)
+            assert w['exit_code'] == 7, w
+            w, out, err, _ = self.run(a, ['sh', '-c', 'echo to-out; echo to-err >&2'], sid=30)
+            assert out == 'to-out\n' and err == 'to-err\n', (out, err)
+            r = a.call('create', container=self.cid(), config=spec(['no-such-cmd']),
+                       rootfs={'type': 'path', 'path': self.rootfs}, stdio={})
+            # a missing command fails at start, with ENOENT
+            if r['ok']:
+                cid = self.ids[-1]
+                r = a.call('start', container=cid)
+                assert not r['ok'] and r['errno'] == 2, r
+                a.ok('delete', container=cid, force=True)
+            a.ok('shutdown')
+            assert a.wait_exit() == 0
+        finally:
+            a.close()
+
+    def test_stdin(self):
+        a = self.agent()
+        try:
+            data = b''.join(b'line %d\n' % i for i in range(20000))  # > several windows
+            w, out, err, _ = self.run(a, ['cat'], stdin=data, sid=40)
+            assert w['exit_code'] == 0, w
+            assert out.encode() == data, (len(out), len(data))
+            w, out, err, _ = self.run(a, ['wc', '-c'], stdin=b'', sid=50)
+            assert out.strip() == '0', out
+        finally:
+            a.close()
+
+    def test_exec_and_signal(self):
+        a = self.agent()
+        try:
+            cid = self.cid()
+            self.create(a, cid, ['sleep', '1000'], {'stdout': 60})
+            a.ok('start', container=cid)
+            r = a.ok('exec', container=cid, exec='e1', process=process(['sh', '-c', 'echo $$; hostname']),
+                     stdio={'stdout': 61})
+            assert r['pid'] > 0, r
+            w = a.ok('wait', container=cid, exec='e1')
+            assert w['exit_code'] == 0, w
+            pid, host = a.text(61).split()
+            assert int(pid) > 1 and host == 'agenttest', a.text(61)
+            r = a.call('exec', container=cid, exec='e1', process=process(['true']), stdio={})
+            assert not r['ok'] and r['errno'] == 17, r  # EEXIST
+            a.ok('exec', container=cid, exec='s', process=process(['sleep', '1000']), stdio={})
+            wid = a.send('wait', container=cid, exec='s')
+            a.pump(0.3)
+            assert wid not in a.replies, 'wait answered before the process ended'
+            a.ok('signal', container=cid, exec='s', signal=signal.SIGTERM)
+            w = a.reply(wid)
+            assert w['ok'] and w['exit_code'] == 143 and w['signal'] == 15, w
+            r = a.call('signal', container=cid, exec='nope', signal=15)
+            assert not r['ok'] and r['errno'] == 2, r
+            r = a.call('delete', container=cid)
+            assert not r['ok'] and r['errno'] == 16, r  # EBUSY: running
+            a.ok('signal', container=cid, signal=signal.SIGKILL)
+            w = a.ok('wait', container=cid)
+            assert w['exit_code'] == 137 and w['signal'] == 9, w
+            a.ok('delete', container=cid)
+        finally:
+            a.close()
+
+    def test_tty(self):
+        a = self.agent()
+        try:
+            cid = self.cid()
+            self.create(a, cid, ['sh', '-c', 'stty size; read x; stty size; tty'],
+                        {'tty': True, 'cols': 80, 'rows': 24, 'stdin': 70, 'stdout': 70},
+                        terminal=True)
+            a.ok('start', container=cid)
+            a.until(lambda: '24 80' in a.text(70), 'initial size, got %r' % a.text(70))
+            a.ok('resize', container=cid, cols=100, rows=30)
+            a.write_stdin(70, b'go\r')
+            w = a.ok('wait', container=cid)
+            assert w['exit_code'] == 0, w
+            t = a.text(70)
+            assert '30 100' in t and '/dev/pts/0' in t, repr(t)
+            a.ok('delete', container=cid)
+        finally:
+            a.close()
+
+    def test_stats_pause_ping(self):
+        a = self.agent()
+        try:
+            cid = self.cid()
+            self.create(a, cid, ['sleep', '1000'], {})
+            a.ok('start', container=cid)
+            st = a.ok('stats', container=cid)['stats']
+            assert st['memory']['usage'] > 0, st
+            a.ok('pause', container=cid)
+            a.ok('resume', container=cid)
+            a.ok('ping')
+            a.ok('delete', container=cid, force=True)
+            r = a.call('stats', container=cid)
+            assert not r['ok'] and r['errno'] == 2, r
+        finally:
+            a.close()
+
+    def test_stalled_stream_does_not_block_others(self):
+        a = self.agent()
+        try:
+            cid = self.cid()
+            a.no_credit.add(81)
+            self.create(a, cid, ['sh', '-c', 'dd if=/dev/zero bs=4096 count=256 2>/dev/null'],
+                        {'stdout': 81})
+            a.ok('start', container=cid)
+            a.until(lambda: len(a.out.get(81, b'')) >= WINDOW, 'the first window')
+            # No credit given: the agent must stop at the window, yet serve the rest.
+            w, out, _, _ = self.run(a, ['echo', 'other'], sid=90)
+            assert out == 'other\n', out
+            a.pump(0.5)
+            assert len(a.out[81]) == WINDOW, len(a.out[81])
+            a.no_credit.discard(81)
+            a.grant(81, WINDOW)
+            w = a.ok('wait', container=cid)
+            a.until(lambda: 81 in a.eof, 'EOF after credit')
+            # grant as we go: auto_credit does it for the rest
+            assert len(a.out[81]) == 256 * 4096, len(a.out[81])
+            a.ok('delete', container=cid)
+        finally:
+            a.close()
+
+    def test_bad_input_keeps_serving(self):
+        a = self.agent()
+        try:
+            a.ctl.sendall(Agent.frame(b'{not json'))
+            a.until(lambda: -1 in a.replies, 'an error for malformed JSON')
+            r = a.replies.pop(-1)[0]
+            assert not r['ok'] and r['errno'] == 74, r  # EBADMSG
+            a.ctl.sendall(Agent.frame(b'[1,2]'))
+            a.until(lambda: -1 in a.replies, 'an error for a non-object')
+            a.replies.pop(-1)
+            r = a.call('frobnicate')
+            assert not r['ok'] and r['errno'] == 38 and 'frobnicate' in r['error'], r  # ENOSYS
+            r = a.call('create', container='../escape', config={}, rootfs={}, stdio={})
+            assert not r['ok'] and r['errno'] == 22, r
+            r = a.call('create', container='x1', config=spec(['true']),
+                       rootfs={'type': 'nfs'}, stdio={})
+            assert not r['ok'], r
+            a.stdio_send(12345, 9)  # unknown type: logged, ignored
+            a.io.sendall(Agent.frame(b'\x00'))  # short stdio frame
+            a.ok('ping')
+            w, out, _, _ = self.run(a, ['echo', 'still'], sid=100)
+            assert out == 'still\n', out
+            # An oversized length drops the control channel: the agent tears down and exits.
+            a.ctl.sendall(struct.pack('>I', 0xFFFFFFF0))
+            assert a.wait_exit() != 0
+            assert 'protocol error' in a.log(), a.log()
+        finally:
+            a.close()
+
+    def test_shutdown_leaves_nothing(self):
+        a = self.agent()
+        pids = []
+        cids = []
+        try:
+            for i in range(2):
+                cid = self.cid()
+                cids.append(cid)
+                pids.append(self.create(a, cid, ['sleep', '1000'], {'stdout': 110 + i})['pid'])
+                a.ok('start', container=cid)
+            r = a.ok('exec', container=cids[0], exec='x', process=process(['sleep', '1000']),
+                     stdio={})
+            pids.append(r['pid'])
+            wid = a.send('wait', container=cids[1])
+            a.ok('shutdown')
+            assert a.wait_exit() == 0, a.log()
+            a.pump(0.2)
+            assert wid in a.replies and a.replies[wid][0]['signal'] == 9, a.replies
+            for p in pids:
+                assert not os.path.exists('/proc/%d' % p), 'pid %d survived' % p
+            with open('/proc/self/mountinfo') as f:
+                mi = f.read()
+            assert a.state_dir not in mi, 'mounts left under the state dir'
+            for c in cids:
+                assert not os.path.exists('/sys/fs/cgroup/berth/' + c), 'cgroup of %s left' % c
+            left = []
+            for root, dirs, files in os.walk(a.state_dir):
+                left += [os.path.join(root, d) for d in dirs if d.startswith('c-') or d == 'sandbox']
+            assert not left, left
+        finally:
+            a.close()
+
+
+def main():
+    if len(sys.argv) != 3:
+        print(__doc__, file=sys.stderr)
+        return 2
+    if os.geteuid() != 0:
+        print('skipped: berth-agent runs containers: needs root')
+        return 77
+    agent_bin, make_rootfs = sys.argv[1:]
+    base = tempfile.mkdtemp(prefix='berth-agent-test.')
+    os.chmod(base, 0o711)
+    rootfs = os.path.join(base, 'rootfs')
+    r = subprocess.run(['sh', make_rootfs, rootfs], capture_output=True, text=True)
+    if r.returncode != 0:
+        print('skipped: no busybox rootfs: ' + r.stderr.strip())
+        shutil.rmtree(base, ignore_errors=True)
+        return 77
+    t = T(agent_bin, rootfs, base)
+    only = os.environ.get('AGENT_TEST')
+    failed = 0
+    for name in sorted(n for n in dir(T) if n.startswith('test_')):
+        if only and only not in name:
+            continue
+        try:
+            getattr(t, name)()
+            print('ok     ' + name)
+        except Exception:
+            failed += 1
+            print('FAILED ' + name)
+            traceback.print_exc()
+    shutil.rmtree(base, ignore_errors=True)
+    return 1 if failed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
