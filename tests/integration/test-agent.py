@@ -171,13 +171,23 @@ class Agent:
         self.stderr.seek(0)
         return self.stderr.read().decode(errors='replace')
 
+    def sanitizer_clean(self):
+        log = self.log()
+        for bad in ('AddressSanitizer', 'LeakSanitizer', 'runtime error:'):
+            assert bad not in log, log
+
+    def finish(self):
+        """Shut down cleanly: exit 0, and (in sanitizer builds) no reports, no leaks."""
+        self.ok('shutdown')
+        assert self.wait_exit() == 0, self.log()
+        self.sanitizer_clean()
+
     def close(self):
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
         self.ctl.close()
         self.io.close()
-        self.stderr.close()
 
 
 def strv(*a):
@@ -218,11 +228,13 @@ class T:
         self.base = base
         self.n = 0
         self.ids = []
+        self.last = None
 
     def agent(self, hello=True, **kw):
         self.n += 1
         a = Agent(self.bin, os.path.join(self.base, 'state%d' % self.n), **kw)
         a.state_dir = os.path.join(self.base, 'state%d' % self.n)
+        self.last = a
         if hello:
             r = a.ok('hello', versions=[1], caps=['exec', 'tty', 'future-cap'])
             assert r['version'] == 1, r
@@ -262,6 +274,7 @@ class T:
             assert r['kernel'] == os.uname().release, r
             assert r['agent_version'], r
             a.ok('ping')
+            a.finish()
         finally:
             a.close()
 
@@ -271,6 +284,7 @@ class T:
             r = a.call('hello', versions=[2, 3])
             assert not r['ok'] and r['errno'] == 93, r  # EPROTONOSUPPORT
             assert a.wait_exit() != 0
+            a.sanitizer_clean()
         finally:
             a.close()
 
@@ -296,6 +310,7 @@ class T:
                 a.ok('delete', container=cid, force=True)
             a.ok('shutdown')
             assert a.wait_exit() == 0
+            a.sanitizer_clean()
         finally:
             a.close()
 
@@ -308,6 +323,7 @@ class T:
             assert out.encode() == data, (len(out), len(data))
             w, out, err, _ = self.run(a, ['wc', '-c'], stdin=b'', sid=50)
             assert out.strip() == '0', out
+            a.finish()
         finally:
             a.close()
 
@@ -341,6 +357,7 @@ class T:
             w = a.ok('wait', container=cid)
             assert w['exit_code'] == 137 and w['signal'] == 9, w
             a.ok('delete', container=cid)
+            a.finish()
         finally:
             a.close()
 
@@ -360,6 +377,7 @@ class T:
             t = a.text(70)
             assert '30 100' in t and '/dev/pts/0' in t, repr(t)
             a.ok('delete', container=cid)
+            a.finish()
         finally:
             a.close()
 
@@ -377,6 +395,7 @@ class T:
             a.ok('delete', container=cid, force=True)
             r = a.call('stats', container=cid)
             assert not r['ok'] and r['errno'] == 2, r
+            a.finish()
         finally:
             a.close()
 
@@ -401,6 +420,7 @@ class T:
             # grant as we go: auto_credit does it for the rest
             assert len(a.out[81]) == 256 * 4096, len(a.out[81])
             a.ok('delete', container=cid)
+            a.finish()
         finally:
             a.close()
 
@@ -430,6 +450,7 @@ class T:
             a.ctl.sendall(struct.pack('>I', 0xFFFFFFF0))
             assert a.wait_exit() != 0
             assert 'protocol error' in a.log(), a.log()
+            a.sanitizer_clean()
         finally:
             a.close()
 
@@ -449,6 +470,7 @@ class T:
             wid = a.send('wait', container=cids[1])
             a.ok('shutdown')
             assert a.wait_exit() == 0, a.log()
+            a.sanitizer_clean()
             a.pump(0.2)
             assert wid in a.replies and a.replies[wid][0]['signal'] == 9, a.replies
             for p in pids:
@@ -495,6 +517,8 @@ def main():
             failed += 1
             print('FAILED ' + name)
             traceback.print_exc()
+            if t.last:
+                print('--- agent log ---\n' + t.last.log())
     shutil.rmtree(base, ignore_errors=True)
     return 1 if failed else 0
 

@@ -1236,10 +1236,12 @@ static void check_exits(void)
     }
 }
 
+/* The poll set, rebuilt each round; kept across rounds and freed by main (any return path). */
+static struct pollfd *pfd;
+static struct slot *slots;
+
 static int loop(void)
 {
-    struct pollfd *pfd = NULL;
-    struct slot *slots = NULL;
     size_t cap = 0;
 
     for (;;) {
@@ -1382,8 +1384,6 @@ static int loop(void)
             agent_writer_flush(&A.io_wr, A.io_out) < 0)
             A.io_out = -1;
     }
-    free(pfd);
-    free(slots);
     return A.exit_code;
 }
 
@@ -1516,6 +1516,8 @@ int main(int argc, char **argv)
     if (driver_init() < 0)
         goto fatal;
     r = loop();
+    free(pfd);
+    free(slots);
     if (A.desc->fini)
         A.desc->fini(A.priv);
     /* The driver's and the agent's own dirs: removed when empty (they are when all went well). */
