@@ -29,12 +29,12 @@ class ProtocolError(Exception):
 class Agent:
     """A host-side client: one control and one stdio socketpair to the agent."""
 
-    def __init__(self, binary, state_dir, auto_credit=True):
+    def __init__(self, binary, state_dir, auto_credit=True, wrap=()):
         self.ctl, ctl_peer = socket.socketpair()
         self.io, io_peer = socket.socketpair()
         self.stderr = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
-            [binary, '--control-fd', str(ctl_peer.fileno()), '--stdio-fd',
+            list(wrap) + [binary, '--control-fd', str(ctl_peer.fileno()), '--stdio-fd',
              str(io_peer.fileno()), '--state-dir', state_dir],
             pass_fds=(ctl_peer.fileno(), io_peer.fileno()), stderr=self.stderr)
         ctl_peer.close()
@@ -186,12 +186,17 @@ class Agent:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        if os.environ.get('AGENT_TEST_VERBOSE'):
+            sys.stdout.write(self.log())
         self.ctl.close()
         self.io.close()
 
 
-def strv(*a):
-    return list(a)
+def cgroups_of(cid):
+    """The container's cgroup dirs in every hierarchy (the driver's default name berth/<id>)."""
+    import glob
+    return [p for p in glob.glob('/sys/fs/cgroup/berth/' + cid) +
+            glob.glob('/sys/fs/cgroup/*/berth/' + cid) if os.path.isdir(p)]
 
 
 CAPS = ['CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FSETID', 'CAP_FOWNER', 'CAP_MKNOD', 'CAP_NET_RAW',
@@ -454,6 +459,30 @@ class T:
         finally:
             a.close()
 
+    def test_pid1_in_a_pid_namespace(self):
+        """The guest paths on a host: PID 1 of a new pid and mount namespace."""
+        unshare = shutil.which('unshare')
+        if not unshare:
+            print('skipped test_pid1_in_a_pid_namespace: no unshare(1)')
+            return
+        self.n += 1
+        # The agent mounts tmpfs on /tmp and /run in its mount namespace: state under /run.
+        a = Agent(self.bin, '/run/berth-agent', wrap=(unshare, '--pid', '--fork', '--mount',
+                                                      '--propagation', 'private'))
+        self.last = a
+        try:
+            r = a.ok('hello', versions=[1], caps=[])
+            assert r['pid1'] is True, r
+            w, out, err, cid = self.run(a, ['sh', '-c', 'echo guest; cat /proc/1/cmdline'], sid=120)
+            assert w['exit_code'] == 0 and out.startswith('guest\n'), (w, out, a.log())
+            a.ok('shutdown')
+            # PID 1 of a pid namespace that reboots is killed with SIGHUP (the VM would end).
+            rc = a.wait_exit()
+            assert rc == -signal.SIGHUP, (rc, a.log())
+            a.sanitizer_clean()
+        finally:
+            a.close()
+
     def test_shutdown_leaves_nothing(self):
         a = self.agent()
         pids = []
@@ -464,6 +493,8 @@ class T:
                 cids.append(cid)
                 pids.append(self.create(a, cid, ['sleep', '1000'], {'stdout': 110 + i})['pid'])
                 a.ok('start', container=cid)
+            # The check below must be able to see a container's cgroup (v2, v1 or hybrid).
+            assert cgroups_of(cids[0]), 'no cgroup found for a running container'
             r = a.ok('exec', container=cids[0], exec='x', process=process(['sleep', '1000']),
                      stdio={})
             pids.append(r['pid'])
@@ -479,7 +510,7 @@ class T:
                 mi = f.read()
             assert a.state_dir not in mi, 'mounts left under the state dir'
             for c in cids:
-                assert not os.path.exists('/sys/fs/cgroup/berth/' + c), 'cgroup of %s left' % c
+                assert not cgroups_of(c), 'cgroups left: %s' % cgroups_of(c)
             left = []
             for root, dirs, files in os.walk(a.state_dir):
                 left += [os.path.join(root, d) for d in dirs if d.startswith('c-') or d == 'sandbox']
@@ -496,7 +527,8 @@ def main():
         print('skipped: berth-agent runs containers: needs root')
         return 77
     agent_bin, make_rootfs = sys.argv[1:]
-    base = tempfile.mkdtemp(prefix='berth-agent-test.')
+    # Not under /tmp: the PID 1 test's agent mounts a tmpfs there in its mount namespace.
+    base = tempfile.mkdtemp(prefix='agent-test.', dir=os.getcwd())
     os.chmod(base, 0o711)
     rootfs = os.path.join(base, 'rootfs')
     r = subprocess.run(['sh', make_rootfs, rootfs], capture_output=True, text=True)

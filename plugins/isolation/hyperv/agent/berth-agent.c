@@ -1471,8 +1471,16 @@ int main(int argc, char **argv)
         sigset_t set;
         if (agent_guest_setup() < 0)
             goto fatal;
-        if ((r = agent_guest_open_port("berth.control", &ctl)) < 0 ||
-            (r = agent_guest_open_port("berth.stdio", &io)) < 0) {
+        /*
+         * Channels given on the command line win over the ports: that runs
+         * the PID 1 paths in a pid namespace on a host, for tests.
+         */
+        if (ctl < 0 && ctl_path)
+            ctl = connect_unix(ctl_path);
+        if (io < 0 && io_path)
+            io = connect_unix(io_path);
+        if ((ctl < 0 && (r = agent_guest_open_port("berth.control", &ctl)) < 0) ||
+            (io < 0 && (r = agent_guest_open_port("berth.stdio", &io)) < 0)) {
             agent_log("virtio-serial ports berth.control and berth.stdio: %s", strerror(-r));
             goto fatal;
         }
