@@ -345,9 +345,12 @@ class T:
             assert w['exit_code'] == 0, w
             pid, host = a.text(61).split()
             assert int(pid) > 1 and host == 'agenttest', a.text(61)
-            r = a.call('exec', container=cid, exec='e1', process=process(['true']), stdio={})
-            assert not r['ok'] and r['errno'] == 17, r  # EEXIST
+            # Reported and its output ended: the exec is forgotten, its id free again.
+            r = a.call('wait', container=cid, exec='e1')
+            assert not r['ok'] and r['errno'] == 2, r
             a.ok('exec', container=cid, exec='s', process=process(['sleep', '1000']), stdio={})
+            r = a.call('exec', container=cid, exec='s', process=process(['true']), stdio={})
+            assert not r['ok'] and r['errno'] == 17, r  # EEXIST
             wid = a.send('wait', container=cid, exec='s')
             a.pump(0.3)
             assert wid not in a.replies, 'wait answered before the process ended'
@@ -381,6 +384,13 @@ class T:
             assert w['exit_code'] == 0, w
             t = a.text(70)
             assert '30 100' in t and '/dev/pts/0' in t, repr(t)
+            a.ok('delete', container=cid)
+            # A terminal nobody reads is drained, so its process doesn't block on a full buffer.
+            cid = self.cid()
+            self.create(a, cid, ['seq', '1', '50000'], {'tty': True}, terminal=True)
+            a.ok('start', container=cid)
+            w = a.ok('wait', container=cid)
+            assert w['exit_code'] == 0, w
             a.ok('delete', container=cid)
             a.finish()
         finally:

@@ -17,7 +17,8 @@
 struct out_stream {
     struct out_stream *next;
     uint32_t sid;
-    int fd; /* read end; -1 once EOF was queued */
+    int fd;      /* read end; -1 once EOF was queued */
+    int discard; /* nobody listens (a terminal without stdout): read and drop, no frames */
     agent_credit_t credit;
 };
 
@@ -42,6 +43,7 @@ struct proc {
     int wait_fd;   /* borrowed from the driver: readable when it ended */
     pid_t pid;
     int exited;
+    int waited;        /* a wait was answered: an exec is forgotten once its output ended too */
     int64_t exited_ms; /* monotonic, when the exit was seen */
     berth_exit_status_t st;
     json_int_t *waits; /* ids of wait requests to answer at exit */

@@ -208,7 +208,7 @@ static int driver_init(void)
 static struct out_stream *out_find(uint32_t sid)
 {
     for (struct out_stream *s = A.outs; s; s = s->next)
-        if (s->sid == sid)
+        if (s->sid == sid && !s->discard)
             return s;
     return NULL;
 }
@@ -254,7 +254,7 @@ static void out_finish(struct out_stream *s)
     if (s->fd < 0)
         return;
     close_fd(&s->fd);
-    if (agent_stdio_put_eof(&A.io_wr, s->sid) < 0)
+    if (!s->discard && agent_stdio_put_eof(&A.io_wr, s->sid) < 0)
         agent_log("stdio: out of memory queueing EOF for stream %u", s->sid);
 }
 
@@ -291,7 +291,7 @@ static void in_free(struct in_stream *s)
 static void out_readable(struct out_stream *s)
 {
     uint8_t buf[AGENT_STDIO_DATA_MAX];
-    uint32_t want = agent_credit_allow(&s->credit, sizeof(buf));
+    uint32_t want = s->discard ? sizeof(buf) : agent_credit_allow(&s->credit, sizeof(buf));
     ssize_t n;
     if (want == 0)
         return;
@@ -305,6 +305,8 @@ static void out_readable(struct out_stream *s)
         out_finish(s);
         return;
     }
+    if (s->discard)
+        return;
     agent_credit_take(&s->credit, (uint32_t)n);
     if (agent_stdio_put_data(&A.io_wr, s->sid, buf, (size_t)n) < 0)
         agent_log("stdio: out of memory: %zd bytes of stream %u lost", n, s->sid);
@@ -346,6 +348,8 @@ static void proc_answer_waits(struct proc *p)
                       (json_int_t)p->st.finished_ns);
         agent_reply_ok(&A.ctl_wr, p->waits[i], o);
     }
+    if (p->n_waits)
+        p->waited = 1;
     free(p->waits);
     p->waits = NULL;
     p->n_waits = 0;
@@ -532,11 +536,15 @@ static int stdio_attach(struct proc *p, struct stdio_req *q, berth_stdio_t *io)
                 return -ENOMEM;
             }
         } else {
-            /* Keep the master open so the terminal stays alive; resize needs the driver's copy only. */
-            if (!(p->out[0] = out_new(UINT32_MAX, m))) {
+            /*
+             * Nobody reads the terminal: drain it anyway, or the process
+             * blocks once the terminal's buffer is full.
+             */
+            if (!(p->out[0] = out_new(0, m))) {
                 close(m);
                 return -ENOMEM;
             }
+            p->out[0]->discard = 1;
         }
         return 0;
     }
@@ -1225,13 +1233,36 @@ struct slot {
     void *ptr;
 };
 
+/* True when none of @p's output streams can produce more. */
+static int proc_outputs_ended(const struct proc *p)
+{
+    return (!p->out[0] || p->out[0]->fd < 0) && (!p->out[1] || p->out[1]->fd < 0);
+}
+
 static void check_exits(void)
 {
     for (struct ctr *c = A.ctrs; c; c = c->next) {
-        struct proc *p = &c->init;
+        struct proc *p = &c->init, **pp;
         for (int first = 1; p; p = first ? c->execs : p->next, first = 0) {
             if (p->exited && p->n_waits && proc_drained(p))
                 proc_answer_waits(p);
+        }
+        /*
+         * An exec whose exit was reported and whose output has ended is
+         * forgotten (health checks exec all the time: the agent must not
+         * keep them all). A later wait or signal for it gets ENOENT.
+         */
+        for (pp = &c->execs; *pp;) {
+            p = *pp;
+            if (p->exited && p->waited && !p->n_waits && proc_outputs_ended(p)) {
+                *pp = p->next;
+                proc_streams_free(p);
+                A.ops->process_release(A.priv, p->h);
+                free(p->exec_id);
+                free(p);
+            } else {
+                pp = &p->next;
+            }
         }
     }
 }
@@ -1289,8 +1320,9 @@ static int loop(void)
             if (A.io_out >= 0 && agent_writer_pending(&A.io_wr))
                 ADD(A.io_out, POLLOUT, K_IO_OUT, NULL);
             for (struct out_stream *s = A.outs; s; s = s->next)
-                if (s->fd >= 0 && s->credit.avail > 0 &&
-                    agent_writer_pending(&A.io_wr) < STDIO_QUEUE_HIGH)
+                if (s->fd >= 0 &&
+                    (s->discard ||
+                     (s->credit.avail > 0 && agent_writer_pending(&A.io_wr) < STDIO_QUEUE_HIGH)))
                     ADD(s->fd, POLLIN, K_OUT, s);
             for (struct in_stream *s = A.ins; s; s = s->next)
                 if (s->fd >= 0 && s->len > 0)
