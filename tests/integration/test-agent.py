@@ -493,6 +493,65 @@ class T:
         finally:
             a.close()
 
+    def test_socket_paths(self):
+        """--control-socket/--stdio-socket: the agent connects to the host's sockets."""
+        d = tempfile.mkdtemp(dir=self.base)
+        socks = []
+        for name in ('control', 'stdio'):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.bind(os.path.join(d, name))
+            s.listen(1)
+            socks.append(s)
+        log = tempfile.TemporaryFile()
+        p = subprocess.Popen([self.bin, '--control-socket', os.path.join(d, 'control'),
+                              '--stdio-socket', os.path.join(d, 'stdio'),
+                              '--state-dir', os.path.join(d, 'state')], stderr=log)
+        try:
+            for s in socks:
+                s.settimeout(TIMEOUT)
+            ctl, _ = socks[0].accept()
+            io, _ = socks[1].accept()
+            ctl.settimeout(TIMEOUT)
+            ctl.sendall(Agent.frame(b'{"id":1,"op":"hello","versions":[1]}'))
+            ctl.sendall(Agent.frame(b'{"id":2,"op":"shutdown"}'))
+            buf = b''
+            while buf.count(b'"ok":true') < 2:
+                chunk = ctl.recv(4096)
+                assert chunk, buf
+                buf += chunk
+            assert p.wait(10) == 0
+            ctl.close()
+            io.close()
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            for s in socks:
+                s.close()
+            log.seek(0)
+            out = log.read().decode(errors='replace')
+            for bad in ('AddressSanitizer', 'LeakSanitizer', 'runtime error:'):
+                assert bad not in out, out
+
+    def test_lost_stdio_channel(self):
+        """Without the stdio channel, containers still run and output is dropped, not queued."""
+        a = self.agent()
+        try:
+            a.sel.unregister(a.io)
+            a.io.close()
+            cid = self.cid()
+            self.create(a, cid, ['sh', '-c', 'dd if=/dev/zero bs=65536 count=64 2>/dev/null; exit 3'],
+                        {'stdout': 130})
+            a.ok('start', container=cid)
+            w = a.ok('wait', container=cid)
+            assert w['exit_code'] == 3, w
+            a.ok('delete', container=cid)
+            a.ok('shutdown')
+            assert a.wait_exit() == 0, a.log()
+            a.sanitizer_clean()
+        finally:
+            a.close()
+
     def test_shutdown_leaves_nothing(self):
         a = self.agent()
         pids = []

@@ -305,7 +305,8 @@ static void out_readable(struct out_stream *s)
         out_finish(s);
         return;
     }
-    if (s->discard)
+    /* Nobody listens, or the stdio channel is gone: the output is dropped, never queued. */
+    if (s->discard || A.io_out < 0)
         return;
     agent_credit_take(&s->credit, (uint32_t)n);
     if (agent_stdio_put_data(&A.io_wr, s->sid, buf, (size_t)n) < 0)
@@ -1321,7 +1322,7 @@ static int loop(void)
                 ADD(A.io_out, POLLOUT, K_IO_OUT, NULL);
             for (struct out_stream *s = A.outs; s; s = s->next)
                 if (s->fd >= 0 &&
-                    (s->discard ||
+                    (s->discard || A.io_out < 0 ||
                      (s->credit.avail > 0 && agent_writer_pending(&A.io_wr) < STDIO_QUEUE_HIGH)))
                     ADD(s->fd, POLLIN, K_OUT, s);
             for (struct in_stream *s = A.ins; s; s = s->next)
