@@ -357,6 +357,8 @@ class T:
             a.ok('signal', container=cid, exec='s', signal=signal.SIGTERM)
             w = a.reply(wid)
             assert w['ok'] and w['exit_code'] == 143 and w['signal'] == 15, w
+            r = a.call('resize', container=cid, cols=10, rows=10)
+            assert not r['ok'] and r['errno'] == 25, r  # ENOTTY: no terminal
             r = a.call('signal', container=cid, exec='nope', signal=15)
             assert not r['ok'] and r['errno'] == 2, r
             r = a.call('delete', container=cid)
@@ -384,6 +386,9 @@ class T:
             assert w['exit_code'] == 0, w
             t = a.text(70)
             assert '30 100' in t and '/dev/pts/0' in t, repr(t)
+            a.until(lambda: 70 in a.eof, 'the terminal EOF')
+            # After the terminal's output ended, resize still reaches that terminal (no stale fd).
+            a.ok('resize', container=cid, cols=90, rows=20)
             a.ok('delete', container=cid)
             # A terminal nobody reads is drained, so its process doesn't block on a full buffer.
             cid = self.cid()

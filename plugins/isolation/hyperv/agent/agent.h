@@ -50,6 +50,7 @@ struct proc {
     size_t n_waits;
     struct out_stream *out[2]; /* stdout, stderr: borrowed from the global list */
     struct in_stream *in;
+    int tty_master; /* the terminal's master, kept for the driver's resize; -1 without */
 };
 
 struct ctr {

@@ -406,6 +406,7 @@ static void proc_streams_free(struct proc *p)
     }
     in_free(p->in);
     p->in = NULL;
+    close_fd(&p->tty_master);
 }
 
 /*
@@ -518,35 +519,36 @@ static void stdio_release(struct stdio_req *q, berth_stdio_t *io, int failed)
 static int stdio_attach(struct proc *p, struct stdio_req *q, berth_stdio_t *io)
 {
     if (q->tty) {
-        int m = (int)io->tty_master;
+        int m = (int)io->tty_master, d;
         io->tty_master = BERTH_HANDLE_NONE;
+        /*
+         * The driver keeps this fd number for resize: it stays open, in the
+         * proc, until the process is forgotten; the streams get their own
+         * duplicates, closed when they end, so resize never hits a number
+         * reused by another fd.
+         */
+        p->tty_master = m;
         set_nonblock(m);
-        /* One terminal, both ways: input goes to a dup of the master, output comes from it. */
+        /* One terminal, both ways: input is written to it, output read from it. */
         if (q->has[0]) {
-            int d = fcntl(m, F_DUPFD_CLOEXEC, 3);
-            if (d < 0 || !(p->in = in_new(q->sid[0], d))) {
-                if (d >= 0)
-                    close(d);
-                close(m);
+            if ((d = fcntl(m, F_DUPFD_CLOEXEC, 3)) < 0)
+                return -errno;
+            if (!(p->in = in_new(q->sid[0], d))) {
+                close(d);
                 return -ENOMEM;
             }
         }
-        if (q->has[1]) {
-            if (!(p->out[0] = out_new(q->sid[1], m))) {
-                close(m);
-                return -ENOMEM;
-            }
-        } else {
-            /*
-             * Nobody reads the terminal: drain it anyway, or the process
-             * blocks once the terminal's buffer is full.
-             */
-            if (!(p->out[0] = out_new(0, m))) {
-                close(m);
-                return -ENOMEM;
-            }
-            p->out[0]->discard = 1;
+        if ((d = fcntl(m, F_DUPFD_CLOEXEC, 3)) < 0)
+            return -errno;
+        /*
+         * Without a stdout stream nobody reads the terminal: it is drained
+         * anyway (discard), or the process blocks once its buffer is full.
+         */
+        if (!(p->out[0] = out_new(q->has[1] ? q->sid[1] : 0, d))) {
+            close(d);
+            return -ENOMEM;
         }
+        p->out[0]->discard = !q->has[1];
         return 0;
     }
     if (q->has[0] && !(p->in = in_new(q->sid[0], q->mine[0])))
@@ -774,6 +776,7 @@ static int op_create(struct req *q)
     }
     c->init.ctr = c;
     c->init.wait_fd = -1;
+    c->init.tty_master = -1;
     snprintf(c->state_dir, sizeof(c->state_dir), "%s/c-%s", A.state_dir, id);
     if (mkdir(c->state_dir, 0711) < 0) {
         snprintf(q->why, sizeof(q->why), "mkdir %.300s: %s", c->state_dir, strerror(errno));
@@ -893,6 +896,7 @@ static int op_exec(struct req *q)
     }
     p->ctr = c;
     p->wait_fd = -1;
+    p->tty_master = -1;
     ps.id = p->exec_id;
     ps.process_json = text;
     ps.stdio = &io;
