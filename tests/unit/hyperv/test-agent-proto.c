@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -133,6 +134,55 @@ static void test_agent_proto_oversized_length_refused(void **state)
     assert_int_equal(agent_reader_feed(&r, w.buf, w.len), 0);
     assert_int_equal(agent_reader_next(&r, &p, &len), 1);
     assert_int_equal(len, AGENT_STDIO_MAX);
+    agent_reader_clear(&r);
+    agent_writer_clear(&w);
+}
+
+/* A non-blocking socket that takes less than the queue: partial writes, EAGAIN, then EOF. */
+static void test_agent_proto_nonblocking_partial_io(void **state)
+{
+    enum { N = 40, SZ = 60000 };
+    agent_writer_t w;
+    agent_reader_t r;
+    const uint8_t *p;
+    uint32_t len;
+    int sv[2], got = 0, sndbuf = 4096;
+    static uint8_t frame[SZ];
+
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+    agent_writer_init(&w);
+    agent_reader_init(&r, AGENT_STDIO_MAX);
+    assert_int_equal(agent_reader_fill(&r, sv[1]), -EAGAIN);
+    for (int i = 0; i < N; i++) {
+        memset(frame, 'a' + i % 26, sizeof(frame));
+        assert_int_equal(agent_writer_put(&w, frame, sizeof(frame), AGENT_STDIO_MAX), 0);
+    }
+    int stalls = 0;
+    while (got < N) {
+        assert_int_equal(agent_writer_flush(&w, sv[0]), 0);
+        if (agent_writer_pending(&w))
+            stalls++;
+        long n;
+        while ((n = agent_reader_fill(&r, sv[1])) > 0)
+            while (agent_reader_next(&r, &p, &len) == 1) {
+                assert_int_equal(len, SZ);
+                assert_int_equal(p[0], 'a' + got % 26);
+                assert_int_equal(p[SZ - 1], 'a' + got % 26);
+                got++;
+            }
+        assert_int_equal(n, -EAGAIN);
+    }
+    /* The socket really took less than the queue at times: the partial path ran. */
+    assert_true(stalls > 0);
+    assert_int_equal(agent_writer_pending(&w), 0);
+    close(sv[0]);
+    assert_int_equal(agent_reader_fill(&r, sv[1]), 0);
+    /* Writing to a peer that went away is -EPIPE (with SIGPIPE ignored, as the agent does). */
+    assert_int_equal(agent_writer_put(&w, "x", 1, 16), 0);
+    signal(SIGPIPE, SIG_IGN);
+    assert_int_equal(agent_writer_flush(&w, sv[1]), -EPIPE);
+    close(sv[1]);
     agent_reader_clear(&r);
     agent_writer_clear(&w);
 }
@@ -287,6 +337,7 @@ int main(void)
         cmocka_unit_test(test_agent_proto_round_trip_over_socket),
         cmocka_unit_test(test_agent_proto_split_and_merged_reads),
         cmocka_unit_test(test_agent_proto_oversized_length_refused),
+        cmocka_unit_test(test_agent_proto_nonblocking_partial_io),
         cmocka_unit_test(test_agent_proto_json),
         cmocka_unit_test(test_agent_proto_stdio_frames),
         cmocka_unit_test(test_agent_proto_credit_accounting),
