@@ -498,6 +498,45 @@ class T:
         finally:
             a.close()
 
+    def test_block_rootfs(self):
+        """A block-device root (what a VM gets on virtio-blk), here an ext4 image on a loop device."""
+        mkfs, losetup = shutil.which('mkfs.ext4'), shutil.which('losetup')
+        if not mkfs or not losetup or not os.path.exists('/dev/loop-control'):
+            print('skipped test_block_rootfs: needs mkfs.ext4, losetup and loop devices')
+            return
+        img = os.path.join(self.base, 'rootfs.ext4')
+        subprocess.run([mkfs, '-q', '-F', '-d', self.rootfs, img, '16M'], check=True,
+                       capture_output=True)
+        r = subprocess.run([losetup, '--find', '--show', img], capture_output=True, text=True)
+        if r.returncode != 0:
+            print('skipped test_block_rootfs: losetup: ' + r.stderr.strip())
+            return
+        dev = r.stdout.strip()
+        a = self.agent()
+        try:
+            cid = self.cid()
+            a.ok('create', container=cid, config=spec(['sh', '-c', 'cat /etc/group | head -1']),
+                 rootfs={'type': 'block', 'device': dev, 'fstype': 'ext4'}, stdio={'stdout': 140})
+            with open('/proc/self/mountinfo') as f:
+                assert a.state_dir in f.read(), 'the block root is not mounted under the state dir'
+            a.ok('start', container=cid)
+            w = a.ok('wait', container=cid)
+            assert w['exit_code'] == 0 and a.text(140) == 'root:x:0:\n', (w, a.text(140))
+            a.ok('delete', container=cid)
+            with open('/proc/self/mountinfo') as f:
+                assert a.state_dir not in f.read(), 'the block root stayed mounted'
+            r = a.call('create', container=self.cid(), config=spec(['true']),
+                       rootfs={'type': 'block', 'device': '/dev/nonexistent', 'fstype': 'ext4'},
+                       stdio={})
+            assert not r['ok'] and r['errno'] == 2, r
+            r = a.call('create', container=self.cid(), config=spec(['true']),
+                       rootfs={'type': '9p'}, stdio={})
+            assert not r['ok'] and r['errno'] == 22 and 'tag' in r['error'], r
+            a.finish()
+        finally:
+            a.close()
+            subprocess.run([losetup, '-d', dev])
+
     def test_socket_paths(self):
         """--control-socket/--stdio-socket: the agent connects to the host's sockets."""
         d = tempfile.mkdtemp(dir=self.base)
