@@ -482,14 +482,25 @@ class T:
             return
         self.n += 1
         # The agent mounts tmpfs on /tmp and /run in its mount namespace: state under /run.
-        a = Agent(self.bin, '/run/berth-agent', wrap=(unshare, '--pid', '--fork', '--mount',
-                                                      '--propagation', 'private'))
+        a = Agent(self.bin, '/run/berth-agent',
+                  wrap=(unshare, '--pid', '--fork', '--mount', '--net', '--propagation', 'private'))
         self.last = a
         try:
             r = a.ok('hello', versions=[1], caps=[])
             assert r['pid1'] is True, r
             w, out, err, cid = self.run(a, ['sh', '-c', 'echo guest; cat /proc/1/cmdline'], sid=120)
             assert w['exit_code'] == 0 and out.startswith('guest\n'), (w, out, a.log())
+            # The guest's network is the container's, and the agent brought its loopback up.
+            cid = self.cid()
+            sp = spec(['cat', '/sys/class/net/lo/flags'])
+            sp['linux']['namespaces'] = [n for n in sp['linux']['namespaces']
+                                         if n['type'] != 'network']
+            a.ok('create', container=cid, config=sp, rootfs={'type': 'path', 'path': self.rootfs},
+                 stdio={'stdout': 125})
+            a.ok('start', container=cid)
+            a.ok('wait', container=cid)
+            a.ok('delete', container=cid)
+            assert int(a.text(125), 16) & 1, 'lo is down: ' + a.text(125)
             a.ok('shutdown')
             # PID 1 of a pid namespace that reboots is killed with SIGHUP (the VM would end).
             rc = a.wait_exit()

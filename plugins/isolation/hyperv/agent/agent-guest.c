@@ -11,7 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -33,6 +36,22 @@ static const struct guest_mount guest_mounts[] = {
     { "tmpfs", "/run", "tmpfs", "mode=0755", MS_NOSUID | MS_NODEV },
     { "cgroup2", "/sys/fs/cgroup", "cgroup2", "nsdelegate", MS_NOSUID | MS_NODEV | MS_NOEXEC },
 };
+
+/* Bring the loopback interface up: no one else will in a guest whose PID 1 is the agent. */
+static void loopback_up(void)
+{
+    struct ifreq ifr = { 0 };
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return;
+    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+    if (ioctl(fd, SIOCGIFFLAGS, &ifr) == 0) {
+        ifr.ifr_flags |= IFF_UP;
+        if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
+            agent_log("lo up: %s", strerror(errno));
+    }
+    close(fd);
+}
 
 int agent_guest_setup(void)
 {
@@ -56,6 +75,7 @@ int agent_guest_setup(void)
         if (fd > 2)
             close(fd);
     }
+    loopback_up();
     /*
      * Delegate the controllers to children, so the process driver's
      * container cgroups can limit memory, cpu and pids. A controller the
