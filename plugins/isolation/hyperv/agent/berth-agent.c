@@ -23,7 +23,6 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -51,7 +50,7 @@ static struct {
     uint32_t version;
     int quit;      /* leave the loop once the control queue is flushed */
     int exit_code; /* with quit */
-    int sigfd;
+    int sigfd;     /* read end of the SIGCHLD self-pipe (PID 1 only) */
     /* Short enough that every path built from it fits PATH_MAX (checked at startup). */
     char state_dir[256];
     const berth_plugin_desc_t *desc;
@@ -1374,8 +1373,8 @@ static int loop(void)
                 proc_collect(slots[i].ptr);
                 break;
             case K_SIG: {
-                struct signalfd_siginfo si;
-                while (read(A.sigfd, &si, sizeof(si)) == sizeof(si))
+                char buf[64];
+                while (read(A.sigfd, buf, sizeof(buf)) > 0)
                     ;
                 agent_guest_reap_orphans(A.ctrs);
                 break;
@@ -1444,6 +1443,42 @@ static int connect_unix(const char *path)
     return fd;
 }
 
+static int sigchld_pipe = -1;
+
+static void on_sigchld(int sig)
+{
+    int e = errno;
+    /* A full pipe already holds a wake-up: the write may fail. */
+    if (sigchld_pipe >= 0 && write(sigchld_pipe, "", 1) < 0)
+        errno = e;
+    errno = e;
+}
+
+static void on_sigpipe(int sig)
+{
+    /* Nothing: EPIPE from the write is what the loop acts on. */
+}
+
+/*
+ * Start from default signal dispositions and an empty mask, whatever the
+ * agent inherited: the process driver's children inherit both, and execve
+ * keeps ignored signals and the mask, so anything here would leak into
+ * every container. SIGPIPE gets a no-op handler rather than SIG_IGN for
+ * the same reason (handlers are reset by execve).
+ */
+static void signals_reset(void)
+{
+    struct sigaction sa = { .sa_handler = on_sigpipe };
+    sigset_t none;
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP)
+            signal(sig, SIG_DFL);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGPIPE, &sa, NULL);
+}
+
 static void usage(FILE *f)
 {
     fputs("usage: berth-agent                       (as PID 1 in a VM: virtio-serial ports)\n"
@@ -1503,9 +1538,8 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    signal(SIGPIPE, SIG_IGN);
+    signals_reset();
     if (A.pid1) {
-        sigset_t set;
         if (agent_guest_setup() < 0)
             goto fatal;
         /*
@@ -1521,11 +1555,19 @@ int main(int argc, char **argv)
             agent_log("virtio-serial ports berth.control and berth.stdio: %s", strerror(-r));
             goto fatal;
         }
-        /* SIGCHLD through a signalfd: orphans are reaped from the loop. */
-        sigemptyset(&set);
-        sigaddset(&set, SIGCHLD);
-        sigprocmask(SIG_BLOCK, &set, NULL);
-        A.sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+        /*
+         * SIGCHLD through a self-pipe, not a signalfd: a signalfd needs
+         * SIGCHLD blocked, and the blocked mask survives execve into every
+         * container process. A handler is reset by execve.
+         */
+        int sp[2];
+        if (pipe2(sp, O_CLOEXEC | O_NONBLOCK) == 0) {
+            struct sigaction sa = { .sa_handler = on_sigchld, .sa_flags = SA_RESTART };
+            sigchld_pipe = sp[1];
+            A.sigfd = sp[0];
+            sigemptyset(&sa.sa_mask);
+            sigaction(SIGCHLD, &sa, NULL);
+        }
     } else {
         if (ctl_path && (ctl = connect_unix(ctl_path)) < 0) {
             agent_log("connect %s: %s", ctl_path, strerror(-ctl));
