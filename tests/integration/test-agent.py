@@ -424,6 +424,23 @@ class T:
         finally:
             a.close()
 
+    def test_oom_killed(self):
+        a = self.agent()
+        try:
+            cid = self.cid()
+            sp = spec(['dd', 'if=/dev/zero', 'of=/dev/null', 'bs=256M', 'count=1'])
+            sp['linux']['resources'] = {'memory': {'limit': 32 * 1024 * 1024,
+                                                   'swap': 32 * 1024 * 1024}}
+            a.ok('create', container=cid, config=sp, rootfs={'type': 'path', 'path': self.rootfs},
+                 stdio={})
+            a.ok('start', container=cid)
+            w = a.ok('wait', container=cid)
+            assert w['exit_code'] == 137 and w['signal'] == 9 and w['oom_killed'] is True, w
+            a.ok('delete', container=cid)
+            a.finish()
+        finally:
+            a.close()
+
     def test_stalled_stream_does_not_block_others(self):
         a = self.agent()
         try:
