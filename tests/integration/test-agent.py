@@ -652,7 +652,9 @@ class T:
             assert a.wait_exit() == 0, a.log()
             a.sanitizer_clean()
             a.pump(0.2)
+            a.pump(0.2)
             assert wid in a.replies and a.replies[wid][0]['signal'] == 9, a.replies
+            assert {110, 111} <= a.eof, 'the streams did not get their EOF: %s' % a.eof
             for p in pids:
                 assert not os.path.exists('/proc/%d' % p), 'pid %d survived' % p
             with open('/proc/self/mountinfo') as f:

@@ -37,6 +37,8 @@
 #define STDIO_QUEUE_HIGH (1024u * 1024)
 /* How long a wait reply waits for the process's output streams to end after it exited. */
 #define DRAIN_GRACE_MS 1000
+/* How long the last replies and EOFs may take to go out when the agent quits. */
+#define QUIT_FLUSH_MS 2000
 
 /* The process driver, linked in from isolation_process_impl. */
 const berth_plugin_desc_t *berth_plugin_entry(void);
@@ -1278,6 +1280,7 @@ static struct slot *slots;
 static int loop(void)
 {
     size_t cap = 0;
+    int64_t quit_deadline = 0;
 
     for (;;) {
         size_t n = 0, need = 8;
@@ -1312,9 +1315,21 @@ static int loop(void)
         n++;                                                                                       \
     } while (0)
         if (A.quit) {
-            if (agent_writer_pending(&A.ctl_wr) == 0 || A.ctl_out < 0)
+            /*
+             * Flush the last replies and the streams' EOFs, but don't wait
+             * for ever on a host that stopped reading.
+             */
+            int ctl_left = A.ctl_out >= 0 && agent_writer_pending(&A.ctl_wr);
+            int io_left = A.io_out >= 0 && agent_writer_pending(&A.io_wr);
+            if (!quit_deadline)
+                quit_deadline = mono_ms() + QUIT_FLUSH_MS;
+            if ((!ctl_left && !io_left) || mono_ms() > quit_deadline)
                 break;
-            ADD(A.ctl_out, POLLOUT, K_CTL_OUT, NULL);
+            if (ctl_left)
+                ADD(A.ctl_out, POLLOUT, K_CTL_OUT, NULL);
+            if (io_left)
+                ADD(A.io_out, POLLOUT, K_IO_OUT, NULL);
+            timeout = 100;
         } else {
             ADD(A.ctl_in, POLLIN, K_CTL_IN, NULL);
             if (agent_writer_pending(&A.ctl_wr))
