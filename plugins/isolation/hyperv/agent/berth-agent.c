@@ -643,11 +643,6 @@ static int sandbox_ensure(char *why, size_t wsz)
     return 0;
 }
 
-static void mount_release(void *p)
-{
-    (void)p;
-}
-
 static void ctr_unlink(struct ctr *c)
 {
     for (struct ctr **pp = &A.ctrs; *pp; pp = &(*pp)->next)
@@ -728,7 +723,6 @@ static int rootfs_list(struct req *q, struct ctr *c, json_t *desc, berth_mount_t
     list->struct_size = sizeof(*list);
     list->n_mounts = 1;
     list->mounts = m;
-    (void)mount_release;
     if (!json_is_object(desc))
         FAIL(q, EINVAL, "create: \"rootfs\" must be an object");
     if (type && strcmp(type, "path") == 0) {
@@ -785,12 +779,12 @@ static int op_create(struct req *q)
         free(c);
         return -EIO;
     }
-    r = rootfs_list(q, c, json_object_get(q->o, "rootfs"), &m, &list);
-    if (r == 0)
-        r = stdio_prepare(json_object_get(q->o, "stdio"), &sq, &io, q->why, sizeof(q->why));
-    else
-        sq.mine[0] = sq.mine[1] = sq.mine[2] = -1, io.in = io.out = io.err = io.tty_master = -1;
-    if (r < 0) {
+    if ((r = rootfs_list(q, c, json_object_get(q->o, "rootfs"), &m, &list)) < 0) {
+        ctr_free(c);
+        return r;
+    }
+    /* Also on failure, stdio_prepare leaves sq and io fit for stdio_release. */
+    if ((r = stdio_prepare(json_object_get(q->o, "stdio"), &sq, &io, q->why, sizeof(q->why))) < 0) {
         stdio_release(&sq, &io, 1);
         ctr_free(c);
         return r;
