@@ -1,0 +1,210 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * berth-agent as PID 1 of a VM: the mounts the process driver and the
+ * container need, finding the virtio-serial ports by name, mounting the
+ * container's root filesystem from a 9p share or a block device, and
+ * reaping orphans (the kernel reparents them to PID 1).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "agent.h"
+
+struct guest_mount {
+    const char *source, *target, *type, *data;
+    unsigned long flags;
+};
+
+static const struct guest_mount guest_mounts[] = {
+    { "proc", "/proc", "proc", NULL, MS_NOSUID | MS_NODEV | MS_NOEXEC },
+    { "sysfs", "/sys", "sysfs", NULL, MS_NOSUID | MS_NODEV | MS_NOEXEC },
+    { "devtmpfs", "/dev", "devtmpfs", "mode=0755", MS_NOSUID },
+    { "devpts", "/dev/pts", "devpts", "mode=0620,ptmxmode=0666", MS_NOSUID | MS_NOEXEC },
+    { "tmpfs", "/dev/shm", "tmpfs", "mode=1777", MS_NOSUID | MS_NODEV },
+    { "tmpfs", "/tmp", "tmpfs", "mode=1777", MS_NOSUID | MS_NODEV },
+    { "tmpfs", "/run", "tmpfs", "mode=0755", MS_NOSUID | MS_NODEV },
+    { "cgroup2", "/sys/fs/cgroup", "cgroup2", "nsdelegate", MS_NOSUID | MS_NODEV | MS_NOEXEC },
+};
+
+/* Bring the loopback interface up: no one else will in a guest whose PID 1 is the agent. */
+static void loopback_up(void)
+{
+    struct ifreq ifr = { 0 };
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return;
+    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+    if (ioctl(fd, SIOCGIFFLAGS, &ifr) == 0) {
+        ifr.ifr_flags |= IFF_UP;
+        if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
+            agent_log("lo up: %s", strerror(errno));
+    }
+    close(fd);
+}
+
+int agent_guest_setup(void)
+{
+    int fd;
+    for (size_t i = 0; i < sizeof(guest_mounts) / sizeof(guest_mounts[0]); i++) {
+        const struct guest_mount *m = &guest_mounts[i];
+        mkdir(m->target, 0755);
+        if (mount(m->source, m->target, m->type, m->flags, m->data) < 0 && errno != EBUSY) {
+            int e = errno;
+            agent_log("mount %s on %s: %s", m->type, m->target, strerror(e));
+            /* /proc, /sys and /dev are essential; the rest only degrades features. */
+            if (i < 3)
+                return -e;
+        }
+    }
+    /* The console may not have been opened by the kernel when the initramfs lacked /dev/console. */
+    if (fcntl(2, F_GETFD) < 0 && (fd = open("/dev/console", O_RDWR | O_CLOEXEC)) >= 0) {
+        dup2(fd, 0);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        if (fd > 2)
+            close(fd);
+    }
+    loopback_up();
+    /*
+     * Delegate the controllers to children, so the process driver's
+     * container cgroups can limit memory, cpu and pids. A controller the
+     * kernel lacks is skipped (one write each, so one failure doesn't stop the rest).
+     */
+    static const char *const ctls[] = { "+memory", "+cpu", "+pids", "+io", "+cpuset" };
+    for (size_t i = 0; i < sizeof(ctls) / sizeof(ctls[0]); i++) {
+        fd = open("/sys/fs/cgroup/cgroup.subtree_control", O_WRONLY | O_CLOEXEC);
+        if (fd < 0)
+            break;
+        if (write(fd, ctls[i], strlen(ctls[i])) < 0)
+            agent_log("cgroup controller %s: %s", ctls[i] + 1, strerror(errno));
+        close(fd);
+    }
+    return 0;
+}
+
+int agent_guest_open_port(const char *name, int *ret_fd)
+{
+    DIR *d = opendir("/sys/class/virtio-ports");
+    struct dirent *de;
+    int ret = -ENOENT;
+    if (!d)
+        return -errno;
+    while ((de = readdir(d))) {
+        char path[PATH_MAX], buf[128] = "";
+        FILE *f;
+        if (de->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "/sys/class/virtio-ports/%s/name", de->d_name);
+        if (!(f = fopen(path, "re")))
+            continue;
+        if (!fgets(buf, sizeof(buf), f))
+            buf[0] = '\0';
+        fclose(f);
+        buf[strcspn(buf, "\n")] = '\0';
+        if (strcmp(buf, name) != 0)
+            continue;
+        /* devtmpfs names the node after the port: /dev/vportNpM. */
+        snprintf(path, sizeof(path), "/dev/%s", de->d_name);
+        int fd = open(path, O_RDWR | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+        ret = fd < 0 ? -errno : 0;
+        if (fd >= 0)
+            *ret_fd = fd;
+        break;
+    }
+    closedir(d);
+    return ret;
+}
+
+int agent_guest_mount_rootfs(json_t *desc, const char *dir, char *why, size_t why_size)
+{
+    const char *type = json_string_value(json_object_get(desc, "type"));
+    int r;
+    if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+        snprintf(why, why_size, "mkdir %s: %s", dir, strerror(errno));
+        return -errno;
+    }
+    if (type && strcmp(type, "9p") == 0) {
+        const char *tag = json_string_value(json_object_get(desc, "tag"));
+        if (!tag) {
+            snprintf(why, why_size, "rootfs: 9p needs a \"tag\"");
+            return -EINVAL;
+        }
+        /* msize: the kernel's 8 KiB default makes 9p I/O slow; 512 KiB is what virtio takes. */
+        r = mount(tag, dir, "9p", 0, "trans=virtio,version=9p2000.L,cache=mmap,msize=524288");
+    } else if (type && strcmp(type, "block") == 0) {
+        const char *dev = json_string_value(json_object_get(desc, "device"));
+        const char *fstype = json_string_value(json_object_get(desc, "fstype"));
+        if (!dev || !fstype) {
+            snprintf(why, why_size, "rootfs: block needs \"device\" and \"fstype\"");
+            return -EINVAL;
+        }
+        r = mount(dev, dir, fstype, 0, NULL);
+    } else {
+        snprintf(why, why_size, "rootfs: unknown type \"%s\"", type ? type : "(none)");
+        return -EINVAL;
+    }
+    if (r < 0) {
+        r = -errno;
+        snprintf(why, why_size, "rootfs: mount %s: %s", type, strerror(errno));
+        rmdir(dir);
+    }
+    return r;
+}
+
+static int is_ours(const struct ctr *ctrs, pid_t pid)
+{
+    for (const struct ctr *c = ctrs; c; c = c->next) {
+        if (c->init.pid == pid)
+            return 1;
+        for (const struct proc *p = c->execs; p; p = p->next)
+            if (p->pid == pid)
+                return 1;
+    }
+    return 0;
+}
+
+void agent_guest_reap_orphans(const struct ctr *ctrs)
+{
+    /*
+     * waitpid(-1) would also collect the exit statuses the process driver
+     * waits for by pid: look for zombies whose parent is us and reap only
+     * those the driver doesn't own.
+     */
+    DIR *d = opendir("/proc");
+    struct dirent *de;
+    if (!d)
+        return;
+    while ((de = readdir(d))) {
+        char path[64], buf[512], *p;
+        pid_t pid = (pid_t)strtol(de->d_name, &p, 10);
+        int ppid = 0;
+        char state = 0;
+        FILE *f;
+        if (*p || pid <= 1)
+            continue;
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+        if (!(f = fopen(path, "re")))
+            continue;
+        if (!fgets(buf, sizeof(buf), f))
+            buf[0] = '\0';
+        fclose(f);
+        /* comm may contain spaces and parentheses: parse after the last ')'. */
+        p = strrchr(buf, ')');
+        if (!p || sscanf(p + 1, " %c %d", &state, &ppid) != 2)
+            continue;
+        if (state == 'Z' && ppid == getpid() && !is_ours(ctrs, pid))
+            waitpid(pid, NULL, WNOHANG);
+    }
+    closedir(d);
+}
