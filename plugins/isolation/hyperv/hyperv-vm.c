@@ -1,0 +1,353 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* qemu microvm: command line, start, supervision, end (hyperv-vm.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hyperv-vm.h"
+
+/* Where the ports' sockets sit in qemu: right after stdio. */
+enum { CHILD_CONTROL_FD = 3, CHILD_STDIO_FD = 4 };
+
+struct argv_buf {
+    char **v;
+    size_t n, cap;
+    int oom;
+};
+
+static void add(struct argv_buf *a, const char *fmt, ...)
+{
+    va_list ap;
+    char *s;
+
+    if (a->oom)
+        return;
+    if (a->n + 2 > a->cap) {
+        size_t cap = a->cap ? 2 * a->cap : 48;
+        char **v = realloc(a->v, cap * sizeof(*v));
+        if (!v) {
+            a->oom = 1;
+            return;
+        }
+        a->v = v;
+        a->cap = cap;
+    }
+    va_start(ap, fmt);
+    if (vasprintf(&s, fmt, ap) < 0) {
+        a->oom = 1;
+        s = NULL;
+    }
+    va_end(ap);
+    if (s) {
+        a->v[a->n++] = s;
+        a->v[a->n] = NULL;
+    }
+}
+
+/*
+ * @s with its commas doubled: qemu splits option values at single commas
+ * (",," is a literal one), so a path with a comma would otherwise add or
+ * change options. The caller frees it.
+ */
+static char *qemu_escape(const char *s)
+{
+    size_t n = 0;
+    char *out, *p;
+
+    for (const char *c = s; *c; c++)
+        n += *c == ',' ? 2 : 1;
+    if (!(out = malloc(n + 1)))
+        return NULL;
+    for (p = out; *s; s++) {
+        *p++ = *s;
+        if (*s == ',')
+            *p++ = ',';
+    }
+    *p = '\0';
+    return out;
+}
+
+void hv_vm_argv_free(char **argv)
+{
+    if (!argv)
+        return;
+    for (char **p = argv; *p; p++)
+        free(*p);
+    free(argv);
+}
+
+int hv_vm_argv(const hv_vm_spec_t *spec, int control_fd, int stdio_fd, char ***ret_argv,
+               berth_err_t *err)
+{
+    struct argv_buf a = { 0 };
+    char *e1 = NULL, *e2 = NULL, *e3 = NULL;
+    int kvm;
+
+    if (!spec->kernel || !*spec->kernel)
+        return berth_err_set(err, -EINVAL, "hyperv: no guest kernel");
+    if (!spec->accel || (strcmp(spec->accel, "kvm") != 0 && strcmp(spec->accel, "tcg") != 0))
+        return berth_err_set(err, -EINVAL, "hyperv: accelerator \"%s\": want kvm or tcg",
+                             spec->accel ? spec->accel : "");
+    if (spec->vcpus < 1 || spec->vcpus > 255)
+        return berth_err_set(err, -EINVAL, "hyperv: %u vCPUs: want 1 to 255", spec->vcpus);
+    if (spec->mem_mib < 32)
+        return berth_err_set(err, -EINVAL, "hyperv: %u MiB of memory: want at least 32",
+                             spec->mem_mib);
+    if (spec->share_dir && spec->block_path)
+        return berth_err_set(err, -EINVAL, "hyperv: a shared directory or a disk, not both");
+    if (spec->append && strchr(spec->append, '\n'))
+        return berth_err_set(err, -EINVAL, "hyperv: a newline in the kernel command line");
+    kvm = strcmp(spec->accel, "kvm") == 0;
+
+    add(&a, "%s", spec->qemu && *spec->qemu ? spec->qemu : "qemu-system-x86_64");
+    /*
+     * microvm: virtio-mmio devices only, no PCI, no firmware, no option ROMs,
+     * no RTC; the ISA serial port is the console (the guest's early output
+     * and panics land in the log).
+     */
+    add(&a, "-M");
+    add(&a, "microvm,x-option-roms=off,isa-serial=on,rtc=off");
+    add(&a, "-accel");
+    add(&a, "%s", spec->accel);
+    /* KVM: the host's CPU as is; TCG: qemu's default model (`max` boots slower here). */
+    if (kvm) {
+        add(&a, "-cpu");
+        add(&a, "host");
+    }
+    add(&a, "-smp");
+    add(&a, "%u", spec->vcpus);
+    add(&a, "-m");
+    add(&a, "%u", spec->mem_mib);
+    add(&a, "-nodefaults");
+    add(&a, "-no-user-config");
+    add(&a, "-display");
+    add(&a, "none");
+    /* The guest rebooting or panicking (panic=-1) ends qemu instead of a new boot. */
+    add(&a, "-no-reboot");
+    /* The console goes to stdout, which the child points at the console log. */
+    add(&a, "-serial");
+    add(&a, "stdio");
+    add(&a, "-kernel");
+    add(&a, "%s", spec->kernel);
+    if (spec->initrd && *spec->initrd) {
+        add(&a, "-initrd");
+        add(&a, "%s", spec->initrd);
+    }
+    /*
+     * reboot=t: without ACPI a guest's power-off spins; a triple-fault reboot
+     * is how the agent ends the VM (-no-reboot turns it into qemu's exit).
+     */
+    add(&a, "-append");
+    add(&a, "console=ttyS0 quiet panic=-1 reboot=t%s%s", spec->append ? " " : "",
+        spec->append ? spec->append : "");
+    add(&a, "-device");
+    add(&a, "virtio-serial-device,max_ports=4");
+    add(&a, "-chardev");
+    add(&a, "socket,id=ctl,fd=%d", control_fd);
+    add(&a, "-device");
+    add(&a, "virtserialport,chardev=ctl,name=" HV_PORT_CONTROL);
+    add(&a, "-chardev");
+    add(&a, "socket,id=io,fd=%d", stdio_fd);
+    add(&a, "-device");
+    add(&a, "virtserialport,chardev=io,name=" HV_PORT_STDIO);
+    if (spec->share_dir) {
+        if (!(e1 = qemu_escape(spec->share_dir)))
+            a.oom = 1;
+        add(&a, "-fsdev");
+        add(&a, "local,id=fs0,path=%s,security_model=passthrough", e1 ? e1 : "");
+        add(&a, "-device");
+        add(&a, "virtio-9p-device,fsdev=fs0,mount_tag=" HV_9P_TAG);
+    }
+    if (spec->block_path) {
+        if (!(e2 = qemu_escape(spec->block_path)))
+            a.oom = 1;
+        add(&a, "-drive");
+        add(&a, "id=disk0,file=%s,format=raw,if=none,cache=none,aio=threads", e2 ? e2 : "");
+        add(&a, "-device");
+        add(&a, "virtio-blk-device,drive=disk0");
+    }
+    if (spec->tap) {
+        if (!(e3 = qemu_escape(spec->tap)))
+            a.oom = 1;
+        add(&a, "-netdev");
+        add(&a, "tap,id=net0,ifname=%s,script=no,downscript=no", e3 ? e3 : "");
+        add(&a, "-device");
+        if (spec->mac)
+            add(&a, "virtio-net-device,netdev=net0,mac=%s", spec->mac);
+        else
+            add(&a, "virtio-net-device,netdev=net0");
+    }
+    free(e1);
+    free(e2);
+    free(e3);
+    if (a.oom) {
+        hv_vm_argv_free(a.v);
+        return berth_err_set(err, -ENOMEM, "hyperv: out of memory");
+    }
+    *ret_argv = a.v;
+    return 0;
+}
+
+static int pidfd_open_(pid_t pid)
+{
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+/* In the child, between fork and exec: only async-signal-safe calls. */
+static void child(char **argv, int control, int io, int log_fd, pid_t parent)
+{
+    int devnull;
+
+    /* Die with the parent (the shim): a VM must never outlive its container's monitor. */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+        _exit(127);
+    /* Own process group: a terminal's ^C to the shim's group does not reach qemu. */
+    setpgid(0, 0);
+    devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(log_fd, 1) < 0 || dup2(log_fd, 2) < 0)
+        _exit(127);
+    /*
+     * The two sockets to their fixed places, by way of fds above them: 3 and
+     * 4 may hold either socket already, and dup2() onto the same number
+     * would keep close-on-exec set.
+     */
+    control = fcntl(control, F_DUPFD_CLOEXEC, 10);
+    io = fcntl(io, F_DUPFD_CLOEXEC, 10);
+    if (control < 0 || io < 0 || dup2(control, CHILD_CONTROL_FD) < 0 ||
+        dup2(io, CHILD_STDIO_FD) < 0)
+        _exit(127);
+    /* Everything else goes: qemu holds nothing of the shim's. */
+    if (syscall(SYS_close_range, CHILD_STDIO_FD + 1, ~0u, 0) < 0) {
+        for (int fd = CHILD_STDIO_FD + 1; fd < 1024; fd++)
+            close(fd);
+    }
+    {
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+    }
+    execvp(argv[0], argv);
+    _exit(127);
+}
+
+int hv_vm_start(const hv_vm_spec_t *spec, hv_vm_t *vm, berth_err_t *err)
+{
+    int ctl[2] = { -1, -1 }, io[2] = { -1, -1 }, log_fd = -1, r;
+    char **argv = NULL;
+    pid_t parent = getpid(), pid;
+
+    vm->pid = -1;
+    vm->pidfd = vm->control_fd = vm->stdio_fd = -1;
+    if (!spec->console_log)
+        return berth_err_set(err, -EINVAL, "hyperv: no console log path");
+    if ((r = hv_vm_argv(spec, CHILD_CONTROL_FD, CHILD_STDIO_FD, &argv, err)) < 0)
+        return r;
+    log_fd = open(spec->console_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (log_fd < 0) {
+        r = berth_err_set(err, -errno, "hyperv: %s: %s", spec->console_log, strerror(errno));
+        goto fail;
+    }
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctl) < 0 ||
+        socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, io) < 0) {
+        r = berth_err_set(err, -errno, "hyperv: socketpair: %s", strerror(errno));
+        goto fail;
+    }
+    pid = fork();
+    if (pid < 0) {
+        r = berth_err_set(err, -errno, "hyperv: fork: %s", strerror(errno));
+        goto fail;
+    }
+    if (pid == 0)
+        child(argv, ctl[1], io[1], log_fd, parent);
+    vm->pid = pid;
+    vm->pidfd = pidfd_open_(pid);
+    if (vm->pidfd < 0) {
+        r = berth_err_set(err, -errno, "hyperv: pidfd_open: %s", strerror(errno));
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        vm->pid = -1;
+        goto fail;
+    }
+    close(ctl[1]);
+    close(io[1]);
+    close(log_fd);
+    vm->control_fd = ctl[0];
+    vm->stdio_fd = io[0];
+    hv_vm_argv_free(argv);
+    return 0;
+fail:
+    for (int i = 0; i < 2; i++) {
+        if (ctl[i] >= 0)
+            close(ctl[i]);
+        if (io[i] >= 0)
+            close(io[i]);
+    }
+    if (log_fd >= 0)
+        close(log_fd);
+    hv_vm_argv_free(argv);
+    return r;
+}
+
+int hv_vm_exited(hv_vm_t *vm, int *ret_status)
+{
+    int status;
+    pid_t w;
+
+    if (vm->pid <= 0)
+        return -ECHILD;
+    do
+        w = waitpid(vm->pid, &status, WNOHANG);
+    while (w < 0 && errno == EINTR);
+    if (w < 0)
+        return -errno;
+    if (w == 0)
+        return 0;
+    vm->pid = -1;
+    if (ret_status)
+        *ret_status = status;
+    return 1;
+}
+
+static void close_fd(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+    *fd = -1;
+}
+
+int hv_vm_stop(hv_vm_t *vm, int grace_ms)
+{
+    int status = -1;
+
+    if (vm->pid > 0) {
+        struct pollfd p = { .fd = vm->pidfd, .events = POLLIN };
+        int r;
+
+        if (vm->pidfd >= 0 && grace_ms > 0) {
+            do
+                r = poll(&p, 1, grace_ms);
+            while (r < 0 && errno == EINTR);
+        }
+        if (hv_vm_exited(vm, &status) == 0) {
+            kill(vm->pid, SIGKILL);
+            while (waitpid(vm->pid, &status, 0) < 0 && errno == EINTR)
+                ;
+            vm->pid = -1;
+        }
+    }
+    close_fd(&vm->pidfd);
+    close_fd(&vm->control_fd);
+    close_fd(&vm->stdio_fd);
+    return status;
+}

@@ -1,0 +1,239 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The hyperv driver's qemu launcher (plugins/isolation/hyperv/hyperv-vm.h):
+ * the command line it builds (microvm, direct kernel boot, the two
+ * virtio-serial ports on inherited sockets, paths with commas kept whole),
+ * what it refuses, and with the real qemu-system-x86_64 (skipped when it
+ * is missing): a qemu that fails (no such kernel) is seen to exit with its
+ * reason in the console log, with nothing left (no process, no
+ * descriptor).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "hyperv-vm.h"
+
+static const hv_vm_spec_t base = {
+    .kernel = "/k/vmlinux",
+    .initrd = "/k/initrd.cpio",
+    .accel = "tcg",
+    .vcpus = 2,
+    .mem_mib = 160,
+    .console_log = "/dev/null",
+};
+
+/* Index of @arg in @argv, or -1. */
+static int find(char **argv, const char *arg)
+{
+    for (int i = 0; argv[i]; i++)
+        if (strcmp(argv[i], arg) == 0)
+            return i;
+    return -1;
+}
+
+/* The value after option @opt (its first occurrence); fails the test when missing. */
+static const char *value_of(char **argv, const char *opt)
+{
+    int i = find(argv, opt);
+
+    assert_true(i >= 0);
+    assert_non_null(argv[i + 1]);
+    return argv[i + 1];
+}
+
+static void test_argv_basic(void **state)
+{
+    char **argv = NULL;
+    berth_err_t err = { 0 };
+    (void)state;
+
+    assert_int_equal(hv_vm_argv(&base, 3, 4, &argv, &err), 0);
+    assert_string_equal(argv[0], "qemu-system-x86_64");
+    assert_string_equal(value_of(argv, "-M"), "microvm,x-option-roms=off,isa-serial=on,rtc=off");
+    assert_string_equal(value_of(argv, "-accel"), "tcg");
+    assert_int_equal(find(argv, "-cpu"), -1); /* TCG: qemu's default model */
+    assert_string_equal(value_of(argv, "-smp"), "2");
+    assert_string_equal(value_of(argv, "-m"), "160");
+    assert_string_equal(value_of(argv, "-kernel"), "/k/vmlinux");
+    assert_string_equal(value_of(argv, "-initrd"), "/k/initrd.cpio");
+    assert_true(find(argv, "-nodefaults") > 0 && find(argv, "-no-reboot") > 0);
+    assert_string_equal(value_of(argv, "-append"), "console=ttyS0 quiet panic=-1 reboot=t");
+    /* The ports, on the inherited descriptors, by the names the agent looks for. */
+    assert_true(find(argv, "socket,id=ctl,fd=3") > 0);
+    assert_true(find(argv, "virtserialport,chardev=ctl,name=berth.control") > 0);
+    assert_true(find(argv, "socket,id=io,fd=4") > 0);
+    assert_true(find(argv, "virtserialport,chardev=io,name=berth.stdio") > 0);
+    /* No root filesystem, no network asked for: none given. */
+    assert_int_equal(find(argv, "-fsdev"), -1);
+    assert_int_equal(find(argv, "-drive"), -1);
+    assert_int_equal(find(argv, "-netdev"), -1);
+    hv_vm_argv_free(argv);
+}
+
+static void test_argv_devices(void **state)
+{
+    hv_vm_spec_t s = base;
+    char **argv = NULL;
+    berth_err_t err = { 0 };
+    (void)state;
+
+    s.qemu = "/opt/q/qemu";
+    s.accel = "kvm";
+    s.append = "berth.agent=debug";
+    s.share_dir = "/run/b,erth/rootfs,readonly=on";
+    s.tap = "tap0";
+    s.mac = "02:42:ac:11:00:02";
+    assert_int_equal(hv_vm_argv(&s, 3, 4, &argv, &err), 0);
+    assert_string_equal(argv[0], "/opt/q/qemu");
+    assert_string_equal(value_of(argv, "-cpu"), "host");
+    assert_string_equal(value_of(argv, "-append"),
+                        "console=ttyS0 quiet panic=-1 reboot=t berth.agent=debug");
+    /* A comma in a path is doubled: it can't end the path and add an option. */
+    assert_string_equal(value_of(argv, "-fsdev"),
+                        "local,id=fs0,path=/run/b,,erth/rootfs,,readonly=on,"
+                        "security_model=passthrough");
+    assert_true(find(argv, "virtio-9p-device,fsdev=fs0,mount_tag=rootfs") > 0);
+    assert_string_equal(value_of(argv, "-netdev"),
+                        "tap,id=net0,ifname=tap0,script=no,downscript=no");
+    assert_true(find(argv, "virtio-net-device,netdev=net0,mac=02:42:ac:11:00:02") > 0);
+    hv_vm_argv_free(argv);
+
+    s = base;
+    s.block_path = "/var/b/root.img";
+    assert_int_equal(hv_vm_argv(&s, 3, 4, &argv, &err), 0);
+    assert_string_equal(value_of(argv, "-drive"),
+                        "id=disk0,file=/var/b/root.img,format=raw,if=none,cache=none,aio=threads");
+    assert_true(find(argv, "virtio-blk-device,drive=disk0") > 0);
+    hv_vm_argv_free(argv);
+}
+
+static void test_argv_refused(void **state)
+{
+    hv_vm_spec_t s;
+    char **argv = NULL;
+    berth_err_t err = { 0 };
+    (void)state;
+
+    s = base;
+    s.kernel = NULL;
+    assert_int_equal(hv_vm_argv(&s, 3, 4, &argv, &err), -EINVAL);
+    assert_non_null(strstr(err.msg, "kernel"));
+    s = base;
+    s.accel = "hvf";
+    assert_int_equal(hv_vm_argv(&s, 3, 4, &argv, &err), -EINVAL);
+    assert_non_null(strstr(err.msg, "hvf"));
+    s = base;
+    s.vcpus = 0;
+    assert_int_equal(hv_vm_argv(&s, 3, 4, &argv, &err), -EINVAL);
+    s = base;
+    s.mem_mib = 16;
+    assert_int_equal(hv_vm_argv(&s, 3, 4, &argv, &err), -EINVAL);
+    s = base;
+    s.share_dir = "/a";
+    s.block_path = "/b";
+    assert_int_equal(hv_vm_argv(&s, 3, 4, &argv, &err), -EINVAL);
+    s = base;
+    s.append = "a\nb";
+    assert_int_equal(hv_vm_argv(&s, 3, 4, &argv, &err), -EINVAL);
+    assert_null(argv);
+}
+
+/* Open descriptors of this process. */
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    int n = 0;
+
+    assert_non_null(d);
+    while ((e = readdir(d)))
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+static char *qemu_path(void)
+{
+    static char path[512];
+    const char *dirs[] = { "/usr/bin", "/usr/local/bin", "/bin" };
+
+    for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+        snprintf(path, sizeof(path), "%s/qemu-system-x86_64", dirs[i]);
+        if (access(path, X_OK) == 0)
+            return path;
+    }
+    return NULL;
+}
+
+/* Wait up to @ms for qemu to exit; its wait status. */
+static int wait_exit(hv_vm_t *vm, int ms)
+{
+    struct pollfd p = { .fd = vm->pidfd, .events = POLLIN };
+    int status = 0;
+
+    assert_int_equal(poll(&p, 1, ms), 1);
+    assert_int_equal(hv_vm_exited(vm, &status), 1);
+    return status;
+}
+
+static void test_qemu_fails_clearly(void **state)
+{
+    char dir[] = "/tmp/berth-hvvm-XXXXXX", log[256], buf[4096];
+    hv_vm_spec_t s = base;
+    hv_vm_t vm;
+    berth_err_t err = { 0 };
+    int fds = count_fds(), status, fd;
+    ssize_t n;
+    (void)state;
+
+    if (!qemu_path())
+        skip();
+    assert_non_null(mkdtemp(dir));
+    snprintf(log, sizeof(log), "%s/console.log", dir);
+    s.qemu = qemu_path();
+    s.kernel = "/nonexistent/vmlinux";
+    s.initrd = NULL;
+    s.console_log = log;
+    assert_int_equal(hv_vm_start(&s, &vm, &err), 0);
+    status = wait_exit(&vm, 30000);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) != 0);
+    /* qemu's own reason is in the log, for the container's error. */
+    fd = open(log, O_RDONLY);
+    assert_true(fd >= 0);
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    assert_true(n > 0);
+    buf[n] = '\0';
+    assert_non_null(strstr(buf, "/nonexistent/vmlinux"));
+    /* The ports' peer is gone with qemu: reads see the end. */
+    assert_int_equal(read(vm.control_fd, buf, 1), 0);
+    assert_int_equal(hv_vm_stop(&vm, 0), -1);
+    assert_int_equal(count_fds(), fds);
+    unlink(log);
+    rmdir(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_argv_basic),
+        cmocka_unit_test(test_argv_devices),
+        cmocka_unit_test(test_argv_refused),
+        cmocka_unit_test(test_qemu_fails_clearly),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
