@@ -62,7 +62,8 @@ static void test_argv_basic(void **state)
 
     assert_int_equal(hv_vm_argv(&base, 3, 4, &argv, &err), 0);
     assert_string_equal(argv[0], "qemu-system-x86_64");
-    assert_string_equal(value_of(argv, "-M"), "microvm,x-option-roms=off,isa-serial=on,rtc=off");
+    assert_string_equal(value_of(argv, "-M"),
+                        "microvm,x-option-roms=off,isa-serial=on,rtc=off,acpi=off");
     assert_string_equal(value_of(argv, "-accel"), "tcg");
     assert_int_equal(find(argv, "-cpu"), -1); /* TCG: qemu's default model */
     assert_string_equal(value_of(argv, "-smp"), "2");

@@ -16,8 +16,12 @@
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <linux/magic.h>
 
 #include "agent.h"
 
@@ -53,9 +57,39 @@ static void loopback_up(void)
     close(fd);
 }
 
+/*
+ * Leave the initramfs for a tmpfs of our own, as switch_root does: the
+ * kernel's rootfs can't be unmounted, so pivot_root(), which the process
+ * driver uses to enter every container's root, refuses to run from it
+ * (EINVAL). A tmpfs moved over "/" has a parent mount, and pivot_root()
+ * works from there. The agent keeps running from its mapped binary; its
+ * file in the initramfs goes, to give the memory back. Only when "/" is
+ * that in-memory rootfs: the PID 1 tests on a host run on its disk.
+ */
+static int leave_initramfs(void)
+{
+    struct statfs sf;
+
+    if (statfs("/", &sf) < 0 || (sf.f_type != RAMFS_MAGIC && sf.f_type != TMPFS_MAGIC))
+        return 0;
+    unlink("/init");
+    if (mkdir("/.root", 0755) < 0 && errno != EEXIST)
+        return -errno;
+    if (mount("tmpfs", "/.root", "tmpfs", MS_NOSUID, "mode=0755") < 0 || chdir("/.root") < 0 ||
+        mount(".", "/", NULL, MS_MOVE, NULL) < 0 || chroot(".") < 0 || chdir("/") < 0) {
+        int e = errno;
+        agent_log("leaving the initramfs: %s", strerror(e));
+        return -e;
+    }
+    return 0;
+}
+
 int agent_guest_setup(void)
 {
     int fd;
+
+    if ((fd = leave_initramfs()) < 0)
+        return fd;
     for (size_t i = 0; i < sizeof(guest_mounts) / sizeof(guest_mounts[0]); i++) {
         const struct guest_mount *m = &guest_mounts[i];
         mkdir(m->target, 0755);
@@ -207,4 +241,27 @@ void agent_guest_reap_orphans(const struct ctr *ctrs)
             waitpid(pid, NULL, WNOHANG);
     }
     closedir(d);
+}
+
+int agent_guest_wait_port(const char *name, int timeout_ms, int *ret_fd)
+{
+    struct timespec pause = { .tv_nsec = 2 * 1000 * 1000 }, now, end;
+    int r;
+
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    end.tv_sec += timeout_ms / 1000;
+    end.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+    if (end.tv_nsec >= 1000000000) {
+        end.tv_sec++;
+        end.tv_nsec -= 1000000000;
+    }
+    for (;;) {
+        r = agent_guest_open_port(name, ret_fd);
+        if (r != -ENOENT)
+            return r;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec > end.tv_sec || (now.tv_sec == end.tv_sec && now.tv_nsec >= end.tv_nsec))
+            return r;
+        nanosleep(&pause, NULL);
+    }
 }

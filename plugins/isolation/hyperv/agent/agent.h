@@ -69,6 +69,14 @@ struct ctr {
 int agent_guest_setup(void);
 /* Find the virtio-serial port named @name; opens it read-write into *ret_fd. */
 int agent_guest_open_port(const char *name, int *ret_fd);
+/*
+ * The same, waiting up to @timeout_ms for the port to appear: the host
+ * adds ports through the device's control queue once its driver is up,
+ * which can be after init starts (seen under TCG). -ENOENT after the wait.
+ */
+int agent_guest_wait_port(const char *name, int timeout_ms, int *ret_fd);
+/* How long PID 1 waits for each port. */
+#define PORT_WAIT_MS 10000
 /* Mount a 9p tag or a block device at @dir (created). */
 int agent_guest_mount_rootfs(json_t *desc, const char *dir, char *why, size_t why_size);
 /* Reap children that are none of ours (orphans reparented to PID 1). */

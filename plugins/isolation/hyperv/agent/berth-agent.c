@@ -1559,8 +1559,8 @@ int main(int argc, char **argv)
             ctl = connect_unix(ctl_path);
         if (io < 0 && io_path)
             io = connect_unix(io_path);
-        if ((ctl < 0 && (r = agent_guest_open_port("berth.control", &ctl)) < 0) ||
-            (io < 0 && (r = agent_guest_open_port("berth.stdio", &io)) < 0)) {
+        if ((ctl < 0 && (r = agent_guest_wait_port("berth.control", PORT_WAIT_MS, &ctl)) < 0) ||
+            (io < 0 && (r = agent_guest_wait_port("berth.stdio", PORT_WAIT_MS, &io)) < 0)) {
             agent_log("virtio-serial ports berth.control and berth.stdio: %s", strerror(-r));
             goto fatal;
         }
