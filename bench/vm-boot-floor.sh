@@ -69,6 +69,8 @@ else:
         print("KVM probe: boots, first init line after %.3fs" % r["first_init_line"])
     else:
         why = "timed out after %gs" % kvm_timeout if r["timed_out"] else "exit %s" % r["exit"]
-        err = r["stderr"].strip().splitlines()
-        print("KVM probe: does not boot (%s%s)" % (why, "; qemu: " + err[0] if err else ""))
+        # qemu's CPUID warnings come first; an error line says more.
+        err = [l for l in r["stderr"].splitlines() if "warning" not in l]
+        print("KVM probe: does not boot (%s, %d console lines%s)"
+              % (why, len(r["lines"]), "; qemu: " + err[0] if err else ""))
 PY
