@@ -4,12 +4,14 @@
 # Build the hyperv guest kernel (docs/hyperv-guest.md) and install it into OUTDIR:
 #
 #   build-kernel.sh [-s SOURCE.tar.xz] [-f FRAGMENT] [-j JOBS] OUTDIR
+#   build-kernel.sh [-f FRAGMENT] -c DOTCONFIG
 #
 # OUTDIR receives vmlinux (booted through its PVH entry), bzImage,
 # kernel.config (the final .config) and kernel.release (`uname -r` in the
 # guest). The kernel is `make tinyconfig` of Debian's linux-source-6.1
 # tarball with FRAGMENT merged over it; every fragment line must survive
 # `make olddefconfig`, else the build fails naming the lines that did not.
+# -c runs only that check, of FRAGMENT against an existing .config.
 #
 # Builds are cached in ${XDG_CACHE_HOME:-$HOME/.cache}/berth/guest-kernel/HASH/,
 # HASH covering the fragment, this script, the source's version and the
@@ -29,10 +31,13 @@ jobs=${BERTH_KERNEL_JOBS:-$(nproc 2>/dev/null || echo 1)}
 
 usage() {
     echo "usage: build-kernel.sh [-s SOURCE.tar.xz] [-f FRAGMENT] [-j JOBS] OUTDIR" >&2
+    echo "       build-kernel.sh [-f FRAGMENT] -c DOTCONFIG" >&2
     exit 2
 }
-while getopts s:f:j:h opt; do
+check_only=
+while getopts s:f:j:c:h opt; do
     case $opt in
+    c) check_only=$OPTARG ;;
     s) src=$OPTARG ;;
     f) frag=$OPTARG ;;
     j) jobs=$OPTARG ;;
@@ -40,14 +45,50 @@ while getopts s:f:j:h opt; do
     esac
 done
 shift $((OPTIND - 1))
-[ $# -eq 1 ] || usage
-out=$1
 
 msg() { echo "build-kernel: $*" >&2; }
 die() {
     msg "$*"
     exit 1
 }
+
+# Every line of fragment $1 must be in .config $2: an option whose
+# dependencies are unmet is dropped by olddefconfig without an error.
+# Lists the lost ones and fails.
+check_config() {
+    # One lost line per line: string values may hold spaces.
+    lost=
+    while IFS= read -r line; do
+        case $line in
+        CONFIG_*=*) grep -qxF "$line" "$2" || lost="$lost$line
+" ;;
+        "# CONFIG_"*" is not set")
+            sym=${line#"# "}
+            sym=${sym%" is not set"}
+            if grep -q "^$sym=" "$2"; then lost="$lost$sym=n
+"; fi
+            ;;
+        esac
+    done <"$1"
+    [ -z "$lost" ] && return 0
+    msg "these fragment options did not survive make olddefconfig:"
+    printf '%s' "$lost" | while IFS= read -r l; do
+        msg "  $l (now: $(grep -E "^(# )?${l%%=*}[= ]" "$2" || echo absent))"
+    done
+    return 1
+}
+
+if [ -n "$check_only" ]; then
+    [ $# -eq 0 ] || usage
+    [ -r "$frag" ] && [ -r "$check_only" ] || {
+        msg "cannot read $frag or $check_only"
+        exit 2
+    }
+    check_config "$frag" "$check_only"
+    exit
+fi
+[ $# -eq 1 ] || usage
+out=$1
 
 [ -r "$src" ] || {
     msg "no kernel source tarball at $src (apt-get install linux-source-6.1)"
@@ -118,26 +159,7 @@ build() {
         die "merge_config.sh failed"
     kmake olddefconfig
 
-    # Every fragment line must be in the final .config: an option whose
-    # dependencies are unmet is dropped by olddefconfig without an error.
-    lost=
-    while IFS= read -r line; do
-        case $line in
-        CONFIG_*=*) grep -qxF "$line" "$top/.config" || lost="$lost $line" ;;
-        "# CONFIG_"*" is not set")
-            sym=${line#"# "}
-            sym=${sym%" is not set"}
-            grep -q "^$sym=" "$top/.config" && lost="$lost $sym=n"
-            ;;
-        esac
-    done <"$frag"
-    if [ -n "$lost" ]; then
-        msg "these fragment options did not survive make olddefconfig:"
-        for l in $lost; do
-            msg "  $l (now: $(grep -E "^(# )?${l%%=*}[= ]" "$top/.config" || echo absent))"
-        done
-        exit 1
-    fi
+    check_config "$frag" "$top/.config" || exit 1
 
     kmake -j"$jobs" vmlinux bzImage
     release=$(make -s -C "$top" kernelrelease) || die "make kernelrelease failed"
