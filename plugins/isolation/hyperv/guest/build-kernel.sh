@@ -145,9 +145,11 @@ build() {
     # Timestamps, user and host name otherwise end up in the image.
     export KBUILD_BUILD_USER=berth KBUILD_BUILD_HOST=berth
     export KBUILD_BUILD_TIMESTAMP="1970-01-01 00:00:00 UTC"
-    # Kernel builds read these; a caller's values (meson sets none, a user
-    # might) would change the result without changing the hash.
-    unset ARCH CROSS_COMPILE KCONFIG_CONFIG O || true
+    # The kernel's Makefile reads these from the environment; a caller's
+    # values (meson sets none, a user might) would change the result without
+    # changing the hash (LOCALVERSION, for one, changes `uname -r`).
+    unset ARCH CROSS_COMPILE KCONFIG_CONFIG O KBUILD_OUTPUT LOCALVERSION \
+        KCFLAGS KCPPFLAGS KAFLAGS KRUSTFLAGS KBUILD_EXTMOD || true
     kmake() {
         make -C "$top" "$@" >>"$log" 2>&1 || {
             tail -n 40 "$log" >&2
