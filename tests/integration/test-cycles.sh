@@ -27,10 +27,17 @@ settle() {
     done
 }
 
+# Only what this test made counts (other processes on the machine mount and
+# make cgroups too): mounts whose mount point is under $T, and cgroups named
+# after the containers it created (in every hierarchy: hybrid hosts have several).
 snapshot() {
     settle
-    echo "mounts $(wc -l </proc/self/mountinfo)"
-    echo "cgroups $(find /sys/fs/cgroup -maxdepth 3 -path '*/berth/*' -type d 2>/dev/null | wc -l)"
+    echo "mounts $(awk -v t="$T" 'index($5, t) == 1' /proc/self/mountinfo | wc -l)"
+    n=0
+    while read -r cid; do
+        n=$((n + $(find /sys/fs/cgroup -maxdepth 3 -path "*/berth/$cid" -type d 2>/dev/null | wc -l)))
+    done <"$T/ids"
+    echo "cgroups $n"
     echo "shims $(pgrep -fc "berth-shim.*$T" || true)"
     echo "bundles $(ls "$T/run/containers" 2>/dev/null | wc -l)"
     echo "records $(b ps -aq | wc -l)"
@@ -39,11 +46,13 @@ snapshot() {
 
 # One cycle first, so lazily created state (store, driver dirs) exists before counting.
 b run --rm --rootfs "$T/rootfs" true >/dev/null 2>&1
+: >"$T/ids"
 snapshot >"$T/before"
 i=0
 fails=0
 while [ $i -lt "$CYCLES" ]; do
     id=$(b create --rootfs "$T/rootfs" sh -c 'echo cycle') || fails=$((fails + 1))
+    echo "$id" >>"$T/ids"
     b start -a "$id" >/dev/null 2>&1 || fails=$((fails + 1))
     b rm "$id" >/dev/null 2>&1 || fails=$((fails + 1))
     i=$((i + 1))
