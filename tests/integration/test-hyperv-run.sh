@@ -1,0 +1,74 @@
+#!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
+#
+# The hyperv isolation driver through the real CLI: `berth run --rm
+# --isolation hyperv` boots a qemu microvm per container (TCG). The
+# container sees the guest kernel (its release is the build's, not the
+# host's), exit codes and stdin go through the agent protocol, networks
+# other than none are refused, and after each run no qemu of this root
+# remains, nothing is mounted under the runroot and the containers' state
+# dirs are gone. Skips (77) when qemu, the guest kernel or the initramfs
+# is missing, or without root.
+# Usage: test-hyperv-run.sh BERTH KERNEL KERNEL_RELEASE_FILE INITRD
+. "$(dirname "$0")/lib.sh"
+BERTH=$1
+KERNEL=$2
+RELEASE_FILE=$3
+INITRD=$4
+unset BERTH_ROOT BERTH_RUNROOT BERTH_CONFIG
+missing=
+command -v qemu-system-x86_64 >/dev/null 2>&1 || missing="$missing qemu-system-x86_64;"
+[ -n "$KERNEL" ] && [ -f "$KERNEL" ] || missing="$missing the guest kernel (meson option hyperv_guest_kernel);"
+[ -n "$INITRD" ] && [ -f "$INITRD" ] || missing="$missing the agent initramfs (needs a static berth-agent);"
+[ "$(id -u)" -eq 0 ] || missing="$missing root;"
+if [ -n "$missing" ]; then
+    echo "skipped: missing$missing"
+    exit 77
+fi
+export BERTH_HYPERV_KERNEL="$KERNEL" BERTH_HYPERV_INITRD="$INITRD"
+guest_release=$(cat "$RELEASE_FILE")
+echo '{}' >"$T/c.json"
+b() { "$BERTH" --config "$T/c.json" --root "$T/root" --runroot "$T/run" "$@"; }
+hv() { b run --rm --isolation hyperv --network none "$@"; }
+
+# nothing_left DESC: no qemu whose command line names this root, no mount
+# under it, no container left in the store or under the runroot.
+nothing_left() {
+    n=0
+    for p in /proc/[0-9]*; do
+        tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q "qemu-system.*$T/" && n=$((n + 1))
+    done
+    [ "$n" -eq 0 ] && ok "$1: no qemu left" || not_ok "$1: $n qemu processes left"
+    if grep -qF " $T/" /proc/self/mounts; then
+        not_ok "$1: mounts left"
+        grep -F " $T/" /proc/self/mounts | sed 's/^/    /'
+    else
+        ok "$1: no mount left"
+    fi
+    left=$(find "$T/run/containers" -mindepth 1 2>/dev/null | head -5)
+    [ -z "$left" ] && ok "$1: no container state left" || not_ok "$1: left: $left"
+    [ -z "$(b ps -aq)" ] && ok "$1: no container record left" || not_ok "$1: records left"
+}
+
+# The demo image first (pulled from the images shipped with berth), so that
+# the timed runs below are only the VM.
+expect_exit 0 "the demo image is there" b pull demo
+expect_exit 0 "uname -r in a hyperv container" hv demo uname -r
+out=$(cat "$T/out")
+[ "$out" = "$guest_release" ] && ok "it prints the guest kernel's release ($out)" ||
+    not_ok "uname -r printed '$out', the guest kernel is '$guest_release'"
+[ "$out" != "$(uname -r)" ] && ok "which is not the host's" || not_ok "the host's kernel ran it"
+nothing_left "after uname"
+
+expect_exit 3 "exit 3 comes back" hv demo sh -c 'exit 3'
+nothing_left "after exit 3"
+
+printf 'through the VM\n' >"$T/in"
+expect_exit 0 "cat with stdin" sh -c '"$0" --config "$1/c.json" --root "$1/root" --runroot "$1/run" run --rm -i --isolation hyperv --network none demo cat <"$1/in"' "$BERTH" "$T"
+cmp -s "$T/in" "$T/out" && ok "stdin reaches the container and comes back" ||
+    not_ok "cat gave '$(cat "$T/out")'"
+nothing_left "after cat"
+
+expect_exit 125 "a network other than none is refused" b run --rm --isolation hyperv demo true
+nothing_left "after the refusal"
+finish
