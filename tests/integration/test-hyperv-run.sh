@@ -70,5 +70,6 @@ cmp -s "$T/in" "$T/out" && ok "stdin reaches the container and comes back" ||
 nothing_left "after cat"
 
 expect_exit 125 "a network other than none is refused" b run --rm --isolation hyperv demo true
+expect_grep "use --network none" "$T/err" "the refusal says why"
 nothing_left "after the refusal"
 finish

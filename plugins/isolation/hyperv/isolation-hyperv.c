@@ -607,11 +607,13 @@ static int hv_sandbox_create(void *priv, const berth_sandbox_spec_t *spec, uint3
     int r;
 
     if (net && strcmp(net, "none") != 0) {
+        /* net is borrowed from cfg: the message first. */
+        r = berth_err_set(err, -ENOTSUP,
+                          "hyperv: networks are not supported yet (network \"%s\"): use "
+                          "--network none",
+                          net);
         json_decref(cfg);
-        return berth_err_set(err, -ENOTSUP,
-                             "hyperv: networks are not supported yet (network \"%s\"): use "
-                             "--network none",
-                             net);
+        return r;
     }
     if (!(sb = calloc(1, sizeof(*sb)))) {
         json_decref(cfg);
