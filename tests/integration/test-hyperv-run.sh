@@ -31,13 +31,17 @@ echo '{}' >"$T/c.json"
 b() { "$BERTH" --config "$T/c.json" --root "$T/root" --runroot "$T/run" "$@"; }
 hv() { b run --rm --isolation hyperv --network none "$@"; }
 
+# qemu_pids: the qemu processes whose command line names this root (ours only).
+qemu_pids() {
+    for p in /proc/[0-9]*; do
+        { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null | grep -q "qemu-system.*$T/" && echo "${p#/proc/}"
+    done
+}
+
 # nothing_left DESC: no qemu whose command line names this root, no mount
 # under it, no container left in the store or under the runroot.
 nothing_left() {
-    n=0
-    for p in /proc/[0-9]*; do
-        tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q "qemu-system.*$T/" && n=$((n + 1))
-    done
+    n=$(qemu_pids | wc -w)
     [ "$n" -eq 0 ] && ok "$1: no qemu left" || not_ok "$1: $n qemu processes left"
     if grep -qF " $T/" /proc/self/mounts; then
         not_ok "$1: mounts left"
@@ -72,4 +76,23 @@ nothing_left "after cat"
 expect_exit 125 "a network other than none is refused" b run --rm --isolation hyperv demo true
 expect_grep "use --network none" "$T/err" "the refusal says why"
 nothing_left "after the refusal"
+
+# stop: SIGTERM does nothing to a sleep that is PID 1 of its namespace, so SIGKILL after 1 s.
+expect_exit 0 "a detached sleep" b run -d --isolation hyperv --network none --name sl demo sleep 600
+expect_exit 0 "stop -t 1" b stop -t 1 sl
+expect_exit 0 "wait" b wait sl
+expect_grep "^137$" "$T/out" "it was killed (137)"
+expect_exit 0 "rm" b rm sl
+nothing_left "after stop"
+
+# The VM dying under a running container ends it as killed (137), and leaves nothing once removed.
+expect_exit 0 "another detached sleep" b run -d --isolation hyperv --network none --name dies demo sleep 600
+q=$(qemu_pids)
+[ -n "$q" ] && ok "its qemu runs" || not_ok "no qemu for the running container"
+# shellcheck disable=SC2086
+[ -n "$q" ] && kill -KILL $q
+expect_exit 0 "wait" b wait dies
+expect_grep "^137$" "$T/out" "qemu's end ends the container as killed (137)"
+expect_exit 0 "rm" b rm dies
+nothing_left "after qemu died"
 finish
