@@ -7,8 +7,9 @@
 # host's), exit codes and stdin go through the agent protocol, networks
 # other than none are refused, and after each run no qemu of this root
 # remains, nothing is mounted under the runroot and the containers' state
-# dirs are gone. Skips (77) when qemu, the guest kernel or the initramfs
-# is missing, or without root.
+# dirs are gone. Also exec, stop, and qemu dying under a running
+# container. Skips (77) when qemu, the guest kernel or the initramfs is
+# missing, or without root.
 # Usage: test-hyperv-run.sh BERTH KERNEL KERNEL_RELEASE_FILE INITRD
 . "$(dirname "$0")/lib.sh"
 BERTH=$1
@@ -76,6 +77,19 @@ nothing_left "after cat"
 expect_exit 125 "a network other than none is refused" b run --rm --isolation hyperv demo true
 expect_grep "use --network none" "$T/err" "the refusal says why"
 nothing_left "after the refusal"
+
+# exec into a running container: output, exit code, stdin; many execs in a row.
+expect_exit 0 "a detached sleep for exec" b run -d --isolation hyperv --network none --name ex demo sleep 600
+expect_exit 0 "exec uname -r" b exec ex uname -r
+expect_grep "^$guest_release$" "$T/out" "exec runs in the guest"
+expect_exit 5 "exec's exit code comes back" b exec ex sh -c 'exit 5'
+expect_exit 0 "exec -i cat" sh -c '"$0" --config "$1/c.json" --root "$1/root" --runroot "$1/run" exec -i ex cat <"$1/in"' "$BERTH" "$T"
+cmp -s "$T/in" "$T/out" && ok "exec's stdin comes back" || not_ok "exec cat gave '$(cat "$T/out")'"
+i=0
+while [ $i -lt 10 ] && b exec ex true; do i=$((i + 1)); done
+[ $i -eq 10 ] && ok "ten execs in a row" || not_ok "exec $((i + 1)) failed"
+expect_exit 0 "rm -f" b rm -f ex
+nothing_left "after exec"
 
 # stop: SIGTERM does nothing to a sleep that is PID 1 of its namespace, so SIGKILL after 1 s.
 expect_exit 0 "a detached sleep" b run -d --isolation hyperv --network none --name sl demo sleep 600

@@ -64,8 +64,9 @@ struct hv_sandbox;
 
 struct hv_proc {
     struct hv_sandbox *sb;
-    int evfd; /* readable once the wait reply (or the VM's end) came */
-    int done; /* under sb->mu */
+    char exec_id[65]; /* "" for a container's init */
+    int evfd;         /* readable once the wait reply (or the VM's end) came */
+    int done;         /* under sb->mu */
     berth_exit_status_t st;
 };
 
@@ -312,6 +313,16 @@ static void *relay(void *arg)
         nfds_t n = 0;
         int ni;
 
+        /* Ended streams go (execs come and go: health checks); only this thread frees them. */
+        for (struct hv_stream **pp = &sb->streams; *pp;) {
+            struct hv_stream *s = *pp;
+            if (s->fd < 0) {
+                *pp = s->next;
+                free(s);
+            } else {
+                pp = &s->next;
+            }
+        }
         if (!sb->dead) {
             agent_writer_flush(&sb->ctl_w, sb->vm.control_fd);
             agent_writer_flush(&sb->io_w, sb->vm.stdio_fd);
@@ -557,7 +568,7 @@ static int hv_probe(void *priv, uint32_t flags, uint64_t *ret_caps, berth_err_t 
                              "driver's \"initrd\")",
                              p->initrd);
     if (ret_caps)
-        *ret_caps = BERTH_ISOLATION_CAP_VM | BERTH_ISOLATION_CAP_LINUX;
+        *ret_caps = BERTH_ISOLATION_CAP_VM | BERTH_ISOLATION_CAP_LINUX | BERTH_ISOLATION_CAP_EXEC;
     return 0;
 }
 
@@ -925,30 +936,57 @@ fail:
     return r;
 }
 
+/* Ask for @pr's end; the reply completes its eventfd whenever it comes. */
+static int queue_wait(struct hv_sandbox *sb, const char *ctr_id, struct hv_proc *pr,
+                      berth_err_t *err)
+{
+    struct hv_req *w = calloc(1, sizeof(*w));
+    json_t *req;
+    int r = 0;
+
+    if (!w)
+        return berth_err_set(err, -ENOMEM, "out of memory");
+    w->proc = pr;
+    req = json_pack("{s:s, s:s}", "op", "wait", "container", ctr_id);
+    if (req && pr->exec_id[0])
+        json_object_set_new(req, "exec", json_string(pr->exec_id));
+    pthread_mutex_lock(&sb->mu);
+    if (sb->dead) {
+        proc_complete(pr, 128 + SIGKILL, SIGKILL, 0);
+        free(w);
+    } else if (!req || queue_req(sb, req, w) < 0) {
+        free(w);
+        r = berth_err_set(err, -ENOMEM, "out of memory");
+    }
+    pthread_mutex_unlock(&sb->mu);
+    json_decref(req);
+    return r;
+}
+
+/* Forget the pending waits of @pr (under mu): it is going away. */
+static void forget_waits(struct hv_sandbox *sb, struct hv_proc *pr)
+{
+    for (struct hv_req **pp = &sb->reqs; *pp;) {
+        struct hv_req *q = *pp;
+        if (q->proc == pr) {
+            *pp = q->next;
+            free(q);
+        } else {
+            pp = &q->next;
+        }
+    }
+}
+
 static int hv_container_start(void *priv, void *container, uint32_t flags, berth_err_t *err)
 {
     struct hv_ctr *c = container;
     struct hv_sandbox *sb = c->sb;
-    struct hv_req *w;
     int r;
 
     if ((r = request(sb, json_pack("{s:s, s:s}", "op", "start", "container", c->id),
                      HV_REQ_TIMEOUT_MS, NULL, err)) < 0)
         return r;
-    /* The wait's reply completes the init's eventfd whenever it comes. */
-    if (!(w = calloc(1, sizeof(*w))))
-        return berth_err_set(err, -ENOMEM, "out of memory");
-    w->proc = &c->init;
-    pthread_mutex_lock(&sb->mu);
-    if (sb->dead) {
-        proc_complete(&c->init, 128 + SIGKILL, SIGKILL, 0);
-        free(w);
-    } else if (queue_req(sb, json_pack("{s:s, s:s}", "op", "wait", "container", c->id), w) < 0) {
-        free(w);
-        r = berth_err_set(err, -ENOMEM, "out of memory");
-    }
-    pthread_mutex_unlock(&sb->mu);
-    return r;
+    return queue_wait(sb, c->id, &c->init, err);
 }
 
 static int hv_container_delete(void *priv, void *container, uint32_t flags, berth_err_t *err)
@@ -969,15 +1007,7 @@ static int hv_container_delete(void *priv, void *container, uint32_t flags, bert
     pthread_mutex_lock(&sb->mu);
     proc_complete(&c->init, 128 + SIGKILL, SIGKILL, 0);
     /* A wait request still pending points at the init: forget it. */
-    for (struct hv_req **pp = &sb->reqs; *pp;) {
-        struct hv_req *q = *pp;
-        if (q->proc == &c->init) {
-            *pp = q->next;
-            free(q);
-        } else {
-            pp = &q->next;
-        }
-    }
+    forget_waits(sb, &c->init);
     pthread_mutex_unlock(&sb->mu);
     sb->ctr = NULL;
     ctr_free(c);
@@ -990,15 +1020,7 @@ static void hv_container_release(void *priv, void *container)
     struct hv_sandbox *sb = c->sb;
 
     pthread_mutex_lock(&sb->mu);
-    for (struct hv_req **pp = &sb->reqs; *pp;) {
-        struct hv_req *q = *pp;
-        if (q->proc == &c->init) {
-            *pp = q->next;
-            free(q);
-        } else {
-            pp = &q->next;
-        }
-    }
+    forget_waits(sb, &c->init);
     pthread_mutex_unlock(&sb->mu);
     sb->ctr = NULL;
     ctr_free(c);
@@ -1050,6 +1072,73 @@ static int hv_process_wait_handle(void *priv, void *process, berth_handle_t *ret
     return 0;
 }
 
+static int hv_process_exec(void *priv, void *container, const berth_process_spec_t *spec,
+                           uint32_t flags, void **ret_process, berth_err_t *err)
+{
+    struct hv_ctr *c = container;
+    struct hv_sandbox *sb = c->sb;
+    berth_stdio_t *io = spec->stdio;
+    struct hv_proc *pr;
+    json_error_t je;
+    json_t *proc, *stdio, *req;
+    int r;
+
+    if (io && (io->flags & BERTH_STDIO_F_TTY))
+        return berth_err_set(err, -ENOTSUP, "hyperv: terminals are not supported yet");
+    if (!spec->id || strlen(spec->id) > 64)
+        return berth_err_set(err, -EINVAL, "hyperv: exec ids are 1-64 characters");
+    if (!(proc = json_loads(spec->process_json ? spec->process_json : "", 0, &je)))
+        return berth_err_set(err, -EINVAL, "hyperv: bad process object: %s", je.text);
+    if (!(pr = calloc(1, sizeof(*pr)))) {
+        json_decref(proc);
+        return berth_err_set(err, -ENOMEM, "out of memory");
+    }
+    pr->sb = sb;
+    snprintf(pr->exec_id, sizeof(pr->exec_id), "%s", spec->id);
+    if ((pr->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+        r = berth_err_set(err, -errno, "eventfd: %s", strerror(errno));
+        goto fail;
+    }
+    stdio = json_pack("{s:b}", "tty", 0);
+    if ((r = add_stream(sb, io ? io->in : -1, 1, stdio, "stdin", err)) < 0 ||
+        (r = add_stream(sb, io ? io->out : -1, 0, stdio, "stdout", err)) < 0 ||
+        (r = add_stream(sb, io ? io->err : -1, 0, stdio, "stderr", err)) < 0) {
+        json_decref(stdio);
+        goto fail;
+    }
+    req = json_pack("{s:s, s:s, s:s, s:O, s:o}", "op", "exec", "container", c->id, "exec",
+                    pr->exec_id, "process", proc, "stdio", stdio);
+    if ((r = request(sb, req, HV_REQ_TIMEOUT_MS, NULL, err)) < 0)
+        goto fail;
+    wake(sb);
+    if ((r = queue_wait(sb, c->id, pr, err)) < 0)
+        goto fail;
+    json_decref(proc);
+    *ret_process = pr;
+    return 0;
+fail:
+    /* Streams already added end with the sandbox (their fds stay ours until then). */
+    json_decref(proc);
+    if (pr->evfd >= 0)
+        close(pr->evfd);
+    free(pr);
+    return r;
+}
+
+static void hv_process_release(void *priv, void *process)
+{
+    struct hv_proc *pr = process;
+    struct hv_sandbox *sb = pr->sb;
+
+    if (!pr->exec_id[0])
+        return; /* the init belongs to its container */
+    pthread_mutex_lock(&sb->mu);
+    forget_waits(sb, pr);
+    pthread_mutex_unlock(&sb->mu);
+    close(pr->evfd);
+    free(pr);
+}
+
 static const berth_isolation_ops_t hv_ops = {
     BERTH_OPS_INIT(berth_isolation_ops_t),
     .probe = hv_probe,
@@ -1065,6 +1154,8 @@ static const berth_isolation_ops_t hv_ops = {
     .process_signal = hv_process_signal,
     .process_wait = hv_process_wait,
     .process_wait_handle = hv_process_wait_handle,
+    .process_exec = hv_process_exec,
+    .process_release = hv_process_release,
 };
 
 static const berth_plugin_desc_t hv_desc = {
@@ -1076,7 +1167,7 @@ static const berth_plugin_desc_t hv_desc = {
     .version = "0.1.0",
     .license = "Apache-2.0",
     .description = "each container in a qemu microvm with its own kernel (berth-agent inside)",
-    .capabilities = BERTH_ISOLATION_CAP_VM | BERTH_ISOLATION_CAP_LINUX,
+    .capabilities = BERTH_ISOLATION_CAP_VM | BERTH_ISOLATION_CAP_LINUX | BERTH_ISOLATION_CAP_EXEC,
     .init = hv_init,
     .fini = hv_fini,
     .ops = &hv_ops,
