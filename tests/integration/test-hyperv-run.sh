@@ -78,6 +78,15 @@ expect_exit 125 "a network other than none is refused" b run --rm --isolation hy
 expect_grep "use --network none" "$T/err" "the refusal says why"
 nothing_left "after the refusal"
 
+# The VM's size follows the container's limits: memory = the limit + the guest's overhead.
+mem_kb() { sed -n 's/^MemTotal: *\([0-9]*\) kB$/\1/p' "$T/out"; }
+expect_exit 0 "MemTotal without a limit" hv demo grep MemTotal /proc/meminfo
+[ "$(mem_kb)" -lt $((300 * 1024)) ] && ok "256 MiB by default ($(mem_kb) kB)" || not_ok "MemTotal $(cat "$T/out")"
+expect_exit 0 "-m 512m --cpus 2" hv -m 512m --cpus 2 demo sh -c 'grep MemTotal /proc/meminfo; nproc; cat /sys/fs/cgroup/memory.max'
+[ "$(mem_kb)" -gt $((512 * 1024)) ] && ok "the VM has more than the limit ($(mem_kb) kB)" || not_ok "MemTotal $(cat "$T/out")"
+expect_grep "^2$" "$T/out" "two vCPUs for --cpus 2"
+expect_grep "^536870912$" "$T/out" "the limit is on the container's cgroup in the guest"
+
 # exec into a running container: output, exit code, stdin; many execs in a row.
 expect_exit 0 "a detached sleep for exec" b run -d --isolation hyperv --network none --name ex demo sleep 600
 expect_exit 0 "exec uname -r" b exec ex uname -r

@@ -604,17 +604,32 @@ static void sandbox_free(struct hv_sandbox *sb)
     free(sb);
 }
 
+/*
+ * VM size from OCI linux.resources (borrowed, may be NULL): memory = the
+ * limit + the guest's own overhead (kernel, agent, page tables), vCPUs =
+ * the CPU quota rounded up. The limit is also set on the container's
+ * cgroup in the guest, so the OOM killer acts as with process isolation.
+ */
+#define HV_MEM_OVERHEAD_MIB 128u
+static void size_vm(struct hv_sandbox *sb, json_t *res)
+{
+    json_int_t limit = json_integer_value(json_object_get(json_object_get(res, "memory"), "limit"));
+    json_t *cpu = json_object_get(res, "cpu");
+    json_int_t quota = json_integer_value(json_object_get(cpu, "quota"));
+    json_int_t period = json_integer_value(json_object_get(cpu, "period"));
+
+    if (limit > 0)
+        sb->mem_mib = (unsigned)((limit + (1 << 20) - 1) >> 20) + HV_MEM_OVERHEAD_MIB;
+    if (quota > 0 && period > 0)
+        sb->vcpus = (unsigned)((quota + period - 1) / period);
+}
+
 static int hv_sandbox_create(void *priv, const berth_sandbox_spec_t *spec, uint32_t flags,
                              void **ret_sandbox, berth_err_t *err)
 {
     struct hv_sandbox *sb;
     json_t *cfg = spec->config_json ? json_loads(spec->config_json, 0, NULL) : NULL;
     const char *net = json_string_value(json_object_get(cfg, "network"));
-    json_t *res = json_object_get(cfg, "resources");
-    json_int_t limit = json_integer_value(json_object_get(json_object_get(res, "memory"), "limit"));
-    json_t *cpu = json_object_get(res, "cpu");
-    json_int_t quota = json_integer_value(json_object_get(cpu, "quota"));
-    json_int_t period = json_integer_value(json_object_get(cpu, "period"));
     int r;
 
     if (net && strcmp(net, "none") != 0) {
@@ -633,9 +648,9 @@ static int hv_sandbox_create(void *priv, const berth_sandbox_spec_t *spec, uint3
     sb->p = priv;
     sb->vm.pidfd = sb->vm.control_fd = sb->vm.stdio_fd = -1;
     sb->wakefd = -1;
-    /* The guest's own overhead on top of a limit; 256 MiB without one. */
-    sb->mem_mib = limit > 0 ? (unsigned)(limit >> 20) + 128 : HV_MEM_DEFAULT;
-    sb->vcpus = quota > 0 && period > 0 ? (unsigned)((quota + period - 1) / period) : 1;
+    sb->mem_mib = HV_MEM_DEFAULT;
+    sb->vcpus = 1;
+    size_vm(sb, json_object_get(cfg, "resources"));
     json_decref(cfg);
     pthread_mutex_init(&sb->mu, NULL);
     pthread_cond_init(&sb->cv, NULL);
@@ -910,6 +925,8 @@ static int hv_container_create(void *priv, void *sandbox, const berth_container_
     if ((r = mount_rootfs(spec->rootfs, sb->rootfs_dir, err)) < 0)
         goto fail;
     c->mounted = 1;
+    /* The VM boots here (see the top): sized by the container's own limits. */
+    size_vm(sb, json_object_get(json_object_get(oci, "linux"), "resources"));
     if ((r = vm_boot(sb, err)) < 0)
         goto fail;
     stdio = json_pack("{s:b}", "tty", 0);
