@@ -78,6 +78,23 @@ expect_exit 125 "a network other than none is refused" b run --rm --isolation hy
 expect_grep "use --network none" "$T/err" "the refusal says why"
 nothing_left "after the refusal"
 
+# A terminal: the process has one in the guest, its size comes through, and its exit code.
+expect_exit 4 "run -t" hv -t demo sh -c 'tty; stty size; exit 4'
+expect_grep "^/dev/pts/" "$T/out" "the process has a terminal"
+expect_grep "^24 80" "$T/out" "of the default size"
+nothing_left "after run -t"
+# Interactive, on a terminal of our own (script(1) gives the CLI one).
+if command -v script >/dev/null 2>&1; then
+    printf 'echo hi-from-$((6 * 7))\nexit 6\n' >"$T/tty-in"
+    script -qec "$BERTH --config $T/c.json --root $T/root --runroot $T/run run -it --rm --isolation hyperv --network none demo sh" /dev/null <"$T/tty-in" >"$T/out" 2>"$T/err"
+    rc=$?
+    [ $rc -eq 6 ] && ok "run -it: the shell's exit code" || not_ok "run -it exited $rc"
+    expect_grep "hi-from-42" "$T/out" "run -it: input reaches the shell, its output comes back"
+    nothing_left "after run -it"
+else
+    echo "# script(1) missing: the interactive terminal check is skipped"
+fi
+
 # The VM's size follows the container's limits: memory = the limit + the guest's overhead.
 mem_kb() { sed -n 's/^MemTotal: *\([0-9]*\) kB$/\1/p' "$T/out"; }
 expect_exit 0 "MemTotal without a limit" hv demo grep MemTotal /proc/meminfo

@@ -27,7 +27,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -568,7 +570,8 @@ static int hv_probe(void *priv, uint32_t flags, uint64_t *ret_caps, berth_err_t 
                              "driver's \"initrd\")",
                              p->initrd);
     if (ret_caps)
-        *ret_caps = BERTH_ISOLATION_CAP_VM | BERTH_ISOLATION_CAP_LINUX | BERTH_ISOLATION_CAP_EXEC;
+        *ret_caps = BERTH_ISOLATION_CAP_VM | BERTH_ISOLATION_CAP_LINUX | BERTH_ISOLATION_CAP_EXEC |
+                    BERTH_ISOLATION_CAP_TTY;
     return 0;
 }
 
@@ -852,8 +855,12 @@ static json_t *guest_spec(const char *text, berth_err_t *err)
     return spec;
 }
 
-static int add_stream(struct hv_sandbox *sb, berth_handle_t h, int input, json_t *stdio,
-                      const char *key, berth_err_t *err)
+/*
+ * Relay host fd @h (duplicated) as stream @sid (0: a new id) in one
+ * direction; its id goes into @stdio under @key (null without a handle).
+ */
+static int add_stream(struct hv_sandbox *sb, berth_handle_t h, int input, uint32_t sid,
+                      json_t *stdio, const char *key, berth_err_t *err)
 {
     struct hv_stream *s;
     int fd;
@@ -872,11 +879,78 @@ static int add_stream(struct hv_sandbox *sb, berth_handle_t h, int input, json_t
     s->input = input;
     agent_credit_init(&s->credit);
     pthread_mutex_lock(&sb->mu);
-    s->sid = sb->next_sid++;
+    s->sid = sid ? sid : sb->next_sid++;
     s->next = sb->streams;
     sb->streams = s;
     pthread_mutex_unlock(&sb->mu);
     json_object_set_new(stdio, key, json_integer(s->sid));
+    return 0;
+}
+
+/*
+ * A terminal: the guest's process gets a terminal of its own (the agent's);
+ * here a host pty carries its bytes, raw, so that only the guest's line
+ * discipline acts on them. The caller gets the master; the relay copies
+ * the slave both ways as one stream id.
+ */
+static int add_tty(struct hv_sandbox *sb, berth_stdio_t *io, json_t *stdio, berth_err_t *err)
+{
+    struct termios t;
+    struct winsize ws = { .ws_col = io->tty_cols, .ws_row = io->tty_rows };
+    char name[128];
+    int m, sl, r;
+    uint32_t sid;
+
+    if ((m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0)
+        return berth_err_set(err, -errno, "hyperv: posix_openpt: %s", strerror(errno));
+    if (grantpt(m) < 0 || unlockpt(m) < 0 || ptsname_r(m, name, sizeof(name)) != 0 ||
+        (sl = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0) {
+        r = berth_err_set(err, -errno, "hyperv: pty: %s", strerror(errno));
+        close(m);
+        return r;
+    }
+    if (tcgetattr(sl, &t) == 0) {
+        cfmakeraw(&t);
+        tcsetattr(sl, TCSANOW, &t);
+    }
+    if (ws.ws_col && ws.ws_row)
+        ioctl(m, TIOCSWINSZ, &ws);
+    pthread_mutex_lock(&sb->mu);
+    sid = sb->next_sid++;
+    pthread_mutex_unlock(&sb->mu);
+    json_object_set_new(stdio, "tty", json_true());
+    json_object_set_new(stdio, "cols", json_integer(io->tty_cols ? io->tty_cols : 80));
+    json_object_set_new(stdio, "rows", json_integer(io->tty_rows ? io->tty_rows : 24));
+    json_object_set_new(stdio, "stderr", json_null());
+    if ((r = add_stream(sb, sl, 1, sid, stdio, "stdin", err)) < 0 ||
+        (r = add_stream(sb, sl, 0, sid, stdio, "stdout", err)) < 0) {
+        close(sl);
+        close(m);
+        return r;
+    }
+    close(sl);
+    io->tty_master = m;
+    return 0;
+}
+
+/* The "stdio" member of create/exec for @io, with the relay's streams set up. */
+static int stdio_json(struct hv_sandbox *sb, berth_stdio_t *io, json_t **ret, berth_err_t *err)
+{
+    json_t *stdio = json_pack("{s:b}", "tty", 0);
+    int r;
+
+    if (!stdio)
+        return berth_err_set(err, -ENOMEM, "out of memory");
+    if (io && (io->flags & BERTH_STDIO_F_TTY))
+        r = add_tty(sb, io, stdio, err);
+    else if ((r = add_stream(sb, io ? io->in : -1, 1, 0, stdio, "stdin", err)) >= 0 &&
+             (r = add_stream(sb, io ? io->out : -1, 0, 0, stdio, "stdout", err)) >= 0)
+        r = add_stream(sb, io ? io->err : -1, 0, 0, stdio, "stderr", err);
+    if (r < 0) {
+        json_decref(stdio);
+        return r;
+    }
+    *ret = stdio;
     return 0;
 }
 
@@ -906,8 +980,6 @@ static int hv_container_create(void *priv, void *sandbox, const berth_container_
 
     if (sb->ctr)
         return berth_err_set(err, -ENOTSUP, "hyperv: one container per sandbox");
-    if (io && (io->flags & BERTH_STDIO_F_TTY))
-        return berth_err_set(err, -ENOTSUP, "hyperv: terminals are not supported yet");
     if (!(oci = guest_spec(spec->oci_spec_json, err)))
         return -EINVAL;
     if (!(c = calloc(1, sizeof(*c)))) {
@@ -929,13 +1001,8 @@ static int hv_container_create(void *priv, void *sandbox, const berth_container_
     size_vm(sb, json_object_get(json_object_get(oci, "linux"), "resources"));
     if ((r = vm_boot(sb, err)) < 0)
         goto fail;
-    stdio = json_pack("{s:b}", "tty", 0);
-    if ((r = add_stream(sb, io ? io->in : -1, 1, stdio, "stdin", err)) < 0 ||
-        (r = add_stream(sb, io ? io->out : -1, 0, stdio, "stdout", err)) < 0 ||
-        (r = add_stream(sb, io ? io->err : -1, 0, stdio, "stderr", err)) < 0) {
-        json_decref(stdio);
+    if ((r = stdio_json(sb, io, &stdio, err)) < 0)
         goto fail;
-    }
     req = json_pack("{s:s, s:s, s:O, s:{s:s, s:s}, s:o}", "op", "create", "container", c->id,
                     "config", oci, "rootfs", "type", "9p", "tag", HV_9P_TAG, "stdio", stdio);
     if ((r = request(sb, req, HV_REQ_TIMEOUT_MS, NULL, err)) < 0)
@@ -1089,6 +1156,22 @@ static int hv_process_wait_handle(void *priv, void *process, berth_handle_t *ret
     return 0;
 }
 
+static int hv_process_resize(void *priv, void *process, uint16_t cols, uint16_t rows,
+                             uint32_t flags, berth_err_t *err)
+{
+    struct hv_proc *pr = process;
+    struct hv_sandbox *sb = pr->sb;
+    json_t *req;
+
+    if (!sb->ctr)
+        return berth_err_set(err, -ESRCH, "hyperv: no such container");
+    req = json_pack("{s:s, s:s, s:i, s:i}", "op", "resize", "container", sb->ctr->id, "cols",
+                    (int)cols, "rows", (int)rows);
+    if (req && pr->exec_id[0])
+        json_object_set_new(req, "exec", json_string(pr->exec_id));
+    return request(sb, req, HV_REQ_TIMEOUT_MS, NULL, err);
+}
+
 static int hv_process_exec(void *priv, void *container, const berth_process_spec_t *spec,
                            uint32_t flags, void **ret_process, berth_err_t *err)
 {
@@ -1100,8 +1183,6 @@ static int hv_process_exec(void *priv, void *container, const berth_process_spec
     json_t *proc, *stdio, *req;
     int r;
 
-    if (io && (io->flags & BERTH_STDIO_F_TTY))
-        return berth_err_set(err, -ENOTSUP, "hyperv: terminals are not supported yet");
     if (!spec->id || strlen(spec->id) > 64)
         return berth_err_set(err, -EINVAL, "hyperv: exec ids are 1-64 characters");
     if (!(proc = json_loads(spec->process_json ? spec->process_json : "", 0, &je)))
@@ -1116,13 +1197,8 @@ static int hv_process_exec(void *priv, void *container, const berth_process_spec
         r = berth_err_set(err, -errno, "eventfd: %s", strerror(errno));
         goto fail;
     }
-    stdio = json_pack("{s:b}", "tty", 0);
-    if ((r = add_stream(sb, io ? io->in : -1, 1, stdio, "stdin", err)) < 0 ||
-        (r = add_stream(sb, io ? io->out : -1, 0, stdio, "stdout", err)) < 0 ||
-        (r = add_stream(sb, io ? io->err : -1, 0, stdio, "stderr", err)) < 0) {
-        json_decref(stdio);
+    if ((r = stdio_json(sb, io, &stdio, err)) < 0)
         goto fail;
-    }
     req = json_pack("{s:s, s:s, s:s, s:O, s:o}", "op", "exec", "container", c->id, "exec",
                     pr->exec_id, "process", proc, "stdio", stdio);
     if ((r = request(sb, req, HV_REQ_TIMEOUT_MS, NULL, err)) < 0)
@@ -1173,6 +1249,7 @@ static const berth_isolation_ops_t hv_ops = {
     .process_wait_handle = hv_process_wait_handle,
     .process_exec = hv_process_exec,
     .process_release = hv_process_release,
+    .process_resize = hv_process_resize,
 };
 
 static const berth_plugin_desc_t hv_desc = {
@@ -1184,7 +1261,8 @@ static const berth_plugin_desc_t hv_desc = {
     .version = "0.1.0",
     .license = "Apache-2.0",
     .description = "each container in a qemu microvm with its own kernel (berth-agent inside)",
-    .capabilities = BERTH_ISOLATION_CAP_VM | BERTH_ISOLATION_CAP_LINUX | BERTH_ISOLATION_CAP_EXEC,
+    .capabilities = BERTH_ISOLATION_CAP_VM | BERTH_ISOLATION_CAP_LINUX | BERTH_ISOLATION_CAP_EXEC |
+                    BERTH_ISOLATION_CAP_TTY,
     .init = hv_init,
     .fini = hv_fini,
     .ops = &hv_ops,
