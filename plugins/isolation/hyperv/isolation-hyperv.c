@@ -557,15 +557,15 @@ static int hv_probe(void *priv, uint32_t flags, uint64_t *ret_caps, berth_err_t 
     struct hv_priv *p = priv;
 
     if (!have_program(p->qemu))
-        return berth_err_set(err, -ENOTSUP, "hyperv: %s not found (install qemu-system-x86)",
+        return berth_err_set(err, BERTH_DECLINED, "hyperv: %s not found (install qemu-system-x86)",
                              p->qemu);
     if (access(p->kernel, R_OK) < 0)
-        return berth_err_set(err, -ENOTSUP,
+        return berth_err_set(err, BERTH_DECLINED,
                              "hyperv: no guest kernel at %s (set BERTH_HYPERV_KERNEL or the "
                              "driver's \"kernel\")",
                              p->kernel);
     if (access(p->initrd, R_OK) < 0)
-        return berth_err_set(err, -ENOTSUP,
+        return berth_err_set(err, BERTH_DECLINED,
                              "hyperv: no agent initramfs at %s (set BERTH_HYPERV_INITRD or the "
                              "driver's \"initrd\")",
                              p->initrd);
