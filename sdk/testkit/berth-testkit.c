@@ -1489,7 +1489,6 @@ int main(int argc, char **argv)
     const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
     berth_plugin_env_t env = { 0 };
     berth_err_t err = { 0 };
-    char cmd[PATH_MAX + 16];
     int c, failed;
 
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -1530,8 +1529,12 @@ int main(int argc, char **argv)
            kit.drv->desc->name, kit.drv->desc->version, argv[optind]);
     failed = run_suites();
     berth__registry_free(kit.reg);
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", kit.scratch);
-    if (system(cmd) != 0)
-        fprintf(stderr, "berth-testkit: could not remove %s\n", kit.scratch);
+    /*
+     * Not across mounts: a driver whose test failed half-way may leave its
+     * rootfs mounted in the scratch dir, a bind of --rootfs DIR, and
+     * `rm -rf` would empty that directory through it.
+     */
+    if (berth__rm_rf(kit.scratch) != 0)
+        fprintf(stderr, "berth-testkit: could not remove %s (a mount left in it?)\n", kit.scratch);
     return failed;
 }
