@@ -1,0 +1,138 @@
+#!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
+#
+# The hyperv isolation driver through the real CLI: `berth run --rm
+# --isolation hyperv` boots a qemu microvm per container (TCG). The
+# container sees the guest kernel (its release is the build's, not the
+# host's), exit codes and stdin go through the agent protocol, networks
+# other than none are refused, and after each run no qemu of this root
+# remains, nothing is mounted under the runroot and the containers' state
+# dirs are gone. Also exec, stop, and qemu dying under a running
+# container. Skips (77) when qemu, the guest kernel or the initramfs is
+# missing, or without root.
+# Usage: test-hyperv-run.sh BERTH KERNEL KERNEL_RELEASE_FILE INITRD
+. "$(dirname "$0")/lib.sh"
+BERTH=$1
+KERNEL=$2
+RELEASE_FILE=$3
+INITRD=$4
+unset BERTH_ROOT BERTH_RUNROOT BERTH_CONFIG
+missing=
+command -v qemu-system-x86_64 >/dev/null 2>&1 || missing="$missing qemu-system-x86_64;"
+[ -n "$KERNEL" ] && [ -f "$KERNEL" ] || missing="$missing the guest kernel (meson option hyperv_guest_kernel);"
+[ -n "$INITRD" ] && [ -f "$INITRD" ] || missing="$missing the agent initramfs (needs a static berth-agent);"
+[ "$(id -u)" -eq 0 ] || missing="$missing root;"
+if [ -n "$missing" ]; then
+    echo "skipped: missing$missing"
+    exit 77
+fi
+export BERTH_HYPERV_KERNEL="$KERNEL" BERTH_HYPERV_INITRD="$INITRD"
+guest_release=$(cat "$RELEASE_FILE")
+echo '{}' >"$T/c.json"
+b() { "$BERTH" --config "$T/c.json" --root "$T/root" --runroot "$T/run" "$@"; }
+hv() { b run --rm --isolation hyperv --network none "$@"; }
+
+# qemu_pids: the qemu processes whose command line names this root (ours only).
+qemu_pids() {
+    for p in /proc/[0-9]*; do
+        { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null | grep -q "qemu-system.*$T/" && echo "${p#/proc/}"
+    done
+}
+
+# nothing_left DESC: no qemu whose command line names this root, no mount
+# under it, no container left in the store or under the runroot.
+nothing_left() {
+    n=$(qemu_pids | wc -w)
+    [ "$n" -eq 0 ] && ok "$1: no qemu left" || not_ok "$1: $n qemu processes left"
+    if grep -qF " $T/" /proc/self/mounts; then
+        not_ok "$1: mounts left"
+        grep -F " $T/" /proc/self/mounts | sed 's/^/    /'
+    else
+        ok "$1: no mount left"
+    fi
+    left=$(find "$T/run/containers" -mindepth 1 2>/dev/null | head -5)
+    [ -z "$left" ] && ok "$1: no container state left" || not_ok "$1: left: $left"
+    [ -z "$(b ps -aq)" ] && ok "$1: no container record left" || not_ok "$1: records left"
+}
+
+# The demo image first (pulled from the images shipped with berth), so that
+# the timed runs below are only the VM.
+expect_exit 0 "the demo image is there" b pull demo
+expect_exit 0 "uname -r in a hyperv container" hv demo uname -r
+out=$(cat "$T/out")
+[ "$out" = "$guest_release" ] && ok "it prints the guest kernel's release ($out)" ||
+    not_ok "uname -r printed '$out', the guest kernel is '$guest_release'"
+[ "$out" != "$(uname -r)" ] && ok "which is not the host's" || not_ok "the host's kernel ran it"
+nothing_left "after uname"
+
+expect_exit 3 "exit 3 comes back" hv demo sh -c 'exit 3'
+nothing_left "after exit 3"
+
+printf 'through the VM\n' >"$T/in"
+expect_exit 0 "cat with stdin" sh -c '"$0" --config "$1/c.json" --root "$1/root" --runroot "$1/run" run --rm -i --isolation hyperv --network none demo cat <"$1/in"' "$BERTH" "$T"
+cmp -s "$T/in" "$T/out" && ok "stdin reaches the container and comes back" ||
+    not_ok "cat gave '$(cat "$T/out")'"
+nothing_left "after cat"
+
+expect_exit 125 "a network other than none is refused" b run --rm --isolation hyperv demo true
+expect_grep "use --network none" "$T/err" "the refusal says why"
+nothing_left "after the refusal"
+
+# A terminal: the process has one in the guest, its size comes through, and its exit code.
+expect_exit 4 "run -t" hv -t demo sh -c 'tty; stty size; exit 4'
+expect_grep "^/dev/pts/" "$T/out" "the process has a terminal"
+expect_grep "^24 80" "$T/out" "of the default size"
+nothing_left "after run -t"
+# Interactive, on a terminal of our own (script(1) gives the CLI one).
+if command -v script >/dev/null 2>&1; then
+    printf 'echo hi-from-$((6 * 7))\nexit 6\n' >"$T/tty-in"
+    script -qec "$BERTH --config $T/c.json --root $T/root --runroot $T/run run -it --rm --isolation hyperv --network none demo sh" /dev/null <"$T/tty-in" >"$T/out" 2>"$T/err"
+    rc=$?
+    [ $rc -eq 6 ] && ok "run -it: the shell's exit code" || not_ok "run -it exited $rc"
+    expect_grep "hi-from-42" "$T/out" "run -it: input reaches the shell, its output comes back"
+    nothing_left "after run -it"
+else
+    echo "# script(1) missing: the interactive terminal check is skipped"
+fi
+
+# The VM's size follows the container's limits: memory = the limit + the guest's overhead.
+mem_kb() { sed -n 's/^MemTotal: *\([0-9]*\) kB$/\1/p' "$T/out"; }
+expect_exit 0 "MemTotal without a limit" hv demo grep MemTotal /proc/meminfo
+[ "$(mem_kb)" -lt $((300 * 1024)) ] && ok "256 MiB by default ($(mem_kb) kB)" || not_ok "MemTotal $(cat "$T/out")"
+expect_exit 0 "-m 512m --cpus 2" hv -m 512m --cpus 2 demo sh -c 'grep MemTotal /proc/meminfo; nproc; cat /sys/fs/cgroup/memory.max'
+[ "$(mem_kb)" -gt $((512 * 1024)) ] && ok "the VM has more than the limit ($(mem_kb) kB)" || not_ok "MemTotal $(cat "$T/out")"
+expect_grep "^2$" "$T/out" "two vCPUs for --cpus 2"
+expect_grep "^536870912$" "$T/out" "the limit is on the container's cgroup in the guest"
+
+# exec into a running container: output, exit code, stdin; many execs in a row.
+expect_exit 0 "a detached sleep for exec" b run -d --isolation hyperv --network none --name ex demo sleep 600
+expect_exit 0 "exec uname -r" b exec ex uname -r
+expect_grep "^$guest_release$" "$T/out" "exec runs in the guest"
+expect_exit 5 "exec's exit code comes back" b exec ex sh -c 'exit 5'
+expect_exit 0 "exec -i cat" sh -c '"$0" --config "$1/c.json" --root "$1/root" --runroot "$1/run" exec -i ex cat <"$1/in"' "$BERTH" "$T"
+cmp -s "$T/in" "$T/out" && ok "exec's stdin comes back" || not_ok "exec cat gave '$(cat "$T/out")'"
+i=0
+while [ $i -lt 10 ] && b exec ex true; do i=$((i + 1)); done
+[ $i -eq 10 ] && ok "ten execs in a row" || not_ok "exec $((i + 1)) failed"
+expect_exit 0 "rm -f" b rm -f ex
+nothing_left "after exec"
+
+# stop: SIGTERM does nothing to a sleep that is PID 1 of its namespace, so SIGKILL after 1 s.
+expect_exit 0 "a detached sleep" b run -d --isolation hyperv --network none --name sl demo sleep 600
+expect_exit 0 "stop -t 1" b stop -t 1 sl
+expect_exit 0 "wait" b wait sl
+expect_grep "^137$" "$T/out" "it was killed (137)"
+expect_exit 0 "rm" b rm sl
+nothing_left "after stop"
+
+# The VM dying under a running container ends it as killed (137), and leaves nothing once removed.
+expect_exit 0 "another detached sleep" b run -d --isolation hyperv --network none --name dies demo sleep 600
+q=$(qemu_pids)
+[ -n "$q" ] && ok "its qemu runs" || not_ok "no qemu for the running container"
+# shellcheck disable=SC2086
+[ -n "$q" ] && kill -KILL $q
+expect_exit 0 "wait" b wait dies
+expect_grep "^137$" "$T/out" "qemu's end ends the container as killed (137)"
+expect_exit 0 "rm" b rm dies
+nothing_left "after qemu died"
+finish
