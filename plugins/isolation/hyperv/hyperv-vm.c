@@ -91,7 +91,7 @@ int hv_vm_argv(const hv_vm_spec_t *spec, int control_fd, int stdio_fd, char ***r
                berth_err_t *err)
 {
     struct argv_buf a = { 0 };
-    char *e1 = NULL, *e2 = NULL, *e3 = NULL;
+    char *e1 = NULL, *e2 = NULL, *e3 = NULL, *e4 = NULL;
     int kvm;
 
     if (!spec->kernel || !*spec->kernel)
@@ -171,6 +171,14 @@ int hv_vm_argv(const hv_vm_spec_t *spec, int control_fd, int stdio_fd, char ***r
         add(&a, "-device");
         add(&a, "virtio-9p-device,fsdev=fs0,mount_tag=" HV_9P_TAG);
     }
+    if (spec->binds_dir) {
+        if (!(e4 = qemu_escape(spec->binds_dir)))
+            a.oom = 1;
+        add(&a, "-fsdev");
+        add(&a, "local,id=fs1,path=%s,security_model=passthrough,multidevs=remap", e4 ? e4 : "");
+        add(&a, "-device");
+        add(&a, "virtio-9p-device,fsdev=fs1,mount_tag=" HV_9P_BINDS_TAG);
+    }
     if (spec->block_path) {
         if (!(e2 = qemu_escape(spec->block_path)))
             a.oom = 1;
@@ -193,6 +201,7 @@ int hv_vm_argv(const hv_vm_spec_t *spec, int control_fd, int stdio_fd, char ***r
     free(e1);
     free(e2);
     free(e3);
+    free(e4);
     if (a.oom) {
         hv_vm_argv_free(a.v);
         return berth_err_set(err, -ENOMEM, "hyperv: out of memory");

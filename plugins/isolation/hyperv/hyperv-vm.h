@@ -26,6 +26,8 @@
 #define HV_PORT_STDIO   "berth.stdio"
 /* The virtio-9p tag a shared root filesystem is mounted from in the guest. */
 #define HV_9P_TAG "rootfs"
+/* The virtio-9p tag of the directory holding the container's bind mount sources. */
+#define HV_9P_BINDS_TAG "binds"
 
 /* What a VM is made of. Borrowed for the call. */
 typedef struct hv_vm_spec {
@@ -42,6 +44,13 @@ typedef struct hv_vm_spec {
     const char *tap;         /* a tap device (in the caller's netns) for virtio-net; NULL: none */
     const char *mac;         /* its guest MAC ("02:..."); NULL: qemu's default */
     const char *console_log; /* the serial console and qemu's own stderr go here (appended) */
+    /*
+     * A host directory shared by virtio-9p as HV_9P_BINDS_TAG; NULL: none.
+     * Its entries may be mount points of different filesystems (the
+     * container's bind mounts): qemu remaps their inode numbers so that
+     * two files never look alike to the guest.
+     */
+    const char *binds_dir;
 } hv_vm_spec_t;
 
 /* A running VM. */

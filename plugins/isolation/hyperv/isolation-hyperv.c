@@ -111,6 +111,8 @@ struct hv_sandbox {
     char dead_why[256];
     char kernel_release[128];
     struct hv_ctr *ctr;
+    char *binds_dir; /* <state_dir>/binds: the container's bind mount sources, shared */
+    int share_binds; /* the VM gets binds_dir (the container has bind mounts) */
 };
 
 struct hv_ctr {
@@ -118,6 +120,7 @@ struct hv_ctr {
     char id[65];
     int mounted;
     struct hv_proc init;
+    unsigned n_binds; /* <binds_dir>/0 .. n_binds-1 are mounted */
 };
 
 static int64_t now_ns(void)
@@ -604,6 +607,7 @@ static void sandbox_free(struct hv_sandbox *sb)
     free(sb->state_dir);
     free(sb->rootfs_dir);
     free(sb->console);
+    free(sb->binds_dir);
     free(sb);
 }
 
@@ -665,7 +669,8 @@ static int hv_sandbox_create(void *priv, const berth_sandbox_spec_t *spec, uint3
     sb->state_dir = strdup(spec->state_dir);
     sb->rootfs_dir = path_join(spec->state_dir, "rootfs");
     sb->console = path_join(spec->state_dir, "console.log");
-    if (!sb->state_dir || !sb->rootfs_dir || !sb->console) {
+    sb->binds_dir = path_join(spec->state_dir, "binds");
+    if (!sb->state_dir || !sb->rootfs_dir || !sb->console || !sb->binds_dir) {
         sandbox_free(sb);
         return berth_err_set(err, -ENOMEM, "out of memory");
     }
@@ -702,6 +707,7 @@ static int vm_boot(struct hv_sandbox *sb, berth_err_t *err)
         .mem_mib = sb->mem_mib,
         .share_dir = sb->rootfs_dir,
         .console_log = sb->console,
+        .binds_dir = sb->share_binds ? sb->binds_dir : NULL,
     };
     json_t *hello = NULL;
     const char *rel;
@@ -819,39 +825,136 @@ static int mount_rootfs(const berth_mount_list_t *ml, const char *dir, berth_err
                          m->type ? m->type : "(none)");
 }
 
+/* Whether OCI mount @m has option @opt. */
+static int has_option(json_t *m, const char *opt)
+{
+    size_t k;
+    json_t *o;
+
+    json_array_foreach (json_object_get(m, "options"), k, o) {
+        const char *s = json_string_value(o);
+        if (s && strcmp(s, opt) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static int is_bind(json_t *m)
+{
+    const char *type = json_string_value(json_object_get(m, "type"));
+    return (type && strcmp(type, "bind") == 0) || has_option(m, "bind") || has_option(m, "rbind");
+}
+
+/* Undo share_binds(): every entry unmounted and removed, then the directory. */
+static void unshare_binds(struct hv_ctr *c)
+{
+    struct hv_sandbox *sb = c->sb;
+    char path[PATH_MAX];
+
+    for (unsigned i = 0; i < c->n_binds; i++) {
+        snprintf(path, sizeof(path), "%s/%u", sb->binds_dir, i);
+        if (umount2(path, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
+            hv_log(sb->p, BERTH_LOG_WARNING, "hyperv: umount %s: %s", path, strerror(errno));
+        if (remove(path) < 0 && errno != ENOENT)
+            hv_log(sb->p, BERTH_LOG_WARNING, "hyperv: remove %s: %s", path, strerror(errno));
+    }
+    c->n_binds = 0;
+    if (rmdir(sb->binds_dir) < 0 && errno != ENOENT)
+        hv_log(sb->p, BERTH_LOG_WARNING, "hyperv: rmdir %s: %s", sb->binds_dir, strerror(errno));
+    sb->share_binds = 0;
+}
+
 /*
- * The spec the agent runs: host paths mean nothing in the guest, so bind
- * mounts (the shim's /etc files, volumes) are left out until they are
- * shared too, and the agent ignores root.path for a 9p root.
+ * The container's bind mounts (the shim's /etc/hosts and friends, volumes,
+ * -v): their sources are host paths, which mean nothing in the guest. Each
+ * source is bound at <binds_dir>/N, a directory qemu shares as
+ * HV_9P_BINDS_TAG, and the spec the agent gets names it by the relative
+ * path "N" (the agent resolves it against where it mounted the share;
+ * docs/agent-protocol.md). Everything is bound before qemu starts, since
+ * qemu's 9p backend would not see a later mount below its share (see the
+ * top). A read-only mount is made read-only here too: the guest's kernel
+ * is not trusted with the host's files. Only directories and regular
+ * files: a socket or a device node would mean something else on the far
+ * side of 9p.
  */
+static int share_binds(struct hv_ctr *c, json_t *spec, berth_err_t *err)
+{
+    struct hv_sandbox *sb = c->sb;
+    char path[PATH_MAX], name[16];
+    size_t i;
+    json_t *m;
+    int r;
+
+    json_array_foreach (json_object_get(spec, "mounts"), i, m) {
+        const char *src = json_string_value(json_object_get(m, "source"));
+        const char *dst = json_string_value(json_object_get(m, "destination"));
+        struct stat st;
+        int fd;
+
+        if (!is_bind(m))
+            continue;
+        if (!src || src[0] != '/') {
+            r = berth_err_set(err, -EINVAL, "hyperv: bind mount on %s: the source must be absolute",
+                              dst ? dst : "?");
+            goto fail;
+        }
+        if (stat(src, &st) < 0) {
+            r = berth_err_set(err, -errno, "hyperv: bind mount source %s: %s", src,
+                              strerror(errno));
+            goto fail;
+        }
+        if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) {
+            r = berth_err_set(err, -ENOTSUP,
+                              "hyperv: bind mount source %s: only directories and regular files "
+                              "can be shared with the VM",
+                              src);
+            goto fail;
+        }
+        if (c->n_binds == 0 && mkdir(sb->binds_dir, 0700) < 0 && errno != EEXIST) {
+            r = berth_err_set(err, -errno, "hyperv: mkdir %s: %s", sb->binds_dir, strerror(errno));
+            goto fail;
+        }
+        snprintf(path, sizeof(path), "%s/%u", sb->binds_dir, c->n_binds);
+        if (S_ISDIR(st.st_mode))
+            r = mkdir(path, 0755);
+        else if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) >= 0)
+            r = close(fd);
+        else
+            r = -1;
+        if (r < 0) {
+            r = berth_err_set(err, -errno, "hyperv: %s: %s", path, strerror(errno));
+            goto fail;
+        }
+        if (mount(src, path, NULL, MS_BIND | MS_REC, NULL) < 0) {
+            r = berth_err_set(err, -errno, "hyperv: bind %s: %s", src, strerror(errno));
+            remove(path);
+            goto fail;
+        }
+        c->n_binds++;
+        if (has_option(m, "ro") &&
+            mount(NULL, path, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0) {
+            r = berth_err_set(err, -errno, "hyperv: read-only bind of %s: %s", src,
+                              strerror(errno));
+            goto fail;
+        }
+        snprintf(name, sizeof(name), "%u", c->n_binds - 1);
+        json_object_set_new(m, "source", json_string(name));
+    }
+    sb->share_binds = c->n_binds > 0;
+    return 0;
+fail:
+    unshare_binds(c);
+    return r;
+}
+
+/* The spec the agent runs (the agent ignores root.path for a 9p root). */
 static json_t *guest_spec(const char *text, berth_err_t *err)
 {
     json_error_t je;
     json_t *spec = json_loads(text ? text : "", 0, &je);
-    json_t *mounts, *keep;
-    size_t i;
-    json_t *m;
 
-    if (!spec) {
+    if (!spec)
         berth_err_set(err, -EINVAL, "hyperv: bad OCI spec: %s", je.text);
-        return NULL;
-    }
-    mounts = json_object_get(spec, "mounts");
-    keep = json_array();
-    json_array_foreach (mounts, i, m) {
-        const char *type = json_string_value(json_object_get(m, "type"));
-        int bind = type && strcmp(type, "bind") == 0;
-        size_t k;
-        json_t *o;
-        json_array_foreach (json_object_get(m, "options"), k, o) {
-            const char *s = json_string_value(o);
-            if (s && (strcmp(s, "bind") == 0 || strcmp(s, "rbind") == 0))
-                bind = 1;
-        }
-        if (!bind)
-            json_array_append(keep, m);
-    }
-    json_object_set_new(spec, "mounts", keep);
     return spec;
 }
 
@@ -963,6 +1066,7 @@ static void ctr_free(struct hv_ctr *c)
 
 static void ctr_unmount(struct hv_ctr *c)
 {
+    unshare_binds(c);
     if (c->mounted && umount2(c->sb->rootfs_dir, MNT_DETACH) < 0)
         hv_log(c->sb->p, BERTH_LOG_WARNING, "hyperv: umount %s: %s", c->sb->rootfs_dir,
                strerror(errno));
@@ -997,6 +1101,8 @@ static int hv_container_create(void *priv, void *sandbox, const berth_container_
     if ((r = mount_rootfs(spec->rootfs, sb->rootfs_dir, err)) < 0)
         goto fail;
     c->mounted = 1;
+    if ((r = share_binds(c, oci, err)) < 0)
+        goto fail;
     /* The VM boots here (see the top): sized by the container's own limits. */
     size_vm(sb, json_object_get(json_object_get(oci, "linux"), "resources"));
     if ((r = vm_boot(sb, err)) < 0)
@@ -1005,6 +1111,9 @@ static int hv_container_create(void *priv, void *sandbox, const berth_container_
         goto fail;
     req = json_pack("{s:s, s:s, s:O, s:{s:s, s:s}, s:o}", "op", "create", "container", c->id,
                     "config", oci, "rootfs", "type", "9p", "tag", HV_9P_TAG, "stdio", stdio);
+    if (req && c->n_binds)
+        json_object_set_new(req, "binds",
+                            json_pack("{s:s, s:s}", "type", "9p", "tag", HV_9P_BINDS_TAG));
     if ((r = request(sb, req, HV_REQ_TIMEOUT_MS, NULL, err)) < 0)
         goto fail;
     wake(sb); /* the relay polls the new input streams */

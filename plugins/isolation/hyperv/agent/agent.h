@@ -62,6 +62,7 @@ struct ctr {
     int started;
     struct proc init;
     struct proc *execs;
+    char binds_dir[PATH_MAX]; /* where the share of bind mount sources is mounted, "" for none */
 };
 
 /* agent-guest.c: as PID 1 in a VM. */

@@ -662,6 +662,11 @@ static void ctr_free(struct ctr *c)
             agent_log("umount %s: %s", c->mnt_dir, strerror(errno));
         rmdir(c->mnt_dir);
     }
+    if (c->binds_dir[0]) {
+        if (umount2(c->binds_dir, MNT_DETACH) < 0 && errno != EINVAL)
+            agent_log("umount %s: %s", c->binds_dir, strerror(errno));
+        rmdir(c->binds_dir);
+    }
     if (rmdir(c->state_dir) < 0 && errno != ENOENT)
         agent_log("rmdir %s: %s", c->state_dir, strerror(errno));
     free(c->id);
@@ -743,6 +748,60 @@ static int rootfs_list(struct req *q, struct ctr *c, json_t *desc, berth_mount_t
     return 0;
 }
 
+/* Whether OCI mount @m is a bind mount (by its type or its options). */
+static int mount_is_bind(json_t *m)
+{
+    const char *type = json_string_value(json_object_get(m, "type"));
+    size_t i;
+    json_t *o;
+
+    if (type && strcmp(type, "bind") == 0)
+        return 1;
+    json_array_foreach (json_object_get(m, "options"), i, o) {
+        const char *s = json_string_value(o);
+        if (s && (strcmp(s, "bind") == 0 || strcmp(s, "rbind") == 0))
+            return 1;
+    }
+    return 0;
+}
+
+/*
+ * The host's share of the container's bind mount sources (@desc, like a
+ * 9p rootfs): mounted under the container's state dir, and every bind
+ * mount in @config whose source is relative ("N", an entry of the share)
+ * rewritten to the entry's path. Without a share, a relative source is
+ * refused: it would be resolved against the agent's own cwd.
+ */
+static int binds_share(struct req *q, struct ctr *c, json_t *desc, json_t *config)
+{
+    char path[PATH_MAX];
+    size_t i;
+    json_t *m;
+    int r;
+
+    if (desc) {
+        snprintf(c->binds_dir, sizeof(c->binds_dir), "%.400s/binds", c->state_dir);
+        char why[sizeof(q->why)];
+        if ((r = agent_guest_mount_rootfs(desc, c->binds_dir, why, sizeof(why))) < 0) {
+            c->binds_dir[0] = '\0';
+            /* Its messages speak of a rootfs: this is the other share. */
+            FAIL(q, -r, "create: the binds share (%.200s)", why);
+        }
+    }
+    json_array_foreach (json_object_get(config, "mounts"), i, m) {
+        const char *src = json_string_value(json_object_get(m, "source"));
+        if (!src || src[0] == '/' || !mount_is_bind(m))
+            continue;
+        if (!c->binds_dir[0] || !src[0] || strspn(src, "0123456789") != strlen(src))
+            FAIL(q, EINVAL,
+                 "create: mount source \"%.200s\" is not absolute nor an entry of the binds share",
+                 src);
+        snprintf(path, sizeof(path), "%.400s/%.20s", c->binds_dir, src);
+        json_object_set_new(m, "source", json_string(path));
+    }
+    return 0;
+}
+
 static int op_create(struct req *q)
 {
     const char *id = str(q, "container");
@@ -779,7 +838,8 @@ static int op_create(struct req *q)
         free(c);
         return -EIO;
     }
-    if ((r = rootfs_list(q, c, json_object_get(q->o, "rootfs"), &m, &list)) < 0) {
+    if ((r = rootfs_list(q, c, json_object_get(q->o, "rootfs"), &m, &list)) < 0 ||
+        (r = binds_share(q, c, json_object_get(q->o, "binds"), config)) < 0) {
         ctr_free(c);
         return r;
     }
