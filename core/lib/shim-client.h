@@ -31,8 +31,13 @@
 /* The longest frame payload berth__frame_read() accepts. */
 #define BERTH_FRAME_MAX (1024 * 1024)
 
-/* How long berth__shim_spawn() waits for the readiness line. */
-#define BERTH_SHIM_READY_TIMEOUT_MS 30000
+/*
+ * How long berth__shim_spawn() waits for the readiness line: longer than
+ * the slowest isolation driver's container_create (hyperv boots a VM there
+ * and waits up to 60 s for its agent on a loaded host). Giving up earlier
+ * would report a failure for a container the shim then goes on to create.
+ */
+#define BERTH_SHIM_READY_TIMEOUT_MS 90000
 
 /*
  * The shim executable: $BERTH_SHIM_PATH when set and not empty, else
