@@ -114,12 +114,12 @@ int hv_vm_argv(const hv_vm_spec_t *spec, int control_fd, int stdio_fd, char ***r
     /*
      * microvm: virtio-mmio devices only, no PCI, no firmware, no option ROMs,
      * no RTC; the ISA serial port is the console (the guest's early output
-     * and panics land in the log). acpi=off: the guest kernel has no ACPI,
+     * and panics land in the log). acpi=off for berth's kernel, which has no ACPI,
      * and only then does qemu list the virtio-mmio devices on the kernel
      * command line, where the guest finds them.
      */
     add(&a, "-M");
-    add(&a, "microvm,x-option-roms=off,isa-serial=on,rtc=off,acpi=off");
+    add(&a, "microvm,x-option-roms=off,isa-serial=on,rtc=off,acpi=%s", spec->acpi ? "on" : "off");
     add(&a, "-accel");
     add(&a, "%s", spec->accel);
     /* KVM: the host's CPU as is; TCG: qemu's default model (`max` boots slower here). */

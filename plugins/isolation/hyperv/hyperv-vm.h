@@ -51,6 +51,12 @@ typedef struct hv_vm_spec {
      * two files never look alike to the guest.
      */
     const char *binds_dir;
+    /*
+     * 1: describe the devices in ACPI tables instead of on the kernel
+     * command line (a distribution kernel finds virtio-mmio devices only
+     * there; hyperv-kernel.h); 0: berth's own kernel, which has no ACPI.
+     */
+    int acpi;
 } hv_vm_spec_t;
 
 /* A running VM. */

@@ -43,6 +43,7 @@
 
 #include "../../storage/overlay/storage-overlay-mount.h"
 #include "agent-proto.h"
+#include "hyperv-kernel.h"
 #include "hyperv-vm.h"
 
 #ifndef HYPERV_DEFAULT_DIR
@@ -55,6 +56,8 @@
 #define HV_REQ_TIMEOUT_MS 30000
 #define HV_STOP_GRACE_MS  5000
 #define HV_MEM_DEFAULT    256u
+/* berth's own guest kernel, where the build installs it. */
+#define HV_KERNEL_DEFAULT HYPERV_DEFAULT_DIR "/vmlinux"
 
 struct hv_priv {
     const berth_host_api_t *host;
@@ -503,7 +506,8 @@ static int hv_init(const berth_host_api_t *host, berth_host_t *ctx, void **ret_p
     }
     p->host = host;
     p->ctx = ctx;
-    p->kernel = config_str(cfg, "kernel", "BERTH_HYPERV_KERNEL", HYPERV_DEFAULT_DIR "/vmlinux");
+    /* A path, or "distro" for the distribution's kernel (guest_select()). */
+    p->kernel = config_str(cfg, "kernel", "BERTH_HYPERV_KERNEL", HV_KERNEL_DEFAULT);
     p->initrd = config_str(cfg, "initrd", "BERTH_HYPERV_INITRD", HYPERV_DEFAULT_DIR "/initrd.cpio");
     /* KVM does not boot this guest on the machines berth is built on yet: TCG until a probe says so. */
     p->accel = config_str(cfg, "accel", "BERTH_HYPERV_ACCEL", "tcg");
@@ -694,6 +698,41 @@ static int set_nonblock(int fd)
     return fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ? -errno : 0;
 }
 
+/*
+ * The kernel and initramfs the VM boots (hyperv-kernel.h): the configured
+ * kernel, else berth's own where it is installed, else (or with kernel
+ * "distro") the distribution's newest, with ACPI and an initramfs of the
+ * agent's plus the modules, cached in the driver's state dir. @k and
+ * @initrd hold what @vs then points at.
+ */
+static int guest_select(struct hv_priv *p, hv_vm_spec_t *vs, hv_kernel_t *k, char *initrd,
+                        size_t size, char *append, size_t append_size, berth_err_t *err)
+{
+    const char *dir;
+    unsigned long khz;
+    int r;
+
+    if (strcmp(p->kernel, "distro") != 0 &&
+        (strcmp(p->kernel, HV_KERNEL_DEFAULT) != 0 || access(p->kernel, R_OK) == 0))
+        return 0; /* vs has the configured kernel and initramfs already */
+    if ((r = hv_kernel_find_distro("/boot", "/lib/modules", k, err)) < 0)
+        return r;
+    dir = p->host && p->host->path ? p->host->path(p->ctx, BERTH_PATH_STATE) : NULL;
+    if (!dir)
+        return berth_err_set(err, -ENOENT, "hyperv: no state dir for the guest's initramfs");
+    if ((r = hv_kernel_distro_initrd(k, "/lib/modules", p->initrd, dir, initrd, size, err)) < 0)
+        return r;
+    vs->kernel = k->path;
+    vs->initrd = initrd;
+    vs->acpi = 1;
+    /* Under TCG its clock needs the TSC's rate given (hv_host_tsc_khz()). */
+    if (strcmp(vs->accel, "tcg") == 0 && (khz = hv_host_tsc_khz()) > 0) {
+        snprintf(append, append_size, "tsc_early_khz=%lu no_timer_check", khz);
+        vs->append = append;
+    }
+    return 0;
+}
+
 /* Start qemu, the relay, and say hello. On failure nothing runs. */
 static int vm_boot(struct hv_sandbox *sb, berth_err_t *err)
 {
@@ -710,10 +749,13 @@ static int vm_boot(struct hv_sandbox *sb, berth_err_t *err)
         .binds_dir = sb->share_binds ? sb->binds_dir : NULL,
     };
     json_t *hello = NULL;
+    hv_kernel_t k;
+    char initrd[PATH_MAX], append[128];
     const char *rel;
     int r;
 
-    if ((r = hv_vm_start(&vs, &sb->vm, err)) < 0)
+    if ((r = guest_select(p, &vs, &k, initrd, sizeof(initrd), append, sizeof(append), err)) < 0 ||
+        (r = hv_vm_start(&vs, &sb->vm, err)) < 0)
         return r;
     if (set_nonblock(sb->vm.control_fd) < 0 || set_nonblock(sb->vm.stdio_fd) < 0) {
         r = berth_err_set(err, -errno, "fcntl: %s", strerror(errno));

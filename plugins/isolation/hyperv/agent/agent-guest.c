@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -84,10 +85,53 @@ static int leave_initramfs(void)
     return 0;
 }
 
+/*
+ * The distribution's kernel has the guest's drivers as modules: its
+ * initramfs then carries them and lists them, in load order, in
+ * /etc/berth-modules (hyperv-kernel.h). Load each (a module the kernel
+ * has already is fine), then delete the files: they stay in memory
+ * otherwise. A module that fails is logged and skipped; what needs it
+ * fails later with its own error (a missing port names itself).
+ */
+#define MODULES_LIST "/etc/berth-modules"
+#ifndef MODULE_INIT_COMPRESSED_FILE
+#define MODULE_INIT_COMPRESSED_FILE 4
+#endif
+static void load_modules(void)
+{
+    struct statfs sf;
+    char line[PATH_MAX];
+    FILE *f;
+
+    /* Only from an initramfs: the PID 1 tests on a host must never load or delete a thing. */
+    if (statfs("/", &sf) < 0 || (sf.f_type != RAMFS_MAGIC && sf.f_type != TMPFS_MAGIC) ||
+        !(f = fopen(MODULES_LIST, "re")))
+        return;
+    while (fgets(line, sizeof(line), f)) {
+        size_t n = strcspn(line, "\n");
+        int fd, flags = 0;
+        line[n] = '\0';
+        if (!n)
+            continue;
+        if (n > 3 && strcmp(line + n - 3, ".ko") != 0)
+            flags = MODULE_INIT_COMPRESSED_FILE; /* .ko.xz, .ko.zst: the kernel inflates them */
+        if ((fd = open(line, O_RDONLY | O_CLOEXEC)) < 0 ||
+            (syscall(SYS_finit_module, fd, "", flags) < 0 && errno != EEXIST))
+            agent_log("module %s: %s", line, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        unlink(line);
+    }
+    fclose(f);
+    unlink(MODULES_LIST);
+}
+
 int agent_guest_setup(void)
 {
     int fd;
 
+    /* From the initramfs, before leaving it: the modules are files there. */
+    load_modules();
     if ((fd = leave_initramfs()) < 0)
         return fd;
     for (size_t i = 0; i < sizeof(guest_mounts) / sizeof(guest_mounts[0]); i++) {
