@@ -1003,8 +1003,11 @@ static int kill_orphan(struct hv_sandbox *sb, berth_err_t *err)
     return 0;
 }
 
-/* Unmount whatever a killed shim left on the rootfs mount point. */
-static int unmount_orphan(struct hv_sandbox *sb, berth_err_t *err)
+/*
+ * Unmount whatever is still on the rootfs mount point: what a killed shim
+ * left, or a container handle released while its container ran.
+ */
+static int unmount_left(struct hv_sandbox *sb, berth_err_t *err)
 {
     for (int i = 0; i < 16; i++) {
         if (umount2(sb->rootfs_dir, MNT_DETACH) == 0)
@@ -1111,8 +1114,8 @@ static int hv_sandbox_destroy(void *priv, void *sandbox, uint32_t flags, berth_e
         vm_halt(sb, r < 0 ? 0 : HV_STOP_GRACE_MS);
         r = 0;
     }
-    /* Reopened after its shim was killed: the qemu and the mount it left. */
-    if (sb->reopened && ((r = kill_orphan(sb, err)) < 0 || (r = unmount_orphan(sb, err)) < 0)) {
+    /* Reopened after its shim was killed: the qemu it left first, then any mount. */
+    if ((sb->reopened && (r = kill_orphan(sb, err)) < 0) || (r = unmount_left(sb, err)) < 0) {
         sandbox_free(sb);
         return r;
     }
@@ -1419,6 +1422,8 @@ static int hv_container_start(void *priv, void *container, uint32_t flags, berth
     return queue_wait(sb, c->id, &c->init, err);
 }
 
+static void hv_container_release(void *priv, void *container);
+
 static int hv_container_delete(void *priv, void *container, uint32_t flags, berth_err_t *err)
 {
     struct hv_ctr *c = container;
@@ -1428,17 +1433,20 @@ static int hv_container_delete(void *priv, void *container, uint32_t flags, bert
     if (sb->reopened) {
         /* Its shim is gone, and the VM was all of the container: end what it left. */
         if (!(flags & BERTH_DELETE_FORCE) && orphan_alive(sb))
-            return berth_err_set(err, -EBUSY, "hyperv: container %.12s: its VM still runs", c->id);
-        if ((r = kill_orphan(sb, err)) == 0)
-            r = unmount_orphan(sb, err);
+            r = berth_err_set(err, -EBUSY, "hyperv: container %.12s: its VM still runs", c->id);
+        else if ((r = kill_orphan(sb, err)) == 0)
+            r = unmount_left(sb, err);
     } else if (sb->started && !sb->dead && unpause_for_end(sb) == 0) {
         r = request(sb,
                     json_pack("{s:s, s:s, s:b}", "op", "delete", "container", c->id, "force",
                               (flags & BERTH_DELETE_FORCE) != 0),
                     HV_REQ_TIMEOUT_MS, NULL, err);
     }
-    if (r == -EBUSY)
+    if (r == -EBUSY) {
+        /* It still runs, and stays; the handle goes all the same, as the ABI says. */
+        hv_container_release(priv, c);
         return r;
+    }
     /* The guest no longer uses the share; it can go even if the agent failed. */
     ctr_unmount(c);
     pthread_mutex_lock(&sb->mu);
