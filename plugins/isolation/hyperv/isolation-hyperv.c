@@ -10,7 +10,8 @@
  * The relay reads both ports, copies stdin from the shim's fds to the agent
  * (within the agent's credit) and output from the agent to the shim's fds
  * (granting credit back once written), and completes `wait` replies by
- * signalling the process's eventfd.
+ * signalling the process's eventfd. qemu's QMP monitor (pause/resume) is
+ * not the relay's: the ops' thread talks to it directly, under qmp_mu.
  *
  * The VM starts at container_create, not at sandbox_create: qemu's 9p
  * backend opens the shared directory once at start and keeps that fd, so
