@@ -2,7 +2,8 @@
 /*
  * The hyperv driver's qemu launcher (plugins/isolation/hyperv/hyperv-vm.h):
  * the command line it builds (microvm, direct kernel boot, the two
- * virtio-serial ports on inherited sockets, paths with commas kept whole),
+ * virtio-serial ports and the optional QMP monitor on inherited sockets,
+ * paths with commas kept whole),
  * what it refuses, and with the real qemu-system-x86_64 (skipped when it
  * is missing): a qemu that fails (no such kernel) is seen to exit with its
  * reason in the console log, with nothing left (no process, no
@@ -81,6 +82,8 @@ static void test_argv_basic(void **state)
     assert_int_equal(find(argv, "-fsdev"), -1);
     assert_int_equal(find(argv, "-drive"), -1);
     assert_int_equal(find(argv, "-netdev"), -1);
+    /* No monitor unless asked for. */
+    assert_int_equal(find(argv, "-mon"), -1);
     hv_vm_argv_free(argv);
 }
 
@@ -119,6 +122,14 @@ static void test_argv_devices(void **state)
                         "id=disk0,file=/var/b/root.img,format=raw,if=none,cache=none,aio=threads");
     assert_true(find(argv, "virtio-blk-device,drive=disk0") > 0);
     hv_vm_argv_free(argv);
+
+    /* QMP (pause/resume) on an inherited socket, like the ports. */
+    s = base;
+    s.qmp_fd = 5;
+    assert_int_equal(hv_vm_argv(&s, 3, 4, &argv, &err), 0);
+    assert_true(find(argv, "socket,id=qmp,fd=5") > 0);
+    assert_string_equal(value_of(argv, "-mon"), "chardev=qmp,mode=control");
+    hv_vm_argv_free(argv);
 }
 
 static void test_argv_refused(void **state)
@@ -145,6 +156,9 @@ static void test_argv_refused(void **state)
     s = base;
     s.share_dir = "/a";
     s.block_path = "/b";
+    assert_int_equal(hv_vm_argv(&s, 3, 4, &argv, &err), -EINVAL);
+    s = base;
+    s.qmp_fd = 2; /* stdio's, not a socket of its own */
     assert_int_equal(hv_vm_argv(&s, 3, 4, &argv, &err), -EINVAL);
     s = base;
     s.append = "a\nb";
@@ -208,7 +222,9 @@ static void test_qemu_fails_clearly(void **state)
     s.kernel = "/nonexistent/vmlinux";
     s.initrd = NULL;
     s.console_log = log;
+    s.qmp_fd = 1; /* a monitor too: its socket must not leak either */
     assert_int_equal(hv_vm_start(&s, &vm, &err), 0);
+    assert_true(vm.qmp_fd >= 0);
     status = wait_exit(&vm, 30000);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) != 0);
     /* qemu's own reason is in the log, for the container's error. */
@@ -221,6 +237,10 @@ static void test_qemu_fails_clearly(void **state)
     assert_non_null(strstr(buf, "/nonexistent/vmlinux"));
     /* The ports' peer is gone with qemu: reads see the end. */
     assert_int_equal(read(vm.control_fd, buf, 1), 0);
+    /* The monitor may have greeted before qemu gave up: its end comes after that. */
+    while ((n = read(vm.qmp_fd, buf, sizeof(buf))) > 0) {
+    }
+    assert_int_equal(n, 0);
     assert_int_equal(hv_vm_stop(&vm, 0), -1);
     assert_int_equal(count_fds(), fds);
     unlink(log);

@@ -18,7 +18,7 @@
 #include "hyperv-vm.h"
 
 /* Where the ports' sockets sit in qemu: right after stdio. */
-enum { CHILD_CONTROL_FD = 3, CHILD_STDIO_FD = 4 };
+enum { CHILD_CONTROL_FD = 3, CHILD_STDIO_FD = 4, CHILD_QMP_FD = 5 };
 
 struct argv_buf {
     char **v;
@@ -106,6 +106,8 @@ int hv_vm_argv(const hv_vm_spec_t *spec, int control_fd, int stdio_fd, char ***r
                              spec->mem_mib);
     if (spec->share_dir && spec->block_path)
         return berth_err_set(err, -EINVAL, "hyperv: a shared directory or a disk, not both");
+    if (spec->qmp_fd < 0 || (spec->qmp_fd > 0 && spec->qmp_fd < 3))
+        return berth_err_set(err, -EINVAL, "hyperv: QMP fd %d: want 3 or more", spec->qmp_fd);
     if (spec->append && strchr(spec->append, '\n'))
         return berth_err_set(err, -EINVAL, "hyperv: a newline in the kernel command line");
     kvm = strcmp(spec->accel, "kvm") == 0;
@@ -163,6 +165,13 @@ int hv_vm_argv(const hv_vm_spec_t *spec, int control_fd, int stdio_fd, char ***r
     add(&a, "socket,id=io,fd=%d", stdio_fd);
     add(&a, "-device");
     add(&a, "virtserialport,chardev=io,name=" HV_PORT_STDIO);
+    if (spec->qmp_fd > 0) {
+        /* A connected socket: no file, and the monitor's peer is gone exactly when qemu is. */
+        add(&a, "-chardev");
+        add(&a, "socket,id=qmp,fd=%d", spec->qmp_fd);
+        add(&a, "-mon");
+        add(&a, "chardev=qmp,mode=control");
+    }
     if (spec->share_dir) {
         if (!(e1 = qemu_escape(spec->share_dir)))
             a.oom = 1;
@@ -216,7 +225,7 @@ static int pidfd_open_(pid_t pid)
 }
 
 /* In the child, between fork and exec: only async-signal-safe calls. */
-static void child(char **argv, int control, int io, int log_fd, pid_t parent)
+static void child(char **argv, int control, int io, int qmp, int log_fd, pid_t parent)
 {
     int devnull;
 
@@ -235,13 +244,18 @@ static void child(char **argv, int control, int io, int log_fd, pid_t parent)
      */
     control = fcntl(control, F_DUPFD_CLOEXEC, 10);
     io = fcntl(io, F_DUPFD_CLOEXEC, 10);
+    if (qmp >= 0 && (qmp = fcntl(qmp, F_DUPFD_CLOEXEC, 10)) < 0)
+        _exit(127);
     if (control < 0 || io < 0 || dup2(control, CHILD_CONTROL_FD) < 0 ||
-        dup2(io, CHILD_STDIO_FD) < 0)
+        dup2(io, CHILD_STDIO_FD) < 0 || (qmp >= 0 && dup2(qmp, CHILD_QMP_FD) < 0))
         _exit(127);
     /* Everything else goes: qemu holds nothing of the shim's. */
-    if (syscall(SYS_close_range, CHILD_STDIO_FD + 1, ~0u, 0) < 0) {
-        for (int fd = CHILD_STDIO_FD + 1; fd < 1024; fd++)
-            close(fd);
+    {
+        int first = (qmp >= 0 ? CHILD_QMP_FD : CHILD_STDIO_FD) + 1;
+        if (syscall(SYS_close_range, first, ~0u, 0) < 0) {
+            for (int fd = first; fd < 1024; fd++)
+                close(fd);
+        }
     }
     {
         sigset_t none;
@@ -254,15 +268,18 @@ static void child(char **argv, int control, int io, int log_fd, pid_t parent)
 
 int hv_vm_start(const hv_vm_spec_t *spec, hv_vm_t *vm, berth_err_t *err)
 {
-    int ctl[2] = { -1, -1 }, io[2] = { -1, -1 }, log_fd = -1, r;
+    int ctl[2] = { -1, -1 }, io[2] = { -1, -1 }, qmp[2] = { -1, -1 }, log_fd = -1, r;
     char **argv = NULL;
     pid_t parent = getpid(), pid;
+    hv_vm_spec_t s = *spec;
 
     vm->pid = -1;
-    vm->pidfd = vm->control_fd = vm->stdio_fd = -1;
+    vm->pidfd = vm->control_fd = vm->stdio_fd = vm->qmp_fd = -1;
     if (!spec->console_log)
         return berth_err_set(err, -EINVAL, "hyperv: no console log path");
-    if ((r = hv_vm_argv(spec, CHILD_CONTROL_FD, CHILD_STDIO_FD, &argv, err)) < 0)
+    if (s.qmp_fd)
+        s.qmp_fd = CHILD_QMP_FD;
+    if ((r = hv_vm_argv(&s, CHILD_CONTROL_FD, CHILD_STDIO_FD, &argv, err)) < 0)
         return r;
     log_fd = open(spec->console_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (log_fd < 0) {
@@ -270,7 +287,8 @@ int hv_vm_start(const hv_vm_spec_t *spec, hv_vm_t *vm, berth_err_t *err)
         goto fail;
     }
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctl) < 0 ||
-        socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, io) < 0) {
+        socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, io) < 0 ||
+        (s.qmp_fd && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, qmp) < 0)) {
         r = berth_err_set(err, -errno, "hyperv: socketpair: %s", strerror(errno));
         goto fail;
     }
@@ -280,7 +298,7 @@ int hv_vm_start(const hv_vm_spec_t *spec, hv_vm_t *vm, berth_err_t *err)
         goto fail;
     }
     if (pid == 0)
-        child(argv, ctl[1], io[1], log_fd, parent);
+        child(argv, ctl[1], io[1], qmp[1], log_fd, parent);
     vm->pid = pid;
     vm->pidfd = pidfd_open_(pid);
     if (vm->pidfd < 0) {
@@ -292,9 +310,12 @@ int hv_vm_start(const hv_vm_spec_t *spec, hv_vm_t *vm, berth_err_t *err)
     }
     close(ctl[1]);
     close(io[1]);
+    if (qmp[1] >= 0)
+        close(qmp[1]);
     close(log_fd);
     vm->control_fd = ctl[0];
     vm->stdio_fd = io[0];
+    vm->qmp_fd = qmp[0];
     hv_vm_argv_free(argv);
     return 0;
 fail:
@@ -303,6 +324,8 @@ fail:
             close(ctl[i]);
         if (io[i] >= 0)
             close(io[i]);
+        if (qmp[i] >= 0)
+            close(qmp[i]);
     }
     if (log_fd >= 0)
         close(log_fd);
@@ -360,5 +383,6 @@ int hv_vm_stop(hv_vm_t *vm, int grace_ms)
     close_fd(&vm->pidfd);
     close_fd(&vm->control_fd);
     close_fd(&vm->stdio_fd);
+    close_fd(&vm->qmp_fd);
     return status;
 }

@@ -57,6 +57,13 @@ typedef struct hv_vm_spec {
      * there; hyperv-kernel.h); 0: berth's own kernel, which has no ACPI.
      */
     int acpi;
+    /*
+     * A QMP monitor (pause/resume: `stop`, `cont`) on a third socketpair:
+     * for hv_vm_argv(), the child's fd of its socket (> 2; 0: no monitor);
+     * hv_vm_start() makes the socket itself when this is nonzero and puts
+     * its host end in hv_vm_t.qmp_fd.
+     */
+    int qmp_fd;
 } hv_vm_spec_t;
 
 /* A running VM. */
@@ -65,6 +72,7 @@ typedef struct hv_vm {
     int pidfd;      /* readable when qemu has exited (poll it); -1 when not started */
     int control_fd; /* the host end of "berth.control": a stream socket */
     int stdio_fd;   /* the host end of "berth.stdio" */
+    int qmp_fd;     /* the host end of the QMP monitor (spec's qmp_fd nonzero), else -1 */
 } hv_vm_t;
 
 /*
@@ -79,7 +87,7 @@ void hv_vm_argv_free(char **argv);
 
 /*
  * Start the VM: the socketpairs, then qemu, which the caller then owns in
- * @vm (all fds close-on-exec). Returns once qemu runs, not once the guest
+ * @vm (all fds close-on-exec; the QMP socket is the child's fd 5). Returns once qemu runs, not once the guest
  * has booted: the agent's hello on control_fd says that. On failure
  * nothing is left (no process, no fd) and err says why.
  */

@@ -10,7 +10,8 @@
  * The relay reads both ports, copies stdin from the shim's fds to the agent
  * (within the agent's credit) and output from the agent to the shim's fds
  * (granting credit back once written), and completes `wait` replies by
- * signalling the process's eventfd.
+ * signalling the process's eventfd. qemu's QMP monitor (pause/resume) is
+ * not the relay's: the ops' thread talks to it directly, under qmp_mu.
  *
  * The VM starts at container_create, not at sandbox_create: qemu's 9p
  * backend opens the shared directory once at start and keeps that fd, so
@@ -18,6 +19,7 @@
  * mount made later would be hidden behind the fd). One container per
  * sandbox, then, which is all berth-shim creates.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -32,6 +34,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -58,6 +61,12 @@
 #define HV_MEM_DEFAULT    256u
 /* berth's own guest kernel, where the build installs it. */
 #define HV_KERNEL_DEFAULT HYPERV_DEFAULT_DIR "/vmlinux"
+/* qemu answers QMP at once (stop/cont pause and start vCPUs synchronously). */
+#define HV_QMP_TIMEOUT_MS 10000
+/* An orphaned qemu (its shim was killed) is SIGKILLed already: it only has to finish exiting. */
+#define HV_ORPHAN_EXIT_MS 10000
+/* What the sandbox keeps in its state_dir for sandbox_open. */
+#define HV_STATE_FILE "vm.json"
 
 struct hv_priv {
     const berth_host_api_t *host;
@@ -116,6 +125,29 @@ struct hv_sandbox {
     struct hv_ctr *ctr;
     char *binds_dir; /* <state_dir>/binds: the container's bind mount sources, shared */
     int share_binds; /* the VM gets binds_dir (the container has bind mounts) */
+    /*
+     * Pause: the VM's vCPUs stopped and started through QMP (qemu's
+     * monitor on vm.qmp_fd), by the ops' thread only, under qmp_mu.
+     */
+    pthread_mutex_t qmp_mu;
+    int qmp_ready;  /* the greeting was read and qmp_capabilities answered */
+    int qmp_skip;   /* an overlong line is being dropped */
+    size_t qmp_len; /* bytes in qmp_buf */
+    char qmp_buf[4096];
+    int paused;                 /* under mu: the vCPUs are stopped; the agent can't answer */
+    json_t *paused_stats;       /* under mu: the stats read just before the pause */
+    struct hv_pending *pending; /* under mu: signals held back while paused */
+    /* Reopened by sandbox_open (its shim is gone): the qemu it recorded, if any. */
+    int reopened;
+    pid_t orphan_pid;
+    unsigned long long orphan_start; /* its start time (/proc/PID/stat field 22) */
+};
+
+/* A signal to deliver once the VM runs again, as a frozen cgroup holds it. */
+struct hv_pending {
+    char exec_id[65]; /* "" for the init */
+    int sig;
+    struct hv_pending *next;
 };
 
 struct hv_ctr {
@@ -234,9 +266,12 @@ static void on_control(struct hv_sandbox *sb, const uint8_t *payload, uint32_t l
         if (q->proc) {
             /* A wait: nobody blocks on the request itself, so it goes here. */
             if (json_is_true(json_object_get(obj, "ok"))) {
+                /*
+                 * The end is timed here: the guest has no RTC (rtc=off), so its
+                 * wall clock, and the agent's finished_ns, start at the epoch.
+                 */
                 proc_complete(q->proc, (int)json_integer_value(json_object_get(obj, "exit_code")),
-                              (int)json_integer_value(json_object_get(obj, "signal")),
-                              json_integer_value(json_object_get(obj, "finished_ns")));
+                              (int)json_integer_value(json_object_get(obj, "signal")), 0);
                 if (json_is_true(json_object_get(obj, "oom_killed")))
                     q->proc->st.flags |= BERTH_EXIT_F_OOM_KILLED;
             } else {
@@ -482,6 +517,173 @@ out:
     return r;
 }
 
+/* ---- QMP: qemu's monitor, for pause ---- */
+
+/*
+ * The next message qemu sent on the monitor (one JSON object a line),
+ * within the time left until @deadline_ms (CLOCK_MONOTONIC): 0 with *ret
+ * (a new reference), or -errno (-ETIMEDOUT, -EPIPE once qemu is gone).
+ * Under qmp_mu.
+ */
+static int qmp_next(struct hv_sandbox *sb, int64_t deadline_ms, json_t **ret)
+{
+    for (;;) {
+        char *nl = memchr(sb->qmp_buf, '\n', sb->qmp_len);
+        struct pollfd pfd = { .fd = sb->vm.qmp_fd, .events = POLLIN };
+        struct timespec ts;
+        int64_t left;
+        ssize_t n;
+
+        if (nl) {
+            size_t len = (size_t)(nl - sb->qmp_buf) + 1;
+            json_t *o = sb->qmp_skip ? NULL : json_loadb(sb->qmp_buf, len, 0, NULL);
+            memmove(sb->qmp_buf, sb->qmp_buf + len, sb->qmp_len - len);
+            sb->qmp_len -= len;
+            sb->qmp_skip = 0;
+            if (json_is_object(o)) {
+                *ret = o;
+                return 0;
+            }
+            json_decref(o);
+            continue;
+        }
+        if (sb->qmp_len == sizeof(sb->qmp_buf)) {
+            /* Only events grow that long; none of them matters here. */
+            sb->qmp_len = 0;
+            sb->qmp_skip = 1;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        left = deadline_ms - ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+        if (left <= 0)
+            return -ETIMEDOUT;
+        n = poll(&pfd, 1, (int)left);
+        if (n < 0 && errno != EINTR)
+            return -errno;
+        if (n <= 0)
+            continue;
+        n = read(sb->vm.qmp_fd, sb->qmp_buf + sb->qmp_len, sizeof(sb->qmp_buf) - sb->qmp_len);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (n <= 0)
+            return n < 0 ? -errno : -EPIPE;
+        sb->qmp_len += (size_t)n;
+    }
+}
+
+/* Send QMP command @what (no arguments) and wait for its answer; events in between are skipped. */
+static int qmp_call(struct hv_sandbox *sb, const char *what, int64_t deadline, berth_err_t *err)
+{
+    char line[128];
+    json_t *m;
+    int r;
+
+    snprintf(line, sizeof(line), "{\"execute\":\"%s\"}\n", what);
+    if ((r = write_all(sb->vm.qmp_fd, (const uint8_t *)line, strlen(line))) < 0)
+        return berth_err_set(err, r, "hyperv: qemu's monitor: %s: %s", what, strerror(-r));
+    for (;;) {
+        if ((r = qmp_next(sb, deadline, &m)) < 0)
+            return berth_err_set(err, r, "hyperv: qemu's monitor: %s: %s", what, strerror(-r));
+        if (json_object_get(m, "return")) {
+            json_decref(m);
+            return 0;
+        }
+        if (json_object_get(m, "error")) {
+            r = berth_err_set(
+                err, -EIO, "hyperv: qemu's monitor: %s: %s", what,
+                json_string_value(json_object_get(json_object_get(m, "error"), "desc"))
+                    ?: "failed");
+            json_decref(m);
+            return r;
+        }
+        json_decref(m);
+    }
+}
+
+/*
+ * Run QMP command @cmd and check its answer. The first call reads qemu's
+ * greeting and leaves capability negotiation, the only command qemu takes
+ * before that. Under qmp_mu.
+ */
+static int qmp_exec(struct hv_sandbox *sb, const char *cmd, berth_err_t *err)
+{
+    struct timespec ts;
+    int64_t deadline;
+    json_t *m = NULL;
+    int r;
+
+    if (sb->vm.qmp_fd < 0)
+        return berth_err_set(err, -ENOTSUP, "hyperv: the VM has no monitor");
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    deadline = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + HV_QMP_TIMEOUT_MS;
+    if (!sb->qmp_ready) {
+        /* {"QMP": {...}} comes first, unasked. */
+        do {
+            json_decref(m);
+            if ((r = qmp_next(sb, deadline, &m)) < 0)
+                return berth_err_set(err, r, "hyperv: qemu's monitor: no greeting: %s",
+                                     strerror(-r));
+        } while (!json_object_get(m, "QMP"));
+        json_decref(m);
+        if ((r = qmp_call(sb, "qmp_capabilities", deadline, err)) < 0)
+            return r;
+        sb->qmp_ready = 1;
+    }
+    return qmp_call(sb, cmd, deadline, err);
+}
+
+/*
+ * Start a paused VM's vCPUs again (under qmp_mu). The signals held back
+ * while it was paused go to *ret_pending in the order they came (NULL:
+ * they are dropped).
+ */
+static int vm_cont(struct hv_sandbox *sb, struct hv_pending **ret_pending, berth_err_t *err)
+{
+    struct hv_pending *list, *rev = NULL;
+    int r = qmp_exec(sb, "cont", err);
+
+    if (r < 0)
+        return r;
+    pthread_mutex_lock(&sb->mu);
+    sb->paused = 0;
+    list = sb->pending;
+    sb->pending = NULL;
+    json_decref(sb->paused_stats);
+    sb->paused_stats = NULL;
+    pthread_mutex_unlock(&sb->mu);
+    while (list) {
+        struct hv_pending *q = list;
+        list = q->next;
+        q->next = rev;
+        rev = q;
+    }
+    if (ret_pending)
+        *ret_pending = rev;
+    else
+        while (rev) {
+            struct hv_pending *q = rev;
+            rev = q->next;
+            free(q);
+        }
+    return 0;
+}
+
+/*
+ * Before a teardown that needs the agent: a paused VM runs again (held-back
+ * signals are dropped: what they were for is ending). 0 when the VM is not
+ * paused (any more); otherwise the agent can't answer and the caller skips it.
+ */
+static int unpause_for_end(struct hv_sandbox *sb)
+{
+    int r = 0;
+
+    pthread_mutex_lock(&sb->qmp_mu);
+    if (sb->paused && (r = vm_cont(sb, NULL, NULL)) < 0)
+        hv_log(sb->p, BERTH_LOG_WARNING, "hyperv: resuming the VM to end it failed (%s)%s",
+               strerror(-r), "");
+    pthread_mutex_unlock(&sb->qmp_mu);
+    return r;
+}
+
 /* ---- configuration ---- */
 
 static char *config_str(json_t *cfg, const char *key, const char *env, const char *dflt)
@@ -578,7 +780,7 @@ static int hv_probe(void *priv, uint32_t flags, uint64_t *ret_caps, berth_err_t 
                              p->initrd);
     if (ret_caps)
         *ret_caps = BERTH_ISOLATION_CAP_VM | BERTH_ISOLATION_CAP_LINUX | BERTH_ISOLATION_CAP_EXEC |
-                    BERTH_ISOLATION_CAP_TTY;
+                    BERTH_ISOLATION_CAP_TTY | BERTH_ISOLATION_CAP_PAUSE | BERTH_ISOLATION_CAP_STATS;
     return 0;
 }
 
@@ -606,7 +808,14 @@ static void sandbox_free(struct hv_sandbox *sb)
     agent_reader_clear(&sb->io_r);
     if (sb->wakefd >= 0)
         close(sb->wakefd);
+    while (sb->pending) {
+        struct hv_pending *q = sb->pending;
+        sb->pending = q->next;
+        free(q);
+    }
+    json_decref(sb->paused_stats);
     pthread_mutex_destroy(&sb->mu);
+    pthread_mutex_destroy(&sb->qmp_mu);
     pthread_cond_destroy(&sb->cv);
     free(sb->state_dir);
     free(sb->rootfs_dir);
@@ -657,13 +866,14 @@ static int hv_sandbox_create(void *priv, const berth_sandbox_spec_t *spec, uint3
         return berth_err_set(err, -ENOMEM, "out of memory");
     }
     sb->p = priv;
-    sb->vm.pidfd = sb->vm.control_fd = sb->vm.stdio_fd = -1;
+    sb->vm.pidfd = sb->vm.control_fd = sb->vm.stdio_fd = sb->vm.qmp_fd = -1;
     sb->wakefd = -1;
     sb->mem_mib = HV_MEM_DEFAULT;
     sb->vcpus = 1;
     size_vm(sb, json_object_get(cfg, "resources"));
     json_decref(cfg);
     pthread_mutex_init(&sb->mu, NULL);
+    pthread_mutex_init(&sb->qmp_mu, NULL);
     pthread_cond_init(&sb->cv, NULL);
     agent_writer_init(&sb->ctl_w);
     agent_writer_init(&sb->io_w);
@@ -689,6 +899,134 @@ static int hv_sandbox_create(void *priv, const berth_sandbox_spec_t *spec, uint3
         return r;
     }
     *ret_sandbox = sb;
+    return 0;
+}
+
+/*
+ * The start time of process @pid (/proc/PID/stat field 22, clock ticks
+ * since boot): with the pid, it names one process even after the pid is
+ * reused. 0 when there is no such process.
+ */
+static unsigned long long pid_start_time(pid_t pid)
+{
+    char path[64], buf[1024], *p;
+    unsigned long long start = 0;
+    ssize_t n;
+    int fd;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+        return 0;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    /* The command name may hold spaces and parentheses: fields count from the last ')'. */
+    if (!(p = strrchr(buf, ')')))
+        return 0;
+    p++;
+    /* Fields 3 (state) to 21, then 22. */
+    for (int f = 3; f < 22 && p; f++)
+        p = strchr(p + 1, ' ');
+    if (!p || sscanf(p, " %llu", &start) != 1)
+        return 0;
+    return start;
+}
+
+/*
+ * Record what sandbox_open needs to clean up after a shim that was killed:
+ * qemu's pid and start time (so that a reused pid is never killed). The
+ * rootfs mount point is always <state_dir>/rootfs.
+ */
+static int save_state(struct hv_sandbox *sb, berth_err_t *err)
+{
+    json_t *st = json_pack("{s:i, s:I}", "qemu_pid", (int)sb->vm.pid, "qemu_start_time",
+                           (json_int_t)pid_start_time(sb->vm.pid));
+    char *path = path_join(sb->state_dir, HV_STATE_FILE),
+         *tmp = path_join(sb->state_dir, ".vm.json.tmp");
+    int r = 0;
+
+    if (!st || !path || !tmp)
+        r = berth_err_set(err, -ENOMEM, "out of memory");
+    else if (json_dump_file(st, tmp, JSON_COMPACT) < 0 || rename(tmp, path) < 0)
+        r = berth_err_set(err, -EIO, "hyperv: writing %s failed", path);
+    json_decref(st);
+    free(path);
+    free(tmp);
+    return r;
+}
+
+/*
+ * A pidfd for the qemu a reopened sandbox recorded while it is still that
+ * process (the pidfd pins the pid, so the start time checked after opening
+ * it can't go stale); -1 when it is gone.
+ */
+static int orphan_pidfd(struct hv_sandbox *sb)
+{
+    int fd;
+
+    if (sb->orphan_pid <= 0 || !sb->orphan_start)
+        return -1;
+    if ((fd = (int)syscall(SYS_pidfd_open, sb->orphan_pid, 0)) < 0)
+        return -1;
+    if (pid_start_time(sb->orphan_pid) != sb->orphan_start) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int orphan_alive(struct hv_sandbox *sb)
+{
+    int fd = orphan_pidfd(sb);
+    struct pollfd p = { .fd = fd, .events = POLLIN };
+
+    if (fd < 0)
+        return 0;
+    /* A pidfd is readable once the process has exited (a zombie is gone for us). */
+    poll(&p, 1, 0);
+    close(fd);
+    return !(p.revents & POLLIN);
+}
+
+/*
+ * The qemu a killed shim left: PR_SET_PDEATHSIG has SIGKILLed it already,
+ * but it may still be exiting (and holding the rootfs open); make sure of
+ * the kill and wait until it is gone.
+ */
+static int kill_orphan(struct hv_sandbox *sb, berth_err_t *err)
+{
+    int fd = orphan_pidfd(sb), n;
+    struct pollfd p = { .fd = fd, .events = POLLIN };
+
+    if (fd < 0)
+        return 0;
+    syscall(SYS_pidfd_send_signal, fd, SIGKILL, NULL, 0);
+    do
+        n = poll(&p, 1, HV_ORPHAN_EXIT_MS);
+    while (n < 0 && errno == EINTR);
+    close(fd);
+    if (n <= 0)
+        return berth_err_set(err, -ETIMEDOUT, "hyperv: qemu (pid %d) did not exit after SIGKILL",
+                             (int)sb->orphan_pid);
+    sb->orphan_pid = 0;
+    return 0;
+}
+
+/*
+ * Unmount whatever is still on the rootfs mount point: what a killed shim
+ * left, or a container handle released while its container ran.
+ */
+static int unmount_left(struct hv_sandbox *sb, berth_err_t *err)
+{
+    for (int i = 0; i < 16; i++) {
+        if (umount2(sb->rootfs_dir, MNT_DETACH) == 0)
+            continue; /* a mount below may show through: once more */
+        if (errno == EINVAL || errno == ENOENT)
+            return 0; /* not (or no longer) a mount point */
+        return berth_err_set(err, -errno, "hyperv: umount %s: %s", sb->rootfs_dir, strerror(errno));
+    }
     return 0;
 }
 
@@ -747,6 +1085,7 @@ static int vm_boot(struct hv_sandbox *sb, berth_err_t *err)
         .share_dir = sb->rootfs_dir,
         .console_log = sb->console,
         .binds_dir = sb->share_binds ? sb->binds_dir : NULL,
+        .qmp_fd = 1, /* any nonzero value: hv_vm_start() places it */
     };
     json_t *hello = NULL;
     hv_kernel_t k;
@@ -757,6 +1096,11 @@ static int vm_boot(struct hv_sandbox *sb, berth_err_t *err)
     if ((r = guest_select(p, &vs, &k, initrd, sizeof(initrd), append, sizeof(append), err)) < 0 ||
         (r = hv_vm_start(&vs, &sb->vm, err)) < 0)
         return r;
+    /* Before anything can fail: a shim killed from here on leaves a qemu to find. */
+    if ((r = save_state(sb, err)) < 0) {
+        hv_vm_stop(&sb->vm, 0);
+        return r;
+    }
     if (set_nonblock(sb->vm.control_fd) < 0 || set_nonblock(sb->vm.stdio_fd) < 0) {
         r = berth_err_set(err, -errno, "fcntl: %s", strerror(errno));
         hv_vm_stop(&sb->vm, 0);
@@ -807,6 +1151,8 @@ static int hv_sandbox_network(void *priv, void *sandbox, uint32_t flags,
     return 0;
 }
 
+static void unshare_binds(struct hv_sandbox *sb);
+
 static int hv_sandbox_destroy(void *priv, void *sandbox, uint32_t flags, berth_err_t *err)
 {
     struct hv_sandbox *sb = sandbox;
@@ -814,10 +1160,18 @@ static int hv_sandbox_destroy(void *priv, void *sandbox, uint32_t flags, berth_e
 
     if (sb->started) {
         /* shutdown deletes what still runs; the agent then ends the VM by itself. */
-        r = request(sb, json_pack("{s:s}", "op", "shutdown"), HV_REQ_TIMEOUT_MS, NULL, NULL);
+        r = unpause_for_end(sb);
+        if (r == 0)
+            r = request(sb, json_pack("{s:s}", "op", "shutdown"), HV_REQ_TIMEOUT_MS, NULL, NULL);
         vm_halt(sb, r < 0 ? 0 : HV_STOP_GRACE_MS);
         r = 0;
     }
+    /* Reopened after its shim was killed: the qemu it left first, then any mount. */
+    if ((sb->reopened && (r = kill_orphan(sb, err)) < 0) || (r = unmount_left(sb, err)) < 0) {
+        sandbox_free(sb);
+        return r;
+    }
+    unshare_binds(sb);
     if (rmdir(sb->rootfs_dir) < 0 && errno != ENOENT)
         r = berth_err_set(err, -errno, "rmdir %s: %s", sb->rootfs_dir, strerror(errno));
     sandbox_free(sb);
@@ -887,20 +1241,30 @@ static int is_bind(json_t *m)
     return (type && strcmp(type, "bind") == 0) || has_option(m, "bind") || has_option(m, "rbind");
 }
 
-/* Undo share_binds(): every entry unmounted and removed, then the directory. */
-static void unshare_binds(struct hv_ctr *c)
+/*
+ * Undo share_binds(): every entry of binds_dir unmounted and removed, then
+ * the directory. By what is there, not by what this process bound: a
+ * sandbox reopened after its shim was killed cleans up the same way. An
+ * entry that stays mounted is never removed through (rmdir and unlink
+ * refuse a mount point).
+ */
+static void unshare_binds(struct hv_sandbox *sb)
 {
-    struct hv_sandbox *sb = c->sb;
+    DIR *d = opendir(sb->binds_dir);
+    struct dirent *de;
     char path[PATH_MAX];
 
-    for (unsigned i = 0; i < c->n_binds; i++) {
-        snprintf(path, sizeof(path), "%s/%u", sb->binds_dir, i);
+    while (d && (de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", sb->binds_dir, de->d_name);
         if (umount2(path, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
             hv_log(sb->p, BERTH_LOG_WARNING, "hyperv: umount %s: %s", path, strerror(errno));
         if (remove(path) < 0 && errno != ENOENT)
             hv_log(sb->p, BERTH_LOG_WARNING, "hyperv: remove %s: %s", path, strerror(errno));
     }
-    c->n_binds = 0;
+    if (d)
+        closedir(d);
     if (rmdir(sb->binds_dir) < 0 && errno != ENOENT)
         hv_log(sb->p, BERTH_LOG_WARNING, "hyperv: rmdir %s: %s", sb->binds_dir, strerror(errno));
     sb->share_binds = 0;
@@ -985,7 +1349,8 @@ static int share_binds(struct hv_ctr *c, json_t *spec, berth_err_t *err)
     sb->share_binds = c->n_binds > 0;
     return 0;
 fail:
-    unshare_binds(c);
+    unshare_binds(sb);
+    c->n_binds = 0;
     return r;
 }
 
@@ -1108,7 +1473,8 @@ static void ctr_free(struct hv_ctr *c)
 
 static void ctr_unmount(struct hv_ctr *c)
 {
-    unshare_binds(c);
+    unshare_binds(c->sb);
+    c->n_binds = 0;
     if (c->mounted && umount2(c->sb->rootfs_dir, MNT_DETACH) < 0)
         hv_log(c->sb->p, BERTH_LOG_WARNING, "hyperv: umount %s: %s", c->sb->rootfs_dir,
                strerror(errno));
@@ -1224,19 +1590,31 @@ static int hv_container_start(void *priv, void *container, uint32_t flags, berth
     return queue_wait(sb, c->id, &c->init, err);
 }
 
+static void hv_container_release(void *priv, void *container);
+
 static int hv_container_delete(void *priv, void *container, uint32_t flags, berth_err_t *err)
 {
     struct hv_ctr *c = container;
     struct hv_sandbox *sb = c->sb;
     int r = 0;
 
-    if (sb->started && !sb->dead)
+    if (sb->reopened) {
+        /* Its shim is gone, and the VM was all of the container: end what it left. */
+        if (!(flags & BERTH_DELETE_FORCE) && orphan_alive(sb))
+            r = berth_err_set(err, -EBUSY, "hyperv: container %.12s: its VM still runs", c->id);
+        else if ((r = kill_orphan(sb, err)) == 0)
+            r = unmount_left(sb, err);
+    } else if (sb->started && !sb->dead && unpause_for_end(sb) == 0) {
         r = request(sb,
                     json_pack("{s:s, s:s, s:b}", "op", "delete", "container", c->id, "force",
                               (flags & BERTH_DELETE_FORCE) != 0),
                     HV_REQ_TIMEOUT_MS, NULL, err);
-    if (r == -EBUSY)
+    }
+    if (r == -EBUSY) {
+        /* It still runs, and stays; the handle goes all the same, as the ABI says. */
+        hv_container_release(priv, c);
         return r;
+    }
     /* The guest no longer uses the share; it can go even if the agent failed. */
     ctr_unmount(c);
     pthread_mutex_lock(&sb->mu);
@@ -1267,18 +1645,62 @@ static void *hv_container_init_process(void *priv, void *container)
     return &c->init;
 }
 
+/* Signal @exec_id ("" for the init) in the guest. */
+static int send_signal(struct hv_sandbox *sb, const char *exec_id, int sig, berth_err_t *err)
+{
+    json_t *req =
+        json_pack("{s:s, s:s, s:i}", "op", "signal", "container", sb->ctr->id, "signal", sig);
+    if (req && exec_id[0])
+        json_object_set_new(req, "exec", json_string(exec_id));
+    return request(sb, req, HV_REQ_TIMEOUT_MS, NULL, err);
+}
+
 static int hv_process_signal(void *priv, void *process, int32_t sig, uint32_t flags,
                              berth_err_t *err)
 {
     struct hv_proc *pr = process;
     struct hv_sandbox *sb = pr->sb;
+    int r = 0;
 
     if (!sb->ctr)
         return berth_err_set(err, -ESRCH, "hyperv: no such container");
-    return request(
-        sb,
-        json_pack("{s:s, s:s, s:i}", "op", "signal", "container", sb->ctr->id, "signal", (int)sig),
-        HV_REQ_TIMEOUT_MS, NULL, err);
+    pthread_mutex_lock(&sb->qmp_mu);
+    if (sb->paused && sig == SIGKILL && !pr->exec_id[0]) {
+        /*
+         * Killing a paused container: a frozen cgroup lets SIGKILL through,
+         * and Docker unpauses what it kills; here the agent has to run to
+         * send it, and the VM ends with the container anyway.
+         */
+        r = vm_cont(sb, NULL, err);
+    } else if (sb->paused) {
+        /* Held back until the VM runs again, as a frozen cgroup holds a pending signal. */
+        struct hv_pending *q = calloc(1, sizeof(*q));
+        if (!q) {
+            r = berth_err_set(err, -ENOMEM, "out of memory");
+        } else {
+            snprintf(q->exec_id, sizeof(q->exec_id), "%s", pr->exec_id);
+            q->sig = (int)sig;
+            pthread_mutex_lock(&sb->mu);
+            q->next = sb->pending;
+            sb->pending = q;
+            pthread_mutex_unlock(&sb->mu);
+            r = 1;
+        }
+    }
+    pthread_mutex_unlock(&sb->qmp_mu);
+    if (r != 0)
+        return r < 0 ? r : 0;
+    return send_signal(sb, pr->exec_id, (int)sig, err);
+}
+
+static int is_paused(struct hv_sandbox *sb)
+{
+    int paused;
+
+    pthread_mutex_lock(&sb->mu);
+    paused = sb->paused;
+    pthread_mutex_unlock(&sb->mu);
+    return paused;
 }
 
 static int hv_process_wait(void *priv, void *process, uint32_t flags, berth_exit_status_t *ret_exit,
@@ -1316,6 +1738,8 @@ static int hv_process_resize(void *priv, void *process, uint16_t cols, uint16_t 
 
     if (!sb->ctr)
         return berth_err_set(err, -ESRCH, "hyperv: no such container");
+    if (is_paused(sb))
+        return berth_err_set(err, -EAGAIN, "hyperv: the container is paused");
     req = json_pack("{s:s, s:s, s:i, s:i}", "op", "resize", "container", sb->ctr->id, "cols",
                     (int)cols, "rows", (int)rows);
     if (req && pr->exec_id[0])
@@ -1336,6 +1760,10 @@ static int hv_process_exec(void *priv, void *container, const berth_process_spec
 
     if (!spec->id || strlen(spec->id) > 64)
         return berth_err_set(err, -EINVAL, "hyperv: exec ids are 1-64 characters");
+    if (is_paused(sb))
+        return berth_err_set(err, -EBUSY,
+                             "hyperv: container %.12s is paused, unpause the container before exec",
+                             c->id);
     if (!(proc = json_loads(spec->process_json ? spec->process_json : "", 0, &je)))
         return berth_err_set(err, -EINVAL, "hyperv: bad process object: %s", je.text);
     if (!(pr = calloc(1, sizeof(*pr)))) {
@@ -1383,15 +1811,237 @@ static void hv_process_release(void *priv, void *process)
     free(pr);
 }
 
+/* ---- pause, stats ---- */
+
+/*
+ * The container's stats from the agent (the process driver's object, read
+ * from the container's cgroup in the guest), as a new object: a container
+ * without a memory limit is limited by its VM, so the limit is the VM's
+ * memory then; "vm" tells the VM's size.
+ */
+static int fetch_stats(struct hv_ctr *c, json_t **ret, berth_err_t *err)
+{
+    struct hv_sandbox *sb = c->sb;
+    json_t *reply = NULL, *st, *mem, *lim;
+    json_int_t vm_bytes = (json_int_t)sb->mem_mib << 20;
+    int r;
+
+    if ((r = request(sb, json_pack("{s:s, s:s}", "op", "stats", "container", c->id),
+                     HV_REQ_TIMEOUT_MS, &reply, err)) < 0)
+        return r;
+    st = json_object_get(reply, "stats");
+    if (!json_is_object(st)) {
+        json_decref(reply);
+        return berth_err_set(err, -EPROTO, "hyperv: the agent's stats are not an object");
+    }
+    st = json_deep_copy(st);
+    json_decref(reply);
+    if (!st)
+        return berth_err_set(err, -ENOMEM, "out of memory");
+    mem = json_object_get(st, "memory");
+    lim = json_object_get(mem, "limit");
+    if (json_is_object(mem) && (!json_is_integer(lim) || json_integer_value(lim) < 0))
+        json_object_set_new(mem, "limit", json_integer(vm_bytes));
+    json_object_set_new(st, "vm",
+                        json_pack("{s:I, s:i}", "memory", vm_bytes, "vcpus", (int)sb->vcpus));
+    *ret = st;
+    return 0;
+}
+
+static void blob_release(berth_blob_t *b)
+{
+    if (!b)
+        return;
+    free(b->data);
+    free(b);
+}
+
+static int hv_container_stats(void *priv, void *container, uint32_t flags, berth_blob_t **ret_stats,
+                              berth_err_t *err)
+{
+    struct hv_ctr *c = container;
+    struct hv_sandbox *sb = c->sb;
+    berth_blob_t *b;
+    json_t *st = NULL;
+    int r = 0;
+
+    if (!sb->started)
+        return berth_err_set(err, -ESRCH, "hyperv: the VM is not running");
+    /* Under qmp_mu: the VM is not paused or resumed meanwhile. */
+    pthread_mutex_lock(&sb->qmp_mu);
+    if (is_paused(sb)) {
+        /* Nothing changes in a stopped VM, and its agent can't answer: what was read at the pause. */
+        pthread_mutex_lock(&sb->mu);
+        st = sb->paused_stats ? json_deep_copy(sb->paused_stats) : NULL;
+        pthread_mutex_unlock(&sb->mu);
+        if (!st)
+            r = berth_err_set(err, -EAGAIN, "hyperv: the VM is paused: no stats");
+    } else {
+        r = fetch_stats(c, &st, err);
+    }
+    pthread_mutex_unlock(&sb->qmp_mu);
+    if (r < 0)
+        return r;
+    b = calloc(1, sizeof(*b));
+    if (b)
+        b->data = json_dumps(st, JSON_COMPACT);
+    json_decref(st);
+    if (!b || !b->data) {
+        free(b);
+        return berth_err_set(err, -ENOMEM, "out of memory");
+    }
+    b->struct_size = sizeof(*b);
+    b->len = strlen(b->data);
+    b->release = blob_release;
+    *ret_stats = b;
+    return 0;
+}
+
+/*
+ * Pause = the VM's vCPUs stop (QMP "stop"): the guest's clocks, the agent
+ * and every process of the container stand still, and nothing in the guest
+ * can tell. The stats are read first, for stats while paused.
+ */
+static int hv_container_pause(void *priv, void *container, uint32_t flags, berth_err_t *err)
+{
+    struct hv_ctr *c = container;
+    struct hv_sandbox *sb = c->sb;
+    json_t *st = NULL;
+    int r = 0;
+
+    if (!sb->started)
+        return berth_err_set(err, -ESRCH, "hyperv: the VM is not running");
+    pthread_mutex_lock(&sb->qmp_mu);
+    if (!is_paused(sb)) {
+        if (fetch_stats(c, &st, NULL) < 0)
+            st = NULL;
+        if ((r = qmp_exec(sb, "stop", err)) == 0) {
+            pthread_mutex_lock(&sb->mu);
+            sb->paused = 1;
+            json_decref(sb->paused_stats);
+            sb->paused_stats = st;
+            st = NULL;
+            pthread_mutex_unlock(&sb->mu);
+        }
+    }
+    pthread_mutex_unlock(&sb->qmp_mu);
+    json_decref(st);
+    return r;
+}
+
+/* Resume = QMP "cont"; then the signals sent while paused reach their processes. */
+static int hv_container_resume(void *priv, void *container, uint32_t flags, berth_err_t *err)
+{
+    struct hv_ctr *c = container;
+    struct hv_sandbox *sb = c->sb;
+    struct hv_pending *list = NULL;
+    int r = 0;
+
+    if (!sb->started)
+        return berth_err_set(err, -ESRCH, "hyperv: the VM is not running");
+    pthread_mutex_lock(&sb->qmp_mu);
+    if (is_paused(sb))
+        r = vm_cont(sb, &list, err);
+    pthread_mutex_unlock(&sb->qmp_mu);
+    while (list) {
+        struct hv_pending *q = list;
+        berth_err_t e = { 0 };
+        list = q->next;
+        /* The process may have ended meanwhile (a SIGKILL before it): not the resume's failure. */
+        if (send_signal(sb, q->exec_id, q->sig, &e) < 0)
+            hv_log(sb->p, BERTH_LOG_WARNING, "hyperv: a signal held during the pause: %s%s", e.msg,
+                   "");
+        free(q);
+    }
+    return r;
+}
+
+/* ---- reopening (the core reaps a container whose shim was killed) ---- */
+
+/*
+ * A handle on a sandbox whose shim is gone, from what vm_boot() recorded in
+ * its state_dir: no relay and no VM of its own; it only serves
+ * container_open and a (forced) delete and destroy, which kill the qemu
+ * left behind if it is still the one recorded, unmount the rootfs and
+ * remove the mount point.
+ */
+static int hv_sandbox_open(void *priv, const berth_sandbox_spec_t *spec, uint32_t flags,
+                           void **ret_sandbox, berth_err_t *err)
+{
+    /* With no settings, create builds nothing outside the state dir: only the handle. */
+    berth_sandbox_spec_t s = { .struct_size = sizeof(s), .config_json = "{}" };
+    struct hv_sandbox *sb;
+    char *path;
+    json_t *st;
+    int r;
+
+    if (!spec || !spec->state_dir)
+        return berth_err_set(err, -EINVAL, "hyperv: sandbox_open needs a state_dir");
+    s.id = spec->id;
+    s.state_dir = spec->state_dir;
+    if ((r = hv_sandbox_create(priv, &s, 0, (void **)&sb, err)) < 0)
+        return r;
+    sb->reopened = 1;
+    if (!(path = path_join(spec->state_dir, HV_STATE_FILE))) {
+        sandbox_free(sb);
+        return berth_err_set(err, -ENOMEM, "out of memory");
+    }
+    /* No file: the shim died before qemu started, and there is no VM to look for. */
+    st = json_load_file(path, 0, NULL);
+    free(path);
+    sb->orphan_pid = (pid_t)json_integer_value(json_object_get(st, "qemu_pid"));
+    sb->orphan_start =
+        (unsigned long long)json_integer_value(json_object_get(st, "qemu_start_time"));
+    json_decref(st);
+    *ret_sandbox = sb;
+    return 0;
+}
+
+static int hv_container_open(void *priv, void *sandbox, const berth_container_spec_t *spec,
+                             uint32_t flags, void **ret_container, berth_err_t *err)
+{
+    struct hv_sandbox *sb = sandbox;
+    struct hv_ctr *c;
+
+    if (!sb || !sb->reopened)
+        return berth_err_set(err, -EINVAL,
+                             "hyperv: a container is reopened with its sandbox, reopened first");
+    if (sb->ctr)
+        return berth_err_set(err, -ENOTSUP, "hyperv: one container per sandbox");
+    if (!spec || !spec->id)
+        return berth_err_set(err, -EINVAL, "hyperv: container_open needs the container's id");
+    if (!(c = calloc(1, sizeof(*c))))
+        return berth_err_set(err, -ENOMEM, "out of memory");
+    c->sb = sb;
+    c->init.sb = sb;
+    snprintf(c->id, sizeof(c->id), "%.64s", spec->id);
+    if ((c->init.evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+        int r = berth_err_set(err, -errno, "eventfd: %s", strerror(errno));
+        free(c);
+        return r;
+    }
+    /* The VM was all of the container: with its qemu gone, the init is gone (as if killed). */
+    if (!orphan_alive(sb))
+        proc_complete(&c->init, 128 + SIGKILL, SIGKILL, 0);
+    sb->ctr = c;
+    *ret_container = c;
+    return 0;
+}
+
 static const berth_isolation_ops_t hv_ops = {
     BERTH_OPS_INIT(berth_isolation_ops_t),
     .probe = hv_probe,
     .sandbox_create = hv_sandbox_create,
+    .sandbox_open = hv_sandbox_open,
     .sandbox_network = hv_sandbox_network,
     .sandbox_destroy = hv_sandbox_destroy,
     .sandbox_release = hv_sandbox_release,
     .container_create = hv_container_create,
+    .container_open = hv_container_open,
     .container_start = hv_container_start,
+    .container_pause = hv_container_pause,
+    .container_resume = hv_container_resume,
+    .container_stats = hv_container_stats,
     .container_delete = hv_container_delete,
     .container_release = hv_container_release,
     .container_init_process = hv_container_init_process,
@@ -1413,7 +2063,7 @@ static const berth_plugin_desc_t hv_desc = {
     .license = "Apache-2.0",
     .description = "each container in a qemu microvm with its own kernel (berth-agent inside)",
     .capabilities = BERTH_ISOLATION_CAP_VM | BERTH_ISOLATION_CAP_LINUX | BERTH_ISOLATION_CAP_EXEC |
-                    BERTH_ISOLATION_CAP_TTY,
+                    BERTH_ISOLATION_CAP_TTY | BERTH_ISOLATION_CAP_PAUSE | BERTH_ISOLATION_CAP_STATS,
     .init = hv_init,
     .fini = hv_fini,
     .ops = &hv_ops,
