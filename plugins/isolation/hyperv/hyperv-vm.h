@@ -42,6 +42,13 @@ typedef struct hv_vm_spec {
     const char *tap;         /* a tap device (in the caller's netns) for virtio-net; NULL: none */
     const char *mac;         /* its guest MAC ("02:..."); NULL: qemu's default */
     const char *console_log; /* the serial console and qemu's own stderr go here (appended) */
+    /*
+     * An open tap device for virtio-net, handed to qemu (-netdev tap,fd=N)
+     * and still the caller's to close; > 0 to use it, which takes
+     * precedence over @tap. The tap may live in any network namespace (its
+     * fd carries it), so qemu itself stays in the caller's.
+     */
+    int tap_fd;
 } hv_vm_spec_t;
 
 /* A running VM. */
