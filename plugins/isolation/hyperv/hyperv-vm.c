@@ -242,11 +242,11 @@ static void child(char **argv, int control, int io, int tap, int log_fd, pid_t p
      */
     control = fcntl(control, F_DUPFD_CLOEXEC, 10);
     io = fcntl(io, F_DUPFD_CLOEXEC, 10);
+    /* The tap too, before anything lands on 3 or 4, where it may sit. */
+    if (tap > 0 && (tap = fcntl(tap, F_DUPFD_CLOEXEC, 10)) < 0)
+        _exit(127);
     if (control < 0 || io < 0 || dup2(control, CHILD_CONTROL_FD) < 0 ||
         dup2(io, CHILD_STDIO_FD) < 0)
-        _exit(127);
-    /* The tap likewise, from above 9 once what sits below 10 is closed. */
-    if (tap > 0 && (tap = fcntl(tap, F_DUPFD_CLOEXEC, 10)) < 0)
         _exit(127);
     close_fds(CHILD_STDIO_FD + 1, 9);
     if (tap > 0 && dup2(tap, CHILD_TAP_FD) < 0)
