@@ -10,7 +10,8 @@
 # filters while it runs. A port published on 127.0.0.1 from busybox httpd
 # in a hyperv container on the default bridge network is fetched with curl
 # from the host. After rm: no qemu, mount, netns (by inode), veth on our
-# bridges, or DNAT rule is left. --network host is refused.
+# bridges, or DNAT rule is left. --network host is refused; a tc that fails
+# fails the run with its command named, and leaves nothing either.
 # Usage: test-hyperv-net.sh BERTH KERNEL KERNEL_RELEASE_FILE INITRD
 . "$(dirname "$0")/hyperv-lib.sh"
 CNI_DIR=/usr/lib/cni
@@ -80,6 +81,13 @@ nothing_left "after the refusal"
 # --- a user network: a VM and a process container on it ---------------------------
 expect_exit 0 "network create" b network create --subnet "$SUB.0/24" --gateway "$SUB.1" hvnet
 veths0=$(veths)
+# A failing redirect fails the run before qemu starts, and undoes the network setup.
+export BERTH_HYPERV_TC=/bin/false
+expect_exit 125 "a tc that fails fails the run" b run --rm --isolation hyperv --network hvnet demo true
+unset BERTH_HYPERV_TC
+expect_grep "tc qdisc add dev eth0 ingress" "$T/err" "the error names the tc command"
+[ "$(veths)" -eq "$veths0" ] && ok "no veth left after the failure" || not_ok "$(veths) veths, want $veths0"
+nothing_left "after the failed redirect"
 expect_exit 0 "a process container serving /etc on hvnet" \
     b run -d --name web --network hvnet demo httpd -f -p 80 -h /etc
 webip=$(ip_of web hvnet)
