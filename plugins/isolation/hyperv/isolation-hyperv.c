@@ -645,9 +645,10 @@ static int hv_sandbox_create(void *priv, const berth_sandbox_spec_t *spec, uint3
     struct hv_sandbox *sb;
     json_t *cfg = spec->config_json ? json_loads(spec->config_json, 0, NULL) : NULL;
     const char *net = json_string_value(json_object_get(cfg, "network"));
+    int on_net = net && strcmp(net, "netns") == 0;
     int r;
 
-    if (net && strcmp(net, "none") != 0 && strcmp(net, "netns") != 0) {
+    if (net && strcmp(net, "none") != 0 && !on_net) {
         /* net is borrowed from cfg: the message first. */
         r = berth_err_set(err, -ENOTSUP,
                           "hyperv: network \"%s\" is not possible for a VM (it has a kernel of "
@@ -667,11 +668,6 @@ static int hv_sandbox_create(void *priv, const berth_sandbox_spec_t *spec, uint3
     sb->vcpus = 1;
     hv_net_init(&sb->net);
     size_vm(sb, json_object_get(cfg, "resources"));
-    if (net && strcmp(net, "netns") == 0 && !(sb->netns = path_join(spec->state_dir, "netns"))) {
-        json_decref(cfg);
-        sandbox_free(sb);
-        return berth_err_set(err, -ENOMEM, "out of memory");
-    }
     json_decref(cfg);
     pthread_mutex_init(&sb->mu, NULL);
     pthread_cond_init(&sb->cv, NULL);
@@ -683,7 +679,9 @@ static int hv_sandbox_create(void *priv, const berth_sandbox_spec_t *spec, uint3
     sb->state_dir = strdup(spec->state_dir);
     sb->rootfs_dir = path_join(spec->state_dir, "rootfs");
     sb->console = path_join(spec->state_dir, "console.log");
-    if (!sb->state_dir || !sb->rootfs_dir || !sb->console) {
+    if (on_net)
+        sb->netns = path_join(spec->state_dir, "netns");
+    if (!sb->state_dir || !sb->rootfs_dir || !sb->console || (on_net && !sb->netns)) {
         sandbox_free(sb);
         return berth_err_set(err, -ENOMEM, "out of memory");
     }
