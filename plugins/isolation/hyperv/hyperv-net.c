@@ -234,7 +234,10 @@ static int read_addresses(struct attach_job *j, json_t *addrs)
     return 0;
 }
 
-/* @ifname's IPv4 routes from this thread's /proc view (the routes through a gateway are what matter). */
+/*
+ * @ifname's IPv4 routes through a gateway, from this thread's /proc view
+ * (the connected ones come with the addresses in the guest).
+ */
 static int read_routes(struct attach_job *j, json_t *routes)
 {
     FILE *f = fopen("/proc/thread-self/net/route", "re");
@@ -243,7 +246,7 @@ static int read_routes(struct attach_job *j, json_t *routes)
 
     if (!f)
         return job_fail(j, errno, "/proc/thread-self/net/route%s%s", "", "");
-    /* Iface Destination Gateway Flags RefCnt Use Metric Mask ...; addresses in hex, network order. */
+    /* Iface Destination Gateway Flags RefCnt Use Metric Mask ...: addresses in network-order hex. */
     while (fgets(line, sizeof(line), f)) {
         char d[INET_ADDRSTRLEN], g[INET_ADDRSTRLEN], cidr[INET_ADDRSTRLEN + 4];
         struct in_addr da, ga, ma;

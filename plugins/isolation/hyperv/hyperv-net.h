@@ -33,7 +33,11 @@ int hv_net_netns_create(const char *path, berth_err_t *err);
 /* Unmount and remove @path; absent is not an error. */
 int hv_net_netns_remove(const char *path, berth_err_t *err);
 
-/* The tc binary (iproute2): @configured when set, else the first found in the sbin dirs or $PATH; NULL when none. Static or @configured storage. */
+/*
+ * The tc binary (iproute2): @configured when set and executable, else the
+ * first found in the sbin dirs or $PATH; NULL when none. The result is
+ * @configured or static storage (valid until the next call).
+ */
 const char *hv_net_find_tc(const char *configured);
 
 /* What hv_net_attach() made: the tap and what the guest needs to take eth0's place. */
