@@ -246,7 +246,7 @@ static int read_routes(struct attach_job *j, json_t *routes)
 
     if (!f)
         return job_fail(j, errno, "/proc/thread-self/net/route%s%s", "", "");
-    /* Iface Destination Gateway Flags RefCnt Use Metric Mask ...: addresses in network-order hex. */
+    /* Iface Destination Gateway Flags RefCnt Use Metric Mask ...; addresses: network-order hex. */
     while (fgets(line, sizeof(line), f)) {
         char d[INET_ADDRSTRLEN], g[INET_ADDRSTRLEN], cidr[INET_ADDRSTRLEN + 4];
         struct in_addr da, ga, ma;
