@@ -274,11 +274,28 @@ class T:
             assert not r['ok'] and 'hello' in r['error'], r
             r = a.ok('hello', versions=[7, 1, 0 + 3], caps=['exec', 'something-new'])
             assert r['version'] == 1, r
-            for cap in ('exec', 'tty', 'stats', 'pause', 'resize'):
+            for cap in ('exec', 'tty', 'stats', 'pause', 'resize', 'net'):
                 assert cap in r['caps'], r
             assert r['kernel'] == os.uname().release, r
             assert r['agent_version'], r
             a.ok('ping')
+            a.finish()
+        finally:
+            a.close()
+
+    def test_network_only_in_a_vm(self):
+        # create's "network" configures the guest's interfaces: in host mode it
+        # would be the host's, so it is refused, and nothing is created.
+        a = self.agent()
+        try:
+            cid = self.cid()
+            net = {'interfaces': [{'name': 'eth0', 'mac': '02:00:00:00:00:01', 'mtu': 1500,
+                                   'addresses': ['192.0.2.9/24']}], 'routes': []}
+            r = a.call('create', container=cid, config=spec(['true']),
+                       rootfs={'type': 'path', 'path': self.rootfs}, stdio={}, network=net)
+            assert not r['ok'] and r['errno'] == 95 and 'VM' in r['error'], r  # ENOTSUP
+            w, out, _, _ = self.run(a, ['echo', 'still-serving'])
+            assert w['exit_code'] == 0 and out == 'still-serving\n', (w, out)
             a.finish()
         finally:
             a.close()

@@ -7,7 +7,8 @@
  * what it refuses, and with the real qemu-system-x86_64 (skipped when it
  * is missing): a qemu that fails (no such kernel) is seen to exit with its
  * reason in the console log, with nothing left (no process, no
- * descriptor).
+ * descriptor). A tap's fd reaches qemu as fd 6 (a script in qemu's place
+ * lists what it inherited), and nothing else of the caller's does.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -130,6 +131,16 @@ static void test_argv_devices(void **state)
     assert_true(find(argv, "socket,id=qmp,fd=5") > 0);
     assert_string_equal(value_of(argv, "-mon"), "chardev=qmp,mode=control");
     hv_vm_argv_free(argv);
+
+    /* A tap's fd takes precedence over its name: qemu gets it at fd 6. */
+    s = base;
+    s.tap = "tap0";
+    s.tap_fd = 17;
+    s.mac = "02:42:ac:11:00:03";
+    assert_int_equal(hv_vm_argv(&s, 3, 4, &argv, &err), 0);
+    assert_string_equal(value_of(argv, "-netdev"), "tap,id=net0,fd=6");
+    assert_true(find(argv, "virtio-net-device,netdev=net0,mac=02:42:ac:11:00:03") > 0);
+    hv_vm_argv_free(argv);
 }
 
 static void test_argv_refused(void **state)
@@ -247,13 +258,72 @@ static void test_qemu_fails_clearly(void **state)
     rmdir(dir);
 }
 
+/*
+ * qemu's inherited fds with a tap: a script in qemu's place lists them. The
+ * tap (a pipe end here: any fd will do) is at 6; 0-4 are stdio and the
+ * ports; 5 and a stray fd of ours without close-on-exec are not there. The
+ * pipe's fds are low (3, 4 in this process): where the ports go in the child.
+ */
+static void test_tap_fd_reaches_qemu(void **state)
+{
+    char dir[] = "/tmp/berth-hvvm-XXXXXX", log[256], script[256], buf[4096];
+    hv_vm_spec_t s = base;
+    hv_vm_t vm;
+    berth_err_t err = { 0 };
+    int p[2], stray, status;
+    FILE *f;
+    ssize_t n;
+    (void)state;
+
+    assert_non_null(mkdtemp(dir));
+    snprintf(log, sizeof(log), "%s/console.log", dir);
+    snprintf(script, sizeof(script), "%s/qemu", dir);
+    assert_non_null(f = fopen(script, "w"));
+    fputs("#!/bin/sh\ncd /proc/$$/fd && for i in *; do [ -e \"$i\" ] && echo \"fd $i $(readlink "
+          "$i)\"; done\n",
+          f);
+    fclose(f);
+    assert_int_equal(chmod(script, 0755), 0);
+    assert_int_equal(pipe(p), 0);
+    stray = dup(p[0]); /* not close-on-exec: the launcher must close it all the same */
+    s.qemu = script;
+    s.console_log = log;
+    s.tap_fd = p[1];
+    assert_int_equal(hv_vm_start(&s, &vm, &err), 0);
+    status = wait_exit(&vm, 30000);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    hv_vm_stop(&vm, 0);
+    assert_non_null(f = fopen(log, "r"));
+    n = (ssize_t)fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n > 0 ? n : 0] = '\0';
+    {
+        char want[64], *line;
+        struct stat st;
+        assert_int_equal(fstat(p[1], &st), 0);
+        snprintf(want, sizeof(want), "fd 6 pipe:[%lu]", (unsigned long)st.st_ino);
+        assert_non_null(strstr(buf, want));
+        assert_null(strstr(buf, "fd 5 "));
+        /* Only 0-4, 6 and the shell's own directory fd (from cd; above 9) may be open. */
+        for (line = buf; (line = strstr(line, "fd ")); line += 3) {
+            int k = atoi(line + 3);
+            assert_true(k <= 4 || k == 6 || k >= 10);
+        }
+    }
+    close(p[0]);
+    close(p[1]);
+    close(stray);
+    unlink(script);
+    unlink(log);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_argv_basic),
-        cmocka_unit_test(test_argv_devices),
-        cmocka_unit_test(test_argv_refused),
-        cmocka_unit_test(test_qemu_fails_clearly),
+        cmocka_unit_test(test_argv_basic),          cmocka_unit_test(test_argv_devices),
+        cmocka_unit_test(test_argv_refused),        cmocka_unit_test(test_qemu_fails_clearly),
+        cmocka_unit_test(test_tap_fd_reaches_qemu),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

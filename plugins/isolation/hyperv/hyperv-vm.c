@@ -17,8 +17,11 @@
 
 #include "hyperv-vm.h"
 
-/* Where the ports' sockets sit in qemu: right after stdio. */
-enum { CHILD_CONTROL_FD = 3, CHILD_STDIO_FD = 4, CHILD_QMP_FD = 5 };
+/*
+ * Where the ports' sockets sit in qemu: right after stdio; then the QMP
+ * monitor's socket, if any, at 5 and a tap's fd, if any, at 6.
+ */
+enum { CHILD_CONTROL_FD = 3, CHILD_STDIO_FD = 4, CHILD_QMP_FD = 5, CHILD_TAP_FD = 6 };
 
 struct argv_buf {
     char **v;
@@ -196,11 +199,15 @@ int hv_vm_argv(const hv_vm_spec_t *spec, int control_fd, int stdio_fd, char ***r
         add(&a, "-device");
         add(&a, "virtio-blk-device,drive=disk0");
     }
-    if (spec->tap) {
-        if (!(e3 = qemu_escape(spec->tap)))
-            a.oom = 1;
+    if (spec->tap || spec->tap_fd > 0) {
         add(&a, "-netdev");
-        add(&a, "tap,id=net0,ifname=%s,script=no,downscript=no", e3 ? e3 : "");
+        if (spec->tap_fd > 0) {
+            add(&a, "tap,id=net0,fd=%d", CHILD_TAP_FD);
+        } else {
+            if (!(e3 = qemu_escape(spec->tap)))
+                a.oom = 1;
+            add(&a, "tap,id=net0,ifname=%s,script=no,downscript=no", e3 ? e3 : "");
+        }
         add(&a, "-device");
         if (spec->mac)
             add(&a, "virtio-net-device,netdev=net0,mac=%s", spec->mac);
@@ -224,8 +231,17 @@ static int pidfd_open_(pid_t pid)
     return (int)syscall(SYS_pidfd_open, pid, 0);
 }
 
+/* Close fds @lo..@hi (async-signal-safe). */
+static void close_fds(unsigned lo, unsigned hi)
+{
+    if (syscall(SYS_close_range, lo, hi, 0) < 0) {
+        for (unsigned fd = lo; fd <= hi && fd < 1024; fd++)
+            close((int)fd);
+    }
+}
+
 /* In the child, between fork and exec: only async-signal-safe calls. */
-static void child(char **argv, int control, int io, int qmp, int log_fd, pid_t parent)
+static void child(char **argv, int control, int io, int qmp, int tap, int log_fd, pid_t parent)
 {
     int devnull;
 
@@ -246,17 +262,17 @@ static void child(char **argv, int control, int io, int qmp, int log_fd, pid_t p
     io = fcntl(io, F_DUPFD_CLOEXEC, 10);
     if (qmp >= 0 && (qmp = fcntl(qmp, F_DUPFD_CLOEXEC, 10)) < 0)
         _exit(127);
+    /* The tap too, before anything lands on 3 to 5, where it may sit. */
+    if (tap > 0 && (tap = fcntl(tap, F_DUPFD_CLOEXEC, 10)) < 0)
+        _exit(127);
     if (control < 0 || io < 0 || dup2(control, CHILD_CONTROL_FD) < 0 ||
         dup2(io, CHILD_STDIO_FD) < 0 || (qmp >= 0 && dup2(qmp, CHILD_QMP_FD) < 0))
         _exit(127);
+    close_fds(qmp >= 0 ? CHILD_QMP_FD + 1 : CHILD_STDIO_FD + 1, 9);
+    if (tap > 0 && dup2(tap, CHILD_TAP_FD) < 0)
+        _exit(127);
     /* Everything else goes: qemu holds nothing of the shim's. */
-    {
-        int first = (qmp >= 0 ? CHILD_QMP_FD : CHILD_STDIO_FD) + 1;
-        if (syscall(SYS_close_range, first, ~0u, 0) < 0) {
-            for (int fd = first; fd < 1024; fd++)
-                close(fd);
-        }
-    }
+    close_fds(10, ~0u);
     {
         sigset_t none;
         sigemptyset(&none);
@@ -298,7 +314,7 @@ int hv_vm_start(const hv_vm_spec_t *spec, hv_vm_t *vm, berth_err_t *err)
         goto fail;
     }
     if (pid == 0)
-        child(argv, ctl[1], io[1], qmp[1], log_fd, parent);
+        child(argv, ctl[1], io[1], qmp[1], spec->tap_fd, log_fd, parent);
     vm->pid = pid;
     vm->pidfd = pidfd_open_(pid);
     if (vm->pidfd < 0) {

@@ -64,6 +64,13 @@ typedef struct hv_vm_spec {
      * its host end in hv_vm_t.qmp_fd.
      */
     int qmp_fd;
+    /*
+     * An open tap device for virtio-net, handed to qemu (-netdev tap,fd=N)
+     * and still the caller's to close; > 0 to use it, which takes
+     * precedence over @tap. The tap may live in any network namespace (its
+     * fd carries it), so qemu itself stays in the caller's.
+     */
+    int tap_fd;
 } hv_vm_spec_t;
 
 /* A running VM. */

@@ -47,6 +47,7 @@
 #include "../../storage/overlay/storage-overlay-mount.h"
 #include "agent-proto.h"
 #include "hyperv-kernel.h"
+#include "hyperv-net.h"
 #include "hyperv-vm.h"
 
 #ifndef HYPERV_DEFAULT_DIR
@@ -72,6 +73,7 @@ struct hv_priv {
     const berth_host_api_t *host;
     berth_host_t *ctx;
     char *kernel, *initrd, *accel, *qemu;
+    char *tc; /* "tc" / BERTH_HYPERV_TC; "" to look for iproute2's */
 };
 
 struct hv_sandbox;
@@ -141,6 +143,9 @@ struct hv_sandbox {
     int reopened;
     pid_t orphan_pid;
     unsigned long long orphan_start; /* its start time (/proc/PID/stat field 22) */
+    char *netns;                     /* <state>/netns when the sandbox is on networks, else NULL */
+    hv_net_t net;  /* the tap and the guest's interface config, from container_create */
+    int agent_net; /* the agent listed the "net" cap: it configures the guest's interface */
 };
 
 /* A signal to deliver once the VM runs again, as a frozen cgroup holds it. */
@@ -714,12 +719,14 @@ static int hv_init(const berth_host_api_t *host, berth_host_t *ctx, void **ret_p
     /* KVM does not boot this guest on the machines berth is built on yet: TCG until a probe says so. */
     p->accel = config_str(cfg, "accel", "BERTH_HYPERV_ACCEL", "tcg");
     p->qemu = config_str(cfg, "qemu", "BERTH_HYPERV_QEMU", "qemu-system-x86_64");
+    p->tc = config_str(cfg, "tc", "BERTH_HYPERV_TC", "");
     json_decref(cfg);
-    if (!p->kernel || !p->initrd || !p->accel || !p->qemu) {
+    if (!p->kernel || !p->initrd || !p->accel || !p->qemu || !p->tc) {
         free(p->kernel);
         free(p->initrd);
         free(p->accel);
         free(p->qemu);
+        free(p->tc);
         free(p);
         return berth_err_set(err, -ENOMEM, "out of memory");
     }
@@ -736,6 +743,7 @@ static void hv_fini(void *priv)
     free(p->initrd);
     free(p->accel);
     free(p->qemu);
+    free(p->tc);
     free(p);
 }
 
@@ -780,7 +788,10 @@ static int hv_probe(void *priv, uint32_t flags, uint64_t *ret_caps, berth_err_t 
                              p->initrd);
     if (ret_caps)
         *ret_caps = BERTH_ISOLATION_CAP_VM | BERTH_ISOLATION_CAP_LINUX | BERTH_ISOLATION_CAP_EXEC |
-                    BERTH_ISOLATION_CAP_TTY | BERTH_ISOLATION_CAP_PAUSE | BERTH_ISOLATION_CAP_STATS;
+                    BERTH_ISOLATION_CAP_TTY | BERTH_ISOLATION_CAP_PAUSE |
+                    BERTH_ISOLATION_CAP_STATS |
+                    /* Networks go through tc redirects: no tc, only --network none. */
+                    (hv_net_find_tc(p->tc) ? BERTH_ISOLATION_CAP_NET_NETNS : 0);
     return 0;
 }
 
@@ -821,6 +832,8 @@ static void sandbox_free(struct hv_sandbox *sb)
     free(sb->rootfs_dir);
     free(sb->console);
     free(sb->binds_dir);
+    free(sb->netns);
+    hv_net_clear(&sb->net);
     free(sb);
 }
 
@@ -850,13 +863,14 @@ static int hv_sandbox_create(void *priv, const berth_sandbox_spec_t *spec, uint3
     struct hv_sandbox *sb;
     json_t *cfg = spec->config_json ? json_loads(spec->config_json, 0, NULL) : NULL;
     const char *net = json_string_value(json_object_get(cfg, "network"));
+    int on_net = net && strcmp(net, "netns") == 0;
     int r;
 
-    if (net && strcmp(net, "none") != 0) {
+    if (net && strcmp(net, "none") != 0 && !on_net) {
         /* net is borrowed from cfg: the message first. */
         r = berth_err_set(err, -ENOTSUP,
-                          "hyperv: networks are not supported yet (network \"%s\"): use "
-                          "--network none",
+                          "hyperv: network \"%s\" is not possible for a VM (it has a kernel of "
+                          "its own): use a network, or --network none",
                           net);
         json_decref(cfg);
         return r;
@@ -870,6 +884,7 @@ static int hv_sandbox_create(void *priv, const berth_sandbox_spec_t *spec, uint3
     sb->wakefd = -1;
     sb->mem_mib = HV_MEM_DEFAULT;
     sb->vcpus = 1;
+    hv_net_init(&sb->net);
     size_vm(sb, json_object_get(cfg, "resources"));
     json_decref(cfg);
     pthread_mutex_init(&sb->mu, NULL);
@@ -884,7 +899,10 @@ static int hv_sandbox_create(void *priv, const berth_sandbox_spec_t *spec, uint3
     sb->rootfs_dir = path_join(spec->state_dir, "rootfs");
     sb->console = path_join(spec->state_dir, "console.log");
     sb->binds_dir = path_join(spec->state_dir, "binds");
-    if (!sb->state_dir || !sb->rootfs_dir || !sb->console || !sb->binds_dir) {
+    if (on_net)
+        sb->netns = path_join(spec->state_dir, "netns");
+    if (!sb->state_dir || !sb->rootfs_dir || !sb->console || !sb->binds_dir ||
+        (on_net && !sb->netns)) {
         sandbox_free(sb);
         return berth_err_set(err, -ENOMEM, "out of memory");
     }
@@ -895,6 +913,16 @@ static int hv_sandbox_create(void *priv, const berth_sandbox_spec_t *spec, uint3
     }
     if (mkdir(sb->rootfs_dir, 0755) < 0 && errno != EEXIST) {
         r = berth_err_set(err, -errno, "mkdir %s: %s", sb->rootfs_dir, strerror(errno));
+        sandbox_free(sb);
+        return r;
+    }
+    /*
+     * On networks: an empty namespace of the sandbox's own, which the
+     * network drivers fill as for process isolation; container_create then
+     * redirects its eth0 to the VM's tap (hyperv-net.h).
+     */
+    if (sb->netns && (r = hv_net_netns_create(sb->netns, err)) < 0) {
+        rmdir(sb->rootfs_dir);
         sandbox_free(sb);
         return r;
     }
@@ -1086,6 +1114,8 @@ static int vm_boot(struct hv_sandbox *sb, berth_err_t *err)
         .console_log = sb->console,
         .binds_dir = sb->share_binds ? sb->binds_dir : NULL,
         .qmp_fd = 1, /* any nonzero value: hv_vm_start() places it */
+        .tap_fd = sb->net.tap_fd,
+        .mac = sb->net.tap_fd >= 0 ? sb->net.mac : NULL,
     };
     json_t *hello = NULL;
     hv_kernel_t k;
@@ -1096,6 +1126,11 @@ static int vm_boot(struct hv_sandbox *sb, berth_err_t *err)
     if ((r = guest_select(p, &vs, &k, initrd, sizeof(initrd), append, sizeof(append), err)) < 0 ||
         (r = hv_vm_start(&vs, &sb->vm, err)) < 0)
         return r;
+    /* qemu holds the tap now; when it ends, the tap (not persistent) and its filters go. */
+    if (sb->net.tap_fd >= 0) {
+        close(sb->net.tap_fd);
+        sb->net.tap_fd = -1;
+    }
     /* Before anything can fail: a shim killed from here on leaves a qemu to find. */
     if ((r = save_state(sb, err)) < 0) {
         hv_vm_stop(&sb->vm, 0);
@@ -1119,6 +1154,13 @@ static int vm_boot(struct hv_sandbox *sb, berth_err_t *err)
         return r;
     rel = json_string_value(json_object_get(hello, "kernel"));
     snprintf(sb->kernel_release, sizeof(sb->kernel_release), "%s", rel ? rel : "");
+    {
+        size_t i;
+        json_t *c;
+        json_array_foreach (json_object_get(hello, "caps"), i, c)
+            if (json_is_string(c) && strcmp(json_string_value(c), "net") == 0)
+                sb->agent_net = 1;
+    }
     json_decref(hello);
     return 0;
 }
@@ -1142,12 +1184,28 @@ static void vm_halt(struct hv_sandbox *sb, int grace_ms)
     (void)st;
 }
 
+/*
+ * The network drivers attach the sandbox's namespace as they would a
+ * process sandbox's (BERTH_NET_ATTACH_NETNS): CNI leaves eth0 there, which
+ * container_create then joins to the VM. Reporting BERTH_NET_ATTACH_TAP
+ * instead would need the core (which attaches only namespaces) and every
+ * network driver to learn taps, and the CNI plugins can't put a tap on a
+ * bridge anyway; the redirect between the two belongs to the VM's driver.
+ */
 static int hv_sandbox_network(void *priv, void *sandbox, uint32_t flags,
                               berth_net_attach_t *ret_attach, berth_err_t *err)
 {
+    struct hv_sandbox *sb = sandbox;
+
     ret_attach->type = BERTH_NET_ATTACH_NONE;
     ret_attach->path[0] = '\0';
     ret_attach->netns[0] = '\0';
+    if (!sb->netns)
+        return 0;
+    if (strlen(sb->netns) >= sizeof(ret_attach->path))
+        return berth_err_set(err, -ENAMETOOLONG, "hyperv: netns path too long: %s", sb->netns);
+    ret_attach->type = BERTH_NET_ATTACH_NETNS;
+    strcpy(ret_attach->path, sb->netns);
     return 0;
 }
 
@@ -1174,6 +1232,13 @@ static int hv_sandbox_destroy(void *priv, void *sandbox, uint32_t flags, berth_e
     unshare_binds(sb);
     if (rmdir(sb->rootfs_dir) < 0 && errno != ENOENT)
         r = berth_err_set(err, -errno, "rmdir %s: %s", sb->rootfs_dir, strerror(errno));
+    /* qemu is gone, so is the tap; the network drivers have detached by now. */
+    hv_net_clear(&sb->net);
+    if (sb->netns) {
+        int r2 = hv_net_netns_remove(sb->netns, r < 0 ? NULL : err);
+        if (r == 0)
+            r = r2;
+    }
     sandbox_free(sb);
     return r;
 }
@@ -1186,6 +1251,26 @@ static void hv_sandbox_release(void *priv, void *sandbox)
 }
 
 /* ---- containers ---- */
+
+/*
+ * A VM on networks has one network stack, the guest's, set up by the agent
+ * from the "network" member of create: the container shares it. The spec's
+ * network namespace (the host's sandbox namespace) means nothing in the
+ * guest, so it goes.
+ */
+static void guest_share_netns(json_t *oci)
+{
+    json_t *nss = json_object_get(json_object_get(oci, "linux"), "namespaces");
+    size_t i = 0;
+
+    while (i < json_array_size(nss)) {
+        const char *t = json_string_value(json_object_get(json_array_get(nss, i), "type"));
+        if (t && strcmp(t, "network") == 0)
+            json_array_remove(nss, i);
+        else
+            i++;
+    }
+}
 
 /* Mount the storage driver's rootfs on @dir: the entry for "/" only (what overlay gives). */
 static int mount_rootfs(const berth_mount_list_t *ml, const char *dir, berth_err_t *err)
@@ -1511,10 +1596,22 @@ static int hv_container_create(void *priv, void *sandbox, const berth_container_
     c->mounted = 1;
     if ((r = share_binds(c, oci, err)) < 0)
         goto fail;
+    /* The sandbox's eth0, redirected to a tap for the VM, before qemu starts (it takes the tap). */
+    if (sb->netns) {
+        if ((r = hv_net_attach(sb->netns, "eth0", hv_net_find_tc(sb->p->tc), &sb->net, err)) < 0)
+            goto fail;
+        guest_share_netns(oci);
+    }
     /* The VM boots here (see the top): sized by the container's own limits. */
     size_vm(sb, json_object_get(json_object_get(oci, "linux"), "resources"));
     if ((r = vm_boot(sb, err)) < 0)
         goto fail;
+    if (sb->net.config && !sb->agent_net) {
+        r = berth_err_set(err, -ENOTSUP,
+                          "hyperv: the guest's agent can't configure networks (no \"net\" "
+                          "cap): an older initramfs?");
+        goto fail;
+    }
     if ((r = stdio_json(sb, io, &stdio, err)) < 0)
         goto fail;
     req = json_pack("{s:s, s:s, s:O, s:{s:s, s:s}, s:o}", "op", "create", "container", c->id,
@@ -1522,6 +1619,8 @@ static int hv_container_create(void *priv, void *sandbox, const berth_container_
     if (req && c->n_binds)
         json_object_set_new(req, "binds",
                             json_pack("{s:s, s:s}", "type", "9p", "tag", HV_9P_BINDS_TAG));
+    if (req && sb->net.config)
+        json_object_set(req, "network", sb->net.config);
     if ((r = request(sb, req, HV_REQ_TIMEOUT_MS, NULL, err)) < 0)
         goto fail;
     wake(sb); /* the relay polls the new input streams */
@@ -1532,6 +1631,7 @@ static int hv_container_create(void *priv, void *sandbox, const berth_container_
 fail:
     json_decref(oci);
     vm_halt(sb, 0);
+    hv_net_clear(&sb->net);
     ctr_unmount(c);
     ctr_free(c);
     return r;
@@ -1982,6 +2082,11 @@ static int hv_sandbox_open(void *priv, const berth_sandbox_spec_t *spec, uint32_
     if ((r = hv_sandbox_create(priv, &s, 0, (void **)&sb, err)) < 0)
         return r;
     sb->reopened = 1;
+    /* A sandbox on networks left its netns file mounted: destroy unmounts it (netns is NULL). */
+    if ((path = path_join(spec->state_dir, "netns")) && access(path, F_OK) == 0)
+        sb->netns = path;
+    else
+        free(path);
     if (!(path = path_join(spec->state_dir, HV_STATE_FILE))) {
         sandbox_free(sb);
         return berth_err_set(err, -ENOMEM, "out of memory");
@@ -2063,7 +2168,8 @@ static const berth_plugin_desc_t hv_desc = {
     .license = "Apache-2.0",
     .description = "each container in a qemu microvm with its own kernel (berth-agent inside)",
     .capabilities = BERTH_ISOLATION_CAP_VM | BERTH_ISOLATION_CAP_LINUX | BERTH_ISOLATION_CAP_EXEC |
-                    BERTH_ISOLATION_CAP_TTY | BERTH_ISOLATION_CAP_PAUSE | BERTH_ISOLATION_CAP_STATS,
+                    BERTH_ISOLATION_CAP_TTY | BERTH_ISOLATION_CAP_PAUSE |
+                    BERTH_ISOLATION_CAP_STATS | BERTH_ISOLATION_CAP_NET_NETNS,
     .init = hv_init,
     .fini = hv_fini,
     .ops = &hv_ops,

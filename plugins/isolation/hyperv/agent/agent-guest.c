@@ -2,9 +2,11 @@
 /*
  * berth-agent as PID 1 of a VM: the mounts the process driver and the
  * container need, finding the virtio-serial ports by name, mounting the
- * container's root filesystem from a 9p share or a block device, and
- * reaping orphans (the kernel reparents them to PID 1).
+ * container's root filesystem from a 9p share or a block device,
+ * configuring the guest's network interface, and reaping orphans (the
+ * kernel reparents them to PID 1).
  */
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -12,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <net/if.h>
+#include <net/route.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
@@ -308,4 +311,132 @@ int agent_guest_wait_port(const char *name, int timeout_ms, int *ret_fd)
             return r;
         nanosleep(&pause, NULL);
     }
+}
+
+/* The guest's interface whose MAC is @mac (case-insensitive) into @name; -ENODEV when none. */
+static int iface_by_mac(const char *mac, char name[IFNAMSIZ])
+{
+    DIR *d = opendir("/sys/class/net");
+    struct dirent *e;
+    int r = -ENODEV;
+
+    if (!d)
+        return -errno;
+    while (r < 0 && (e = readdir(d))) {
+        char path[300], addr[32] = "";
+        FILE *f;
+        if (e->d_name[0] == '.' || strlen(e->d_name) >= IFNAMSIZ)
+            continue;
+        snprintf(path, sizeof(path), "/sys/class/net/%s/address", e->d_name);
+        if (!(f = fopen(path, "re")))
+            continue;
+        if (fgets(addr, sizeof(addr), f) && strncasecmp(addr, mac, 17) == 0) {
+            snprintf(name, IFNAMSIZ, "%s", e->d_name);
+            r = 0;
+        }
+        fclose(f);
+    }
+    closedir(d);
+    return r;
+}
+
+/* "A.B.C.D/P" into an address and its netmask. */
+static int parse_cidr(const char *s, struct sockaddr_in *addr, struct sockaddr_in *mask)
+{
+    char a[INET_ADDRSTRLEN];
+    const char *slash = s ? strchr(s, '/') : NULL;
+    unsigned long p;
+    char *end;
+
+    if (!slash || (size_t)(slash - s) >= sizeof(a))
+        return -EINVAL;
+    memcpy(a, s, (size_t)(slash - s));
+    a[slash - s] = '\0';
+    p = strtoul(slash + 1, &end, 10);
+    if (*end || p > 32)
+        return -EINVAL;
+    memset(addr, 0, sizeof(*addr));
+    memset(mask, 0, sizeof(*mask));
+    addr->sin_family = mask->sin_family = AF_INET;
+    if (inet_pton(AF_INET, a, &addr->sin_addr) != 1)
+        return -EINVAL;
+    mask->sin_addr.s_addr = p ? htonl(~0u << (32 - p)) : 0;
+    return 0;
+}
+
+#define NET_FAIL(e, ...)                                                                           \
+    do {                                                                                           \
+        snprintf(why, why_size, __VA_ARGS__);                                                      \
+        r = -(e);                                                                                  \
+        goto out;                                                                                  \
+    } while (0)
+
+int agent_guest_net_config(json_t *net, char *why, size_t why_size)
+{
+    json_t *ifc, *rt, *a;
+    size_t i, k;
+    int s, r = 0;
+
+    if (!json_is_object(net))
+        return snprintf(why, why_size, "create: \"network\" must be an object"), -EINVAL;
+    if ((s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
+        return snprintf(why, why_size, "socket: %s", strerror(errno)), -errno;
+    json_array_foreach (json_object_get(net, "interfaces"), i, ifc) {
+        const char *mac = json_string_value(json_object_get(ifc, "mac"));
+        json_int_t mtu = json_integer_value(json_object_get(ifc, "mtu"));
+        struct ifreq ifr = { 0 };
+        char name[IFNAMSIZ];
+
+        /* qemu gave the virtio-net device the host interface's MAC: that finds it. */
+        if (!mac || iface_by_mac(mac, name) < 0)
+            NET_FAIL(ENODEV, "network: no interface with MAC %s", mac ? mac : "(none)");
+        snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+        if (mtu > 0) {
+            ifr.ifr_mtu = (int)mtu;
+            if (ioctl(s, SIOCSIFMTU, &ifr) < 0)
+                NET_FAIL(errno, "network: %s: MTU %d: %s", name, (int)mtu, strerror(errno));
+        }
+        json_array_foreach (json_object_get(ifc, "addresses"), k, a) {
+            struct sockaddr_in ad, mk;
+            struct ifreq ar = { 0 };
+            if (parse_cidr(json_string_value(a), &ad, &mk) < 0)
+                NET_FAIL(EINVAL, "network: bad address %s", json_string_value(a) ?: "?");
+            /* The first address is the interface's; more go on labels, as ifconfig's aliases. */
+            if (k == 0)
+                snprintf(ar.ifr_name, sizeof(ar.ifr_name), "%s", name);
+            else
+                snprintf(ar.ifr_name, sizeof(ar.ifr_name), "%.10s:%u", name, (unsigned)(k % 1000));
+            memcpy(&ar.ifr_addr, &ad, sizeof(ad));
+            if (ioctl(s, SIOCSIFADDR, &ar) < 0)
+                NET_FAIL(errno, "network: %s: address %s: %s", ar.ifr_name, json_string_value(a),
+                         strerror(errno));
+            memcpy(&ar.ifr_netmask, &mk, sizeof(mk));
+            if (ioctl(s, SIOCSIFNETMASK, &ar) < 0)
+                NET_FAIL(errno, "network: %s: netmask: %s", ar.ifr_name, strerror(errno));
+        }
+        if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
+            NET_FAIL(errno, "network: %s: %s", name, strerror(errno));
+        ifr.ifr_flags |= IFF_UP;
+        if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
+            NET_FAIL(errno, "network: %s up: %s", name, strerror(errno));
+    }
+    /* After the addresses: a gateway must be on a connected subnet to be accepted. */
+    json_array_foreach (json_object_get(net, "routes"), i, rt) {
+        const char *dst = json_string_value(json_object_get(rt, "dst"));
+        const char *gw = json_string_value(json_object_get(rt, "gateway"));
+        struct sockaddr_in d, m, g = { .sin_family = AF_INET };
+        struct rtentry re = { 0 };
+
+        if (parse_cidr(dst, &d, &m) < 0 || (gw && inet_pton(AF_INET, gw, &g.sin_addr) != 1))
+            NET_FAIL(EINVAL, "network: bad route %s via %s", dst ? dst : "?", gw ? gw : "-");
+        memcpy(&re.rt_dst, &d, sizeof(d));
+        memcpy(&re.rt_genmask, &m, sizeof(m));
+        memcpy(&re.rt_gateway, &g, sizeof(g));
+        re.rt_flags = RTF_UP | (gw ? RTF_GATEWAY : 0);
+        if (ioctl(s, SIOCADDRT, &re) < 0 && errno != EEXIST)
+            NET_FAIL(errno, "network: route %s via %s: %s", dst, gw ? gw : "-", strerror(errno));
+    }
+out:
+    close(s);
+    return r;
 }

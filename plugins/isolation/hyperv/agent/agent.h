@@ -80,6 +80,13 @@ int agent_guest_wait_port(const char *name, int timeout_ms, int *ret_fd);
 #define PORT_WAIT_MS 10000
 /* Mount a 9p tag or a block device at @dir (created). */
 int agent_guest_mount_rootfs(json_t *desc, const char *dir, char *why, size_t why_size);
+/*
+ * Configure the guest's network from create's "network" member
+ * (docs/agent-protocol.md): each interface found by its MAC gets its MTU
+ * and IPv4 addresses and goes up, then the routes are added. Returns 0, or
+ * -errno with @why filled.
+ */
+int agent_guest_net_config(json_t *net, char *why, size_t why_size);
 /* Reap children that are none of ours (orphans reparented to PID 1). */
 void agent_guest_reap_orphans(const struct ctr *ctrs);
 

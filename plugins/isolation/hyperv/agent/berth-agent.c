@@ -710,9 +710,9 @@ static int op_hello(struct req *q)
     A.hello_done = 1;
     uname(&u);
     agent_reply_ok(&A.ctl_wr, q->id,
-                   json_pack("{s:i, s:[s,s,s,s,s,s], s:s, s:s, s:b}", "version", (int)v, "caps",
-                             "exec", "tty", "stats", "pause", "resize", "oom", "agent_version",
-                             AGENT_VERSION, "kernel", u.release, "pid1", A.pid1));
+                   json_pack("{s:i, s:[s,s,s,s,s,s,s], s:s, s:s, s:b}", "version", (int)v, "caps",
+                             "exec", "tty", "stats", "pause", "resize", "oom", "net",
+                             "agent_version", AGENT_VERSION, "kernel", u.release, "pid1", A.pid1));
     return 0;
 }
 
@@ -824,6 +824,17 @@ static int op_create(struct req *q)
         FAIL(q, EINVAL, "create: \"config\" must be an OCI config object");
     if ((r = sandbox_ensure(q->why, sizeof(q->why))) < 0)
         return r;
+    /*
+     * The VM's network, which its containers share: only as PID 1 of a
+     * guest (in host mode it would reconfigure the host's interfaces).
+     */
+    if (json_object_get(q->o, "network")) {
+        if (!A.pid1)
+            FAIL(q, ENOTSUP, "create: \"network\" is for the agent in a VM only");
+        if ((r = agent_guest_net_config(json_object_get(q->o, "network"), q->why, sizeof(q->why))) <
+            0)
+            return r;
+    }
     if (!(c = calloc(1, sizeof(*c))) || !(c->id = strdup(id))) {
         free(c);
         FAIL(q, ENOMEM, "out of memory");
