@@ -43,6 +43,7 @@
 
 #include "../../storage/overlay/storage-overlay-mount.h"
 #include "agent-proto.h"
+#include "hyperv-probe.h"
 #include "hyperv-vm.h"
 
 #ifndef HYPERV_DEFAULT_DIR
@@ -55,11 +56,18 @@
 #define HV_REQ_TIMEOUT_MS 30000
 #define HV_STOP_GRACE_MS  5000
 #define HV_MEM_DEFAULT    256u
+/* A guest KVM can run says hello well within a second; a loaded host gets some slack. */
+#define HV_PROBE_TIMEOUT_MS 5000
 
 struct hv_priv {
     const berth_host_api_t *host;
     berth_host_t *ctx;
     char *kernel, *initrd, *accel, *qemu;
+    /* Where accel came from (for `berth info`), and what auto resolved to (accel_resolve). */
+    const char *accel_source;
+    int accel_resolved;
+    char accel_used[8];
+    char accel_why[320];
 };
 
 struct hv_sandbox;
@@ -502,8 +510,12 @@ static int hv_init(const berth_host_api_t *host, berth_host_t *ctx, void **ret_p
     p->ctx = ctx;
     p->kernel = config_str(cfg, "kernel", "BERTH_HYPERV_KERNEL", HYPERV_DEFAULT_DIR "/vmlinux");
     p->initrd = config_str(cfg, "initrd", "BERTH_HYPERV_INITRD", HYPERV_DEFAULT_DIR "/initrd.cpio");
-    /* KVM does not boot this guest on the machines berth is built on yet: TCG until a probe says so. */
-    p->accel = config_str(cfg, "accel", "BERTH_HYPERV_ACCEL", "tcg");
+    /* auto: KVM when the probe (hyperv-probe.h) boots the guest under it, else TCG. */
+    p->accel = config_str(cfg, "accel", "BERTH_HYPERV_ACCEL", "auto");
+    p->accel_source = getenv("BERTH_HYPERV_ACCEL") && *getenv("BERTH_HYPERV_ACCEL")
+                          ? "BERTH_HYPERV_ACCEL"
+                      : json_string_value(json_object_get(cfg, "accel")) ? "hyperv.accel"
+                                                                         : "the default";
     p->qemu = config_str(cfg, "qemu", "BERTH_HYPERV_QEMU", "qemu-system-x86_64");
     json_decref(cfg);
     if (!p->kernel || !p->initrd || !p->accel || !p->qemu) {
@@ -530,19 +542,18 @@ static void hv_fini(void *priv)
     free(p);
 }
 
-/* Whether @name runs: an executable path, or one on $PATH. */
-static int have_program(const char *name)
+/* Whether @name runs: an executable path, or one on $PATH (its path in @buf). */
+static int find_program(const char *name, char *buf, size_t len)
 {
     const char *path = getenv("PATH");
-    char buf[PATH_MAX];
 
     if (strchr(name, '/'))
-        return access(name, X_OK) == 0;
+        return snprintf(buf, len, "%s", name) < (int)len && access(name, X_OK) == 0;
     if (!path)
         path = "/usr/bin:/bin";
     while (*path) {
         size_t n = strcspn(path, ":");
-        if (n > 0 && snprintf(buf, sizeof(buf), "%.*s/%s", (int)n, path, name) < (int)sizeof(buf) &&
+        if (n > 0 && snprintf(buf, len, "%.*s/%s", (int)n, path, name) < (int)len &&
             access(buf, X_OK) == 0)
             return 1;
         path += n;
@@ -552,10 +563,72 @@ static int have_program(const char *name)
     return 0;
 }
 
+static int have_program(const char *name)
+{
+    char buf[PATH_MAX];
+    return find_program(name, buf, sizeof(buf));
+}
+
+static int accel_valid(const char *a)
+{
+    return strcmp(a, "kvm") == 0 || strcmp(a, "tcg") == 0 || strcmp(a, "auto") == 0;
+}
+
+/*
+ * The accelerator VMs use, "kvm" or "tcg", and why (p->accel_why). A forced
+ * one is taken as it is; auto asks the probe once per process, whose answer
+ * is cached under this driver's state dir (<root>/drivers/isolation/hyperv),
+ * so only the first VM of a root (or of a new kernel, initramfs or qemu)
+ * pays for a KVM boot attempt. Anything that keeps the probe from running
+ * means TCG, which boots everywhere.
+ */
+static const char *accel_resolve(struct hv_priv *p)
+{
+    const char *dir = p->host && p->host->path ? p->host->path(p->ctx, BERTH_PATH_STATE) : NULL;
+    char qemu[PATH_MAX], cache[PATH_MAX];
+    hv_accel_probe_t res;
+    berth_err_t err = { 0 };
+
+    if (p->accel_resolved)
+        return p->accel_used;
+    p->accel_resolved = 1;
+    if (strcmp(p->accel, "auto") != 0) {
+        snprintf(p->accel_used, sizeof(p->accel_used), "%s", p->accel);
+        snprintf(p->accel_why, sizeof(p->accel_why), "set by %s", p->accel_source);
+        return p->accel_used;
+    }
+    snprintf(p->accel_used, sizeof(p->accel_used), "tcg");
+    if (!dir || snprintf(cache, sizeof(cache), "%s/kvm-probe.json", dir) >= (int)sizeof(cache)) {
+        snprintf(p->accel_why, sizeof(p->accel_why),
+                 "auto: no state dir for the KVM probe's answer");
+        return p->accel_used;
+    }
+    if (!find_program(p->qemu, qemu, sizeof(qemu))) {
+        snprintf(p->accel_why, sizeof(p->accel_why), "auto: %s not found", p->qemu);
+        return p->accel_used;
+    }
+    if (hv_probe_accel(qemu, p->kernel, p->initrd, HV_PROBE_TIMEOUT_MS, cache, &res, &err) < 0) {
+        snprintf(p->accel_why, sizeof(p->accel_why), "auto: the KVM probe could not run: %.256s",
+                 err.msg);
+        return p->accel_used;
+    }
+    if (res.kvm)
+        snprintf(p->accel_used, sizeof(p->accel_used), "kvm");
+    snprintf(p->accel_why, sizeof(p->accel_why), "auto: %s%s",
+             res.kvm ? "KVM boots the guest" : "KVM probe: ", res.kvm ? "" : res.reason);
+    if (res.cached)
+        snprintf(p->accel_why + strlen(p->accel_why), sizeof(p->accel_why) - strlen(p->accel_why),
+                 " (cached)");
+    return p->accel_used;
+}
+
 static int hv_probe(void *priv, uint32_t flags, uint64_t *ret_caps, berth_err_t *err)
 {
     struct hv_priv *p = priv;
 
+    if (!accel_valid(p->accel))
+        return berth_err_set(err, -EINVAL, "hyperv: accel \"%s\" (from %s): want kvm, tcg or auto",
+                             p->accel, p->accel_source);
     if (!have_program(p->qemu))
         return berth_err_set(err, BERTH_DECLINED, "hyperv: %s not found (install qemu-system-x86)",
                              p->qemu);
@@ -697,7 +770,7 @@ static int vm_boot(struct hv_sandbox *sb, berth_err_t *err)
         .qemu = p->qemu,
         .kernel = p->kernel,
         .initrd = p->initrd,
-        .accel = p->accel,
+        .accel = accel_resolve(p),
         .vcpus = sb->vcpus,
         .mem_mib = sb->mem_mib,
         .share_dir = sb->rootfs_dir,
@@ -707,6 +780,10 @@ static int vm_boot(struct hv_sandbox *sb, berth_err_t *err)
     const char *rel;
     int r;
 
+    /* The shim may skip probe: the setting is checked again where it is used. */
+    if (!accel_valid(p->accel))
+        return berth_err_set(err, -EINVAL, "hyperv: accel \"%s\" (from %s): want kvm, tcg or auto",
+                             p->accel, p->accel_source);
     if ((r = hv_vm_start(&vs, &sb->vm, err)) < 0)
         return r;
     if (set_nonblock(sb->vm.control_fd) < 0 || set_nonblock(sb->vm.stdio_fd) < 0) {
@@ -1232,6 +1309,119 @@ static void hv_process_release(void *priv, void *process)
     free(pr);
 }
 
+/* ---- berth info ---- */
+
+/*
+ * A bzImage's release: its x86 boot protocol header ("HdrS" at 0x202) has
+ * at 0x20e the offset (from 0x200) of a "RELEASE (builder) #n ..." string.
+ * 1 when found.
+ */
+static int bzimage_release(int fd, char *buf, size_t len)
+{
+    unsigned char hdr[0x210];
+    char s[128];
+    unsigned off;
+
+    if (pread(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr) || memcmp(hdr + 0x202, "HdrS", 4))
+        return 0;
+    off = (unsigned)hdr[0x20e] | (unsigned)hdr[0x20f] << 8;
+    if (!off || pread(fd, s, sizeof(s) - 1, 0x200 + (off_t)off) <= 0)
+        return 0;
+    s[sizeof(s) - 1] = '\0';
+    s[strcspn(s, " ")] = '\0';
+    snprintf(buf, len, "%s", s);
+    return buf[0] != '\0';
+}
+
+/*
+ * The release (`uname -r` in the guest) of the kernel at @path: the
+ * kernel.release the build writes beside it; else a bzImage's header; else
+ * the "Linux version X" banner an uncompressed vmlinux carries in .rodata.
+ */
+static void kernel_release(const char *path, char *buf, size_t len)
+{
+    static const char banner[] = "Linux version ";
+    const char *slash = strrchr(path, '/');
+    char side[PATH_MAX], chunk[65536 + sizeof(banner)];
+    size_t keep = 0;
+    ssize_t n;
+    FILE *f;
+    int fd;
+
+    buf[0] = '\0';
+    if (snprintf(side, sizeof(side), "%.*s/kernel.release", slash ? (int)(slash - path) : 1,
+                 slash ? path : ".") < (int)sizeof(side) &&
+        (f = fopen(side, "re"))) {
+        if (fgets(buf, (int)len, f))
+            buf[strcspn(buf, "\n")] = '\0';
+        fclose(f);
+        if (buf[0])
+            return;
+    }
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+        return;
+    if (bzimage_release(fd, buf, len)) {
+        close(fd);
+        return;
+    }
+    /* Chunks overlap by the banner's length so that one split between two is still found. */
+    while ((n = read(fd, chunk + keep, sizeof(chunk) - keep - 1)) > 0) {
+        char *hit;
+        size_t have = keep + (size_t)n;
+        chunk[have] = '\0';
+        hit = memmem(chunk, have, banner, sizeof(banner) - 1);
+        if (hit && (size_t)(chunk + have - hit) > sizeof(banner) + 64) {
+            char *v = hit + sizeof(banner) - 1;
+            size_t k = strcspn(v, " ");
+            snprintf(buf, len, "%.*s", (int)(k < len ? k : len - 1), v);
+            break;
+        }
+        /* A hit too near the end is read again with what follows it. */
+        keep = hit ? (size_t)(chunk + have - hit) : sizeof(banner) - 1;
+        if (keep > have)
+            keep = have;
+        memmove(chunk, chunk + have - keep, keep);
+    }
+    close(fd);
+}
+
+static void blob_release(berth_blob_t *b)
+{
+    if (!b)
+        return;
+    free(b->data);
+    free(b);
+}
+
+/* The accelerator in use and why, the guest kernel (path, release), the initramfs, qemu. */
+static int hv_info(void *priv, uint32_t flags, berth_blob_t **ret_info, berth_err_t *err)
+{
+    struct hv_priv *p = priv;
+    char release[128], qemu[PATH_MAX];
+    const char *accel = accel_valid(p->accel) ? accel_resolve(p) : "-";
+    berth_blob_t *b = calloc(1, sizeof(*b));
+    json_t *o;
+
+    kernel_release(p->kernel, release, sizeof(release));
+    o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "accelerator", accel, "accelerator_why",
+                  accel_valid(p->accel) ? p->accel_why : "invalid hyperv.accel",
+                  "accelerator_setting", p->accel, "kernel", p->kernel, "kernel_release",
+                  release[0] ? release : "unknown (not readable)", "initrd", p->initrd, "qemu",
+                  find_program(p->qemu, qemu, sizeof(qemu)) ? qemu : p->qemu);
+    if (b && o)
+        b->data = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (!b || !b->data) {
+        free(b);
+        return berth_err_set(err, -ENOMEM, "out of memory");
+    }
+    b->struct_size = sizeof(*b);
+    b->len = strlen(b->data);
+    b->release = blob_release;
+    *ret_info = b;
+    return 0;
+}
+
 static const berth_isolation_ops_t hv_ops = {
     BERTH_OPS_INIT(berth_isolation_ops_t),
     .probe = hv_probe,
@@ -1250,6 +1440,7 @@ static const berth_isolation_ops_t hv_ops = {
     .process_exec = hv_process_exec,
     .process_release = hv_process_release,
     .process_resize = hv_process_resize,
+    .info = hv_info,
 };
 
 static const berth_plugin_desc_t hv_desc = {
