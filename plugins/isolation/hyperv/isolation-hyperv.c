@@ -119,6 +119,7 @@ struct hv_sandbox {
     char dead_why[256];
     char kernel_release[128];
     struct hv_ctr *ctr;
+    int traced_output; /* the first output frame was traced (hv_trace) */
 };
 
 struct hv_ctr {
@@ -133,6 +134,23 @@ static int64_t now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/*
+ * BERTH_HYPERV_TRACE=FILE: each step of a sandbox's life appended to FILE
+ * as "<CLOCK_REALTIME ns> <step>", for bench/hyperv-bench.sh to split a
+ * run's time (docs/benchmarks.md). Off unless set; any thread may call it
+ * (one O_APPEND write per line).
+ */
+static void hv_trace(const char *step)
+{
+    const char *path = getenv("BERTH_HYPERV_TRACE");
+    int fd;
+
+    if (!path || !*path || (fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600)) < 0)
+        return;
+    dprintf(fd, "%lld %s\n", (long long)now_ns(), step);
+    close(fd);
 }
 
 static void hv_log(struct hv_priv *p, uint32_t level, const char *fmt, const char *a, const char *b)
@@ -235,6 +253,7 @@ static void on_control(struct hv_sandbox *sb, const uint8_t *payload, uint32_t l
             continue;
         if (q->proc) {
             /* A wait: nobody blocks on the request itself, so it goes here. */
+            hv_trace(q->proc->exec_id[0] ? "exec-exited" : "exited");
             if (json_is_true(json_object_get(obj, "ok"))) {
                 proc_complete(q->proc, (int)json_integer_value(json_object_get(obj, "exit_code")),
                               (int)json_integer_value(json_object_get(obj, "signal")),
@@ -280,6 +299,10 @@ static void on_stdio(struct hv_sandbox *sb, const uint8_t *payload, uint32_t len
             close(s->fd);
         s->fd = -1;
         return;
+    }
+    if (!sb->traced_output) {
+        sb->traced_output = 1;
+        hv_trace("first-output");
     }
     /* Output: written (or dropped when the reader is gone), then granted back. */
     if (s->fd >= 0 && write_all(s->fd, f.data, f.len) < 0) {
@@ -708,6 +731,7 @@ static int hv_sandbox_create(void *priv, const berth_sandbox_spec_t *spec, uint3
     const char *net = json_string_value(json_object_get(cfg, "network"));
     int r;
 
+    hv_trace("sandbox-create");
     if (net && strcmp(net, "none") != 0) {
         /* net is borrowed from cfg: the message first. */
         r = berth_err_set(err, -ENOTSUP,
@@ -784,8 +808,10 @@ static int vm_boot(struct hv_sandbox *sb, berth_err_t *err)
     if (!accel_valid(p->accel))
         return berth_err_set(err, -EINVAL, "hyperv: accel \"%s\" (from %s): want kvm, tcg or auto",
                              p->accel, p->accel_source);
+    hv_trace("qemu-start");
     if ((r = hv_vm_start(&vs, &sb->vm, err)) < 0)
         return r;
+    hv_trace("qemu-started");
     if (set_nonblock(sb->vm.control_fd) < 0 || set_nonblock(sb->vm.stdio_fd) < 0) {
         r = berth_err_set(err, -errno, "fcntl: %s", strerror(errno));
         hv_vm_stop(&sb->vm, 0);
@@ -802,6 +828,7 @@ static int vm_boot(struct hv_sandbox *sb, berth_err_t *err)
                 HV_BOOT_TIMEOUT_MS, &hello, err);
     if (r < 0)
         return r;
+    hv_trace("hello");
     rel = json_string_value(json_object_get(hello, "kernel"));
     snprintf(sb->kernel_release, sizeof(sb->kernel_release), "%s", rel ? rel : "");
     json_decref(hello);
@@ -841,10 +868,13 @@ static int hv_sandbox_destroy(void *priv, void *sandbox, uint32_t flags, berth_e
     struct hv_sandbox *sb = sandbox;
     int r = 0;
 
+    hv_trace("sandbox-destroy");
     if (sb->started) {
         /* shutdown deletes what still runs; the agent then ends the VM by itself. */
         r = request(sb, json_pack("{s:s}", "op", "shutdown"), HV_REQ_TIMEOUT_MS, NULL, NULL);
+        hv_trace("shutdown-answered");
         vm_halt(sb, r < 0 ? 0 : HV_STOP_GRACE_MS);
+        hv_trace("qemu-gone");
         r = 0;
     }
     if (rmdir(sb->rootfs_dir) < 0 && errno != ENOENT)
@@ -1071,9 +1101,11 @@ static int hv_container_create(void *priv, void *sandbox, const berth_container_
         r = berth_err_set(err, -errno, "eventfd: %s", strerror(errno));
         goto fail;
     }
+    hv_trace("container-create");
     if ((r = mount_rootfs(spec->rootfs, sb->rootfs_dir, err)) < 0)
         goto fail;
     c->mounted = 1;
+    hv_trace("rootfs-mounted");
     /* The VM boots here (see the top): sized by the container's own limits. */
     size_vm(sb, json_object_get(json_object_get(oci, "linux"), "resources"));
     if ((r = vm_boot(sb, err)) < 0)
@@ -1084,6 +1116,7 @@ static int hv_container_create(void *priv, void *sandbox, const berth_container_
                     "config", oci, "rootfs", "type", "9p", "tag", HV_9P_TAG, "stdio", stdio);
     if ((r = request(sb, req, HV_REQ_TIMEOUT_MS, NULL, err)) < 0)
         goto fail;
+    hv_trace("created");
     wake(sb); /* the relay polls the new input streams */
     json_decref(oci);
     sb->ctr = c;
@@ -1144,9 +1177,11 @@ static int hv_container_start(void *priv, void *container, uint32_t flags, berth
     struct hv_sandbox *sb = c->sb;
     int r;
 
+    hv_trace("start");
     if ((r = request(sb, json_pack("{s:s, s:s}", "op", "start", "container", c->id),
                      HV_REQ_TIMEOUT_MS, NULL, err)) < 0)
         return r;
+    hv_trace("started");
     return queue_wait(sb, c->id, &c->init, err);
 }
 
@@ -1156,6 +1191,7 @@ static int hv_container_delete(void *priv, void *container, uint32_t flags, bert
     struct hv_sandbox *sb = c->sb;
     int r = 0;
 
+    hv_trace("container-delete");
     if (sb->started && !sb->dead)
         r = request(sb,
                     json_pack("{s:s, s:s, s:b}", "op", "delete", "container", c->id, "force",
