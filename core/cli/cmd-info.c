@@ -27,6 +27,27 @@ static const char *yesno(json_t *o, const char *key)
     return json_is_true(json_object_get(o, key)) ? "yes" : "no";
 }
 
+/* What drivers said about themselves ("details": {driver: {key: value}}), one line per key. */
+static void print_details(json_t *details)
+{
+    const char *drv, *key;
+    json_t *o, *v;
+
+    json_object_foreach (details, drv, o) {
+        json_object_foreach (o, key, v) {
+            printf("    %s %s: ", drv, key);
+            if (json_is_string(v))
+                printf("%s\n", json_string_value(v));
+            else if (json_is_integer(v))
+                printf("%lld\n", (long long)json_integer_value(v));
+            else if (json_is_boolean(v))
+                printf("%s\n", json_is_true(v) ? "yes" : "no");
+            else
+                printf("-\n");
+        }
+    }
+}
+
 static void print_text(json_t *j)
 {
     json_t *store = json_object_get(j, "store"), *drivers = json_object_get(j, "drivers");
@@ -67,6 +88,7 @@ static void print_text(json_t *j)
             printf("; default %s%s", str(v, "default"),
                    json_is_true(json_object_get(v, "default_loaded")) ? "" : " (not loaded)");
         printf("\n");
+        print_details(json_object_get(v, "details"));
     }
     printf("Plugins:         %lld loaded, %lld refused (see 'berth plugins')\n",
            (long long)json_integer_value(json_object_get(plugins, "loaded")),

@@ -239,6 +239,31 @@ static json_t *store_info(berth_engine_t *e, berth_err_t *err)
     return o;
 }
 
+/*
+ * What isolation driver @d says it uses on this host (its optional `info`
+ * op, ABI 1.2): a new object, or NULL when it has nothing to say. A driver
+ * that fails says why under "error": `berth info` still reports the rest.
+ */
+static json_t *isolation_details(berth_driver_t *d)
+{
+    const berth_isolation_ops_t *ops = d->ops;
+    berth_blob_t *blob = NULL;
+    berth_err_t err = { 0 };
+    json_t *o;
+
+    if (!BERTH_OPS_HAS(ops, berth_isolation_ops_t, info))
+        return NULL;
+    if (ops->info(d->priv, 0, &blob, &err) < 0)
+        return json_pack("{s:s}", "error", err.msg[0] ? err.msg : "info failed");
+    o = blob && blob->data ? json_loads(blob->data, 0, NULL) : NULL;
+    berth_blob_release(blob);
+    if (o && !json_is_object(o)) {
+        json_decref(o);
+        return json_pack("{s:s}", "error", "info: not a JSON object");
+    }
+    return o;
+}
+
 static json_t *drivers_info(berth_engine_t *e)
 {
     static const uint32_t kinds[] = { BERTH_KIND_ISOLATION, BERTH_KIND_STORAGE, BERTH_KIND_NETWORK,
@@ -263,12 +288,22 @@ static json_t *drivers_info(berth_engine_t *e)
             def = e->cfg->default_network;
             break;
         }
+        json_t *details = json_object();
+
         for (size_t i = 0; reg && i < berth__registry_count(reg); i++) {
             berth_driver_t *d = berth__registry_driver(reg, i);
-            if (d->kind == kinds[k])
-                json_array_append_new(names, json_string(d->desc->name));
+            json_t *det;
+            if (d->kind != kinds[k])
+                continue;
+            json_array_append_new(names, json_string(d->desc->name));
+            if (kinds[k] == BERTH_KIND_ISOLATION && (det = isolation_details(d)))
+                json_object_set_new(details, d->desc->name, det);
         }
         o = json_pack("{s:o}", "loaded", names);
+        /* Only drivers with something to say appear under "details". */
+        if (o && json_object_size(details) > 0)
+            json_object_set(o, "details", details);
+        json_decref(details);
         if (o && def) {
             json_object_set_new(o, "default", json_string(def));
             json_object_set_new(

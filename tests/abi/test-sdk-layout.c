@@ -103,6 +103,8 @@ OFF(berth_isolation_ops_t, process_wait, 8 + 17 * P);
 OFF(berth_isolation_ops_t, process_wait_handle, 8 + 18 * P);
 OFF(berth_isolation_ops_t, process_resize, 8 + 19 * P);
 OFF(berth_isolation_ops_t, process_release, 8 + 20 * P);
+OFF(berth_isolation_ops_t, info, 8 + 21 * P); /* ABI 1.2 */
+_Static_assert(BERTH_ISOLATION_OPS_SIZE_1_2 == 8 + 22 * P, "isolation 1.2 size");
 _Static_assert(BERTH_ISOLATION_OPS_SIZE_1_0 == 8 + 21 * P, "isolation 1.0 size");
 OFF(berth_sandbox_spec_t, id, 8);
 OFF(berth_sandbox_spec_t, state_dir, 8 + P);

@@ -26,6 +26,11 @@ if [ -z "$release" ]; then
 fi
 export BERTH_HYPERV_KERNEL=distro
 
+expect_exit 0 "berth info" b info
+expect_grep "^    hyperv kernel: /boot/vmlinuz-$release\$" "$T/out" "info names the distribution's kernel"
+expect_grep "^    hyperv kernel_source: the distribution's" "$T/out" "and says it is the fallback"
+expect_grep "^    hyperv kernel_release: $release\$" "$T/out" "and its release"
+expect_grep "^    hyperv accelerator: tcg\$" "$T/out" "TCG: the KVM probe needs berth's kernel"
 expect_exit 0 "the demo image is there" b pull demo
 mkdir -p "$T/vol"
 echo through-9p >"$T/vol/in"

@@ -192,7 +192,9 @@ int hv_probe_accel(const char *qemu, const char *kernel, const char *initrd, int
         snprintf(ret->reason, sizeof(ret->reason), "no usable /dev/kvm: %s", strerror(errno));
     } else {
         close(fd);
-        if (snprintf(log, sizeof(log), "%s.console", cache_path) >= (int)sizeof(log)) {
+        /* Per process: two first VMs of one root may probe at the same time. */
+        if (snprintf(log, sizeof(log), "%s.%d.console", cache_path, (int)getpid()) >=
+            (int)sizeof(log)) {
             json_decref(key);
             return berth_err_set(err, -ENAMETOOLONG, "hyperv: probe: path too long");
         }
@@ -202,7 +204,8 @@ int hv_probe_accel(const char *qemu, const char *kernel, const char *initrd, int
     }
     /* The answer, for next time: whole or absent (written aside, then renamed). */
     out = json_pack("{s:o, s:b, s:s}", "key", key, "kvm", ret->kvm, "reason", ret->reason);
-    if (out && snprintf(tmp, sizeof(tmp), "%s.tmp", cache_path) < (int)sizeof(tmp) &&
+    if (out &&
+        snprintf(tmp, sizeof(tmp), "%s.%d.tmp", cache_path, (int)getpid()) < (int)sizeof(tmp) &&
         json_dump_file(out, tmp, JSON_COMPACT) == 0 && rename(tmp, cache_path) < 0)
         unlink(tmp);
     json_decref(out);

@@ -48,6 +48,7 @@
 #include "agent-proto.h"
 #include "hyperv-kernel.h"
 #include "hyperv-net.h"
+#include "hyperv-probe.h"
 #include "hyperv-vm.h"
 
 #ifndef HYPERV_DEFAULT_DIR
@@ -68,12 +69,19 @@
 #define HV_ORPHAN_EXIT_MS 10000
 /* What the sandbox keeps in its state_dir for sandbox_open. */
 #define HV_STATE_FILE "vm.json"
+/* A guest KVM can run says hello well within a second; a loaded host gets some slack. */
+#define HV_PROBE_TIMEOUT_MS 5000
 
 struct hv_priv {
     const berth_host_api_t *host;
     berth_host_t *ctx;
     char *kernel, *initrd, *accel, *qemu;
     char *tc; /* "tc" / BERTH_HYPERV_TC; "" to look for iproute2's */
+    /* Where accel came from (for `berth info`), and what auto resolved to (accel_resolve). */
+    const char *accel_source;
+    int accel_resolved;
+    char accel_used[8];
+    char accel_why[320];
 };
 
 struct hv_sandbox;
@@ -144,8 +152,9 @@ struct hv_sandbox {
     pid_t orphan_pid;
     unsigned long long orphan_start; /* its start time (/proc/PID/stat field 22) */
     char *netns;                     /* <state>/netns when the sandbox is on networks, else NULL */
-    hv_net_t net;  /* the tap and the guest's interface config, from container_create */
-    int agent_net; /* the agent listed the "net" cap: it configures the guest's interface */
+    hv_net_t net;      /* the tap and the guest's interface config, from container_create */
+    int agent_net;     /* the agent listed the "net" cap: it configures the guest's interface */
+    int traced_output; /* the first output frame was traced (hv_trace) */
 };
 
 /* A signal to deliver once the VM runs again, as a frozen cgroup holds it. */
@@ -168,6 +177,23 @@ static int64_t now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/*
+ * BERTH_HYPERV_TRACE=FILE: each step of a sandbox's life appended to FILE
+ * as "<CLOCK_REALTIME ns> <step>", for bench/hyperv-bench.sh to split a
+ * run's time (docs/benchmarks.md). Off unless set; any thread may call it
+ * (one O_APPEND write per line).
+ */
+static void hv_trace(const char *step)
+{
+    const char *path = getenv("BERTH_HYPERV_TRACE");
+    int fd;
+
+    if (!path || !*path || (fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600)) < 0)
+        return;
+    dprintf(fd, "%lld %s\n", (long long)now_ns(), step);
+    close(fd);
 }
 
 static void hv_log(struct hv_priv *p, uint32_t level, const char *fmt, const char *a, const char *b)
@@ -270,6 +296,7 @@ static void on_control(struct hv_sandbox *sb, const uint8_t *payload, uint32_t l
             continue;
         if (q->proc) {
             /* A wait: nobody blocks on the request itself, so it goes here. */
+            hv_trace(q->proc->exec_id[0] ? "exec-exited" : "exited");
             if (json_is_true(json_object_get(obj, "ok"))) {
                 /*
                  * The end is timed here: the guest has no RTC (rtc=off), so its
@@ -318,6 +345,10 @@ static void on_stdio(struct hv_sandbox *sb, const uint8_t *payload, uint32_t len
             close(s->fd);
         s->fd = -1;
         return;
+    }
+    if (!sb->traced_output) {
+        sb->traced_output = 1;
+        hv_trace("first-output");
     }
     /* Output: written (or dropped when the reader is gone), then granted back. */
     if (s->fd >= 0 && write_all(s->fd, f.data, f.len) < 0) {
@@ -716,8 +747,12 @@ static int hv_init(const berth_host_api_t *host, berth_host_t *ctx, void **ret_p
     /* A path, or "distro" for the distribution's kernel (guest_select()). */
     p->kernel = config_str(cfg, "kernel", "BERTH_HYPERV_KERNEL", HV_KERNEL_DEFAULT);
     p->initrd = config_str(cfg, "initrd", "BERTH_HYPERV_INITRD", HYPERV_DEFAULT_DIR "/initrd.cpio");
-    /* KVM does not boot this guest on the machines berth is built on yet: TCG until a probe says so. */
-    p->accel = config_str(cfg, "accel", "BERTH_HYPERV_ACCEL", "tcg");
+    /* auto: KVM when the probe (hyperv-probe.h) boots the guest under it, else TCG. */
+    p->accel = config_str(cfg, "accel", "BERTH_HYPERV_ACCEL", "auto");
+    p->accel_source = getenv("BERTH_HYPERV_ACCEL") && *getenv("BERTH_HYPERV_ACCEL")
+                          ? "BERTH_HYPERV_ACCEL"
+                      : json_string_value(json_object_get(cfg, "accel")) ? "hyperv.accel"
+                                                                         : "the default";
     p->qemu = config_str(cfg, "qemu", "BERTH_HYPERV_QEMU", "qemu-system-x86_64");
     p->tc = config_str(cfg, "tc", "BERTH_HYPERV_TC", "");
     json_decref(cfg);
@@ -747,19 +782,18 @@ static void hv_fini(void *priv)
     free(p);
 }
 
-/* Whether @name runs: an executable path, or one on $PATH. */
-static int have_program(const char *name)
+/* Whether @name runs: an executable path, or one on $PATH (its path in @buf). */
+static int find_program(const char *name, char *buf, size_t len)
 {
     const char *path = getenv("PATH");
-    char buf[PATH_MAX];
 
     if (strchr(name, '/'))
-        return access(name, X_OK) == 0;
+        return snprintf(buf, len, "%s", name) < (int)len && access(name, X_OK) == 0;
     if (!path)
         path = "/usr/bin:/bin";
     while (*path) {
         size_t n = strcspn(path, ":");
-        if (n > 0 && snprintf(buf, sizeof(buf), "%.*s/%s", (int)n, path, name) < (int)sizeof(buf) &&
+        if (n > 0 && snprintf(buf, len, "%.*s/%s", (int)n, path, name) < (int)len &&
             access(buf, X_OK) == 0)
             return 1;
         path += n;
@@ -769,10 +803,89 @@ static int have_program(const char *name)
     return 0;
 }
 
+static int have_program(const char *name)
+{
+    char buf[PATH_MAX];
+    return find_program(name, buf, sizeof(buf));
+}
+
+static int accel_valid(const char *a)
+{
+    return strcmp(a, "kvm") == 0 || strcmp(a, "tcg") == 0 || strcmp(a, "auto") == 0;
+}
+
+/*
+ * The accelerator VMs use, "kvm" or "tcg", and why (p->accel_why). A forced
+ * one is taken as it is; auto asks the probe once per process, whose answer
+ * is cached under this driver's state dir (<root>/drivers/isolation/hyperv),
+ * so only the first VM of a root (or of a new kernel, initramfs or qemu)
+ * pays for a KVM boot attempt. Anything that keeps the probe from running
+ * means TCG, which boots everywhere.
+ */
+/*
+ * Whether VMs boot the distribution's kernel (guest_select()): asked for
+ * with kernel "distro", or berth's own is not installed where the build
+ * puts it.
+ */
+static int wants_distro(const struct hv_priv *p)
+{
+    return strcmp(p->kernel, "distro") == 0 ||
+           (strcmp(p->kernel, HV_KERNEL_DEFAULT) == 0 && access(p->kernel, R_OK) != 0);
+}
+
+static const char *accel_resolve(struct hv_priv *p)
+{
+    const char *dir = p->host && p->host->path ? p->host->path(p->ctx, BERTH_PATH_STATE) : NULL;
+    char qemu[PATH_MAX], cache[PATH_MAX];
+    hv_accel_probe_t res;
+    berth_err_t err = { 0 };
+
+    if (p->accel_resolved)
+        return p->accel_used;
+    p->accel_resolved = 1;
+    if (strcmp(p->accel, "auto") != 0) {
+        snprintf(p->accel_used, sizeof(p->accel_used), "%s", p->accel);
+        snprintf(p->accel_why, sizeof(p->accel_why), "set by %s", p->accel_source);
+        return p->accel_used;
+    }
+    snprintf(p->accel_used, sizeof(p->accel_used), "tcg");
+    if (!dir || snprintf(cache, sizeof(cache), "%s/kvm-probe.json", dir) >= (int)sizeof(cache)) {
+        snprintf(p->accel_why, sizeof(p->accel_why),
+                 "auto: no state dir for the KVM probe's answer");
+        return p->accel_used;
+    }
+    if (!find_program(p->qemu, qemu, sizeof(qemu))) {
+        snprintf(p->accel_why, sizeof(p->accel_why), "auto: %s not found", p->qemu);
+        return p->accel_used;
+    }
+    /* The probe boots berth's kernel (no ACPI, no modules); set accel to use KVM with another. */
+    if (wants_distro(p)) {
+        snprintf(p->accel_why, sizeof(p->accel_why),
+                 "auto: the KVM probe needs berth's guest kernel; the distribution's is in use");
+        return p->accel_used;
+    }
+    if (hv_probe_accel(qemu, p->kernel, p->initrd, HV_PROBE_TIMEOUT_MS, cache, &res, &err) < 0) {
+        snprintf(p->accel_why, sizeof(p->accel_why), "auto: the KVM probe could not run: %.256s",
+                 err.msg);
+        return p->accel_used;
+    }
+    if (res.kvm)
+        snprintf(p->accel_used, sizeof(p->accel_used), "kvm");
+    snprintf(p->accel_why, sizeof(p->accel_why), "auto: %s%s",
+             res.kvm ? "KVM boots the guest" : "KVM probe: ", res.kvm ? "" : res.reason);
+    if (res.cached)
+        snprintf(p->accel_why + strlen(p->accel_why), sizeof(p->accel_why) - strlen(p->accel_why),
+                 " (cached)");
+    return p->accel_used;
+}
+
 static int hv_probe(void *priv, uint32_t flags, uint64_t *ret_caps, berth_err_t *err)
 {
     struct hv_priv *p = priv;
 
+    if (!accel_valid(p->accel))
+        return berth_err_set(err, -EINVAL, "hyperv: accel \"%s\" (from %s): want kvm, tcg or auto",
+                             p->accel, p->accel_source);
     if (!have_program(p->qemu))
         return berth_err_set(err, BERTH_DECLINED, "hyperv: %s not found (install qemu-system-x86)",
                              p->qemu);
@@ -866,6 +979,7 @@ static int hv_sandbox_create(void *priv, const berth_sandbox_spec_t *spec, uint3
     int on_net = net && strcmp(net, "netns") == 0;
     int r;
 
+    hv_trace("sandbox-create");
     if (net && strcmp(net, "none") != 0 && !on_net) {
         /* net is borrowed from cfg: the message first. */
         r = berth_err_set(err, -ENOTSUP,
@@ -1078,8 +1192,7 @@ static int guest_select(struct hv_priv *p, hv_vm_spec_t *vs, hv_kernel_t *k, cha
     unsigned long khz;
     int r;
 
-    if (strcmp(p->kernel, "distro") != 0 &&
-        (strcmp(p->kernel, HV_KERNEL_DEFAULT) != 0 || access(p->kernel, R_OK) == 0))
+    if (!wants_distro(p))
         return 0; /* vs has the configured kernel and initramfs already */
     if ((r = hv_kernel_find_distro("/boot", "/lib/modules", k, err)) < 0)
         return r;
@@ -1107,7 +1220,7 @@ static int vm_boot(struct hv_sandbox *sb, berth_err_t *err)
         .qemu = p->qemu,
         .kernel = p->kernel,
         .initrd = p->initrd,
-        .accel = p->accel,
+        .accel = accel_resolve(p),
         .vcpus = sb->vcpus,
         .mem_mib = sb->mem_mib,
         .share_dir = sb->rootfs_dir,
@@ -1123,9 +1236,15 @@ static int vm_boot(struct hv_sandbox *sb, berth_err_t *err)
     const char *rel;
     int r;
 
+    /* The shim may skip probe: the setting is checked again where it is used. */
+    if (!accel_valid(p->accel))
+        return berth_err_set(err, -EINVAL, "hyperv: accel \"%s\" (from %s): want kvm, tcg or auto",
+                             p->accel, p->accel_source);
+    hv_trace("qemu-start");
     if ((r = guest_select(p, &vs, &k, initrd, sizeof(initrd), append, sizeof(append), err)) < 0 ||
         (r = hv_vm_start(&vs, &sb->vm, err)) < 0)
         return r;
+    hv_trace("qemu-started");
     /* qemu holds the tap now; when it ends, the tap (not persistent) and its filters go. */
     if (sb->net.tap_fd >= 0) {
         close(sb->net.tap_fd);
@@ -1152,6 +1271,7 @@ static int vm_boot(struct hv_sandbox *sb, berth_err_t *err)
                 HV_BOOT_TIMEOUT_MS, &hello, err);
     if (r < 0)
         return r;
+    hv_trace("hello");
     rel = json_string_value(json_object_get(hello, "kernel"));
     snprintf(sb->kernel_release, sizeof(sb->kernel_release), "%s", rel ? rel : "");
     {
@@ -1216,12 +1336,15 @@ static int hv_sandbox_destroy(void *priv, void *sandbox, uint32_t flags, berth_e
     struct hv_sandbox *sb = sandbox;
     int r = 0;
 
+    hv_trace("sandbox-destroy");
     if (sb->started) {
         /* shutdown deletes what still runs; the agent then ends the VM by itself. */
         r = unpause_for_end(sb);
         if (r == 0)
             r = request(sb, json_pack("{s:s}", "op", "shutdown"), HV_REQ_TIMEOUT_MS, NULL, NULL);
+        hv_trace("shutdown-answered");
         vm_halt(sb, r < 0 ? 0 : HV_STOP_GRACE_MS);
+        hv_trace("qemu-gone");
         r = 0;
     }
     /* Reopened after its shim was killed: the qemu it left first, then any mount. */
@@ -1591,9 +1714,11 @@ static int hv_container_create(void *priv, void *sandbox, const berth_container_
         r = berth_err_set(err, -errno, "eventfd: %s", strerror(errno));
         goto fail;
     }
+    hv_trace("container-create");
     if ((r = mount_rootfs(spec->rootfs, sb->rootfs_dir, err)) < 0)
         goto fail;
     c->mounted = 1;
+    hv_trace("rootfs-mounted");
     if ((r = share_binds(c, oci, err)) < 0)
         goto fail;
     /* The sandbox's eth0, redirected to a tap for the VM, before qemu starts (it takes the tap). */
@@ -1623,6 +1748,7 @@ static int hv_container_create(void *priv, void *sandbox, const berth_container_
         json_object_set(req, "network", sb->net.config);
     if ((r = request(sb, req, HV_REQ_TIMEOUT_MS, NULL, err)) < 0)
         goto fail;
+    hv_trace("created");
     wake(sb); /* the relay polls the new input streams */
     json_decref(oci);
     sb->ctr = c;
@@ -1684,9 +1810,11 @@ static int hv_container_start(void *priv, void *container, uint32_t flags, berth
     struct hv_sandbox *sb = c->sb;
     int r;
 
+    hv_trace("start");
     if ((r = request(sb, json_pack("{s:s, s:s}", "op", "start", "container", c->id),
                      HV_REQ_TIMEOUT_MS, NULL, err)) < 0)
         return r;
+    hv_trace("started");
     return queue_wait(sb, c->id, &c->init, err);
 }
 
@@ -1698,6 +1826,7 @@ static int hv_container_delete(void *priv, void *container, uint32_t flags, bert
     struct hv_sandbox *sb = c->sb;
     int r = 0;
 
+    hv_trace("container-delete");
     if (sb->reopened) {
         /* Its shim is gone, and the VM was all of the container: end what it left. */
         if (!(flags & BERTH_DELETE_FORCE) && orphan_alive(sb))
@@ -1948,6 +2077,82 @@ static int fetch_stats(struct hv_ctr *c, json_t **ret, berth_err_t *err)
     return 0;
 }
 
+/* ---- berth info ---- */
+
+/*
+ * A bzImage's release: its x86 boot protocol header ("HdrS" at 0x202) has
+ * at 0x20e the offset (from 0x200) of a "RELEASE (builder) #n ..." string.
+ * 1 when found.
+ */
+static int bzimage_release(int fd, char *buf, size_t len)
+{
+    unsigned char hdr[0x210];
+    char s[128];
+    unsigned off;
+
+    if (pread(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr) || memcmp(hdr + 0x202, "HdrS", 4))
+        return 0;
+    off = (unsigned)hdr[0x20e] | (unsigned)hdr[0x20f] << 8;
+    if (!off || pread(fd, s, sizeof(s) - 1, 0x200 + (off_t)off) <= 0)
+        return 0;
+    s[sizeof(s) - 1] = '\0';
+    s[strcspn(s, " ")] = '\0';
+    snprintf(buf, len, "%s", s);
+    return buf[0] != '\0';
+}
+
+/*
+ * The release (`uname -r` in the guest) of the kernel at @path: the
+ * kernel.release the build writes beside it; else a bzImage's header; else
+ * the "Linux version X" banner an uncompressed vmlinux carries in .rodata.
+ */
+static void kernel_release(const char *path, char *buf, size_t len)
+{
+    static const char banner[] = "Linux version ";
+    const char *slash = strrchr(path, '/');
+    char side[PATH_MAX], chunk[65536 + sizeof(banner)];
+    size_t keep = 0;
+    ssize_t n;
+    FILE *f;
+    int fd;
+
+    buf[0] = '\0';
+    if (snprintf(side, sizeof(side), "%.*s/kernel.release", slash ? (int)(slash - path) : 1,
+                 slash ? path : ".") < (int)sizeof(side) &&
+        (f = fopen(side, "re"))) {
+        if (fgets(buf, (int)len, f))
+            buf[strcspn(buf, "\n")] = '\0';
+        fclose(f);
+        if (buf[0])
+            return;
+    }
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+        return;
+    if (bzimage_release(fd, buf, len)) {
+        close(fd);
+        return;
+    }
+    /* Chunks overlap by the banner's length so that one split between two is still found. */
+    while ((n = read(fd, chunk + keep, sizeof(chunk) - keep - 1)) > 0) {
+        char *hit;
+        size_t have = keep + (size_t)n;
+        chunk[have] = '\0';
+        hit = memmem(chunk, have, banner, sizeof(banner) - 1);
+        if (hit && (size_t)(chunk + have - hit) > sizeof(banner) + 64) {
+            char *v = hit + sizeof(banner) - 1;
+            size_t k = strcspn(v, " ");
+            snprintf(buf, len, "%.*s", (int)(k < len ? k : len - 1), v);
+            break;
+        }
+        /* A hit too near the end is read again with what follows it. */
+        keep = hit ? (size_t)(chunk + have - hit) : sizeof(banner) - 1;
+        if (keep > have)
+            keep = have;
+        memmove(chunk, chunk + have - keep, keep);
+    }
+    close(fd);
+}
+
 static void blob_release(berth_blob_t *b)
 {
     if (!b)
@@ -2133,6 +2338,50 @@ static int hv_container_open(void *priv, void *sandbox, const berth_container_sp
     return 0;
 }
 
+/* The accelerator in use and why, the guest kernel (path, release), the initramfs, qemu. */
+static int hv_info(void *priv, uint32_t flags, berth_blob_t **ret_info, berth_err_t *err)
+{
+    struct hv_priv *p = priv;
+    char release[128], qemu[PATH_MAX];
+    const char *accel = accel_valid(p->accel) ? accel_resolve(p) : "-";
+    berth_blob_t *b = calloc(1, sizeof(*b));
+    json_t *o;
+
+    const char *kernel = p->kernel, *source = "berth's guest kernel";
+    hv_kernel_t k;
+    berth_err_t kerr = { 0 };
+
+    if (wants_distro(p)) {
+        source = "the distribution's (fallback; hyperv-guest.md)";
+        if (hv_kernel_find_distro("/boot", "/lib/modules", &k, &kerr) == 0) {
+            kernel = k.path;
+            snprintf(release, sizeof(release), "%s", k.release);
+        } else {
+            kernel = "none";
+            snprintf(release, sizeof(release), "%.120s", kerr.msg);
+        }
+    } else {
+        kernel_release(p->kernel, release, sizeof(release));
+    }
+    o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "accelerator", accel,
+                  "accelerator_why", accel_valid(p->accel) ? p->accel_why : "invalid hyperv.accel",
+                  "accelerator_setting", p->accel, "kernel", kernel, "kernel_source", source,
+                  "kernel_release", release[0] ? release : "unknown (not readable)", "initrd",
+                  p->initrd, "qemu", find_program(p->qemu, qemu, sizeof(qemu)) ? qemu : p->qemu);
+    if (b && o)
+        b->data = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (!b || !b->data) {
+        free(b);
+        return berth_err_set(err, -ENOMEM, "out of memory");
+    }
+    b->struct_size = sizeof(*b);
+    b->len = strlen(b->data);
+    b->release = blob_release;
+    *ret_info = b;
+    return 0;
+}
+
 static const berth_isolation_ops_t hv_ops = {
     BERTH_OPS_INIT(berth_isolation_ops_t),
     .probe = hv_probe,
@@ -2156,6 +2405,7 @@ static const berth_isolation_ops_t hv_ops = {
     .process_exec = hv_process_exec,
     .process_release = hv_process_release,
     .process_resize = hv_process_resize,
+    .info = hv_info,
 };
 
 static const berth_plugin_desc_t hv_desc = {

@@ -211,11 +211,26 @@ typedef struct berth_isolation_ops {
                           berth_err_t *err);
     /** Free an exec'd process handle (not the init's) after it ended or to forget it (optional). */
     void (*process_release)(void *priv, void *process);
+
+    /* ABI 1.2 */
+
+    /**
+     * What this driver uses on this host, for `berth info` (optional): a JSON
+     * object text in *ret_info, owned by the caller (berth_blob_release).
+     * Its keys are the driver's own, with string, number or boolean values
+     * (a VM driver: its accelerator and why, its guest kernel). It may take as
+     * long as a probe (it may run one), but starts no sandbox that outlives it.
+     * @return 0, or -errno with a reason in err.
+     */
+    int (*info)(void *priv, uint32_t flags, berth_blob_t **ret_info, berth_err_t *err);
 } berth_isolation_ops_t;
 
 /** Size of the ABI 1.0 table: the least a loader accepts. */
 #define BERTH_ISOLATION_OPS_SIZE_1_0                                                               \
     (offsetof(berth_isolation_ops_t, process_release) + sizeof(void (*)(void)))
+/** Size of the ABI 1.2 table (1.1 added nothing here). */
+#define BERTH_ISOLATION_OPS_SIZE_1_2                                                               \
+    (offsetof(berth_isolation_ops_t, info) + sizeof(void (*)(void)))
 
 #ifdef __cplusplus
 }

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/random.h>
 #include <sys/reboot.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -1567,6 +1568,27 @@ static void usage(FILE *f)
           f);
 }
 
+#ifndef GRND_INSECURE
+#define GRND_INSECURE 0x0004 /* Linux 5.6: never blocks, even before the CRNG is ready */
+#endif
+
+/*
+ * Seed jansson's hash tables without reading /dev/urandom: jansson reads it
+ * on its first object, and in a fresh guest the kernel (5.18+) then makes
+ * the reader generate entropy itself until its CRNG is ready, which under
+ * TCG took about a second before the agent could answer hello
+ * (docs/benchmarks.md, hyperv). The seed only spreads hash buckets, and the
+ * JSON comes from the host driving this VM: early randomness is enough.
+ */
+static void seed_json(void)
+{
+    uint32_t seed = 0;
+
+    if (getrandom(&seed, sizeof(seed), GRND_INSECURE | GRND_NONBLOCK) != (ssize_t)sizeof(seed))
+        seed = (uint32_t)time(NULL) ^ (uint32_t)getpid() << 16;
+    json_object_seed(seed ? seed : 1);
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -1618,6 +1640,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    seed_json();
     signals_reset();
     if (A.pid1) {
         if (agent_guest_setup() < 0)
