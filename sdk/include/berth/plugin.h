@@ -37,7 +37,7 @@ extern "C" {
 
 /** The ABI this header describes. Major changes break drivers; minor ones only append. */
 #define BERTH_ABI_MAJOR 1u
-#define BERTH_ABI_MINOR 1u
+#define BERTH_ABI_MINOR 2u
 
 /** Driver kinds (values are ABI: never renumbered). */
 #define BERTH_KIND_ISOLATION 1u
