@@ -752,10 +752,11 @@ static void init_exited(struct shim *s, const berth_exit_status_t *st)
     ostream_close(&s->out[1]);
     stdin_close(&s->in, &s->in_open);
 
+    /* A driver's text that is not UTF-8 is no JSON string: the error is then only in the log. */
     patch =
-        json_pack("{s:i, s:b, s:I, s:i, s:s}", "ExitCode", s->exit_code, "OOMKilled", s->oom,
+        json_pack("{s:i, s:b, s:I, s:i, s:o*}", "ExitCode", s->exit_code, "OOMKilled", s->oom,
                   "FinishedAt", (json_int_t)(st->finished_ns ? st->finished_ns : berth__now_ns()),
-                  "Pid", 0, "Error", exit_error(st));
+                  "Pid", 0, "Error", json_string(exit_error(st)));
     snprintf(code, sizeof(code), "%d", s->exit_code);
     attrs = json_pack("{s:s}", "exitCode", code);
     if (s->started_ns &&

@@ -61,12 +61,13 @@
  * The heartbeat (docs/hyperv.md, "Faults"): a `ping` every 2 s once the
  * agent said hello. It costs the guest one wakeup and two small frames, so
  * an idle VM stays idle; a silent agent is found within the interval plus
- * the timeout. The default timeout is well above what a loaded TCG guest
- * takes to answer (the agent answers between two ops; its longest op,
- * create, takes about 1 s under TCG on two shared cores).
+ * the timeout. The agent answers between two ops: measured under TCG on two
+ * loaded shared cores, with execs and a guest busy on all its CPUs, every
+ * ping came back within 200 ms; the default leaves seconds beyond that for
+ * a host that stalls.
  */
 #define HV_PING_INTERVAL_MS      2000
-#define HV_AGENT_TIMEOUT_DEFAULT 10000
+#define HV_AGENT_TIMEOUT_DEFAULT 5000
 /* After a port closed, how long qemu gets to be seen exiting (its end says more than the port's). */
 #define HV_EXIT_SETTLE_MS 2000
 /* What of the console log an error quotes: its last lines, each cut short. */
@@ -198,9 +199,10 @@ static void proc_complete(struct hv_proc *pr, int code, int sig, int64_t fin)
 }
 
 /*
- * The console log's last @n_lines non-empty lines, joined by " | ", into
- * @buf (cut to fit); each line cut to HV_CONSOLE_LINE_MAX, control
- * characters as '?'. With @ret_panic (may be NULL): the text after the
+ * The console log's last HV_CONSOLE_LINES non-empty lines, joined by
+ * " | ", into @buf (cut to fit); each line cut to HV_CONSOLE_LINE_MAX,
+ * control characters and non-ASCII bytes as '?' (a line cut in the middle
+ * of a UTF-8 sequence would not be text any more). With @ret_panic (may be NULL): the text after the
  * last "Kernel panic - not syncing: " in the tail, "" when there is none.
  * Returns 1 when the tail shows a kernel panic.
  */
@@ -263,14 +265,14 @@ static int console_tail(const char *path, char *buf, size_t len, char *ret_panic
         used = (size_t)n >= len - used ? len - 1 : used + (size_t)n;
     }
     for (unsigned char *c = (unsigned char *)buf; *c; c++)
-        if (*c < 0x20 || *c == 0x7f)
+        if (*c < 0x20 || *c >= 0x7f)
             *c = '?';
     if (ret_panic) {
         size_t n = strlen(ret_panic);
         while (n > 0 && ret_panic[n - 1] == ' ')
             ret_panic[--n] = '\0';
         for (unsigned char *c = (unsigned char *)ret_panic; *c; c++)
-            if (*c < 0x20 || *c == 0x7f)
+            if (*c < 0x20 || *c >= 0x7f)
                 *c = '?';
     }
     free(text);
@@ -282,8 +284,8 @@ static void proc_lost(struct hv_sandbox *sb, struct hv_proc *pr)
 {
     if (pr->done)
         return;
-    proc_complete(pr, 128 + SIGKILL, SIGKILL, 0);
     snprintf(pr->st.error, sizeof(pr->st.error), "%s", sb->dead_msg);
+    proc_complete(pr, 128 + SIGKILL, SIGKILL, 0);
 }
 
 /*
