@@ -12,8 +12,8 @@
 # "agent_timeout_ms" short, and "kernel_args" with sysctl.vm.panic_on_oom=2
 # so that an out-of-memory guest panics (2: a cgroup's OOM too, so a
 # container with a small limit panics its guest within seconds; filling the
-# whole guest without a limit takes minutes under TCG). Skips (77) when qemu, the guest
-# kernel or the initramfs is missing, or without root.
+# whole guest without a limit takes minutes under TCG). Skips (77) when
+# qemu, the guest kernel or the initramfs is missing, or without root.
 # Usage: test-hyperv-faults.sh BERTH KERNEL KERNEL_RELEASE_FILE INITRD
 . "$(dirname "$0")/hyperv-lib.sh"
 
@@ -35,8 +35,8 @@ all_gone() {
     nothing_left "$1"
     n=$(shim_pids | wc -w)
     [ "$n" -eq 0 ] && ok "$1: no shim left" || not_ok "$1: $n shims left"
-    fds=$(for p in /proc/[0-9]*; do
-        ls -l "$p/fd" 2>/dev/null | grep -F -- "$T/" | sed "s|^|${p#/proc/}: |"
+    fds=$(for f in /proc/[0-9]*/fd/*; do
+        l=$(readlink "$f" 2>/dev/null) && case $l in "$T"/*) echo "$f -> $l" ;; esac
     done)
     [ -z "$fds" ] && ok "$1: no fd open under the root" || {
         not_ok "$1: fds left"
@@ -114,7 +114,8 @@ q=$(qemu_pids)
 # shellcheck disable=SC2086
 [ -n "$q" ] && kill -STOP $q
 start=$(date +%s)
-expect_exit 0 "wait" b wait hang
+# Bounded: without a heartbeat this would wait for ever.
+expect_exit 0 "wait" timeout 60 "$BERTH" --config "$T/c.json" --root "$T/root" --runroot "$T/run" wait hang
 took=$(($(date +%s) - start))
 expect_grep "^137$" "$T/out" "the silent agent ends the container as killed (137)"
 # The ping interval (2 s) + the timeout, and some slack for a loaded host.
@@ -126,8 +127,12 @@ expect_grep "the VM of container .* ended: the agent did not answer a ping withi
 expect_exit 0 "logs" b logs hang
 expect_grep "^berth: .*the agent did not answer" "$T/err" "the container's log has the error line"
 # shellcheck disable=SC2086
-[ -n "$q" ] && ! kill -0 $q 2>/dev/null && ok "the stopped qemu was killed" ||
+if [ -n "$q" ] && kill -0 $q 2>/dev/null; then
     not_ok "qemu $q still exists"
+    kill -KILL $q # not left stopped on the host
+else
+    ok "the stopped qemu was killed"
+fi
 expect_exit 0 "rm" b rm hang
 all_gone "after the agent went silent"
 
