@@ -68,8 +68,18 @@ expect_exit 0 "the demo image is there" b pull demo
 expect_exit 0 "a detached sleep" b run -d --isolation hyperv --network none --name k9 demo sleep 600
 q=$(qemu_pids)
 [ -n "$q" ] && ok "its qemu runs" || not_ok "no qemu for the running container"
+# An exec running in it learns the same.
+b exec k9 sh -c 'echo started; sleep 600' >"$T/exec-out" 2>"$T/exec-err" &
+ex=$!
+i=0
+while [ $i -lt 100 ] && ! grep -q started "$T/exec-out"; do sleep 0.2; i=$((i + 1)); done
 # shellcheck disable=SC2086
 [ -n "$q" ] && kill -KILL $q
+wait $ex
+rc=$?
+[ $rc -eq 137 ] && ok "the exec ends as killed (137)" || not_ok "the exec exited $rc"
+expect_grep "^berth: the VM of container .* ended: qemu was killed by signal 9" "$T/exec-err" \
+    "the exec's stderr has the error line"
 expect_exit 0 "wait" b wait k9
 expect_grep "^137$" "$T/out" "qemu's death ends the container as killed (137)"
 expect_exit 0 "inspect" state_error k9
