@@ -23,9 +23,9 @@ done
 
 # version
 expect_exit 0 "berth version" b version
-expect_grep "driver ABI 1.1" "$T/out" "version names the ABI"
+expect_grep "driver ABI 1.2" "$T/out" "version names the ABI"
 expect_exit 0 "berth version --format json" b version --format json
-expect_grep '"abi": "1.1"' "$T/out" "version json"
+expect_grep '"abi": "1.2"' "$T/out" "version json"
 
 # info on a fresh root creates the store and reports it
 expect_exit 0 "berth info" b --root "$T/r1" --runroot "$T/run1" info

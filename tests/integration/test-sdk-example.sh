@@ -45,7 +45,7 @@ if python3 -c '
 import json, sys
 d = json.load(open(sys.argv[1]))
 ex = [x for x in d["drivers"] if x["kind"] == "network" and x["name"] == "example"]
-assert ex and ex[0]["abi"] == "1.1" and ex[0]["version"] == "1.0.0", d
+assert ex and ex[0]["abi"] == "1.2" and ex[0]["version"] == "1.0.0", d
 assert d["refused"] == [], d["refused"]
 ' "$T/out"; then ok "installed berth loads the example driver"; else not_ok "example not loaded"; cat "$T/out" "$T/err"; fi
 expect_exit 0 "installed berth info" "$P/bin/berth" --root "$T/root" --runroot "$T/run" info
