@@ -548,6 +548,11 @@ static void vm_ended(struct hv_sandbox *sb, const char *port)
 {
     char why[256];
 
+    if (sb->quitting || sb->stopping) {
+        /* Asked for: nobody needs to know why, and teardown should not wait for it. */
+        mark_dead(sb, "shut down");
+        return;
+    }
     pthread_mutex_unlock(&sb->mu);
     vm_end_reason(sb, port, why, sizeof(why));
     pthread_mutex_lock(&sb->mu);
