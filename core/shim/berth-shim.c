@@ -555,6 +555,39 @@ static void exec_release(struct shim *s, struct exec *ex)
     ex->proc = NULL;
 }
 
+/*
+ * The driver's word on why a process ended (berth_exit_status_t.error, ABI
+ * 1.2: a VM that died, a guest panic), "" when it has none. The caller
+ * zeroed the status before the wait, so a driver that says nothing leaves
+ * it empty.
+ */
+static const char *exit_error(const berth_exit_status_t *st)
+{
+    if (st->struct_size < offsetof(berth_exit_status_t, error) + sizeof(st->error))
+        return "";
+    return memchr(st->error, '\0', sizeof(st->error)) ? st->error : "";
+}
+
+/*
+ * Tell whoever reads the process's output that the driver ended it, as one
+ * line after its own output: "berth: the VM of container ... ended: ...".
+ * With a terminal there is only one stream, and the line needs a CR.
+ */
+static void deliver_exit_error(struct shim *s, struct exec *ex, int tty, const char *msg)
+{
+    char line[BERTH_ERR_MSG_MAX + 16];
+    int n;
+
+    if (!*msg)
+        return;
+    n = snprintf(line, sizeof(line), "berth: %s%s", msg, tty ? "\r\n" : "\n");
+    if (n < 0)
+        return;
+    if ((size_t)n >= sizeof(line))
+        n = (int)sizeof(line) - 1;
+    deliver(s, ex, tty ? 1 : 2, line, (size_t)n);
+}
+
 static void exec_exited(struct shim *s, struct exec *ex, const berth_exit_status_t *st)
 {
     char code[16];
@@ -568,6 +601,7 @@ static void exec_exited(struct shim *s, struct exec *ex, const berth_exit_status
     json_decref(a);
     ostream_read(&ex->out[0], 1);
     ostream_read(&ex->out[1], 1);
+    deliver_exit_error(s, ex, ex->tty, exit_error(st));
     ostream_close(&ex->out[0]);
     ostream_close(&ex->out[1]);
     stdin_close(&ex->in, &ex->in_open);
@@ -712,13 +746,17 @@ static void init_exited(struct shim *s, const berth_exit_status_t *st)
     /* Output first: whatever the process wrote belongs before its exit. */
     ostream_read(&s->out[0], 1);
     ostream_read(&s->out[1], 1);
+    /* Then the driver's word on why it ended, if any: in the log and to attached clients. */
+    deliver_exit_error(s, NULL, s->tty, exit_error(st));
     ostream_close(&s->out[0]);
     ostream_close(&s->out[1]);
     stdin_close(&s->in, &s->in_open);
 
-    patch = json_pack("{s:i, s:b, s:I, s:i}", "ExitCode", s->exit_code, "OOMKilled", s->oom,
-                      "FinishedAt",
-                      (json_int_t)(st->finished_ns ? st->finished_ns : berth__now_ns()), "Pid", 0);
+    /* A driver's text that is not UTF-8 is no JSON string: the error is then only in the log. */
+    patch =
+        json_pack("{s:i, s:b, s:I, s:i, s:o*}", "ExitCode", s->exit_code, "OOMKilled", s->oom,
+                  "FinishedAt", (json_int_t)(st->finished_ns ? st->finished_ns : berth__now_ns()),
+                  "Pid", 0, "Error", json_string(exit_error(st)));
     snprintf(code, sizeof(code), "%d", s->exit_code);
     attrs = json_pack("{s:s}", "exitCode", code);
     if (s->started_ns &&

@@ -130,7 +130,8 @@ OFF(berth_process_spec_t, stdio, 8 + 2 * P);
 OFF(berth_exit_status_t, exit_code, 8);
 OFF(berth_exit_status_t, signal, 12);
 OFF(berth_exit_status_t, finished_ns, 16);
-SIZE(berth_exit_status_t, 24);
+OFF(berth_exit_status_t, error, 24); /* ABI 1.2 */
+SIZE(berth_exit_status_t, 24 + BERTH_ERR_MSG_MAX);
 
 /* storage.h */
 OFF(berth_storage_ops_t, probe, 8);

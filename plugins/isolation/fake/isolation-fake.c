@@ -180,7 +180,10 @@ static int fake_process_wait(void *priv, void *process, uint32_t flags,
         /* Nothing would ever wake a blocking wait here: refuse rather than hang. */
         return berth_err_set(err, -EAGAIN, "fake: process still running");
     }
-    *ret_exit = p->exit;
+    /* Only what the caller's struct has room for: an older core's is shorter. */
+    memcpy(ret_exit, &p->exit,
+           ret_exit->struct_size && ret_exit->struct_size < sizeof(p->exit) ? ret_exit->struct_size
+                                                                            : sizeof(p->exit));
     return 0;
 }
 

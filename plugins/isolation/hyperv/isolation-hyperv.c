@@ -35,6 +35,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -71,6 +72,23 @@
 #define HV_STATE_FILE "vm.json"
 /* A guest KVM can run says hello well within a second; a loaded host gets some slack. */
 #define HV_PROBE_TIMEOUT_MS 5000
+/*
+ * The heartbeat (docs/hyperv.md, "Faults"): a `ping` every 2 s once the
+ * agent said hello. It costs the guest one wakeup and two small frames, so
+ * an idle VM stays idle; a silent agent is found within the interval plus
+ * the timeout. The agent answers between two ops: measured under TCG on two
+ * loaded shared cores, with execs and a guest busy on all its CPUs, every
+ * ping came back within 200 ms; the default leaves seconds beyond that for
+ * a host that stalls.
+ */
+#define HV_PING_INTERVAL_MS      2000
+#define HV_AGENT_TIMEOUT_DEFAULT 5000
+/* After a port closed, how long qemu gets to be seen exiting (its end says more than the port's). */
+#define HV_EXIT_SETTLE_MS 2000
+/* What of the console log an error quotes: its last lines, each cut short. */
+#define HV_CONSOLE_TAIL_BYTES 16384
+#define HV_CONSOLE_LINES      4
+#define HV_CONSOLE_LINE_MAX   100
 
 struct hv_priv {
     const berth_host_api_t *host;
@@ -82,6 +100,9 @@ struct hv_priv {
     int accel_resolved;
     char accel_used[8];
     char accel_why[320];
+    char *kernel_args;    /* "kernel_args": appended to the guest's command line; NULL: none */
+    int agent_timeout_ms; /* "agent_timeout_ms": how long a ping may go unanswered */
+    char bad_config[256]; /* a bad setting: every sandbox_create fails with it */
 };
 
 struct hv_sandbox;
@@ -155,6 +176,19 @@ struct hv_sandbox {
     hv_net_t net;      /* the tap and the guest's interface config, from container_create */
     int agent_net;     /* the agent listed the "net" cap: it configures the guest's interface */
     int traced_output; /* the first output frame was traced (hv_trace) */
+    /* Faults (under mu): */
+    char ctr_id[13]; /* the container's short id, for messages */
+    int quitting;    /* shutdown was asked for: the VM's end is expected */
+    int heartbeat;   /* the agent said hello: pings run */
+    /*
+     * paused (above), set by pause and cleared by resume under mu, then
+     * wake(): while it is set no ping goes out and an unanswered one is
+     * forgotten, because a stopped VM answers nothing; after resume the
+     * pings start over.
+     */
+    json_int_t ping_id;               /* the ping in flight */
+    int64_t ping_sent_ms, ping_ok_ms; /* CLOCK_MONOTONIC: when it went out (0: none), last answer */
+    char dead_msg[BERTH_ERR_MSG_MAX]; /* for users: which VM ended, why, the console's last lines */
 };
 
 /* A signal to deliver once the VM runs again, as a frozen cgroup holds it. */
@@ -196,6 +230,13 @@ static void hv_trace(const char *step)
     close(fd);
 }
 
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static void hv_log(struct hv_priv *p, uint32_t level, const char *fmt, const char *a, const char *b)
 {
     if (p && p->host && p->host->log)
@@ -225,21 +266,120 @@ static void proc_complete(struct hv_proc *pr, int code, int sig, int64_t fin)
     }
 }
 
-/* The VM is gone: every waiter learns it (under mu). */
+/*
+ * The console log's last HV_CONSOLE_LINES non-empty lines, joined by
+ * " | ", into @buf (cut to fit); each line cut to HV_CONSOLE_LINE_MAX,
+ * control characters and non-ASCII bytes as '?' (a line cut in the middle
+ * of a UTF-8 sequence would not be text any more). With @ret_panic (may be NULL): the text after the
+ * last "Kernel panic - not syncing: " in the tail, "" when there is none.
+ * Returns 1 when the tail shows a kernel panic.
+ */
+static int console_tail(const char *path, char *buf, size_t len, char *ret_panic, size_t plen)
+{
+    static const char mark[] = "Kernel panic - not syncing: ";
+    char *text, *lines[HV_CONSOLE_LINES], *p, *end;
+    int fd, nl = 0, panic = 0;
+    off_t size;
+    ssize_t got;
+    size_t used = 0;
+
+    buf[0] = '\0';
+    if (ret_panic)
+        ret_panic[0] = '\0';
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+        return 0;
+    size = lseek(fd, 0, SEEK_END);
+    if (size < 0 || !(text = malloc(HV_CONSOLE_TAIL_BYTES + 1))) {
+        close(fd);
+        return 0;
+    }
+    got = pread(fd, text, HV_CONSOLE_TAIL_BYTES,
+                size > HV_CONSOLE_TAIL_BYTES ? size - HV_CONSOLE_TAIL_BYTES : 0);
+    close(fd);
+    if (got < 0)
+        got = 0;
+    text[got] = '\0';
+    /* NULs (a torn write) would end the text early: the console has none of its own. */
+    for (ssize_t i = 0; i < got; i++)
+        if (text[i] == '\0' || text[i] == '\r')
+            text[i] = ' ';
+    for (p = text; (p = strstr(p, mark)); p += sizeof(mark) - 1) {
+        panic = 1;
+        if (ret_panic)
+            snprintf(ret_panic, plen, "%.*s", (int)strcspn(p + sizeof(mark) - 1, "\n"),
+                     p + sizeof(mark) - 1);
+    }
+    /* The last lines, from the end backwards. */
+    end = text + got;
+    while (nl < HV_CONSOLE_LINES && end > text) {
+        char *start = end;
+        while (start > text && start[-1] != '\n')
+            start--;
+        /* Blanks at either end (a \r became one) are noise in a one-line message. */
+        while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
+            end--;
+        *end = '\0';
+        for (p = start; *p == ' ' || *p == '\t'; p++) {
+        }
+        if (*p)
+            lines[nl++] = p;
+        end = start > text ? start - 1 : text;
+    }
+    for (int i = nl - 1; i >= 0 && used + 1 < len; i--) {
+        int n = snprintf(buf + used, len - used, "%s%.*s", used ? " | " : "", HV_CONSOLE_LINE_MAX,
+                         lines[i]);
+        if (n < 0)
+            break;
+        used = (size_t)n >= len - used ? len - 1 : used + (size_t)n;
+    }
+    for (unsigned char *c = (unsigned char *)buf; *c; c++)
+        if (*c < 0x20 || *c >= 0x7f)
+            *c = '?';
+    if (ret_panic) {
+        size_t n = strlen(ret_panic);
+        while (n > 0 && ret_panic[n - 1] == ' ')
+            ret_panic[--n] = '\0';
+        for (unsigned char *c = (unsigned char *)ret_panic; *c; c++)
+            if (*c < 0x20 || *c >= 0x7f)
+                *c = '?';
+    }
+    free(text);
+    return panic;
+}
+
+/* A process ended with its VM: as SIGKILL would end it, with the VM's end as its error. */
+static void proc_lost(struct hv_sandbox *sb, struct hv_proc *pr)
+{
+    if (pr->done)
+        return;
+    snprintf(pr->st.error, sizeof(pr->st.error), "%s", sb->dead_msg);
+    proc_complete(pr, 128 + SIGKILL, SIGKILL, 0);
+}
+
+/*
+ * The VM is gone: every waiter learns it (under mu). Unless it was asked
+ * to go (stopping, quitting), @why becomes the users' error, with the
+ * console's last lines, and the host's log says it too.
+ */
 static void mark_dead(struct hv_sandbox *sb, const char *why)
 {
     if (!sb->dead) {
         sb->dead = 1;
         snprintf(sb->dead_why, sizeof(sb->dead_why), "%s", why);
-        if (!sb->stopping)
-            hv_log(sb->p, BERTH_LOG_ERR, "hyperv: the VM ended: %s (console: %s)", why,
-                   sb->console);
+        if (!sb->stopping && !sb->quitting) {
+            char tail[BERTH_ERR_MSG_MAX / 2];
+            console_tail(sb->console, tail, sizeof(tail), NULL, 0);
+            snprintf(sb->dead_msg, sizeof(sb->dead_msg), "the VM of container %s ended: %s%s%s",
+                     sb->ctr_id[0] ? sb->ctr_id : "(none yet)", why,
+                     tail[0] ? "; last console lines: " : "; the console is empty", tail);
+            hv_log(sb->p, BERTH_LOG_ERR, "hyperv: %s (console log: %s)", sb->dead_msg, sb->console);
+        }
     }
     for (struct hv_req *q = sb->reqs; q; q = q->next) {
         q->done = 1;
         if (q->proc)
             /* Killed with its VM: report it as SIGKILL would be. */
-            proc_complete(q->proc, 128 + SIGKILL, SIGKILL, 0);
+            proc_lost(sb, q->proc);
     }
     for (struct hv_stream *s = sb->streams; s; s = s->next) {
         if (s->fd >= 0) {
@@ -290,6 +430,19 @@ static void on_control(struct hv_sandbox *sb, const uint8_t *payload, uint32_t l
         return;
     }
     id = json_integer_value(json_object_get(obj, "id"));
+    if (sb->ping_sent_ms && id == sb->ping_id) {
+        int64_t now = mono_ms();
+        if (now - sb->ping_sent_ms > HV_PING_INTERVAL_MS) {
+            char ms[32];
+            snprintf(ms, sizeof(ms), "%lld", (long long)(now - sb->ping_sent_ms));
+            hv_log(sb->p, BERTH_LOG_WARNING, "hyperv: the agent took %s ms to answer a ping%s", ms,
+                   "");
+        }
+        sb->ping_sent_ms = 0;
+        sb->ping_ok_ms = now;
+        json_decref(obj);
+        return;
+    }
     for (struct hv_req **pp = &sb->reqs; *pp; pp = &(*pp)->next) {
         struct hv_req *q = *pp;
         if (q->id != id)
@@ -380,6 +533,165 @@ static int drain_port(struct hv_sandbox *sb, int fd, agent_reader_t *r, int cont
 
 #define HV_POLL_MAX 64
 
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+/*
+ * PIDFD_GET_INFO (Linux 6.15, <linux/pidfd.h>; older headers lack it): with
+ * PIDFD_INFO_EXIT, a reaped process's wait status. The first version of
+ * the struct (64 bytes), which every kernel with the ioctl takes.
+ */
+struct hv_pidfd_info {
+    uint64_t mask;
+    uint64_t cgroupid;
+    uint32_t pid, tgid, ppid, ruid, rgid, euid, egid, suid, sgid, fsuid, fsgid;
+    int32_t exit_code;
+};
+#define HV_PIDFD_GET_INFO  _IOWR(0xFF, 11, struct hv_pidfd_info)
+#define HV_PIDFD_INFO_EXIT (1ull << 3)
+
+/*
+ * qemu's wait status without reaping it, into *ret_status: 1 when known.
+ * berth-shim reaps every child it has as a subreaper, qemu included, and
+ * may have done so already; then only the pidfd still knows the status,
+ * on kernels that keep it (6.15 on).
+ */
+static int qemu_status(struct hv_sandbox *sb, int *ret_status)
+{
+    siginfo_t si;
+
+    memset(&si, 0, sizeof(si));
+    if (waitid((idtype_t)P_PIDFD, (id_t)sb->vm.pidfd, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+        si.si_pid != 0) {
+        *ret_status = si.si_code == CLD_EXITED ? W_EXITCODE(si.si_status, 0) : si.si_status;
+        return 1;
+    }
+    /* The reaper stores the status as it finishes: give one that is at it a moment. */
+    for (int i = 0; i < 10; i++) {
+        struct hv_pidfd_info info = { .mask = HV_PIDFD_INFO_EXIT };
+        if (ioctl(sb->vm.pidfd, HV_PIDFD_GET_INFO, &info) == 0) {
+            if (info.mask & HV_PIDFD_INFO_EXIT) {
+                *ret_status = info.exit_code;
+                return 1;
+            }
+        } else if (errno != ESRCH) {
+            return 0; /* an older kernel: no such ioctl */
+        }
+        usleep(10000);
+    }
+    return 0;
+}
+
+/*
+ * How qemu ended, for users (not under mu: it may wait): a port closing
+ * comes a moment before qemu's exit shows on its pidfd, so that is waited
+ * for first. A guest kernel panic (panic=-1 and -no-reboot turn it into
+ * qemu's exit) is told from the console log. qemu is not reaped here: the
+ * status is peeked (WNOWAIT), hv_vm_stop() reaps it.
+ */
+static void vm_end_reason(struct hv_sandbox *sb, const char *port, char *buf, size_t len)
+{
+    struct pollfd p = { .fd = sb->vm.pidfd, .events = POLLIN };
+    char tail[8], panic[160];
+    int r, status;
+
+    do
+        r = poll(&p, 1, HV_EXIT_SETTLE_MS);
+    while (r < 0 && errno == EINTR);
+    if (console_tail(sb->console, tail, sizeof(tail), panic, sizeof(panic))) {
+        snprintf(buf, len, "guest kernel panic (%s)", panic);
+        return;
+    }
+    if (r <= 0) {
+        /* qemu runs on without the port: the VM is of no use any more; vm_halt() ends it. */
+        snprintf(buf, len, "the agent's %s port closed while qemu still ran", port);
+        return;
+    }
+    if (!qemu_status(sb, &status))
+        snprintf(buf, len, "qemu exited or was killed (its exit status is unknown)");
+    else if (WIFSIGNALED(status))
+        snprintf(buf, len, "qemu was killed by signal %d (%s)", WTERMSIG(status),
+                 strsignal(WTERMSIG(status)));
+    else if (WEXITSTATUS(status) == 0)
+        snprintf(buf, len, "qemu exited: the guest rebooted without being asked to");
+    else
+        snprintf(buf, len, "qemu exited with status %d", WEXITSTATUS(status));
+}
+
+/* The VM's end seen by the relay (under mu, which it drops while it finds out why). */
+static void vm_ended(struct hv_sandbox *sb, const char *port)
+{
+    char why[256];
+
+    if (sb->quitting || sb->stopping) {
+        /* Asked for: nobody needs to know why, and teardown should not wait for it. */
+        mark_dead(sb, "shut down");
+        return;
+    }
+    pthread_mutex_unlock(&sb->mu);
+    vm_end_reason(sb, port, why, sizeof(why));
+    pthread_mutex_lock(&sb->mu);
+    mark_dead(sb, why);
+}
+
+/*
+ * The heartbeat's part of a relay round (under mu): send a ping when one is
+ * due, end the VM when one went unanswered for the timeout. Returns the
+ * poll timeout until the next thing to do, -1 for none.
+ */
+static int heartbeat_tick(struct hv_sandbox *sb)
+{
+    int64_t now = mono_ms(), due;
+    int timeout = sb->p->agent_timeout_ms;
+
+    if (!sb->heartbeat || sb->dead || sb->stopping || sb->quitting)
+        return -1;
+    if (sb->paused) {
+        /* A stopped VM answers nothing: forget the ping in flight, start over at resume. */
+        sb->ping_sent_ms = 0;
+        sb->ping_ok_ms = now;
+        return -1;
+    }
+    if (sb->ping_sent_ms) {
+        due = sb->ping_sent_ms + timeout;
+        if (now < due)
+            return (int)(due - now);
+        /* An answer may be waiting unread (a host too busy to run this thread): look first. */
+        if (drain_port(sb, sb->vm.control_fd, &sb->ctl_r, 1) == 0 && !sb->ping_sent_ms)
+            return heartbeat_tick(sb);
+        {
+            char why[160];
+            snprintf(why, sizeof(why),
+                     "the agent did not answer a ping within %d ms (the guest hangs or was "
+                     "stopped); the VM was killed",
+                     timeout);
+            /* By the pidfd: the pid may have been reaped and reused meanwhile. */
+            if (syscall(SYS_pidfd_send_signal, sb->vm.pidfd, SIGKILL, NULL, 0) < 0 &&
+                errno != ESRCH)
+                hv_log(sb->p, BERTH_LOG_WARNING, "hyperv: killing qemu: %s%s", strerror(errno), "");
+            mark_dead(sb, why);
+        }
+        return -1;
+    }
+    due = sb->ping_ok_ms + HV_PING_INTERVAL_MS;
+    if (now < due)
+        return (int)(due - now);
+    {
+        json_t *ping = json_pack("{s:s, s:I}", "op", "ping", "id", (json_int_t)sb->next_id);
+        if (!ping || agent_json_put(&sb->ctl_w, ping) < 0) {
+            /* Out of memory: try again next interval rather than end a healthy VM. */
+            json_decref(ping);
+            sb->ping_ok_ms = now;
+            return HV_PING_INTERVAL_MS;
+        }
+        json_decref(ping);
+    }
+    sb->ping_id = sb->next_id++;
+    sb->ping_sent_ms = now;
+    return timeout;
+}
+
 static void *relay(void *arg)
 {
     struct hv_sandbox *sb = arg;
@@ -390,7 +702,7 @@ static void *relay(void *arg)
         struct pollfd pfd[HV_POLL_MAX];
         struct hv_stream *in[HV_POLL_MAX];
         nfds_t n = 0;
-        int ni;
+        int ni, timeout;
 
         /* Ended streams go (execs come and go: health checks); only this thread frees them. */
         for (struct hv_stream **pp = &sb->streams; *pp;) {
@@ -402,6 +714,7 @@ static void *relay(void *arg)
                 pp = &s->next;
             }
         }
+        timeout = heartbeat_tick(sb);
         if (!sb->dead) {
             agent_writer_flush(&sb->ctl_w, sb->vm.control_fd);
             agent_writer_flush(&sb->io_w, sb->vm.stdio_fd);
@@ -427,7 +740,7 @@ static void *relay(void *arg)
             }
         }
         pthread_mutex_unlock(&sb->mu);
-        while (poll(pfd, n, -1) < 0 && errno == EINTR) {
+        while (poll(pfd, n, timeout) < 0 && errno == EINTR) {
         }
         pthread_mutex_lock(&sb->mu);
         if (pfd[0].revents) {
@@ -439,17 +752,17 @@ static void *relay(void *arg)
         if (sb->dead || sb->stopping)
             continue;
         if (pfd[1].revents) {
-            mark_dead(sb, "qemu exited");
+            vm_ended(sb, "control");
             continue;
         }
         if ((pfd[2].revents & (POLLIN | POLLHUP | POLLERR)) &&
             drain_port(sb, sb->vm.control_fd, &sb->ctl_r, 1) < 0) {
-            mark_dead(sb, "the agent's control port closed");
+            vm_ended(sb, "control");
             continue;
         }
         if ((pfd[3].revents & (POLLIN | POLLHUP | POLLERR)) &&
             drain_port(sb, sb->vm.stdio_fd, &sb->io_r, 0) < 0) {
-            mark_dead(sb, "the agent's stdio port closed");
+            vm_ended(sb, "stdio");
             continue;
         }
         for (nfds_t i = (nfds_t)ni; i < n; i++) {
@@ -520,8 +833,7 @@ static int request(struct hv_sandbox *sb, json_t *req, int timeout_ms, json_t **
     dl.tv_sec += timeout_ms / 1000;
     pthread_mutex_lock(&sb->mu);
     if (sb->dead) {
-        r = berth_err_set(err, -EPIPE, "hyperv: the VM is gone (%s); console: %s", sb->dead_why,
-                          sb->console);
+        r = berth_err_set(err, -EPIPE, "hyperv: %s", sb->dead_msg[0] ? sb->dead_msg : sb->dead_why);
         goto out;
     }
     if (queue_req(sb, req, &q) < 0) {
@@ -537,8 +849,8 @@ static int request(struct hv_sandbox *sb, json_t *req, int timeout_ms, json_t **
         r = berth_err_set(err, -ETIMEDOUT, "hyperv: the agent did not answer %s within %d s",
                           opname, timeout_ms / 1000);
     } else if (!q.reply) {
-        r = berth_err_set(err, -EPIPE, "hyperv: the VM ended during %s (%s); console: %s", opname,
-                          sb->dead_why, sb->console);
+        r = berth_err_set(err, -EPIPE, "hyperv: %s (during %s)",
+                          sb->dead_msg[0] ? sb->dead_msg : sb->dead_why, opname);
     } else if (!json_is_true(json_object_get(q.reply, "ok"))) {
         int e = (int)json_integer_value(json_object_get(q.reply, "errno"));
         r = berth_err_set(err, -(e > 0 ? e : EPROTO), "hyperv: agent: %s: %s", opname,
@@ -686,6 +998,7 @@ static int vm_cont(struct hv_sandbox *sb, struct hv_pending **ret_pending, berth
     json_decref(sb->paused_stats);
     sb->paused_stats = NULL;
     pthread_mutex_unlock(&sb->mu);
+    wake(sb); /* the heartbeat starts over */
     while (list) {
         struct hv_pending *q = list;
         list = q->next;
@@ -731,15 +1044,49 @@ static char *config_str(json_t *cfg, const char *key, const char *env, const cha
     return strdup(v && *v ? v : dflt);
 }
 
+static void priv_free(struct hv_priv *p)
+{
+    free(p->kernel);
+    free(p->initrd);
+    free(p->accel);
+    free(p->qemu);
+    free(p->tc);
+    free(p->kernel_args);
+    free(p);
+}
+
 static int hv_init(const berth_host_api_t *host, berth_host_t *ctx, void **ret_priv,
                    berth_err_t *err)
 {
     struct hv_priv *p = calloc(1, sizeof(*p));
     const char *text = host && host->config ? host->config(ctx) : NULL;
     json_t *cfg = text ? json_loads(text, 0, NULL) : NULL;
+    json_t *timeout = json_object_get(cfg, "agent_timeout_ms");
+    json_t *kargs = json_object_get(cfg, "kernel_args");
 
     if (!p) {
         json_decref(cfg);
+        return berth_err_set(err, -ENOMEM, "out of memory");
+    }
+    /*
+     * A bad value is refused rather than replaced (a fault detector set wrong is worse than
+     * none), by sandbox_create: a driver whose init fails is not loaded, and a user would only
+     * learn that "hyperv" does not exist.
+     */
+    p->agent_timeout_ms = HV_AGENT_TIMEOUT_DEFAULT;
+    if (timeout && (!json_is_integer(timeout) || json_integer_value(timeout) < 100 ||
+                    json_integer_value(timeout) > 3600000))
+        snprintf(p->bad_config, sizeof(p->bad_config),
+                 "drivers.hyperv.agent_timeout_ms must be an integer from 100 to 3600000 (ms)");
+    else if (timeout)
+        p->agent_timeout_ms = (int)json_integer_value(timeout);
+    if (kargs && (!json_is_string(kargs) || strchr(json_string_value(kargs), '\n')))
+        snprintf(p->bad_config, sizeof(p->bad_config),
+                 "drivers.hyperv.kernel_args must be a string (kernel parameters, one line)");
+    else if (kargs && *json_string_value(kargs) &&
+             !(p->kernel_args = strdup(json_string_value(kargs)))) {
+        json_decref(cfg);
+        priv_free(p);
         return berth_err_set(err, -ENOMEM, "out of memory");
     }
     p->host = host;
@@ -757,12 +1104,7 @@ static int hv_init(const berth_host_api_t *host, berth_host_t *ctx, void **ret_p
     p->tc = config_str(cfg, "tc", "BERTH_HYPERV_TC", "");
     json_decref(cfg);
     if (!p->kernel || !p->initrd || !p->accel || !p->qemu || !p->tc) {
-        free(p->kernel);
-        free(p->initrd);
-        free(p->accel);
-        free(p->qemu);
-        free(p->tc);
-        free(p);
+        priv_free(p);
         return berth_err_set(err, -ENOMEM, "out of memory");
     }
     *ret_priv = p;
@@ -772,14 +1114,8 @@ static int hv_init(const berth_host_api_t *host, berth_host_t *ctx, void **ret_p
 static void hv_fini(void *priv)
 {
     struct hv_priv *p = priv;
-    if (!p)
-        return;
-    free(p->kernel);
-    free(p->initrd);
-    free(p->accel);
-    free(p->qemu);
-    free(p->tc);
-    free(p);
+    if (p)
+        priv_free(p);
 }
 
 /* Whether @name runs: an executable path, or one on $PATH (its path in @buf). */
@@ -976,10 +1312,15 @@ static int hv_sandbox_create(void *priv, const berth_sandbox_spec_t *spec, uint3
     struct hv_sandbox *sb;
     json_t *cfg = spec->config_json ? json_loads(spec->config_json, 0, NULL) : NULL;
     const char *net = json_string_value(json_object_get(cfg, "network"));
+    struct hv_priv *p = priv;
     int on_net = net && strcmp(net, "netns") == 0;
     int r;
 
     hv_trace("sandbox-create");
+    if (p->bad_config[0]) {
+        json_decref(cfg);
+        return berth_err_set(err, -EINVAL, "hyperv: %s", p->bad_config);
+    }
     if (net && strcmp(net, "none") != 0 && !on_net) {
         /* net is borrowed from cfg: the message first. */
         r = berth_err_set(err, -ENOTSUP,
@@ -1204,9 +1545,11 @@ static int guest_select(struct hv_priv *p, hv_vm_spec_t *vs, hv_kernel_t *k, cha
     vs->kernel = k->path;
     vs->initrd = initrd;
     vs->acpi = 1;
-    /* Under TCG its clock needs the TSC's rate given (hv_host_tsc_khz()). */
+    /* Under TCG its clock needs the TSC's rate given (hv_host_tsc_khz()); kernel_args after. */
     if (strcmp(vs->accel, "tcg") == 0 && (khz = hv_host_tsc_khz()) > 0) {
-        snprintf(append, append_size, "tsc_early_khz=%lu no_timer_check", khz);
+        if (snprintf(append, append_size, "tsc_early_khz=%lu no_timer_check%s%s", khz,
+                     vs->append ? " " : "", vs->append ? vs->append : "") >= (int)append_size)
+            return berth_err_set(err, -E2BIG, "hyperv: kernel_args too long");
         vs->append = append;
     }
     return 0;
@@ -1229,10 +1572,11 @@ static int vm_boot(struct hv_sandbox *sb, berth_err_t *err)
         .qmp_fd = 1, /* any nonzero value: hv_vm_start() places it */
         .tap_fd = sb->net.tap_fd,
         .mac = sb->net.tap_fd >= 0 ? sb->net.mac : NULL,
+        .append = p->kernel_args,
     };
     json_t *hello = NULL;
     hv_kernel_t k;
-    char initrd[PATH_MAX], append[128];
+    char initrd[PATH_MAX], append[1024];
     const char *rel;
     int r;
 
@@ -1282,26 +1626,33 @@ static int vm_boot(struct hv_sandbox *sb, berth_err_t *err)
                 sb->agent_net = 1;
     }
     json_decref(hello);
+    /* The boot had its own timeout; from now on the agent answers pings. */
+    pthread_mutex_lock(&sb->mu);
+    sb->heartbeat = 1;
+    sb->ping_ok_ms = mono_ms();
+    pthread_mutex_unlock(&sb->mu);
+    wake(sb);
     return 0;
 }
 
-/* Stop the relay and qemu; close every fd (the VM may already be gone). */
+/*
+ * Stop the relay, then qemu; close every fd (the VM may already be gone).
+ * The relay goes first: it uses the VM's fds (qemu's pidfd to tell how it
+ * ended), which hv_vm_stop() closes. It never blocks on a port (they are
+ * non-blocking); the shim's fds it writes to are read or closed by then.
+ */
 static void vm_halt(struct hv_sandbox *sb, int grace_ms)
 {
-    int st;
-
     if (!sb->started)
         return;
-    /* qemu first: once it's gone the relay can't block on a port. */
-    st = hv_vm_stop(&sb->vm, grace_ms);
     pthread_mutex_lock(&sb->mu);
     sb->stopping = 1;
     mark_dead(sb, "stopped");
     pthread_mutex_unlock(&sb->mu);
     wake(sb);
     pthread_join(sb->thr, NULL);
+    hv_vm_stop(&sb->vm, grace_ms);
     sb->started = 0;
-    (void)st;
 }
 
 /*
@@ -1338,7 +1689,10 @@ static int hv_sandbox_destroy(void *priv, void *sandbox, uint32_t flags, berth_e
 
     hv_trace("sandbox-destroy");
     if (sb->started) {
-        /* shutdown deletes what still runs; the agent then ends the VM by itself. */
+        /* shutdown deletes what still runs; the agent then ends the VM by itself, as expected. */
+        pthread_mutex_lock(&sb->mu);
+        sb->quitting = 1;
+        pthread_mutex_unlock(&sb->mu);
         r = unpause_for_end(sb);
         if (r == 0)
             r = request(sb, json_pack("{s:s}", "op", "shutdown"), HV_REQ_TIMEOUT_MS, NULL, NULL);
@@ -1710,6 +2064,7 @@ static int hv_container_create(void *priv, void *sandbox, const berth_container_
     c->init.sb = sb;
     /* The agent takes 1-64 characters: the id's first 64 are the whole id. */
     snprintf(c->id, sizeof(c->id), "%.64s", spec->id);
+    snprintf(sb->ctr_id, sizeof(sb->ctr_id), "%.12s", spec->id);
     if ((c->init.evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
         r = berth_err_set(err, -errno, "eventfd: %s", strerror(errno));
         goto fail;
@@ -1779,7 +2134,7 @@ static int queue_wait(struct hv_sandbox *sb, const char *ctr_id, struct hv_proc 
         json_object_set_new(req, "exec", json_string(pr->exec_id));
     pthread_mutex_lock(&sb->mu);
     if (sb->dead) {
-        proc_complete(pr, 128 + SIGKILL, SIGKILL, 0);
+        proc_lost(sb, pr);
         free(w);
     } else if (!req || queue_req(sb, req, w) < 0) {
         free(w);
@@ -1945,7 +2300,13 @@ static int hv_process_wait(void *priv, void *process, uint32_t flags, berth_exit
         pthread_mutex_unlock(&sb->mu);
         return -EAGAIN;
     }
-    *ret_exit = pr->st;
+    {
+        /* Only what the caller's struct holds (an older core's is shorter); its size stays. */
+        uint32_t size = ret_exit->struct_size;
+        memcpy(ret_exit, &pr->st, size && size < sizeof(pr->st) ? size : sizeof(pr->st));
+        if (size)
+            ret_exit->struct_size = size;
+    }
     pthread_mutex_unlock(&sb->mu);
     return 0;
 }
@@ -2227,6 +2588,7 @@ static int hv_container_pause(void *priv, void *container, uint32_t flags, berth
             sb->paused_stats = st;
             st = NULL;
             pthread_mutex_unlock(&sb->mu);
+            wake(sb); /* no ping while the VM stands still */
         }
     }
     pthread_mutex_unlock(&sb->qmp_mu);

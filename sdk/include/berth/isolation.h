@@ -118,6 +118,16 @@ typedef struct berth_exit_status {
     int32_t exit_code;   /**< 0-255, or 128 + signal when killed (the shell's convention) */
     int32_t signal;      /**< the killing signal, 0 when it exited */
     int64_t finished_ns; /**< wall clock, ns since the epoch */
+    /* ABI 1.2 */
+    /**
+     * Why the process ended when it was not its own doing nor a signal sent
+     * through the driver (the sandbox failed: a VM that died, a guest kernel
+     * panic, an agent that stopped answering): one line for users, without
+     * the container's own words. "" when there is nothing to say. The core
+     * records it as the container's error and writes it to its log. A
+     * driver writes it only when struct_size covers it; the caller zeroes it.
+     */
+    char error[BERTH_ERR_MSG_MAX];
 } berth_exit_status_t;
 
 /** Flags for wait. */
