@@ -194,14 +194,7 @@ static int count_fds(void)
 static char *qemu_path(void)
 {
     static char path[512];
-    const char *dirs[] = { "/usr/bin", "/usr/local/bin", "/bin" };
-
-    for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
-        snprintf(path, sizeof(path), "%s/qemu-system-x86_64", dirs[i]);
-        if (access(path, X_OK) == 0)
-            return path;
-    }
-    return NULL;
+    return hv_find_program("qemu-system-x86_64", NULL, path, sizeof(path)) ? path : NULL;
 }
 
 /* Wait up to @ms for qemu to exit; its wait status. */
@@ -318,12 +311,43 @@ static void test_tap_fd_reaches_qemu(void **state)
     rmdir(dir);
 }
 
+/* hv_find_program: the given dirs before $PATH, a path with a slash as it is, none. */
+static void test_find_program(void **state)
+{
+    char dir[] = "/tmp/berth-find-XXXXXX", prog[600], buf[600];
+    const char *old = getenv("PATH");
+    char *saved = old ? strdup(old) : NULL;
+    int fd;
+    (void)state;
+
+    assert_non_null(mkdtemp(dir));
+    snprintf(prog, sizeof(prog), "%s/sh", dir);
+    assert_true((fd = open(prog, O_WRONLY | O_CREAT, 0755)) >= 0);
+    close(fd);
+    /* "sh" is on $PATH too: the dirs win. */
+    assert_int_equal(hv_find_program("sh", dir, buf, sizeof(buf)), 1);
+    assert_string_equal(buf, prog);
+    setenv("PATH", "/nonexistent", 1);
+    assert_int_equal(hv_find_program("sh", NULL, buf, sizeof(buf)), 0);
+    assert_int_equal(hv_find_program("sh", "/nonexistent:", buf, sizeof(buf)), 0);
+    assert_int_equal(hv_find_program(prog, NULL, buf, sizeof(buf)), 1);
+    assert_string_equal(buf, prog);
+    chmod(prog, 0644); /* not executable: not found */
+    assert_int_equal(hv_find_program(prog, NULL, buf, sizeof(buf)), 0);
+    assert_int_equal(hv_find_program("sh", dir, buf, sizeof(buf)), 0);
+    if (saved)
+        setenv("PATH", saved, 1);
+    free(saved);
+    unlink(prog);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_argv_basic),          cmocka_unit_test(test_argv_devices),
         cmocka_unit_test(test_argv_refused),        cmocka_unit_test(test_qemu_fails_clearly),
-        cmocka_unit_test(test_tap_fd_reaches_qemu),
+        cmocka_unit_test(test_tap_fd_reaches_qemu), cmocka_unit_test(test_find_program),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

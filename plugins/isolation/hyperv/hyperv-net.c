@@ -22,6 +22,7 @@
 #include <linux/if_tun.h>
 
 #include "hyperv-net.h"
+#include "hyperv-vm.h"
 
 extern char **environ;
 
@@ -85,26 +86,13 @@ int hv_net_netns_remove(const char *path, berth_err_t *err)
 
 const char *hv_net_find_tc(const char *configured)
 {
-    /* berth-shim may run with a $PATH without the sbin dirs, where Debian puts tc. */
-    static const char *const dirs[] = { "/usr/sbin/tc", "/sbin/tc", "/usr/bin/tc", "/bin/tc" };
     static char found[PATH_MAX];
-    const char *path = getenv("PATH");
 
     if (configured && *configured)
         return access(configured, X_OK) == 0 ? configured : NULL;
-    for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
-        if (access(dirs[i], X_OK) == 0)
-            return dirs[i];
-    while (path && *path) {
-        size_t n = strcspn(path, ":");
-        if (n > 0 && snprintf(found, sizeof(found), "%.*s/tc", (int)n, path) < (int)sizeof(found) &&
-            access(found, X_OK) == 0)
-            return found;
-        path += n;
-        if (*path == ':')
-            path++;
-    }
-    return NULL;
+    /* berth-shim may run with a $PATH without the sbin dirs, where Debian puts tc. */
+    return hv_find_program("tc", "/usr/sbin:/sbin:/usr/bin:/bin", found, sizeof(found)) ? found
+                                                                                        : NULL;
 }
 
 /* ---- the tap and the redirects ---- */

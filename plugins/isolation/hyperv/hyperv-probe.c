@@ -27,27 +27,6 @@ static json_t *identity(const char *path)
                         (long long)st.st_mtim.tv_sec * 1000000000ll + st.st_mtim.tv_nsec);
 }
 
-/* qemu-system-x86_64 on $PATH into @buf; 0 or -ENOENT. */
-static int find_qemu(char *buf, size_t len)
-{
-    const char *path = getenv("PATH");
-    char *copy, *dir, *save;
-    int r = -ENOENT;
-
-    if (!path || !*path)
-        path = "/usr/local/bin:/usr/bin:/bin";
-    if (!(copy = strdup(path)))
-        return -ENOMEM;
-    for (dir = strtok_r(copy, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
-        if (snprintf(buf, len, "%s/qemu-system-x86_64", dir) < (int)len && access(buf, X_OK) == 0) {
-            r = 0;
-            break;
-        }
-    }
-    free(copy);
-    return r;
-}
-
 /* The last non-empty line of the console log, for the reason. */
 static void last_line(const char *log, char *buf, size_t len)
 {
@@ -161,7 +140,7 @@ int hv_probe_accel(const char *qemu, const char *kernel, const char *initrd, int
 
     memset(ret, 0, sizeof(*ret));
     if (!qemu) {
-        if (find_qemu(qbuf, sizeof(qbuf)) < 0)
+        if (!hv_find_program("qemu-system-x86_64", NULL, qbuf, sizeof(qbuf)))
             return berth_err_set(err, -ENOENT, "hyperv: qemu-system-x86_64 not found on $PATH");
         qemu = qbuf;
     }

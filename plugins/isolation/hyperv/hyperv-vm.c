@@ -226,6 +226,33 @@ int hv_vm_argv(const hv_vm_spec_t *spec, int control_fd, int stdio_fd, char ***r
     return 0;
 }
 
+/* Look for @name in the colon list @list; 1 with its path in @buf. */
+static int find_in(const char *list, const char *name, char *buf, size_t len)
+{
+    while (list && *list) {
+        size_t n = strcspn(list, ":");
+        if (n > 0 && snprintf(buf, len, "%.*s/%s", (int)n, list, name) < (int)len &&
+            access(buf, X_OK) == 0)
+            return 1;
+        list += n;
+        if (*list == ':')
+            list++;
+    }
+    return 0;
+}
+
+int hv_find_program(const char *name, const char *dirs, char *buf, size_t len)
+{
+    const char *path = getenv("PATH");
+
+    if (!name || !*name)
+        return 0;
+    if (strchr(name, '/'))
+        return snprintf(buf, len, "%s", name) < (int)len && access(name, X_OK) == 0;
+    return find_in(dirs, name, buf, len) ||
+           find_in(path && *path ? path : "/usr/local/bin:/usr/bin:/bin", name, buf, len);
+}
+
 static int pidfd_open_(pid_t pid)
 {
     return (int)syscall(SYS_pidfd_open, pid, 0);

@@ -83,6 +83,15 @@ typedef struct hv_vm {
 } hv_vm_t;
 
 /*
+ * Find the program @name: a path with a slash as it is, else the first
+ * executable @name in @dirs (a colon list searched first, for programs
+ * Debian keeps in sbin, which the shim's $PATH may lack; NULL: none) or in
+ * $PATH (/usr/local/bin:/usr/bin:/bin without one). 1 with its path in
+ * @buf, 0 when there is none. The drivers' one lookup: qemu, tc.
+ */
+int hv_find_program(const char *name, const char *dirs, char *buf, size_t len);
+
+/*
  * qemu's argv for @spec, with the ports' sockets at @control_fd and
  * @stdio_fd in the child, as a NULL-terminated array (free with
  * hv_vm_argv_free()). Values that qemu parses as option lists have their

@@ -1118,31 +1118,10 @@ static void hv_fini(void *priv)
         priv_free(p);
 }
 
-/* Whether @name runs: an executable path, or one on $PATH (its path in @buf). */
-static int find_program(const char *name, char *buf, size_t len)
-{
-    const char *path = getenv("PATH");
-
-    if (strchr(name, '/'))
-        return snprintf(buf, len, "%s", name) < (int)len && access(name, X_OK) == 0;
-    if (!path)
-        path = "/usr/bin:/bin";
-    while (*path) {
-        size_t n = strcspn(path, ":");
-        if (n > 0 && snprintf(buf, len, "%.*s/%s", (int)n, path, name) < (int)len &&
-            access(buf, X_OK) == 0)
-            return 1;
-        path += n;
-        if (*path == ':')
-            path++;
-    }
-    return 0;
-}
-
 static int have_program(const char *name)
 {
     char buf[PATH_MAX];
-    return find_program(name, buf, sizeof(buf));
+    return hv_find_program(name, NULL, buf, sizeof(buf));
 }
 
 static int accel_valid(const char *a)
@@ -1190,7 +1169,7 @@ static const char *accel_resolve(struct hv_priv *p)
                  "auto: no state dir for the KVM probe's answer");
         return p->accel_used;
     }
-    if (!find_program(p->qemu, qemu, sizeof(qemu))) {
+    if (!hv_find_program(p->qemu, NULL, qemu, sizeof(qemu))) {
         snprintf(p->accel_why, sizeof(p->accel_why), "auto: %s not found", p->qemu);
         return p->accel_used;
     }
@@ -2729,7 +2708,8 @@ static int hv_info(void *priv, uint32_t flags, berth_blob_t **ret_info, berth_er
                   "accelerator_why", accel_valid(p->accel) ? p->accel_why : "invalid hyperv.accel",
                   "accelerator_setting", p->accel, "kernel", kernel, "kernel_source", source,
                   "kernel_release", release[0] ? release : "unknown (not readable)", "initrd",
-                  p->initrd, "qemu", find_program(p->qemu, qemu, sizeof(qemu)) ? qemu : p->qemu);
+                  p->initrd, "qemu",
+                  hv_find_program(p->qemu, NULL, qemu, sizeof(qemu)) ? qemu : p->qemu);
     if (b && o)
         b->data = json_dumps(o, JSON_COMPACT);
     json_decref(o);
