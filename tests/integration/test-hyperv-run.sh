@@ -62,6 +62,13 @@ expect_exit 0 "-m 512m --cpus 2" hv -m 512m --cpus 2 demo sh -c 'grep MemTotal /
 expect_grep "^2$" "$T/out" "two vCPUs for --cpus 2"
 expect_grep "^536870912$" "$T/out" "the limit is on the container's cgroup in the guest"
 
+# The limit is enforced in the guest: a shell past it is OOM-killed there (137, OOMKilled).
+expect_exit 137 "-m 32m and a shell that outgrows it" b run --isolation hyperv --network none -m 32m --name hog demo sh -c 'x=a; while true; do x=$x$x; done'
+expect_exit 0 "inspect it" b inspect hog
+expect_grep '"OOMKilled": true' "$T/out" "the OOM kill is recorded (OOMKilled)"
+expect_exit 0 "rm" b rm hog
+nothing_left "after the memory hog"
+
 # exec into a running container: output, exit code, stdin; many execs in a row.
 expect_exit 0 "a detached sleep for exec" b run -d --isolation hyperv --network none --name ex demo sleep 600
 expect_exit 0 "exec uname -r" b exec ex uname -r
