@@ -17,6 +17,8 @@ and in it: qemu start -> hello -> create+start a container -> its first
 output, then one container per I/O test, timed on the host from `create` to
 the `wait` reply (a `true` container gives the per-container overhead).
 Each VM is fresh: the guest's caches are cold, the host's are warm.
+At the end one more VM checks whether the guest's overlayfs takes a 9p
+upper dir (the design docs/hyperv.md names as the next step needs one).
 
 usage: hyperv-rootfs-bench.py VM_ARGV KERNEL INITRD MAKE_ROOTFS_SH RUNS
 """
@@ -149,7 +151,7 @@ class Round:
                 a.ok('create', container='t%d' % i, config=agent_vm.spec(['sh', '-c', cmd]),
                      rootfs=rootfs, stdio={'stdout': sid, 'stderr': sid + 1})
                 a.ok('start', container='t%d' % i)
-                w = a.ok('wait', container='t%d' % i, )
+                w = a.ok('wait', container='t%d' % i)
                 res[name] = time.monotonic() - t1
                 if w.get('exit_code') != 0:
                     raise RuntimeError('%s: exit %s: %s' % (name, w.get('exit_code'),
@@ -175,6 +177,46 @@ class Round:
             landed = os.path.exists(os.path.join(self.upper, 'w', 'big'))
         res['writes in upper dir'] = landed
         return res
+
+
+def overlay_on_9p(args, base, make_rootfs):
+    """The later design's question: can the guest's overlayfs use a 9p dir as its upper?
+
+    One VM on a 9p root; a container with CAP_SYS_ADMIN mounts an overlay with
+    a lower and an upper dir both on the share, then reads, creates and deletes
+    a lower file (a whiteout). Returns what it printed and the kernel's lines.
+    """
+    vm_argv, kernel, initrd = args
+    root = os.path.join(base, 'ovl')
+    sh('sh', make_rootfs, root)
+    for d in ('lower', 'up', 'wk', 'merged'):
+        os.makedirs(os.path.join(root, d))
+    with open(os.path.join(root, 'lower', 'a'), 'w') as f:
+        f.write('lower\n')
+    a = agent_vm.VMAgent(vm_argv, kernel, initrd, root, os.path.join(base, 'ovl.log'))
+    try:
+        a.reply(a.send('hello', versions=[1], caps=[]), timeout=agent_vm.BOOT_TIMEOUT)
+        s = agent_vm.spec(['sh', '-c', 'mount -t overlay overlay -o lowerdir=/lower,upperdir=/up,'
+                           'workdir=/wk /merged && echo mount: ok; cat /merged/a >/dev/null && '
+                           'echo read lower: ok; echo b >/merged/b && echo create: ok; '
+                           'rm /merged/a && echo delete lower file: ok; '
+                           'busybox dmesg | busybox grep overlayfs'])
+        for k in ('bounding', 'effective', 'permitted'):
+            s['process']['capabilities'][k].append('CAP_SYS_ADMIN')
+        a.ok('create', container='ovl', config=s, rootfs={'type': '9p', 'tag': 'rootfs'},
+             stdio={'stdout': 11, 'stderr': 12})
+        a.ok('start', container='ovl')
+        a.ok('wait', container='ovl')
+        a.ok('shutdown')
+        a.proc.wait(timeout=60)
+        return a.text(11) + a.text(12)
+    finally:
+        if a.proc.poll() is None:
+            a.proc.kill()
+            a.proc.wait()
+        a.stderr.close()
+        a.ctl.close()
+        a.io.close()
 
 
 def main():
@@ -203,6 +245,7 @@ def main():
                 finally:
                     rnd.cleanup()
             print('round %d/%d done (%s)' % (r + 1, runs, ' '.join(order)), flush=True)
+        ovl = overlay_on_9p((vm_argv, kernel, initrd), base, make_rootfs)
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
@@ -231,6 +274,8 @@ def main():
     for v in variants:
         row += '%-22s' % ('yes' if all(r['writes in upper dir'] for r in results[v]) else 'no')
     print(row)
+    print('\nthe guest\'s overlayfs with lower and upper dirs on 9p:')
+    sys.stdout.write(''.join('  ' + line + '\n' for line in ovl.splitlines()))
     return 0
 
 
