@@ -32,9 +32,11 @@ BOOT_TIMEOUT = 90.0  # TCG on two shared cores
 class VMAgent(agent_test.Agent):
     """The test-agent.py client, with qemu instead of a host-mode agent behind the sockets."""
 
-    def __init__(self, vm_argv, kernel, initrd, share, console):
+    def __init__(self, vm_argv, kernel, initrd, share, console, block=None):
+        """The root is @share (9p) or, with @block, that raw image on virtio-blk."""
         # pylint: disable=super-init-not-called
-        argv = subprocess.run([vm_argv, kernel, initrd, '256', share], check=True,
+        cmd = [vm_argv] + (['--block', block] if block else []) + [kernel, initrd, '256']
+        argv = subprocess.run(cmd + ([share] if share else []), check=True,
                               capture_output=True, text=True).stdout.splitlines()
         self.ctl, ctl_peer = socket.socketpair()
         self.io, io_peer = socket.socketpair()

@@ -4,9 +4,10 @@
  * (hv_vm_argv(), plugins/isolation/hyperv/hyperv-vm.h), one argument per
  * line, for tests that run the VM themselves: they get the driver's exact
  * command line with the control port's socket at fd 3 and the stdio
- * port's at fd 4.
+ * port's at fd 4. --block IMAGE gives a raw image as the virtio-blk disk
+ * (hv_vm_spec_t.block_path) instead of a 9p share.
  *
- *   hyperv-vm-argv KERNEL INITRD MEM_MIB [SHARE_DIR]
+ *   hyperv-vm-argv [--block IMAGE] KERNEL INITRD MEM_MIB [SHARE_DIR]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,8 +21,14 @@ int main(int argc, char **argv)
     berth_err_t err = { 0 };
     char **v = NULL;
 
+    if (argc > 2 && strcmp(argv[1], "--block") == 0) {
+        spec.block_path = argv[2];
+        argc -= 2;
+        argv += 2;
+    }
     if (argc < 4 || argc > 5) {
-        fprintf(stderr, "usage: hyperv-vm-argv KERNEL INITRD MEM_MIB [SHARE_DIR]\n");
+        fprintf(stderr,
+                "usage: hyperv-vm-argv [--block IMAGE] KERNEL INITRD MEM_MIB [SHARE_DIR]\n");
         return 2;
     }
     spec.kernel = argv[1];
