@@ -186,6 +186,18 @@ expect_exit 137 "memory limit: OOM-killed" b run --name oom -m 32m --memory-swap
 expect_exit 0 "inspect oom" b inspect oom
 expect_grep '"OOMKilled": true' "$T/out" "OOMKilled recorded"
 b rm oom >/dev/null
+# As Docker: a child killed by the OOM killer marks the container OOMKilled, even when its init
+# goes on and exits 0 (the child volunteers with oom_score_adj, so the killer picks it, not the
+# shell); and a container with no OOM kill is not marked.
+expect_exit 0 "memory limit: a child OOM-killed, the shell exits 0" b run --name oomchild -m 32m --memory-swap 32m $R sh -c '(echo 1000 >/proc/self/oom_score_adj; exec sh -c "head -c 200m /dev/zero | tail"); echo tail-$?'
+expect_grep "^tail-137$" "$T/out" "the child was killed"
+expect_exit 0 "inspect oomchild" b inspect oomchild
+expect_grep '"OOMKilled": true' "$T/out" "OOMKilled recorded for a child's OOM kill"
+b rm oomchild >/dev/null
+expect_exit 0 "a container within its limit" b run --name nooom -m 32m $R true
+expect_exit 0 "inspect nooom" b inspect nooom
+expect_grep '"OOMKilled": false' "$T/out" "no OOM kill, OOMKilled false"
+b rm nooom >/dev/null
 # A fork bomb as PID 1 hits pids.max: its forks fail ("can't fork"), the shell
 # gives up, the container ends, and the host starts the next container at once.
 expect_exit 2 "pids limit contains a fork bomb" b run --rm --pids-limit 20 $R sh -c 'while true; do sleep 100 & done'

@@ -402,7 +402,12 @@ static void fill_status(struct process_handle *h, int status)
         h->status.exit_code = WEXITSTATUS(status);
     }
     h->status.finished_ns = now_ns();
-    if (h->status.signal == SIGKILL && h->ctr && h->ctr->cg) {
+    /*
+     * OOMKilled as Docker reports it: for the container (its init), any OOM
+     * kill in its cgroup, even of a child the init outlived; for an exec'd
+     * process, only its own death by the OOM killer's SIGKILL.
+     */
+    if ((h->is_init || h->status.signal == SIGKILL) && h->ctr && h->ctr->cg) {
         int oom = 0;
         if (pcg_oom_killed(h->ctr->cg, &oom, NULL) == 0 && oom)
             h->status.flags |= BERTH_EXIT_F_OOM_KILLED;
