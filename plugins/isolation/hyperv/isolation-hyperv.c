@@ -2501,12 +2501,30 @@ static void blob_release(berth_blob_t *b)
     free(b);
 }
 
+/* @o (taken; NULL means out of memory) as a blob of its JSON text in *ret. */
+static int json_blob(json_t *o, berth_blob_t **ret, berth_err_t *err)
+{
+    berth_blob_t *b = o ? calloc(1, sizeof(*b)) : NULL;
+
+    if (b)
+        b->data = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (!b || !b->data) {
+        free(b);
+        return berth_err_set(err, -ENOMEM, "out of memory");
+    }
+    b->struct_size = sizeof(*b);
+    b->len = strlen(b->data);
+    b->release = blob_release;
+    *ret = b;
+    return 0;
+}
+
 static int hv_container_stats(void *priv, void *container, uint32_t flags, berth_blob_t **ret_stats,
                               berth_err_t *err)
 {
     struct hv_ctr *c = container;
     struct hv_sandbox *sb = c->sb;
-    berth_blob_t *b;
     json_t *st = NULL;
     int r = 0;
 
@@ -2527,19 +2545,7 @@ static int hv_container_stats(void *priv, void *container, uint32_t flags, berth
     pthread_mutex_unlock(&sb->qmp_mu);
     if (r < 0)
         return r;
-    b = calloc(1, sizeof(*b));
-    if (b)
-        b->data = json_dumps(st, JSON_COMPACT);
-    json_decref(st);
-    if (!b || !b->data) {
-        free(b);
-        return berth_err_set(err, -ENOMEM, "out of memory");
-    }
-    b->struct_size = sizeof(*b);
-    b->len = strlen(b->data);
-    b->release = blob_release;
-    *ret_stats = b;
-    return 0;
+    return json_blob(st, ret_stats, err);
 }
 
 /*
@@ -2685,7 +2691,6 @@ static int hv_info(void *priv, uint32_t flags, berth_blob_t **ret_info, berth_er
     struct hv_priv *p = priv;
     char release[128], qemu[PATH_MAX];
     const char *accel = accel_valid(p->accel) ? accel_resolve(p) : "-";
-    berth_blob_t *b = calloc(1, sizeof(*b));
     json_t *o;
 
     const char *kernel = p->kernel, *source = "berth's guest kernel";
@@ -2710,18 +2715,7 @@ static int hv_info(void *priv, uint32_t flags, berth_blob_t **ret_info, berth_er
                   "kernel_release", release[0] ? release : "unknown (not readable)", "initrd",
                   p->initrd, "qemu",
                   hv_find_program(p->qemu, NULL, qemu, sizeof(qemu)) ? qemu : p->qemu);
-    if (b && o)
-        b->data = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
-    if (!b || !b->data) {
-        free(b);
-        return berth_err_set(err, -ENOMEM, "out of memory");
-    }
-    b->struct_size = sizeof(*b);
-    b->len = strlen(b->data);
-    b->release = blob_release;
-    *ret_info = b;
-    return 0;
+    return json_blob(o, ret_info, err);
 }
 
 static const berth_isolation_ops_t hv_ops = {
