@@ -8,7 +8,10 @@
 # command: the start latency, from starting the command to the first byte of
 # the container's output (network attach, then the start), and the whole
 # run --rm (which also includes the detach after the exit). Prints median,
-# p90 and the added milliseconds for both (see docs/benchmarks.md).
+# p90 and the added milliseconds for both (see docs/benchmarks.md). In the
+# same rounds, the floor of any attach through the standard bridge plugin:
+# its ADD alone, run directly with berth's default network's configuration
+# on a network namespace of the benchmark's own (then DEL, not timed).
 #
 #   bench/net-bench.sh [BUILD_DIR] [--rounds N] [--warmup N] [--keep]
 #
@@ -73,6 +76,7 @@ export BERTH_SHIM_PATH="$build/core/shim/berth-shim"
 export BERTH_SECCOMP_PROFILE="$src/config/seccomp-default.json"
 export BERTH_IMAGES_DIR="$build/config/demo"
 berth="$build/core/cli/berth --root $dir/root --runroot $dir/run"
+floor_ns=berth-net-bench-$$
 
 cleanup() {
     set +e
@@ -89,6 +93,7 @@ cleanup() {
         iptables -w -t nat -S POSTROUTING | grep -F -- "\"berth:$bid\"" | sed 's/^-A //' |
             while read -r r; do eval "iptables -w -t nat -D $r"; done
     fi
+    ip netns del "$floor_ns" >/dev/null 2>&1
     podman ps -a -q --filter "label=$label" 2>/dev/null | xargs -r podman rm -f -t 0 >/dev/null 2>&1
     if [ "$keep" = 0 ]; then
         podman rmi -f "$image" >/dev/null 2>&1
@@ -110,11 +115,13 @@ echo "machine: $(nproc) cores, $(uname -sr), $(grep -m1 'model name' /proc/cpuin
 echo "berth: $(git -C "$src" describe --always --dirty 2>/dev/null || echo '?'); podman: $(podman --version), network backend $(podman info --format '{{.Host.NetworkBackend}}' 2>/dev/null)"
 echo
 
-python3 - "$rounds" "$warmup" "$image" "$label" $berth <<'EOF'
-import os, statistics, subprocess, sys, tempfile, time
+ip netns add "$floor_ns"
+python3 - "$rounds" "$warmup" "$image" "$label" "$dir/root" "$floor_ns" $berth <<'EOF'
+import glob, json, os, statistics, subprocess, sys, tempfile, time
 
 rounds, warmup, image, label = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
-berth = sys.argv[5:]
+root, floor_ns = sys.argv[5], sys.argv[6]
+berth = sys.argv[7:]
 cmds = {
     "berth --network none": berth + ["run", "--rm", "--network", "none", "demo", "echo", "hi"],
     "berth --network bridge": berth + ["run", "--rm", "--network", "bridge", "demo", "echo",
@@ -142,6 +149,37 @@ def run(k):
             sys.exit(f"{k}: exit {p.returncode}, output {out!r}: {err.read().decode().strip()}")
     return (t1 - t0) / 1e6, (t2 - t0) / 1e6
 
+floor_conf = None
+floor_n = 0
+
+def plugin_floor():
+    """ms of the bridge plugin's ADD alone, as berth's cni driver runs it (then DEL)."""
+    global floor_conf, floor_n
+    if floor_conf is None:
+        # The default network's conflist, written by berth's first bridged run.
+        lists = glob.glob(os.path.join(root, "drivers/network/cni/*.conflist"))
+        if len(lists) != 1:
+            sys.exit(f"plugin floor: want one conflist under {root}, found {len(lists)}")
+        with open(lists[0]) as f:
+            cl = json.load(f)
+        conf = dict(cl["plugins"][0])
+        if conf.get("type") != "bridge":
+            sys.exit(f"plugin floor: the default network's first plugin is {conf.get('type')}")
+        conf.update(cniVersion=cl["cniVersion"], name=cl["name"])
+        floor_conf = json.dumps(conf).encode()
+    floor_n += 1
+    env = {"CNI_CONTAINERID": f"net-bench-floor-{floor_n}", "CNI_NETNS": f"/run/netns/{floor_ns}",
+           "CNI_IFNAME": "eth0", "CNI_PATH": "/usr/lib/cni", "PATH": os.environ["PATH"]}
+    t0 = time.perf_counter_ns()
+    p = subprocess.run(["/usr/lib/cni/bridge"], input=floor_conf, capture_output=True,
+                       env=dict(env, CNI_COMMAND="ADD"))
+    t1 = time.perf_counter_ns()
+    d = subprocess.run(["/usr/lib/cni/bridge"], input=floor_conf, capture_output=True,
+                       env=dict(env, CNI_COMMAND="DEL"))
+    if p.returncode != 0 or d.returncode != 0:
+        sys.exit(f"plugin floor: bridge ADD/DEL failed: {(p.stdout + d.stdout).decode()}")
+    return (t1 - t0) / 1e6
+
 def p90(xs):
     s = sorted(xs)
     return s[max(0, -(-9 * len(s) // 10) - 1)]
@@ -150,14 +188,18 @@ kinds = list(cmds)
 for k in kinds:
     for _ in range(warmup):
         run(k)
+for _ in range(warmup):
+    plugin_floor()
 first = {k: [] for k in kinds}
 whole = {k: [] for k in kinds}
+floor = []
 for i in range(rounds):
     for j in range(len(kinds)):
         k = kinds[(i + j) % len(kinds)]
         f, w = run(k)
         first[k].append(f)
         whole[k].append(w)
+    floor.append(plugin_floor())
 
 def report(title, times):
     print(f"{title}: {rounds} rounds, {warmup} warm-up runs each, wall ms per command")
@@ -174,4 +216,8 @@ def report(title, times):
 report("start latency of `run --rm IMAGE echo hi`, to the first byte of its output", first)
 print()
 report("whole `run --rm IMAGE echo hi`, to its exit (start, run, detach, removal)", whole)
+print()
+print(f"the bridge plugin's ADD alone (CNI_COMMAND=ADD /usr/lib/cni/bridge with the default "
+      f"network's configuration, its host-local IPAM included): median {statistics.median(floor):.1f}"
+      f" ms, p90 {p90(floor):.1f}, min {min(floor):.1f}, max {max(floor):.1f} ({rounds} rounds)")
 EOF
