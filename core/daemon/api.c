@@ -951,8 +951,8 @@ static void stop_then(bd_conn_t *c, const bd_request_t *req, berth_engine_t *e, 
         sig = berth_parse_signal(name);
     if (bd_query(req, "t", t, sizeof(t)) == 1 && t[0])
         timeout = atoi(t);
-    /* A paused container can't act on its stop signal: SIGKILL goes through a frozen cgroup. */
-    if (!strcmp(st, "paused") || sig <= 0)
+    /* A paused container is thawed after its stop signal (berth_container_kill), as in Docker. */
+    if (sig <= 0)
         sig = SIGKILL;
     free(st);
     id = json_string_value(json_object_get(doc, "Id"));

@@ -226,9 +226,35 @@ BERTH_API int berth_container_start(berth_engine_t *e, const char *ref, uint32_t
                              err);
 }
 
+/*
+ * Send @sig to the container of record @doc. A paused one is thawed right
+ * after a signal that ends it (SIGKILL or its stop signal), as Docker
+ * does: a frozen process can't run its handler (and under cgroup v1 can't
+ * even die), so `stop` of a paused container still lets it exit cleanly.
+ * Other signals stay pending until the unpause, as on a frozen task.
+ */
+static int signal_container(berth_engine_t *e, json_t *doc, int sig, berth_err_t *err)
+{
+    _cleanup_json_ json_t *req = json_pack("{s:s, s:i}", "op", "signal", "signal", sig);
+    _cleanup_json_ json_t *resume = NULL;
+    int r;
+
+    if (!req)
+        return berth_err_set(err, -ENOMEM, "out of memory");
+    if ((r = shim_call(e, id_of(doc), req, NULL, err)) < 0)
+        return r;
+    if ((sig == SIGKILL || sig == stop_signal(doc)) &&
+        berth__record_state(doc) == BERTH_ST_PAUSED &&
+        (resume = json_pack("{s:s}", "op", "resume"))) {
+        /* It may have died already (SIGKILL through a v2 freezer): then nothing to thaw. */
+        shim_call(e, id_of(doc), resume, NULL, NULL);
+    }
+    return 0;
+}
+
 BERTH_API int berth_container_kill(berth_engine_t *e, const char *ref, int sig, berth_err_t *err)
 {
-    _cleanup_json_ json_t *doc = NULL, *req = NULL;
+    _cleanup_json_ json_t *doc = NULL;
     int r;
 
     if (sig <= 0 || sig >= 65)
@@ -240,8 +266,7 @@ BERTH_API int berth_container_kill(berth_engine_t *e, const char *ref, int sig, 
         if ((r = mark_manual_stop(e, doc, err)) < 0)
             return r;
     }
-    req = json_pack("{s:s, s:i}", "op", "signal", "signal", sig);
-    return shim_call(e, id_of(doc), req, NULL, err);
+    return signal_container(e, doc, sig, err);
 }
 
 /* The exit code a record holds. */
@@ -364,7 +389,7 @@ BERTH_API int berth_parse_signal(const char *name)
 BERTH_API int berth_container_stop(berth_engine_t *e, const char *ref, int timeout_s,
                                    berth_err_t *err)
 {
-    _cleanup_json_ json_t *doc = NULL, *req = NULL;
+    _cleanup_json_ json_t *doc = NULL;
     json_t *config;
     int sig, r;
 
@@ -383,21 +408,15 @@ BERTH_API int berth_container_stop(berth_engine_t *e, const char *ref, int timeo
         timeout_s = json_is_integer(json_object_get(config, "StopTimeout"))
                         ? (int)json_integer_value(json_object_get(config, "StopTimeout"))
                         : 10;
-    /* A paused container can't act on its stop signal: SIGKILL goes through a frozen cgroup. */
-    if (berth__record_state(doc) == BERTH_ST_PAUSED)
-        sig = SIGKILL;
     if ((r = mark_manual_stop(e, doc, err)) < 0)
         return r;
-    req = json_pack("{s:s, s:i}", "op", "signal", "signal", sig);
-    if ((r = shim_call(e, id_of(doc), req, NULL, err)) < 0)
+    /* A paused container gets its stop signal and is thawed to act on it (signal_container). */
+    if ((r = signal_container(e, doc, sig, err)) < 0)
         return r;
     r = berth_container_wait(e, id_of(doc), (int64_t)timeout_s * 1000, NULL, err);
     if (r == -ETIMEDOUT) {
         /* Past the timeout: SIGKILL, and this time wait for it. */
-        json_decref(req);
-        req = json_pack("{s:s, s:i}", "op", "signal", "signal", SIGKILL);
-        if ((r = shim_call(e, id_of(doc), req, NULL, err)) < 0 && r != -ECONNREFUSED &&
-            r != -ENOENT)
+        if ((r = signal_container(e, doc, SIGKILL, err)) < 0 && r != -ECONNREFUSED && r != -ENOENT)
             return r;
         r = berth_container_wait(e, id_of(doc), -1, NULL, err);
     }

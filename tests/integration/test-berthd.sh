@@ -183,6 +183,14 @@ if [ -n "${BERTH_DEMO_IMAGE:-}" ] && [ -d "$BERTH_DEMO_IMAGE" ]; then
         expect_exit 1 "docker rm of nothing" d rm no-such-container
         expect_grep "No such container" "$T/err" "says no such container"
         expect_exit 0 "docker rm" d rm web
+        # docker stop of a paused container: the stop signal, then the unpause, so the handler runs.
+        expect_exit 0 "docker run -d with a TERM handler" d run -d --name trapper demo sh -c 'trap "exit 42" TERM; echo ready; while :; do sleep 0.2; done'
+        for _ in $(seq 50); do d logs trapper 2>/dev/null | grep -q ready && break; sleep 0.1; done
+        expect_exit 0 "docker pause it" d pause trapper
+        expect_exit 0 "docker stop -t 30 of the paused container" d stop -t 30 trapper
+        expect_exit 0 "docker wait for it" d wait trapper
+        expect_grep "^42$" "$T/out" "its TERM handler ran (exit 42, not SIGKILL's 137)"
+        expect_exit 0 "docker rm it" d rm trapper
         expect_exit 0 "docker run -d of a failing command" d run -d --name seven demo sh -c 'sleep 0.3; exit 7'
         expect_exit 0 "docker wait for it" d wait seven
         expect_grep "^7$" "$T/out" "wait gives 7"

@@ -34,9 +34,9 @@ json_num() { grep -o "\"$1\": *-\{0,1\}[0-9]*" "$2" | head -1 | sed 's/.*: *//';
 
 expect_exit 0 "the demo image is there" b pull demo
 
-# A container that prints the time every second and says when USR1 reaches it.
+# A container that prints the time every second, says when USR1 reaches it, exits 42 on TERM.
 expect_exit 0 "run -d a clock" b run -d --isolation hyperv --network none --name pz demo \
-    sh -c 'trap "echo got-usr1" USR1; while :; do date +%s; sleep 1; done'
+    sh -c 'trap "echo got-usr1" USR1; trap "echo got-term; exit 42" TERM; while :; do date +%s; sleep 1; done'
 wait_for 60 ticks_above 1 && ok "it ticks" || not_ok "no output from the clock: $(b logs pz 2>&1 | head -5)"
 
 # stats of the running container: the guest's cgroup, within the VM's size.
@@ -90,16 +90,18 @@ expect_exit 0 "ps" b ps
 grep -q "(Paused)" "$T/out" && not_ok "ps still says Paused" || ok "ps no longer says Paused"
 expect_exit 0 "pause and unpause again" sh -c '"$0" --config "$1/c.json" --root "$1/root" --runroot "$1/run" pause pz && "$0" --config "$1/c.json" --root "$1/root" --runroot "$1/run" unpause pz' "$BERTH" "$T"
 
-# stop of a paused container: its stop signal can't act, so SIGKILL, at once (Docker's way).
+# stop of a paused container: the stop signal, then the unpause (Docker's way), so its handler runs.
 expect_exit 0 "pause for stop" b pause pz
 start=$(date +%s)
 expect_exit 0 "stop -t 30 the paused container" b stop -t 30 pz
 took=$(($(date +%s) - start))
 [ "$took" -lt 20 ] && ok "stop did not wait for the timeout (${took} s)" || not_ok "stop took ${took} s"
 expect_exit 0 "wait" b wait pz
-expect_grep "^137$" "$T/out" "it was killed (137)"
+expect_grep "^42$" "$T/out" "its TERM handler ran (42, not SIGKILL's 137)"
+b logs pz >"$T/logs" 2>&1
+expect_grep "^got-term$" "$T/logs" "the handler's last words are in the logs"
 expect_exit 0 "ps -a" b ps -a
-expect_grep "Exited (137) \(Less than a\|[0-9]*\) second" "$T/out" "ps: exited seconds ago (the host's clock, not the guest's)"
+expect_grep "Exited (42) \(Less than a\|[0-9]*\) second" "$T/out" "ps: exited seconds ago (the host's clock, not the guest's)"
 expect_exit 0 "rm" b rm pz
 nothing_left "after stop of a paused container"
 

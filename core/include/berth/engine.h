@@ -267,13 +267,18 @@ BERTH_API int berth_container_start(berth_engine_t *engine, const char *ref, uin
  */
 BERTH_API int berth_container_set_health(berth_engine_t *engine, const char *ref, json_t *health,
                                          berth_err_t *err);
-/** Send signal @p sig (1-64) to the container's process. */
+/**
+ * Send signal @p sig (1-64) to the container's process. A paused container
+ * is unpaused right after SIGKILL or its stop signal, as Docker does, so
+ * that the signal can act; other signals wait for the unpause.
+ */
 BERTH_API int berth_container_kill(berth_engine_t *engine, const char *ref, int sig,
                                    berth_err_t *err);
 /**
  * Stop: the container's stop signal (default SIGTERM), then SIGKILL after
  * @p timeout_s seconds (-1: the container's StopTimeout, default 10). Returns
- * once it has exited; a container that is not running is not an error.
+ * once it has exited; a container that is not running is not an error. A
+ * paused container gets its stop signal and is unpaused to act on it.
  */
 BERTH_API int berth_container_stop(berth_engine_t *engine, const char *ref, int timeout_s,
                                    berth_err_t *err);
