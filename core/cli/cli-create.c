@@ -260,6 +260,11 @@ static int parse_env_file(json_t *body, const char *path)
         char *s = line;
         lineno++;
         s[strcspn(s, "\r\n")] = '\0';
+        if (!berth_utf8_valid(s)) {
+            cli_error("--env-file %s:%d: not valid UTF-8", path, lineno);
+            fclose(f);
+            return -1;
+        }
         while (isspace((unsigned char)*s))
             s++;
         if (!*s || *s == '#')
@@ -406,6 +411,8 @@ int cli_parse_create(int argc, char **argv, int is_run, const char *usage, struc
 
     memset(ret, 0, sizeof(*ret));
     json_object_set_new(body, "HostConfig", hc);
+    if (cli_args_utf8(argc, argv) < 0)
+        goto fail;
     optind = 1;
     opterr = 0;
     /* '+': options stop at the command, whose own arguments follow. */

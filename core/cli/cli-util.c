@@ -154,6 +154,21 @@ int cli_parse_simple_args(int argc, char **argv, const char *usage)
     return 0;
 }
 
+int cli_args_utf8(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        char shown[256];
+        if (berth_utf8_valid(argv[i]))
+            continue;
+        snprintf(shown, sizeof(shown), "%s", argv[i]);
+        berth_utf8_fix(shown);
+        cli_error("%s: argument %d (\"%s\") is not valid UTF-8, which berth can't pass on", argv[0],
+                  i, shown);
+        return -1;
+    }
+    return 0;
+}
+
 int cli_bad_option(char **argv, int optind, const char *needs_value)
 {
     if (needs_value)

@@ -45,6 +45,12 @@ void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * lacked its argument, else "bad option '-x'"), and return CLI_EXIT_USAGE.
  */
 int cli_bad_option(char **argv, int optind, const char *needs_value);
+/*
+ * Whether every argument of command argv[0] is UTF-8: they travel as JSON
+ * strings, which can't hold anything else. If not, says which one (its
+ * bad bytes shown as '?') and returns -1.
+ */
+int cli_args_utf8(int argc, char **argv);
 
 /* Open the engine for a command with @flags (BERTH_ENGINE_F_*); prints the error itself. */
 int cli_open_engine(const struct cli_globals *g, uint32_t flags, berth_engine_t **ret_engine);

@@ -35,6 +35,10 @@ int cmd_exec(const struct cli_globals *g, int argc, char **argv)
     char exec_id[65];
     int detach = 0, interactive = 0, tty = 0, fd = -1, c, r;
 
+    if (cli_args_utf8(argc, argv) < 0) {
+        json_decref(opts);
+        return CLI_EXIT_USAGE;
+    }
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "+dite:w:u:h", longopts, NULL)) != -1) {

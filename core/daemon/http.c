@@ -18,6 +18,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include <berth/engine.h>
+
 #include "berth-build-config.h"
 
 #include "http.h"
@@ -490,6 +492,8 @@ void bd_respond_error(bd_conn_t *c, int status, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    /* A file name from a hostile image, or a message cut mid-character: still JSON. */
+    berth_utf8_fix(msg);
     bd_respond_json(c, status, json_pack("{s:s}", "message", msg));
 }
 

@@ -864,6 +864,63 @@ BERTH_API int berth_container_remove(berth_engine_t *e, const char *ref, uint32_
     return 0;
 }
 
+/*
+ * The length of the well-formed UTF-8 sequence at @p (RFC 3629: no
+ * overlong forms, no surrogates, nothing above U+10FFFF), 0 if none starts
+ * there. @p is NUL-terminated, so a truncated sequence stops at the NUL.
+ */
+static size_t utf8_seq_len(const unsigned char *p)
+{
+    unsigned char lo = 0x80, hi = 0xBF;
+    size_t n;
+
+    if (p[0] < 0x80)
+        return 1;
+    if (p[0] >= 0xC2 && p[0] <= 0xDF)
+        n = 2;
+    else if (p[0] >= 0xE0 && p[0] <= 0xEF)
+        n = 3, lo = p[0] == 0xE0 ? 0xA0 : 0x80, hi = p[0] == 0xED ? 0x9F : 0xBF;
+    else if (p[0] >= 0xF0 && p[0] <= 0xF4)
+        n = 4, lo = p[0] == 0xF0 ? 0x90 : 0x80, hi = p[0] == 0xF4 ? 0x8F : 0xBF;
+    else
+        return 0;
+    if (p[1] < lo || p[1] > hi)
+        return 0;
+    for (size_t i = 2; i < n; i++)
+        if (p[i] < 0x80 || p[i] > 0xBF)
+            return 0;
+    return n;
+}
+
+BERTH_API int berth_utf8_valid(const char *text)
+{
+    const unsigned char *p = (const unsigned char *)text;
+    size_t n;
+
+    while (*p) {
+        if (!(n = utf8_seq_len(p)))
+            return 0;
+        p += n;
+    }
+    return 1;
+}
+
+BERTH_API size_t berth_utf8_fix(char *text)
+{
+    unsigned char *p = (unsigned char *)text;
+    size_t n, fixed = 0;
+
+    while (*p) {
+        if ((n = utf8_seq_len(p))) {
+            p += n;
+        } else {
+            *p++ = '?';
+            fixed++;
+        }
+    }
+    return fixed;
+}
+
 BERTH_API int berth_parse_bytes(const char *text, int64_t *ret_bytes, berth_err_t *err)
 {
     return berth__parse_bytes(text, ret_bytes, err);

@@ -885,11 +885,15 @@ static pid_t watch_process(struct shim *s, void *proc, uv_poll_t *poll, int *has
 /* ---- failures before the container ran ---- */
 
 /* Record a failed start, report it to the starter, undo everything; the caller exits. */
-static void fail_start(struct shim *s, int code, int exit_code, const char *msg)
+static void fail_start(struct shim *s, int code, int exit_code, const char *why)
 {
     berth_err_t err = { 0 };
+    char ec[16], msg[BERTH_ERR_MSG_MAX];
     json_t *j;
-    char ec[16];
+
+    /* As JSON text, or the record and the starter would get no reason at all. */
+    snprintf(msg, sizeof(msg), "%s", why ? why : "");
+    berth_utf8_fix(msg);
 
     /* A record the engine did not commit is not ours to write to. */
     if (s->record && await_commit(s)) {

@@ -66,6 +66,10 @@ elif what == "toonew":
     r = req(b"GET /v1.99/version HTTP/1.1\r\nHost: x\r\n\r\n")
 elif what == "garbage":
     r = req(b"\x00\x01 not http at all\r\n\r\n")
+elif what == "badname":
+    # A name that is not UTF-8 (percent-decoded): the refusal must still be JSON.
+    r = req(b"POST /containers/create?name=a%ffb HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 16\r\n\r\n{\"Image\":\"demo\"}")
 elif what == "bigheader":
     r = req(b"GET /version HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 200000 + b"\r\n\r\n")
 elif what == "bigbody":
@@ -103,6 +107,9 @@ expect_grep "^HTTP/1.1 400" "$T/out" "a version above 1.50 is 400"
 expect_grep "too new" "$T/out" "saying it is too new"
 raw garbage
 expect_grep "^HTTP/1.1 400" "$T/out" "garbage gets 400"
+raw badname
+expect_grep "^HTTP/1.1 400" "$T/out" "a container name that is not UTF-8 gets 400"
+expect_grep '"message":"invalid container name \\"a?b\\"' "$T/out" "with the name in the message, its bad byte as ?"
 raw bigheader
 expect_grep "^HTTP/1.1 431" "$T/out" "an oversized header gets 431"
 raw bigbody

@@ -166,6 +166,17 @@ expect_grep "^got-term$" "$T/out" "logs have the last words"
 expect_exit 1 "exec into a stopped container" b exec bg true
 expect_exit 0 "rm" b rm bg
 
+# Arguments that are not UTF-8 can't travel as JSON: refused with a reason, not dropped.
+expect_exit 125 "run with a command that is not UTF-8" b run --rm $R "$(printf '/bin/\377x')"
+expect_grep "argument .* is not valid UTF-8" "$T/err" "says which argument"
+expect_exit 125 "run -w that is not UTF-8" b run --rm -w "$(printf '/\377')" $R true
+expect_grep "not valid UTF-8" "$T/err" "-w refused, not dropped"
+printf 'A=1\nB=\377\n' >"$T/bad.env"
+expect_exit 125 "run --env-file with a line that is not UTF-8" b run --rm --env-file "$T/bad.env" $R true
+expect_grep "bad.env:2: not valid UTF-8" "$T/err" "names the file and line"
+expect_exit 2 "exec with an argument that is not UTF-8" b exec no-such "$(printf '\377')"
+expect_grep "not valid UTF-8" "$T/err" "exec says so"
+
 # stop escalates to SIGKILL for a process that ignores SIGTERM (PID 1 without a handler)
 expect_exit 0 "run -d sleeper" b run -d --name sleeper $R sleep 1000
 expect_exit 0 "stop -t 1" b stop -t 1 sleeper

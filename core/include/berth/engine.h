@@ -697,6 +697,19 @@ BERTH_API int berth_parse_time(const char *text, int64_t now_ns, int64_t *ret_ns
 
 /* ---- option parsing shared by front ends ---- */
 
+/**
+ * Whether NUL-terminated @p text is well-formed UTF-8. The API speaks JSON,
+ * whose strings can't hold anything else: a front end refuses such an
+ * argument with a message rather than lose it.
+ */
+BERTH_API int berth_utf8_valid(const char *text);
+/**
+ * Replace, in place, every byte of @p text that is not part of a
+ * well-formed UTF-8 sequence with '?' (an error message naming a file of a
+ * hostile image, or one cut mid-character, as JSON text). Returns how many.
+ */
+BERTH_API size_t berth_utf8_fix(char *text);
+
 /** "512m", "1g", "2.5GiB" as bytes (docker's --memory syntax). -EINVAL otherwise. */
 BERTH_API int berth_parse_bytes(const char *text, int64_t *ret_bytes, berth_err_t *err);
 /** @p ns since the epoch as Docker prints times (RFC 3339 with nanoseconds, UTC, Go style). */
