@@ -112,17 +112,28 @@ echo "machine: $(nproc) cores, $(uname -sr)"
 echo "image: busybox + $layers layers of $mib MiB (gzip), $(du -sh "$dir/registry" | cut -f1) in the registry"
 echo "berth: $(git -C "$src" describe --always --dirty 2>/dev/null || echo '?'); $(skopeo --version); $(podman --version)"
 
-python3 - "$dir" "$rounds" "$image" "$build" "$other" "$podman" <<'EOF'
-import os, shutil, statistics, subprocess, sys, time
+python3 - "$dir" "$rounds" "$image" "$build" "$other" "$podman" "$reg_pid" <<'EOF'
+import os, resource, shutil, statistics, subprocess, sys, time
 d, rounds, image, build, other, with_podman = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6] == "1"
+reg_pid = sys.argv[7]
 berth = build + "/core/cli/berth"
 def env_of(b):
     return dict(os.environ, BERTH_PLUGIN_PATH=b + "/plugins", BERTH_SHIM_PATH=b + "/core/shim/berth-shim")
 envs = {}
+def children_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+def registry_cpu():
+    """The registry's user + system seconds so far (its work serving a pull)."""
+    with open(f"/proc/{reg_pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 def run(k, cmd):
-    t = time.perf_counter()
+    """(wall ms, the command's own CPU ms, the registry's CPU ms) of one pull."""
+    c0, r0, t = children_cpu(), registry_cpu(), time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=envs.get(k))
-    return (time.perf_counter() - t) * 1000
+    t1 = time.perf_counter()
+    return (t1 - t) * 1000, (children_cpu() - c0) * 1000, (registry_cpu() - r0) * 1000
 def reset():
     shutil.rmtree(f"{d}/berth-root", ignore_errors=True)
     shutil.rmtree(f"{d}/skopeo-out", ignore_errors=True)
@@ -141,17 +152,24 @@ if other:
 if not with_podman:
     del cmds["podman pull"]
 times = {k: [] for k in cmds}
+cpu = {k: [] for k in cmds}
+regcpu = {k: [] for k in cmds}
 for r in range(rounds):
     for k, c in cmds.items():
         reset()
         subprocess.run(["sync"])
-        times[k].append(run(k, c))
+        w, c_ms, r_ms = run(k, c)
+        times[k].append(w)
+        cpu[k].append(c_ms)
+        regcpu[k].append(r_ms)
 reset()
-print(f"\npull of the image, {rounds} rounds, empty store each time, wall ms")
-print(f"  {'command':<14} {'median':>9} {'min':>9} {'max':>9}")
+print(f"\npull of the image, {rounds} rounds, empty store each time, wall ms; CPU ms (user +")
+print("system) of the command and of the registry serving it, medians")
+print(f"  {'command':<14} {'median':>9} {'min':>9} {'max':>9} {'CPU':>9} {'registry':>9}")
 med = {k: statistics.median(v) for k, v in times.items()}
 for k, v in times.items():
-    print(f"  {k:<14} {med[k]:9.0f} {min(v):9.0f} {max(v):9.0f}")
+    print(f"  {k:<14} {med[k]:9.0f} {min(v):9.0f} {max(v):9.0f} "
+          f"{statistics.median(cpu[k]):9.0f} {statistics.median(regcpu[k]):9.0f}")
 peers = [p for p in ("skopeo copy", "podman pull", "berth (compare)") if p in med]
 for peer in peers:
     print(f"  berth / {peer}: {med['berth pull'] / med[peer]:.2f}")
