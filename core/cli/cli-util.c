@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli-template.h"
 #include "cli.h"
 
 void cli_error(const char *fmt, ...)
@@ -152,6 +153,65 @@ int cli_parse_simple_args(int argc, char **argv, const char *usage)
         return -1;
     }
     return 0;
+}
+
+int cli_check_inspect_format(const char *cmd, const char *format)
+{
+    char err[512];
+
+    if (!format || !strcmp(format, "json") || cli_template_check(format, err, sizeof(err)) == 0)
+        return 0;
+    cli_error("%s: %s", cmd, err);
+    return -1;
+}
+
+int cli_parse_inspect_args(int argc, char **argv, const char *usage, const char **ret_format)
+{
+    static const struct option longopts[] = {
+        { "format", required_argument, NULL, 'f' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    int c;
+
+    *ret_format = NULL;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+f:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'f':
+            *ret_format = optarg;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return 1;
+        default:
+            cli_bad_option(argv, optind, optopt == 'f' ? "--format" : NULL);
+            return -1;
+        }
+    }
+    return cli_check_inspect_format(argv[0], *ret_format);
+}
+
+int cli_print_inspect(const char *cmd, json_t *arr, const char *format)
+{
+    char err[512];
+    size_t i;
+    json_t *e;
+
+    if (!format || !strcmp(format, "json"))
+        return cli_print_json(arr);
+    json_array_foreach (arr, i, e) {
+        char *text = cli_template_render(format, e, err, sizeof(err));
+        if (!text) {
+            cli_error("%s: %s", cmd, err);
+            return -1;
+        }
+        fputs(text, stdout);
+        fputc('\n', stdout);
+        free(text);
+    }
+    return fflush(stdout) == 0 ? 0 : -1;
 }
 
 int cli_args_utf8(int argc, char **argv)

@@ -72,6 +72,21 @@ int cli_parse_simple(int argc, char **argv, const char *usage, int with_format,
 
 /* Parse a command that takes only --help and operands; operands start at optind. */
 int cli_parse_simple_args(int argc, char **argv, const char *usage);
+/*
+ * The same for an inspect command, which also takes -f/--format FORMAT
+ * (*@ret_format, NULL without): a docker-style template (cli-template.h),
+ * checked here, or "json". 0, 1 after --help, -1 after reporting a bad
+ * option or template.
+ */
+int cli_parse_inspect_args(int argc, char **argv, const char *usage, const char **ret_format);
+/* @format checked as cli_parse_inspect_args does: 0, or -1 after saying what is wrong. */
+int cli_check_inspect_format(const char *cmd, const char *format);
+/*
+ * Print what an inspect command found (@arr): the JSON array without
+ * @format (or with "json"), else @format rendered for each element, one
+ * per line, as docker inspect -f does. -1 after reporting a failure.
+ */
+int cli_print_inspect(const char *cmd, json_t *arr, const char *format);
 
 /* --pull of `create` and `run`: when to pull the image (docker's policies). */
 enum cli_pull_policy { CLI_PULL_MISSING, CLI_PULL_ALWAYS, CLI_PULL_NEVER };

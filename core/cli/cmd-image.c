@@ -109,8 +109,8 @@ static const char inspect_usage[] =
     "Show images as a JSON array, in the shape docker inspect uses.\n"
     "\n"
     "Options:\n"
-    "  -f, --format json  the output format (only json)\n"
-    "  -h, --help         show this help\n";
+    "  -f, --format FORMAT  a template for each ({{.Id}}, {{json .Config.Env}}), or json\n"
+    "  -h, --help           show this help\n";
 
 int cmd_image_inspect(const struct cli_globals *g, int argc, char **argv)
 {
@@ -120,6 +120,7 @@ int cmd_image_inspect(const struct cli_globals *g, int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     berth_engine_t *engine = NULL;
+    const char *format = NULL;
     json_t *out;
     int failed = 0, c, r;
 
@@ -128,10 +129,9 @@ int cmd_image_inspect(const struct cli_globals *g, int argc, char **argv)
     while ((c = getopt_long(argc, argv, "+f:h", longopts, NULL)) != -1) {
         switch (c) {
         case 'f':
-            if (strcmp(optarg, "json") != 0) {
-                cli_error("%s: unknown format '%s' (only json)", argv[0], optarg);
+            if (cli_check_inspect_format(argv[0], optarg) < 0)
                 return CLI_EXIT_USAGE;
-            }
+            format = optarg;
             break;
         case 'h':
             printf(inspect_usage, argv[0]);
@@ -159,7 +159,7 @@ int cmd_image_inspect(const struct cli_globals *g, int argc, char **argv)
     }
     berth_engine_close(engine);
     /* Like docker: what was found is printed even when something wasn't. */
-    r = cli_print_json(out);
+    r = cli_print_inspect(argv[0], out, format);
     json_decref(out);
     return failed || r < 0 ? CLI_EXIT_FAIL : CLI_EXIT_OK;
 }

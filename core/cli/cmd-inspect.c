@@ -18,8 +18,10 @@ static const char usage[] =
     "A name is looked up among containers first, then among images.\n"
     "\n"
     "Options:\n"
-    "      --type TYPE  only look for this type: container or image\n"
-    "  -h, --help       show this help\n";
+    "  -f, --format FORMAT  a template for each (docker's: {{.State.Pid}},\n"
+    "                       {{json .Config}}, {{range .Mounts}}...{{end}}), or json\n"
+    "      --type TYPE      only look for this type: container or image\n"
+    "  -h, --help           show this help\n";
 
 enum { TYPE_ANY, TYPE_CONTAINER, TYPE_IMAGE };
 
@@ -28,17 +30,22 @@ int cmd_inspect(const struct cli_globals *g, int argc, char **argv)
     enum { OPT_TYPE = 256 };
     static const struct option longopts[] = {
         { "type", required_argument, NULL, OPT_TYPE },
+        { "format", required_argument, NULL, 'f' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     berth_engine_t *engine = NULL;
     int type = TYPE_ANY, failed = 0, c, r;
+    const char *format = NULL;
     json_t *out;
 
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+f:h", longopts, NULL)) != -1) {
         switch (c) {
+        case 'f':
+            format = optarg;
+            break;
         case OPT_TYPE:
             if (strcmp(optarg, "container") == 0) {
                 type = TYPE_CONTAINER;
@@ -53,8 +60,9 @@ int cmd_inspect(const struct cli_globals *g, int argc, char **argv)
             fputs(usage, stdout);
             return CLI_EXIT_OK;
         default:
-            if (optopt == OPT_TYPE)
-                cli_error("inspect: --type needs a value (see 'berth inspect --help')");
+            if (optopt == OPT_TYPE || optopt == 'f')
+                cli_error("inspect: %s needs a value (see 'berth inspect --help')",
+                          optopt == 'f' ? "--format" : "--type");
             else
                 cli_error("inspect: bad option '%s' (see 'berth inspect --help')",
                           argv[optind - 1]);
@@ -65,6 +73,8 @@ int cmd_inspect(const struct cli_globals *g, int argc, char **argv)
         cli_error("inspect: name at least one container or image (see 'berth inspect --help')");
         return CLI_EXIT_USAGE;
     }
+    if (cli_check_inspect_format("inspect", format) < 0)
+        return CLI_EXIT_USAGE;
     if (cli_open_engine(g, BERTH_ENGINE_F_NO_PLUGINS, &engine) < 0)
         return CLI_EXIT_FAIL;
     out = json_array();
@@ -97,7 +107,7 @@ int cmd_inspect(const struct cli_globals *g, int argc, char **argv)
     }
     berth_engine_close(engine);
     /* Like docker: what was found is printed even when something wasn't. */
-    r = cli_print_json(out);
+    r = cli_print_inspect("inspect", out, format);
     json_decref(out);
     return failed || r < 0 ? CLI_EXIT_FAIL : CLI_EXIT_OK;
 }

@@ -53,12 +53,14 @@ static const char rm_usage[] = "Usage: berth %s [OPTIONS] NETWORK [NETWORK...]\n
                                "  -f, --force  no error for a network that does not exist\n"
                                "  -h, --help   show this help\n";
 
-static const char inspect_usage[] = "Usage: berth network inspect NETWORK [NETWORK...]\n"
-                                    "\n"
-                                    "Show networks as a JSON array, in the shape docker uses.\n"
-                                    "\n"
-                                    "Options:\n"
-                                    "  -h, --help  show this help\n";
+static const char inspect_usage[] =
+    "Usage: berth network inspect [OPTIONS] NETWORK [NETWORK...]\n"
+    "\n"
+    "Show networks as a JSON array, in the shape docker uses.\n"
+    "\n"
+    "Options:\n"
+    "  -f, --format FORMAT  a template for each ({{.IPAM.Config}}), or json\n"
+    "  -h, --help           show this help\n";
 
 static const char connect_usage[] =
     "Usage: berth %s [OPTIONS] NETWORK CONTAINER\n"
@@ -421,9 +423,10 @@ static int cmd_network_inspect(const struct cli_globals *g, int argc, char **arg
 {
     berth_engine_t *engine = NULL;
     json_t *all = json_array();
+    const char *format;
     int failed = 0, r;
 
-    if ((r = cli_parse_simple_args(argc, argv, inspect_usage)) != 0) {
+    if ((r = cli_parse_inspect_args(argc, argv, inspect_usage, &format)) != 0) {
         json_decref(all);
         return r > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
     }
@@ -448,7 +451,7 @@ static int cmd_network_inspect(const struct cli_globals *g, int argc, char **arg
     }
     berth_engine_close(engine);
     /* Like docker: what was found is printed even when something wasn't. */
-    r = cli_print_json(all);
+    r = cli_print_inspect(argv[0], all, format);
     json_decref(all);
     return failed || r < 0 ? CLI_EXIT_FAIL : CLI_EXIT_OK;
 }

@@ -32,12 +32,14 @@ static const char ls_usage[] =
     "      --format FMT     table (default) or json\n"
     "  -h, --help           show this help\n";
 
-static const char inspect_usage[] = "Usage: berth volume inspect NAME [NAME...]\n"
-                                    "\n"
-                                    "Show volumes as a JSON array, in the shape docker uses.\n"
-                                    "\n"
-                                    "Options:\n"
-                                    "  -h, --help  show this help\n";
+static const char inspect_usage[] =
+    "Usage: berth volume inspect [OPTIONS] NAME [NAME...]\n"
+    "\n"
+    "Show volumes as a JSON array, in the shape docker uses.\n"
+    "\n"
+    "Options:\n"
+    "  -f, --format FORMAT  a template for each ({{.Mountpoint}}), or json\n"
+    "  -h, --help           show this help\n";
 
 static const char rm_usage[] = "Usage: berth %s [OPTIONS] NAME [NAME...]\n"
                                "\n"
@@ -242,9 +244,10 @@ static int cmd_volume_inspect(const struct cli_globals *g, int argc, char **argv
 {
     berth_engine_t *engine = NULL;
     json_t *all = json_array();
+    const char *format;
     int failed = 0, r;
 
-    if ((r = cli_parse_simple_args(argc, argv, inspect_usage)) != 0) {
+    if ((r = cli_parse_inspect_args(argc, argv, inspect_usage, &format)) != 0) {
         json_decref(all);
         return r > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
     }
@@ -268,7 +271,7 @@ static int cmd_volume_inspect(const struct cli_globals *g, int argc, char **argv
         json_array_append_new(all, v);
     }
     berth_engine_close(engine);
-    r = cli_print_json(all);
+    r = cli_print_inspect(argv[0], all, format);
     json_decref(all);
     return failed || r < 0 ? CLI_EXIT_FAIL : CLI_EXIT_OK;
 }

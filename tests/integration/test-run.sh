@@ -149,6 +149,16 @@ import json, sys
 s = json.load(open(sys.argv[1]))[0]
 assert s["name"] == "bg" and s["pids"]["current"] >= 1 and s["memory"]["usage"] > 0, s
 ' "$T/out" && ok "stats has memory and pids" || not_ok "stats json"
+# inspect -f: docker's templates over what inspect shows.
+expect_exit 0 "inspect -f" b inspect -f '{{.State.Status}} {{.Name}} {{json .Config.Cmd}} {{if .State.Running}}up{{end}}' bg
+expect_grep '^running /bg \["sh","-c",".*"\] up$' "$T/out" "inspect -f renders the template"
+expect_exit 0 "inspect -f with range and index" b inspect -f '{{range $i, $a := .Config.Cmd}}{{if eq $i 1}}{{$a}}{{end}}{{end}}|{{index .Config.Cmd 0}}' bg
+expect_grep '^-c|sh$' "$T/out" "range with variables and index"
+expect_exit 2 "inspect -f with a broken template" b inspect -f '{{.State.Pid' bg
+expect_grep "template: unclosed action" "$T/err" "the refusal says what is wrong"
+expect_exit 0 "network inspect -f" b network inspect -f '{{.Name}}:{{.Driver}}' none host
+expect_grep '^none:null$' "$T/out" "network inspect -f, first"
+expect_grep '^host:host$' "$T/out" "network inspect -f, second"
 expect_exit 0 "pause" b pause bg
 expect_exit 0 "inspect paused" b inspect bg
 expect_grep '"Paused": true' "$T/out" "inspect says paused"
