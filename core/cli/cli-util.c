@@ -214,6 +214,125 @@ int cli_print_inspect(const char *cmd, json_t *arr, const char *format)
     return fflush(stdout) == 0 ? 0 : -1;
 }
 
+int cli_format_template(const char *cmd, const char *format)
+{
+    const char *t = format;
+    char err[512];
+
+    if (!strcmp(format, "json") || !strcmp(format, "table") || !strcmp(format, "text"))
+        return 0;
+    if (!strncmp(t, "table ", 6))
+        t += 6;
+    if (cli_template_check(t, err, sizeof(err)) < 0) {
+        cli_error("%s: %s", cmd, err);
+        return -1;
+    }
+    return 1;
+}
+
+/* Columns on a terminal: UTF-8 continuation bytes take none. */
+static size_t text_width(const char *s, size_t n)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < n; i++)
+        w += ((unsigned char)s[i] & 0xC0) != 0x80;
+    return w;
+}
+
+/*
+ * What docker's list formatters run: @format without "table ", trimmed of
+ * spaces, its written \t and \n made a tab and a newline (a shell's
+ * '...\t...' passes them as two characters).
+ */
+static char *list_template(const char *format)
+{
+    const char *t = !strncmp(format, "table ", 6) ? format + 6 : format;
+    char *out = malloc(strlen(t) + 1), *o = out;
+
+    if (!out)
+        return NULL;
+    while (*t == ' ')
+        t++;
+    for (; *t; t++) {
+        if (t[0] == '\\' && (t[1] == 't' || t[1] == 'n')) {
+            *o++ = t[1] == 't' ? '\t' : '\n';
+            t++;
+        } else {
+            *o++ = *t;
+        }
+    }
+    while (o > out && o[-1] == ' ')
+        o--;
+    *o = '\0';
+    return out;
+}
+
+int cli_print_rows(const char *cmd, const char *format, json_t *header, json_t *rows)
+{
+    int table = !strncmp(format, "table ", 6);
+    char *tmpl = list_template(format);
+    size_t n = json_array_size(rows) + (table ? 1 : 0), cols = 0, *width = NULL, i;
+    char **lines = calloc(n ? n : 1, sizeof(*lines)), err[512];
+    int r = 0;
+
+    if (!lines || !tmpl) {
+        free(lines);
+        free(tmpl);
+        cli_error("%s: out of memory", cmd);
+        return -1;
+    }
+    for (i = 0; i < n && r == 0; i++) {
+        json_t *data = table ? (i ? json_array_get(rows, i - 1) : header) : json_array_get(rows, i);
+        if (!(lines[i] = cli_template_render(tmpl, data, err, sizeof(err)))) {
+            cli_error("%s: %s", cmd, err);
+            r = -1;
+        }
+    }
+    /* docker's tabwriter: each column as wide as its widest cell plus 3, at least 10. */
+    for (i = 0; table && r == 0 && i < n; i++) {
+        size_t c = 0;
+        for (const char *p = lines[i];; c++) {
+            size_t len = strcspn(p, "\t"), w = text_width(p, len) + 3;
+            if (c >= cols) {
+                size_t *grown = realloc(width, (c + 1) * sizeof(*width));
+                if (!grown) {
+                    r = -1;
+                    break;
+                }
+                width = grown;
+                width[cols++] = 10;
+            }
+            width[c] = w > width[c] ? w : width[c];
+            if (!p[len])
+                break;
+            p += len + 1;
+        }
+    }
+    for (i = 0; r == 0 && i < n; i++) {
+        if (!table) {
+            printf("%s\n", lines[i]);
+            continue;
+        }
+        for (const char *p = lines[i], *cell;; p++) {
+            size_t len = strcspn(cell = p, "\t"), c = 0;
+            for (const char *q = lines[i]; q < cell; q++)
+                c += *q == '\t';
+            fwrite(cell, 1, len, stdout);
+            if (!cell[len])
+                break;
+            printf("%*s", (int)(width[c] - text_width(cell, len)), "");
+            p = cell + len;
+        }
+        putchar('\n');
+    }
+    for (i = 0; i < n; i++)
+        free(lines[i]);
+    free(lines);
+    free(width);
+    free(tmpl);
+    return r == 0 && fflush(stdout) == 0 ? 0 : -1;
+}
+
 int cli_args_utf8(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {

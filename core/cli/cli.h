@@ -87,6 +87,17 @@ int cli_check_inspect_format(const char *cmd, const char *format);
  * per line, as docker inspect -f does. -1 after reporting a failure.
  */
 int cli_print_inspect(const char *cmd, json_t *arr, const char *format);
+/*
+ * A list command's --format template over its rows (objects with docker's
+ * field names for that list: .ID, .Names, .Status for ps): one rendered
+ * line per row, or with "table TEMPLATE" a header line (the template over
+ * @header, which maps each field to its column title) and the columns
+ * that \t separates aligned as docker's table writer does. -1 after
+ * reporting a failure.
+ */
+int cli_print_rows(const char *cmd, const char *format, json_t *header, json_t *rows);
+/* Whether @format is a template (not table, text or json); -1 after reporting a bad one. */
+int cli_format_template(const char *cmd, const char *format);
 
 /* --pull of `create` and `run`: when to pull the image (docker's policies). */
 enum cli_pull_policy { CLI_PULL_MISSING, CLI_PULL_ALWAYS, CLI_PULL_NEVER };

@@ -19,7 +19,9 @@ static const char usage[] =
     "  -q, --quiet      only image ids\n"
     "      --no-trunc   don't truncate image ids\n"
     "      --digests    show digests\n"
-    "      --format FMT table (default) or json\n"
+    "      --format FMT table (default), json, or a template: '{{.Repository}}:{{.Tag}}',\n"
+    "                   'table {{.ID}}\\t{{.Size}}' (.ID .Repository .Tag .Digest\n"
+    "                   .CreatedSince .CreatedAt .Size)\n"
     "  -h, --help       show this help\n";
 
 /* Newest first, as docker lists them; ids break ties so the order is stable. */
@@ -119,8 +121,9 @@ static json_t *digests_of(json_t *repo_digests, const char *repo)
 
 struct row_ctx {
     struct cli_table *t;
+    json_t *rows; /* with a --format template: the rows as its fields, not the table */
     int digests, notrunc, quiet;
-    const char *id, *created, *size;
+    const char *id, *created, *created_at, *size;
 };
 
 static int add_row(struct row_ctx *c, const char *repo, const char *tag, const char *digest)
@@ -131,6 +134,11 @@ static int add_row(struct row_ctx *c, const char *repo, const char *tag, const c
 
     snprintf(id, sizeof(id), "%.*s", c->notrunc ? 71 : 12,
              c->notrunc || strncmp(c->id, "sha256:", 7) != 0 ? c->id : c->id + 7);
+    if (c->rows)
+        return json_array_append_new(
+            c->rows, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "ID", id, "Repository", repo,
+                               "Tag", tag, "Digest", digest, "CreatedSince", c->created,
+                               "CreatedAt", c->created_at, "Size", c->size));
     if (c->quiet) {
         cells[0] = id;
         return cli_table_add(c->t, cells);
@@ -207,6 +215,7 @@ int cmd_images(const struct cli_globals *g, int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     enum cli_format fmt = CLI_FORMAT_TEXT;
+    const char *tmpl = NULL;
     struct cli_table t;
     struct row_ctx rc = { 0 };
     berth_engine_t *engine = NULL;
@@ -232,7 +241,11 @@ int cmd_images(const struct cli_globals *g, int argc, char **argv)
             rc.digests = 1;
             break;
         case OPT_FORMAT:
-            if (cli_parse_format(argv[0], optarg, &fmt) < 0)
+            if ((r = cli_format_template(argv[0], optarg)) < 0)
+                return CLI_EXIT_USAGE;
+            if (r)
+                tmpl = optarg;
+            else if (cli_parse_format(argv[0], optarg, &fmt) < 0)
                 return CLI_EXIT_USAGE;
             break;
         case 'h':
@@ -269,16 +282,23 @@ int cmd_images(const struct cli_globals *g, int argc, char **argv)
     }
     cli_table_init(&t, rc.quiet ? 1 : rc.digests ? 6 : 5);
     rc.t = &t;
-    if (!rc.quiet) {
+    if (tmpl && !rc.quiet)
+        rc.rows = json_array();
+    if (!rc.quiet && !rc.rows) {
         static const char *const head[] = { "REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE" };
         static const char *const head_d[] = { "REPOSITORY", "TAG",     "DIGEST",
                                               "IMAGE ID",   "CREATED", "SIZE" };
         r = cli_table_add(&t, rc.digests ? head_d : head);
     }
     json_array_foreach (shown, i, img) {
-        char created[64], size[32];
+        char created[64], created_at[64], size[32];
+        time_t when = (time_t)json_integer_value(json_object_get(img, "Created"));
+        struct tm tm;
         cli_created_since(json_integer_value(json_object_get(img, "Created")), (int64_t)time(NULL),
                           created, sizeof(created));
+        localtime_r(&when, &tm);
+        strftime(created_at, sizeof(created_at), "%Y-%m-%d %H:%M:%S %z %Z", &tm);
+        rc.created_at = created_at;
         cli_human_size(json_integer_value(json_object_get(img, "Size")), 3, size, sizeof(size));
         rc.id = json_string_value(json_object_get(img, "Id")) ?: "";
         rc.created = created;
@@ -288,8 +308,20 @@ int cmd_images(const struct cli_globals *g, int argc, char **argv)
     json_decref(shown);
     if (r < 0) {
         cli_table_release(&t);
+        json_decref(rc.rows);
         cli_error("%s: out of memory", argv[0]);
         return CLI_EXIT_FAIL;
+    }
+    if (rc.rows) {
+        json_t *header =
+            json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "ID", "IMAGE ID", "Repository",
+                      "REPOSITORY", "Tag", "TAG", "Digest", "DIGEST", "CreatedSince", "CREATED",
+                      "CreatedAt", "CREATED AT", "Size", "SIZE");
+        r = header ? cli_print_rows(argv[0], tmpl, header, rc.rows) : -1;
+        json_decref(header);
+        json_decref(rc.rows);
+        cli_table_release(&t);
+        return r < 0 ? CLI_EXIT_FAIL : CLI_EXIT_OK;
     }
     cli_table_print(&t, stdout);
     cli_table_release(&t);

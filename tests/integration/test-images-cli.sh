@@ -72,7 +72,7 @@ usage_error "load -i without a file" load -i
 usage_error "save without an image" save -o "$T/x.tar"
 usage_error "save with an unknown format" save --format tarball -o "$T/x.tar" x
 usage_error "images with two patterns" images a b
-usage_error "images with an unknown format" images --format yaml
+usage_error "images with a broken template" images --format '{{yaml'
 usage_error "rmi without an image" rmi
 usage_error "tag with one name" tag a
 usage_error "tag with three names" tag a b c
@@ -87,7 +87,7 @@ usage_error "image with an unknown subcommand" image frob
 usage_error "system with an unknown subcommand" system frob
 usage_error "image prune with an operand" image prune extra
 usage_error "image inspect without an image" image inspect
-usage_error "image inspect with a template" image inspect -f '{{.Id}}' x
+usage_error "image inspect with a broken template" image inspect -f '{{.Id' x
 usage_error "system df with an operand" system df extra
 usage_error "inspect --type volume" inspect --type volume x
 usage_error "create without an image" create
@@ -231,6 +231,14 @@ demo_round() {
     expect_exit 0 "tag" b tag demo:latest demo:v2
     b images >"$T/out"
     [ "$(grep -c "  $short  " "$T/out")" -eq 2 ] && ok "two rows, one image" || not_ok "rows: $(cat "$T/out")"
+    expect_exit 0 "images --format TEMPLATE" b images --format '{{.Repository}}:{{.Tag}} {{.ID}}' demo
+    expect_grep "^demo:v2 $short$" "$T/out" "a template row per tag"
+    expect_lines 2 "$T/out" "and no header"
+    expect_exit 0 "images --format 'table ...'" b images --format 'table {{.Tag}}\t{{.ID}}' demo
+    expect_grep "^TAG  *IMAGE ID$" "$T/out" "a table template has docker's header"
+    expect_grep "^latest  *$short$" "$T/out" "and aligned columns"
+    expect_exit 2 "images --format with a broken template" b images --format '{{.Tag'
+    expect_grep "template: unclosed action" "$T/err" "refused in one line"
     expect_exit 0 "rmi of one of two tags" b rmi demo:v2
     expect_grep "^Untagged: demo:v2$" "$T/out" "rmi untags"
     ! grep -q "^Deleted" "$T/out" && ok "and deletes nothing" || not_ok "rmi deleted the image"

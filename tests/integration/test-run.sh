@@ -149,6 +149,12 @@ import json, sys
 s = json.load(open(sys.argv[1]))[0]
 assert s["name"] == "bg" and s["pids"]["current"] >= 1 and s["memory"]["usage"] > 0, s
 ' "$T/out" && ok "stats has memory and pids" || not_ok "stats json"
+# ps --format: docker's templates over ps's fields, plain and as a table.
+expect_exit 0 "ps --format TEMPLATE" b ps --format '{{.Names}}|{{.State}}|{{.Command}}'
+expect_grep '^bg|running|"sh -c trap' "$T/out" "ps --format renders each container"
+expect_exit 0 "ps --format 'table ...'" b ps --format 'table {{.Names}}\t{{.State}}'
+expect_grep '^NAMES  *STATE$' "$T/out" "a table template has docker's header"
+expect_grep '^bg  *running$' "$T/out" "and aligned columns"
 # inspect -f: docker's templates over what inspect shows.
 expect_exit 0 "inspect -f" b inspect -f '{{.State.Status}} {{.Name}} {{json .Config.Cmd}} {{if .State.Running}}up{{end}}' bg
 expect_grep '^running /bg \["sh","-c",".*"\] up$' "$T/out" "inspect -f renders the template"
