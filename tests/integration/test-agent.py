@@ -371,6 +371,14 @@ class T:
             # No trace unless asked for.
             r, w, _, _ = attempt(170, {'arch': arch, 'bpf': bpf})
             assert 'trace' not in r, r
+            # A create that fails after taking the filter leaves it to nobody.
+            r = a.call('create', container=self.cid(), config=spec(['true']),
+                       rootfs={'type': 'path', 'path': self.rootfs},
+                       stdio={'tty': True, 'stdout': 180, 'stderr': 181},
+                       seccomp={'arch': arch, 'bpf': bpf})
+            assert not r['ok'] and r['errno'] == 22, r
+            r, w, out, _ = attempt(190)
+            assert w['exit_code'] == 0 and out == 'made\n', (w, out)
             a.finish()
         finally:
             a.close()

@@ -2240,9 +2240,8 @@ static int hv_container_start(void *priv, void *container, uint32_t flags, berth
 {
     struct hv_ctr *c = container;
     struct hv_sandbox *sb = c->sb;
-    int r;
-
     json_t *req = json_pack("{s:s, s:s}", "op", "start", "container", c->id), *reply = NULL;
+    int r;
 
     hv_trace("start");
     if (req && sb->agent_trace && getenv("BERTH_HYPERV_TRACE"))

@@ -880,10 +880,10 @@ static int binds_share(struct req *q, struct ctr *c, json_t *desc, json_t *confi
  * seccomp profile ({"arch": AUDIT_ARCH_*, "bpf": base64 of the
  * sock_filter array}), handed to the process driver as the container's
  * filter instead of compiling a profile in the guest (the host then leaves
- * linux.seccomp out of the config). 1 when set (process_seccomp_preset_clear()
- * after the create); 0 when it is for another architecture and the config
- * has the profile, which is then compiled here as without the member;
- * else -errno.
+ * linux.seccomp out of the config). 1 when set (handle_control() clears it
+ * after the create, whatever its outcome); 0 when it is for another
+ * architecture and the config has the profile, which is then compiled here
+ * as without the member; else -errno.
  */
 static int seccomp_from_host(struct req *q, json_t *sc, json_t *config)
 {
@@ -998,7 +998,6 @@ static int op_create(struct req *q)
     cs.rootfs = &list;
     cs.stdio = &io;
     r = A.ops->container_create(A.priv, A.sandbox, &cs, 0, &c->h, &err);
-    process_seccomp_preset_clear();
     free(spec);
     if (r < 0) {
         stdio_release(&sq, &io, 1);
@@ -1326,6 +1325,8 @@ static void handle_control(const uint8_t *payload, uint32_t len)
     else if (strcmp(op, "create") == 0) {
         trace_begin(q.o);
         r = op_create(&q);
+        /* The host's filter was for this container only, whatever became of it. */
+        process_seccomp_preset_clear();
     } else if (strcmp(op, "start") == 0) {
         trace_begin(q.o);
         r = op_start(&q);
