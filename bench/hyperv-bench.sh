@@ -219,7 +219,8 @@ print("ratio first byte / agent floor: %.2fx (target <= 1.2x); first byte %s 1.5
       % (med["hi"] / med["agent"], "within the" if med["hi"] <= 1.5 else "over the"))
 
 # The breakdown: the median time at which each step happened, from the CLI's start.
-order = ["sandbox-create", "container-create", "rootfs-mounted", "qemu-start", "qemu-started",
+order = ["sandbox-create", "container-create", "rootfs-mounted", "binds-shared",
+         "seccomp-compiled", "qemu-start", "qemu-started",
          "hello", "created", "start", "started", "first-output", "cli-output", "exited",
          "container-delete", "sandbox-destroy", "shutdown-answered", "qemu-gone"]
 # The guest's steps of create and start (agent-create:STEP, agent-start:STEP: the
@@ -239,6 +240,8 @@ labels = {
     "sandbox-create": "CLI + store + shim start + driver load",
     "container-create": "shim: storage, bundle, up to container_create",
     "rootfs-mounted": "overlay rootfs mounted for the 9p share",
+    "binds-shared": "bind mount sources (/etc/hosts...) bound for the binds share",
+    "seccomp-compiled": "the seccomp profile compiled on the host (cached)",
     "qemu-start": "driver before spawning qemu (KVM probe answer, argv)",
     "qemu-started": "qemu spawned (fork/exec)",
     "hello": "qemu start + kernel boot + agent init to hello",

@@ -2132,6 +2132,7 @@ static int hv_container_create(void *priv, void *sandbox, const berth_container_
     hv_trace("rootfs-mounted");
     if ((r = share_binds(c, oci, err)) < 0)
         goto fail;
+    hv_trace("binds-shared");
     /* The sandbox's eth0, redirected to a tap for the VM, before qemu starts (it takes the tap). */
     if (sb->netns) {
         if ((r = hv_net_attach(sb->netns, "eth0", hv_net_find_tc(sb->p->tc), &sb->net, err)) < 0)
@@ -2140,6 +2141,7 @@ static int hv_container_create(void *priv, void *sandbox, const berth_container_
     }
     /* Before the boot, so the filter is ready at hello (a cache hit takes ~1 ms). */
     seccomp = seccomp_member(oci);
+    hv_trace("seccomp-compiled");
     /* The VM boots here (see the top): sized by the container's own limits. */
     size_vm(sb, json_object_get(json_object_get(oci, "linux"), "resources"));
     if ((r = vm_boot(sb, err)) < 0)
