@@ -14,8 +14,8 @@
 #         the init's first console line.
 #     The berth runs are traced (BERTH_HYPERV_TRACE: the driver's steps
 #     with wall-clock times) to split the time: CLI and shim start, rootfs,
-#     qemu + kernel + agent to hello, create, start, first output, and the
-#     teardown after the process exited.
+#     qemu + kernel + agent to hello, create and start (with the agent's own
+#     steps in the guest), first output, and the teardown after the exit.
 # (b) memory: PSS (/proc/PID/smaps_rollup) of qemu + berth-shim per idle
 #     `run -d --isolation hyperv --network none demo sleep 600`, beside
 #     berth-shim + the container's processes per process-isolated one.
@@ -219,9 +219,19 @@ print("ratio first byte / agent floor: %.2fx (target <= 1.2x); first byte %s 1.5
       % (med["hi"] / med["agent"], "within the" if med["hi"] <= 1.5 else "over the"))
 
 # The breakdown: the median time at which each step happened, from the CLI's start.
-order = ["sandbox-create", "container-create", "rootfs-mounted", "qemu-start", "qemu-started",
+order = ["sandbox-create", "container-create", "rootfs-mounted", "binds-shared",
+         "seccomp-compiled", "qemu-start", "qemu-started",
          "hello", "created", "start", "started", "first-output", "cli-output", "exited",
          "container-delete", "sandbox-destroy", "shutdown-answered", "qemu-gone"]
+# The guest's steps of create and start (agent-create:STEP, agent-start:STEP: the
+# agent's trace, placed on the host's clock by the driver), in the order they came.
+def guest_steps(op, before):
+    names = {k for s in steps for k in s if k.startswith("agent-%s:" % op)}
+    names = sorted(names, key=lambda k: statistics.median([s[k] for s in steps if k in s]))
+    i = order.index(before)
+    order[i:i] = names
+guest_steps("create", "created")
+guest_steps("start", "started")
 at = {k: statistics.median([s[k] for s in steps if k in s]) for k in order
       if any(k in s for s in steps)}
 print("\nwhere the time goes (median time of each step after the CLI started; s)")
@@ -230,12 +240,14 @@ labels = {
     "sandbox-create": "CLI + store + shim start + driver load",
     "container-create": "shim: storage, bundle, up to container_create",
     "rootfs-mounted": "overlay rootfs mounted for the 9p share",
+    "binds-shared": "bind mount sources (/etc/hosts...) bound for the binds share",
+    "seccomp-compiled": "the seccomp profile compiled on the host (cached)",
     "qemu-start": "driver before spawning qemu (KVM probe answer, argv)",
     "qemu-started": "qemu spawned (fork/exec)",
     "hello": "qemu start + kernel boot + agent init to hello",
-    "created": "agent: create (9p mount, namespaces, cgroup)",
+    "created": "agent: create (9p mount, namespaces, cgroup; its steps above)",
     "start": "shim between create and start",
-    "started": "agent: start",
+    "started": "agent: start (its steps above)",
     "first-output": "process runs, first output reaches the driver",
     "cli-output": "driver -> shim -> CLI -> stdout",
     "exited": "exit reported by the agent",
@@ -247,9 +259,10 @@ labels = {
 for k in order:
     if k not in at:
         continue
-    print("  %-18s %6.3f  +%6.3f  %s" % (k, at[k], at[k] - prev, labels[k]))
+    print("  %-26s %6.3f  +%6.3f  %s" % (k, at[k], at[k] - prev,
+                                         labels.get(k, "in the guest (docs/agent-protocol.md, trace)")))
     prev = at[k]
-print("  %-18s %6.3f  +%6.3f  %s" % ("cli-exit", med["exit"], med["exit"] - prev,
+print("  %-26s %6.3f  +%6.3f  %s" % ("cli-exit", med["exit"], med["exit"] - prev,
                                      "shim/CLI wrap-up after qemu is gone"))
 print("  kernel floor (qemu + kernel to /init): %.3f of the %.3f between qemu-started and hello"
       % (med["kernel"], at.get("hello", 0) - at.get("qemu-started", 0)))

@@ -350,3 +350,75 @@ int agent_has_cap(json_t *obj, const char *cap)
             return 1;
     return 0;
 }
+
+/* ---- binary members ---- */
+
+static const char b64_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+char *agent_base64_encode(const void *data, size_t len)
+{
+    const uint8_t *in = data;
+    char *out, *o;
+
+    if (len > (SIZE_MAX - 1) / 4 * 3 - 2 || !(out = malloc((len + 2) / 3 * 4 + 1)))
+        return NULL;
+    o = out;
+    for (size_t i = 0; i < len; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16;
+        size_t n = len - i < 3 ? len - i : 3;
+        if (n > 1)
+            v |= (uint32_t)in[i + 1] << 8;
+        if (n > 2)
+            v |= in[i + 2];
+        *o++ = b64_alphabet[v >> 18];
+        *o++ = b64_alphabet[(v >> 12) & 63];
+        *o++ = n > 1 ? b64_alphabet[(v >> 6) & 63] : '=';
+        *o++ = n > 2 ? b64_alphabet[v & 63] : '=';
+    }
+    *o = '\0';
+    return out;
+}
+
+static int b64_value(char c)
+{
+    const char *p = c ? strchr(b64_alphabet, c) : NULL;
+    return p ? (int)(p - b64_alphabet) : -1;
+}
+
+int agent_base64_decode(const char *text, uint8_t **ret_data, size_t *ret_len)
+{
+    size_t tlen = text ? strlen(text) : 0, n = 0;
+    uint8_t *out;
+
+    if (!text || tlen % 4)
+        return -EINVAL;
+    if (!(out = malloc(tlen / 4 * 3 + 1)))
+        return -ENOMEM;
+    for (size_t i = 0; i < tlen; i += 4) {
+        int last = i + 4 == tlen;
+        int pad = last ? (text[i + 3] == '=') + (text[i + 2] == '=') : 0;
+        int v[4];
+        uint32_t w = 0;
+        for (int k = 0; k < 4; k++) {
+            v[k] = k >= 4 - pad ? 0 : b64_value(text[i + k]);
+            if (v[k] < 0)
+                goto bad;
+            w = w << 6 | (uint32_t)v[k];
+        }
+        /* The bits past the last byte must be zero: one text per byte string. */
+        if ((pad == 1 && (w & 0xff)) || (pad == 2 && (w & 0xffff)))
+            goto bad;
+        out[n++] = (uint8_t)(w >> 16);
+        if (pad < 2)
+            out[n++] = (uint8_t)(w >> 8);
+        if (pad < 1)
+            out[n++] = (uint8_t)w;
+    }
+    *ret_data = out;
+    *ret_len = n;
+    return 0;
+bad:
+    free(out);
+    return -EINVAL;
+}

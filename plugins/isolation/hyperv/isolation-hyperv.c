@@ -45,7 +45,10 @@
 #include <berth/plugin.h>
 #include <berth/types.h>
 
+#include <seccomp.h>
+
 #include "../../storage/overlay/storage-overlay-mount.h"
+#include "../process/process-internal.h"
 #include "agent-proto.h"
 #include "hyperv-kernel.h"
 #include "hyperv-net.h"
@@ -189,6 +192,9 @@ struct hv_sandbox {
     json_int_t ping_id;               /* the ping in flight */
     int64_t ping_sent_ms, ping_ok_ms; /* CLOCK_MONOTONIC: when it went out (0: none), last answer */
     char dead_msg[BERTH_ERR_MSG_MAX]; /* for users: which VM ended, why, the console's last lines */
+    int agent_seccomp;   /* the agent listed "seccomp_bpf": create may carry the compiled filter */
+    uint32_t agent_arch; /* its "seccomp_arch": the AUDIT_ARCH_* its filters are for */
+    int agent_trace;     /* the agent listed "trace": create and start may ask for their steps */
 };
 
 /* A signal to deliver once the VM runs again, as a frozen cgroup holds it. */
@@ -227,6 +233,37 @@ static void hv_trace(const char *step)
     if (!path || !*path || (fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600)) < 0)
         return;
     dprintf(fd, "%lld %s\n", (long long)now_ns(), step);
+    close(fd);
+}
+
+/*
+ * The steps of an op in the guest (its reply's "trace" member: [step, ns
+ * since the request arrived], the last one "reply"), as trace lines
+ * "<ns> agent-OP:STEP". The guest's clock is not the host's: each step is
+ * placed at the reply's arrival minus its distance to the reply (the time
+ * the reply took to come back counts as the guest's last step).
+ */
+static void hv_trace_agent(const char *op, json_t *reply)
+{
+    const char *path = getenv("BERTH_HYPERV_TRACE");
+    json_t *steps = json_object_get(reply, "trace"), *last, *st;
+    int64_t now = now_ns(), end;
+    size_t i;
+    int fd;
+
+    last = json_array_get(steps, json_array_size(steps) - 1);
+    if (!path || !*path || !json_is_integer(json_array_get(last, 1)) ||
+        (fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600)) < 0)
+        return;
+    end = (int64_t)json_integer_value(json_array_get(last, 1));
+    json_array_foreach (steps, i, st) {
+        const char *name = json_string_value(json_array_get(st, 0));
+        json_t *ns = json_array_get(st, 1);
+        /* One word per step name: the file is "<ns> <step>" lines. */
+        if (name && json_is_integer(ns) && !strpbrk(name, " \t\n") && strlen(name) < 64)
+            dprintf(fd, "%lld agent-%s:%s\n",
+                    (long long)(now - (end - (int64_t)json_integer_value(ns))), op, name);
+    }
     close(fd);
 }
 
@@ -1107,6 +1144,13 @@ static int hv_init(const berth_host_api_t *host, berth_host_t *ctx, void **ret_p
         priv_free(p);
         return berth_err_set(err, -ENOMEM, "out of memory");
     }
+    /* Filters compiled for create's "seccomp", kept as the process driver keeps its own. */
+    {
+        const char *state = host && host->path ? host->path(ctx, BERTH_PATH_STATE) : NULL;
+        char dir[PATH_MAX];
+        if (state && snprintf(dir, sizeof(dir), "%s/seccomp", state) < (int)sizeof(dir))
+            process_seccomp_set_cache_dir(dir);
+    }
     *ret_priv = p;
     return 0;
 }
@@ -1114,6 +1158,7 @@ static int hv_init(const berth_host_api_t *host, berth_host_t *ctx, void **ret_p
 static void hv_fini(void *priv)
 {
     struct hv_priv *p = priv;
+    process_seccomp_set_cache_dir(NULL);
     if (p)
         priv_free(p);
 }
@@ -1600,10 +1645,18 @@ static int vm_boot(struct hv_sandbox *sb, berth_err_t *err)
     {
         size_t i;
         json_t *c;
-        json_array_foreach (json_object_get(hello, "caps"), i, c)
-            if (json_is_string(c) && strcmp(json_string_value(c), "net") == 0)
+        json_array_foreach (json_object_get(hello, "caps"), i, c) {
+            if (!json_is_string(c))
+                continue;
+            if (strcmp(json_string_value(c), "net") == 0)
                 sb->agent_net = 1;
+            else if (strcmp(json_string_value(c), "seccomp_bpf") == 0)
+                sb->agent_seccomp = 1;
+            else if (strcmp(json_string_value(c), "trace") == 0)
+                sb->agent_trace = 1;
+        }
     }
+    sb->agent_arch = (uint32_t)json_integer_value(json_object_get(hello, "seccomp_arch"));
     json_decref(hello);
     /* The boot had its own timeout; from now on the agent answers pings. */
     pthread_mutex_lock(&sb->mu);
@@ -2022,12 +2075,36 @@ static void ctr_unmount(struct hv_ctr *c)
     c->mounted = 0;
 }
 
+/*
+ * The container's seccomp profile (linux.seccomp of @oci) compiled here, as
+ * the process driver does on a host (its code, and its cache of compiled
+ * filters under this driver's state dir), for create's "seccomp" member: a
+ * new object, or NULL when the spec has no profile or it does not compile
+ * here (the agent then compiles it, and reports what is wrong with it).
+ * Compiling in the guest costs 0.1 s and more under TCG, every VM's cache
+ * being empty; here it is a cache hit.
+ */
+static json_t *seccomp_member(json_t *oci)
+{
+    json_t *sc = json_object_get(json_object_get(oci, "linux"), "seccomp"), *m = NULL;
+    struct sock_fprog prog = { 0 };
+    char *b64;
+
+    if (!sc || process_seccomp_compile(sc, &prog, NULL) < 0)
+        return NULL;
+    if ((b64 = agent_base64_encode(prog.filter, prog.len * sizeof(struct sock_filter))))
+        m = json_pack("{s:I, s:s}", "arch", (json_int_t)seccomp_arch_native(), "bpf", b64);
+    free(b64);
+    free(prog.filter);
+    return m;
+}
+
 static int hv_container_create(void *priv, void *sandbox, const berth_container_spec_t *spec,
                                uint32_t flags, void **ret_container, berth_err_t *err)
 {
     struct hv_sandbox *sb = sandbox;
     struct hv_ctr *c;
-    json_t *oci, *stdio, *req;
+    json_t *oci, *stdio, *req, *seccomp = NULL, *reply = NULL;
     berth_stdio_t *io = spec->stdio;
     int r;
 
@@ -2055,12 +2132,16 @@ static int hv_container_create(void *priv, void *sandbox, const berth_container_
     hv_trace("rootfs-mounted");
     if ((r = share_binds(c, oci, err)) < 0)
         goto fail;
+    hv_trace("binds-shared");
     /* The sandbox's eth0, redirected to a tap for the VM, before qemu starts (it takes the tap). */
     if (sb->netns) {
         if ((r = hv_net_attach(sb->netns, "eth0", hv_net_find_tc(sb->p->tc), &sb->net, err)) < 0)
             goto fail;
         guest_share_netns(oci);
     }
+    /* Before the boot, so the filter is ready at hello (a cache hit takes ~1 ms). */
+    seccomp = seccomp_member(oci);
+    hv_trace("seccomp-compiled");
     /* The VM boots here (see the top): sized by the container's own limits. */
     size_vm(sb, json_object_get(json_object_get(oci, "linux"), "resources"));
     if ((r = vm_boot(sb, err)) < 0)
@@ -2073,6 +2154,17 @@ static int hv_container_create(void *priv, void *sandbox, const berth_container_
     }
     if ((r = stdio_json(sb, io, &stdio, err)) < 0)
         goto fail;
+    /*
+     * The filter goes instead of the profile (fewer bytes through the port
+     * and to parse) when the agent takes filters for this architecture;
+     * otherwise the profile alone, compiled in the guest.
+     */
+    if (seccomp && sb->agent_seccomp && sb->agent_arch == seccomp_arch_native())
+        json_object_del(json_object_get(oci, "linux"), "seccomp");
+    else {
+        json_decref(seccomp);
+        seccomp = NULL;
+    }
     req = json_pack("{s:s, s:s, s:O, s:{s:s, s:s}, s:o}", "op", "create", "container", c->id,
                     "config", oci, "rootfs", "type", "9p", "tag", HV_9P_TAG, "stdio", stdio);
     if (req && c->n_binds)
@@ -2080,8 +2172,15 @@ static int hv_container_create(void *priv, void *sandbox, const berth_container_
                             json_pack("{s:s, s:s}", "type", "9p", "tag", HV_9P_BINDS_TAG));
     if (req && sb->net.config)
         json_object_set(req, "network", sb->net.config);
-    if ((r = request(sb, req, HV_REQ_TIMEOUT_MS, NULL, err)) < 0)
+    if (req && seccomp)
+        json_object_set(req, "seccomp", seccomp);
+    if (req && sb->agent_trace && getenv("BERTH_HYPERV_TRACE"))
+        json_object_set_new(req, "trace", json_true());
+    if ((r = request(sb, req, HV_REQ_TIMEOUT_MS, &reply, err)) < 0)
         goto fail;
+    hv_trace_agent("create", reply);
+    json_decref(reply);
+    json_decref(seccomp);
     hv_trace("created");
     wake(sb); /* the relay polls the new input streams */
     json_decref(oci);
@@ -2090,6 +2189,7 @@ static int hv_container_create(void *priv, void *sandbox, const berth_container_
     return 0;
 fail:
     json_decref(oci);
+    json_decref(seccomp);
     vm_halt(sb, 0);
     hv_net_clear(&sb->net);
     ctr_unmount(c);
@@ -2142,12 +2242,16 @@ static int hv_container_start(void *priv, void *container, uint32_t flags, berth
 {
     struct hv_ctr *c = container;
     struct hv_sandbox *sb = c->sb;
+    json_t *req = json_pack("{s:s, s:s}", "op", "start", "container", c->id), *reply = NULL;
     int r;
 
     hv_trace("start");
-    if ((r = request(sb, json_pack("{s:s, s:s}", "op", "start", "container", c->id),
-                     HV_REQ_TIMEOUT_MS, NULL, err)) < 0)
+    if (req && sb->agent_trace && getenv("BERTH_HYPERV_TRACE"))
+        json_object_set_new(req, "trace", json_true());
+    if ((r = request(sb, req, HV_REQ_TIMEOUT_MS, &reply, err)) < 0)
         return r;
+    hv_trace_agent("start", reply);
+    json_decref(reply);
     hv_trace("started");
     return queue_wait(sb, c->id, &c->init, err);
 }

@@ -86,6 +86,8 @@ struct process_ctr {
 
 /* ---- small helpers ---- */
 
+void (*process_trace_hook)(const char *step);
+
 static int64_t now_ns(void)
 {
     struct timespec ts;
@@ -791,6 +793,7 @@ static int process_container_create(void *priv, void *sandbox, const berth_conta
     if (r < 0)
         goto fail;
     c->have_cfg = 1;
+    PROCESS_TRACE("parsed");
     if (!c->cfg.hostname && sb && sb->hostname && !(c->cfg.hostname = strdup(sb->hostname))) {
         r = berth_err_set(err, -ENOMEM, "process: out of memory");
         goto fail;
@@ -842,6 +845,7 @@ static int process_container_create(void *priv, void *sandbox, const berth_conta
     r = pcg_create(c->cgroup_name, c->cfg.resources, &c->cg, err);
     if (r < 0)
         goto fail_dir;
+    PROCESS_TRACE("cgroup");
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
         r = berth_err_set(err, -errno, "process: socketpair: %s", strerror(errno));
         goto fail_cg;
@@ -916,6 +920,7 @@ static int process_container_create(void *priv, void *sandbox, const berth_conta
         close(sv[0]);
         process_child_init(&a);
     }
+    PROCESS_TRACE("cloned");
     close_fd(&sv[1]);
     close_fd(&netfd);
     c->init.pid = (pid_t)pid;
@@ -944,9 +949,11 @@ static int process_container_create(void *priv, void *sandbox, const berth_conta
         r = berth_err_set(err, -EIO, "process: the container's init ended during setup");
     if (r < 0)
         goto fail_child;
+    PROCESS_TRACE("child-ready");
     r = save_state(c, spec->oci_spec_json, err);
     if (r < 0)
         goto fail_child;
+    PROCESS_TRACE("saved");
     if (tty >= 0) {
         c->init.tty_master = tty;
         if (spec->stdio)
@@ -1063,6 +1070,7 @@ static int process_container_start(void *priv, void *container, uint32_t flags, 
     if (r == 0)
         r = await_child(c->init.sync_fd, NULL, err);
     close_fd(&c->init.sync_fd);
+    PROCESS_TRACE("exec");
     if (r < 0) {
         /* The init reported why it could not exec and exits: collect it now. */
         reap(&c->init, 0, NULL);

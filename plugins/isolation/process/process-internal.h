@@ -97,6 +97,34 @@ void process_cfg_clear(struct process_cfg *cfg);
 int process_seccomp_compile(json_t *seccomp, struct sock_fprog *prog, berth_err_t *err);
 /* Where compiled filters are cached (the driver's state dir); NULL turns caching off. */
 void process_seccomp_set_cache_dir(const char *dir);
+/*
+ * A filter compiled elsewhere, for the containers created until it is
+ * cleared: process_cfg_parse() takes a copy of it as the container's
+ * compiled filter, whether the spec has a linux.seccomp or not, and
+ * compiles no profile. For berth-agent, whose host compiled the
+ * container's profile and sent the filter instead (docs/agent-protocol.md,
+ * create's "seccomp"); never set in a shim. The agent sets it just before
+ * its container_create and clears it right after: the driver is
+ * single-threaded there. @filter is copied; @len instructions, 1 to
+ * BPF_MAXINSNS. process_seccomp_preset() returns 0, -EINVAL or -ENOMEM.
+ */
+int process_seccomp_preset(const struct sock_filter *filter, size_t len);
+int process_seccomp_preset_set(void); /* 1 while a filter is set */
+void process_seccomp_preset_clear(void);
+
+/*
+ * Steps of container_create and container_start as they happen, for
+ * berth-agent's trace of a create (docs/agent-protocol.md, "trace"):
+ * called with a static step name when set, NULL (the default) otherwise.
+ * Only the caller's side: the child's setup (mounts, pivot_root) is one
+ * step, "child-ready".
+ */
+extern void (*process_trace_hook)(const char *step);
+#define PROCESS_TRACE(step)                                                                        \
+    do {                                                                                           \
+        if (process_trace_hook)                                                                    \
+            process_trace_hook(step);                                                              \
+    } while (0)
 
 /* Messages on the sync socket between the caller and the child. */
 #define PROCESS_MSG_GO    1 /* caller -> child: carry on */

@@ -493,7 +493,7 @@ int process_cfg_parse(const char *text, struct process_cfg *cfg, berth_err_t *er
                 cfg->root_propagation = propagation_flags[i].flag | MS_REC;
     }
     v = json_object_get(linux_, "seccomp");
-    if (v) {
+    if (v || process_seccomp_preset_set()) {
         r = process_seccomp_compile(v, &cfg->seccomp, err);
         if (r < 0)
             goto out;
@@ -745,10 +745,49 @@ static void seccomp_cache_store(const char *text, const struct sock_fprog *prog)
     unlink(tmp);
 }
 
+static struct sock_fprog seccomp_preset;
+
+int process_seccomp_preset(const struct sock_filter *filter, size_t len)
+{
+    struct sock_filter *copy;
+
+    if (!filter || len == 0 || len > BPF_MAXINSNS)
+        return -EINVAL;
+    if (!(copy = malloc(len * sizeof(*copy))))
+        return -ENOMEM;
+    memcpy(copy, filter, len * sizeof(*copy));
+    process_seccomp_preset_clear();
+    seccomp_preset.filter = copy;
+    seccomp_preset.len = (unsigned short)len;
+    return 0;
+}
+
+int process_seccomp_preset_set(void)
+{
+    return seccomp_preset.filter != NULL;
+}
+
+void process_seccomp_preset_clear(void)
+{
+    free(seccomp_preset.filter);
+    seccomp_preset.filter = NULL;
+    seccomp_preset.len = 0;
+}
+
 int process_seccomp_compile(json_t *sc, struct sock_fprog *prog, berth_err_t *err)
 {
-    char *key = (seccomp_cache_dir && json_is_object(sc)) ? seccomp_cache_key(sc) : NULL;
+    char *key;
     int r;
+
+    if (seccomp_preset.filter) {
+        size_t size = seccomp_preset.len * sizeof(struct sock_filter);
+        if (!(prog->filter = malloc(size)))
+            return berth_err_set(err, -ENOMEM, "process: out of memory");
+        memcpy(prog->filter, seccomp_preset.filter, size);
+        prog->len = seccomp_preset.len;
+        return 0;
+    }
+    key = (seccomp_cache_dir && json_is_object(sc)) ? seccomp_cache_key(sc) : NULL;
 
     if (key && seccomp_cache_load(key, prog)) {
         free(key);

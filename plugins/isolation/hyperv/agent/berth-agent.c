@@ -31,7 +31,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <seccomp.h>
+
 #include "agent.h"
+#include "process-internal.h"
 
 #define AGENT_VERSION "0.1.0"
 /* Stop reading process output while this much is queued for the stdio port. */
@@ -82,6 +85,73 @@ static int64_t mono_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/*
+ * The trace of one create or start that asked for it ("trace": true,
+ * docs/agent-protocol.md): its steps with their CLOCK_MONOTONIC times,
+ * answered as offsets from the request's arrival. The process driver adds
+ * its own steps through process_trace_hook while the op runs. Off, it
+ * costs a clock read per request.
+ */
+#define TRACE_MAX 24
+static struct {
+    int on;
+    int64_t t0; /* when the request's frame was taken from the port */
+    unsigned n;
+    struct {
+        const char *step; /* static */
+        int64_t ns;
+    } at[TRACE_MAX];
+} trace;
+
+static void trace_step(const char *step)
+{
+    if (trace.on && trace.n < TRACE_MAX) {
+        trace.at[trace.n].step = step;
+        trace.at[trace.n++].ns = mono_ns();
+    }
+}
+
+/* Start tracing the op of request @o when it asks for it. */
+static void trace_begin(json_t *o)
+{
+    if (!json_is_true(json_object_get(o, "trace")))
+        return;
+    trace.on = 1;
+    trace.n = 0;
+    process_trace_hook = trace_step;
+    trace_step("decoded");
+}
+
+/* Stop tracing; the steps so far as the reply's "trace" member of @reply (NULL: none). */
+static json_t *trace_end(json_t *reply)
+{
+    json_t *a;
+
+    if (!trace.on)
+        return reply;
+    trace_step("reply");
+    trace.on = 0;
+    process_trace_hook = NULL;
+    if (!reply)
+        reply = json_object();
+    a = json_array();
+    for (unsigned i = 0; a && i < trace.n; i++)
+        json_array_append_new(
+            a, json_pack("[s,I]", trace.at[i].step, (json_int_t)(trace.at[i].ns - trace.t0)));
+    if (reply && a)
+        json_object_set_new(reply, "trace", a);
+    else
+        json_decref(a);
+    return reply;
 }
 
 static void close_fd(int *fd)
@@ -711,9 +781,11 @@ static int op_hello(struct req *q)
     A.hello_done = 1;
     uname(&u);
     agent_reply_ok(&A.ctl_wr, q->id,
-                   json_pack("{s:i, s:[s,s,s,s,s,s,s], s:s, s:s, s:b}", "version", (int)v, "caps",
-                             "exec", "tty", "stats", "pause", "resize", "oom", "net",
-                             "agent_version", AGENT_VERSION, "kernel", u.release, "pid1", A.pid1));
+                   json_pack("{s:i, s:[s,s,s,s,s,s,s,s,s], s:s, s:s, s:b, s:I}", "version", (int)v,
+                             "caps", "exec", "tty", "stats", "pause", "resize", "oom", "net",
+                             "seccomp_bpf", "trace", "agent_version", AGENT_VERSION, "kernel",
+                             u.release, "pid1", A.pid1, "seccomp_arch",
+                             (json_int_t)seccomp_arch_native()));
     return 0;
 }
 
@@ -803,6 +875,53 @@ static int binds_share(struct req *q, struct ctr *c, json_t *desc, json_t *confi
     return 0;
 }
 
+/*
+ * create's "seccomp": the filter the host compiled from the container's
+ * seccomp profile ({"arch": AUDIT_ARCH_*, "bpf": base64 of the
+ * sock_filter array}), handed to the process driver as the container's
+ * filter instead of compiling a profile in the guest (the host then leaves
+ * linux.seccomp out of the config). 1 when set (handle_control() clears it
+ * after the create, whatever its outcome); 0 when it is for another
+ * architecture and the config has the profile, which is then compiled here
+ * as without the member; else -errno.
+ */
+static int seccomp_from_host(struct req *q, json_t *sc, json_t *config)
+{
+    json_t *arch = json_object_get(sc, "arch");
+    const char *text = json_string_value(json_object_get(sc, "bpf"));
+    uint8_t *bpf;
+    size_t len;
+    int r;
+
+    if (!json_is_object(sc) || !json_is_integer(arch) || !text)
+        FAIL(q, EINVAL, "create: \"seccomp\" must be {\"arch\": N, \"bpf\": base64}");
+    if ((uint32_t)json_integer_value(arch) != seccomp_arch_native()) {
+        if (!json_object_get(json_object_get(config, "linux"), "seccomp"))
+            FAIL(q, EINVAL,
+                 "create: the seccomp filter is for arch 0x%x, this guest's is 0x%x, and the "
+                 "config has no profile to compile",
+                 (unsigned)json_integer_value(arch), seccomp_arch_native());
+        agent_log("create: the host's seccomp filter is for arch 0x%x, this guest's is 0x%x: "
+                  "compiling the profile here",
+                  (unsigned)json_integer_value(arch), seccomp_arch_native());
+        return 0;
+    }
+    if (agent_base64_decode(text, &bpf, &len) < 0)
+        FAIL(q, EINVAL, "create: \"seccomp\": \"bpf\" is not base64");
+    if (len == 0 || len % sizeof(struct sock_filter) ||
+        len / sizeof(struct sock_filter) > BPF_MAXINSNS) {
+        free(bpf);
+        FAIL(q, EINVAL, "create: \"seccomp\": \"bpf\" is not 1 to %d BPF instructions",
+             BPF_MAXINSNS);
+    }
+    r = process_seccomp_preset((const struct sock_filter *)bpf, len / sizeof(struct sock_filter));
+    free(bpf);
+    if (r < 0)
+        FAIL(q, -r, "create: \"seccomp\": %s", strerror(-r));
+    trace_step("seccomp-from-host");
+    return 1;
+}
+
 static int op_create(struct req *q)
 {
     const char *id = str(q, "container");
@@ -825,6 +944,7 @@ static int op_create(struct req *q)
         FAIL(q, EINVAL, "create: \"config\" must be an OCI config object");
     if ((r = sandbox_ensure(q->why, sizeof(q->why))) < 0)
         return r;
+    trace_step("sandbox");
     /*
      * The VM's network, which its containers share: only as PID 1 of a
      * guest (in host mode it would reconfigure the host's interfaces).
@@ -852,6 +972,12 @@ static int op_create(struct req *q)
     }
     if ((r = rootfs_list(q, c, json_object_get(q->o, "rootfs"), &m, &list)) < 0 ||
         (r = binds_share(q, c, json_object_get(q->o, "binds"), config)) < 0) {
+        ctr_free(c);
+        return r;
+    }
+    trace_step("rootfs");
+    if (json_object_get(q->o, "seccomp") &&
+        (r = seccomp_from_host(q, json_object_get(q->o, "seccomp"), config)) < 0) {
         ctr_free(c);
         return r;
     }
@@ -886,7 +1012,7 @@ static int op_create(struct req *q)
     A.ctrs = c;
     if (r < 0)
         FAIL(q, ENOMEM, "out of memory attaching streams");
-    agent_reply_ok(&A.ctl_wr, q->id, json_pack("{s:i}", "pid", (int)c->init.pid));
+    agent_reply_ok(&A.ctl_wr, q->id, trace_end(json_pack("{s:i}", "pid", (int)c->init.pid)));
     return 0;
 }
 
@@ -923,7 +1049,7 @@ static int op_start(struct req *q)
     if ((r = A.ops->container_start(A.priv, c->h, 0, &err)) < 0)
         FAIL(q, -r, "%s", err.msg);
     c->started = 1;
-    agent_reply_ok(&A.ctl_wr, q->id, NULL);
+    agent_reply_ok(&A.ctl_wr, q->id, trace_end(NULL));
     return 0;
 }
 
@@ -1174,6 +1300,7 @@ static void handle_control(const uint8_t *payload, uint32_t len)
     const char *op;
     int r;
 
+    trace.t0 = mono_ns();
     if (agent_json_decode(payload, len, &q.o, q.why, sizeof(q.why)) < 0) {
         agent_log("control: %s", q.why);
         agent_reply_err(&A.ctl_wr, -1, EBADMSG, q.why);
@@ -1195,11 +1322,15 @@ static void handle_control(const uint8_t *payload, uint32_t len)
         r = -EPROTO, snprintf(q.why, sizeof(q.why), "hello first");
     else if (strcmp(op, "ping") == 0)
         r = agent_reply_ok(&A.ctl_wr, q.id, NULL) < 0 ? -ENOMEM : 0;
-    else if (strcmp(op, "create") == 0)
+    else if (strcmp(op, "create") == 0) {
+        trace_begin(q.o);
         r = op_create(&q);
-    else if (strcmp(op, "start") == 0)
+        /* The host's filter was for this container only, whatever became of it. */
+        process_seccomp_preset_clear();
+    } else if (strcmp(op, "start") == 0) {
+        trace_begin(q.o);
         r = op_start(&q);
-    else if (strcmp(op, "exec") == 0)
+    } else if (strcmp(op, "exec") == 0)
         r = op_exec(&q);
     else if (strcmp(op, "signal") == 0)
         r = op_signal(&q);
@@ -1224,6 +1355,8 @@ static void handle_control(const uint8_t *payload, uint32_t len)
             snprintf(q.why, sizeof(q.why), "%s", strerror(-r));
         agent_reply_err(&A.ctl_wr, q.id, -r, q.why);
     }
+    /* A failed op's trace is dropped with it (its reply carries none). */
+    json_decref(trace_end(NULL));
     json_decref(q.o);
 }
 
