@@ -634,12 +634,14 @@ struct waiter {
     char id[65];
     int fd;
     int code;
-    int polling, timing, poll_inited;
-    unsigned ticks; /* removal re-checks so far */
+    int polling, timing, poll_inited; /* poll_inited: never again (a handle is set up once) */
+    int poll_open;                    /* the poll handle is to be closed */
+    unsigned ticks;                   /* removal re-checks so far */
     uv_loop_t *loop;
     uv_poll_t poll;
     uv_timer_t timer;  /* stop: the deadline; wait: re-checks (not started yet, removal) */
-    int closes;        /* handles still closing before the free */
+    int closes;        /* handles still closing */
+    int freeing;       /* waiter_free ran: the last close frees */
     char finished[48]; /* the record's FinishedAt when the wait began: a new one is the next exit */
     int exited;        /* the exit is known; a removal may still be awaited */
     struct waiter *next_pending, **prev_pending; /* in `pending` until the container starts */
@@ -671,8 +673,26 @@ static void pending_del(struct waiter *w)
 static void waiter_closed(uv_handle_t *h)
 {
     struct waiter *w = h->data;
-    if (--w->closes == 0)
+    if (--w->closes == 0 && w->freeing)
         free(w);
+}
+
+/*
+ * Close the poll handle before its fd goes: libuv's close of a poll handle
+ * removes the handle's fd number from its epoll set, and once the fd is
+ * closed that number can already be another connection's, whose events
+ * would then stop (and libuv aborts when it next modifies that watcher).
+ */
+static void waiter_close_poll(struct waiter *w)
+{
+    if (!w->poll_open)
+        return;
+    if (w->polling)
+        uv_poll_stop(&w->poll);
+    w->polling = 0;
+    w->poll_open = 0;
+    w->closes++;
+    uv_close((uv_handle_t *)&w->poll, waiter_closed);
 }
 
 /* Drop everything; the reply (if any) is sent already. */
@@ -681,17 +701,13 @@ static void waiter_free(struct waiter *w)
     pending_del(w);
     bd_on_gone(w->c, NULL, NULL);
     bd_conn_unref(w->c);
-    w->closes = 1 + w->poll_inited;
+    w->freeing = 1;
     /* The poll goes before its fd: libuv must not watch a closed descriptor. */
-    if (w->poll_inited) {
-        if (w->polling)
-            uv_poll_stop(&w->poll);
-        w->polling = 0;
-        uv_close((uv_handle_t *)&w->poll, waiter_closed);
-    }
+    waiter_close_poll(w);
     if (w->fd >= 0)
         close(w->fd);
     w->fd = -1;
+    w->closes++;
     uv_close((uv_handle_t *)&w->timer, waiter_closed);
 }
 
@@ -754,10 +770,11 @@ static void after_exit(struct waiter *w)
 static void on_wait_fd(uv_poll_t *p, int status, int events)
 {
     struct waiter *w = p->data;
+    (void)p;
     (void)status;
     (void)events;
-    uv_poll_stop(p);
-    w->polling = 0;
+    /* wait_end closes the fd: the handle goes first (waiter_close_poll). */
+    waiter_close_poll(w);
     if (berth_container_wait_end(w->e, w->id, w->fd, &w->code, NULL) < 0)
         w->code = -1;
     w->fd = -1;
@@ -776,6 +793,7 @@ static int waiter_begin(struct waiter *w)
         return 1;
     }
     w->poll_inited = 1;
+    w->poll_open = 1;
     w->poll.data = w;
     w->polling = uv_poll_start(&w->poll, UV_READABLE | UV_DISCONNECT, on_wait_fd) == 0;
     return w->polling ? 0 : 1;
@@ -1353,7 +1371,8 @@ struct follower {
     char id[65];
     int fd; /* the monitor's wait socket */
     int watching, polling;
-    int closes;
+    int closes;  /* handles still closing */
+    int freeing; /* follower_free ran: the last close frees */
     uv_fs_event_t watch;
     uv_poll_t poll;
     uv_timer_t timer;
@@ -1362,7 +1381,7 @@ struct follower {
 static void follower_closed(uv_handle_t *h)
 {
     struct follower *f = h->data;
-    if (--f->closes == 0) {
+    if (--f->closes == 0 && f->freeing) {
         if (f->fd >= 0)
             close(f->fd);
         free(f->lb.data);
@@ -1375,7 +1394,8 @@ static void follower_free(struct follower *f)
 {
     bd_on_gone(f->c, NULL, NULL);
     bd_conn_unref(f->c);
-    f->closes = 1 + f->watching + f->polling;
+    f->freeing = 1;
+    f->closes += 1 + f->watching + f->polling;
     if (f->watching)
         uv_close((uv_handle_t *)&f->watch, follower_closed);
     if (f->polling)
@@ -1422,7 +1442,13 @@ static void on_follow_exit(uv_poll_t *p, int status, int events)
     int code;
     (void)status;
     (void)events;
-    uv_poll_stop(p);
+    /*
+     * Closed before wait_end closes its fd: a later close would remove the
+     * fd's number from libuv's epoll set when it may be another's already.
+     */
+    f->polling = 0;
+    f->closes++;
+    uv_close((uv_handle_t *)p, follower_closed);
     berth_container_wait_end(f->e, f->id, f->fd, &code, NULL);
     f->fd = -1;
     follower_end(f);
