@@ -23,6 +23,22 @@ out=$(cat "$T/out")
 [ "$out" != "$(uname -r)" ] && ok "which is not the host's" || not_ok "the host's kernel ran it"
 nothing_left "after uname"
 
+# The guest's clock is the host's (qemu's RTC, read at boot), not 1970's, and
+# its timers keep time on two vCPUs too (the PIT ticks for both under TCG).
+before=$(date +%s)
+expect_exit 0 "date and a timed sleep in the guest" hv --cpus 2 demo sh -c \
+    'date +%s; read a b </proc/uptime; sleep 2; read c d </proc/uptime; echo "$a $c"'
+after=$(date +%s)
+guest=$(sed -n 1p "$T/out")
+[ -n "$guest" ] && [ "$guest" -ge $((before - 2)) ] && [ "$guest" -le $((after + 2)) ] &&
+    ok "the guest's date is the host's ($guest in $before..$after)" ||
+    not_ok "the guest's date is '$guest', the host's was $before..$after"
+slept=$(sed -n 2p "$T/out" | awk '{ printf "%d", ($2 - $1) * 1000 }')
+[ -n "$slept" ] && [ "$slept" -ge 1900 ] && [ "$slept" -le 4000 ] &&
+    ok "sleep 2 takes 2 s of the guest's uptime on two vCPUs (${slept} ms)" ||
+    not_ok "sleep 2 took '${slept}' ms of the guest's uptime"
+nothing_left "after date"
+
 expect_exit 3 "exit 3 comes back" hv demo sh -c 'exit 3'
 nothing_left "after exit 3"
 

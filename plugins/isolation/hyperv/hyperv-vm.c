@@ -117,14 +117,21 @@ int hv_vm_argv(const hv_vm_spec_t *spec, int control_fd, int stdio_fd, char ***r
 
     add(&a, "%s", spec->qemu && *spec->qemu ? spec->qemu : "qemu-system-x86_64");
     /*
-     * microvm: virtio-mmio devices only, no PCI, no firmware, no option ROMs,
-     * no RTC; the ISA serial port is the console (the guest's early output
-     * and panics land in the log). acpi=off for berth's kernel, which has no ACPI,
-     * and only then does qemu list the virtio-mmio devices on the kernel
-     * command line, where the guest finds them.
+     * microvm: virtio-mmio devices only, no PCI, no firmware, no option ROMs;
+     * the ISA serial port is the console (the guest's early output and panics
+     * land in the log). acpi=off for berth's kernel, which has no ACPI, and
+     * only then does qemu list the virtio-mmio devices on the kernel command
+     * line, where the guest finds them.
+     *
+     * rtc=on although nothing in the guest wants a clock chip: x86 Linux
+     * reads the CMOS clock at boot whatever its config, and without one every
+     * read says "update in progress", so it retries 100 times 10 ms apart.
+     * With the TSC calibrated (most boots) that is a whole second of boot;
+     * with the chip the read is immediate and the guest's wall clock is the
+     * host's (to the second) instead of 1970.
      */
     add(&a, "-M");
-    add(&a, "microvm,x-option-roms=off,isa-serial=on,rtc=off,acpi=%s", spec->acpi ? "on" : "off");
+    add(&a, "microvm,x-option-roms=off,isa-serial=on,rtc=on,acpi=%s", spec->acpi ? "on" : "off");
     add(&a, "-accel");
     add(&a, "%s", spec->accel);
     /* KVM: the host's CPU as is; TCG: qemu's default model (`max` boots slower here). */
@@ -154,10 +161,17 @@ int hv_vm_argv(const hv_vm_spec_t *spec, int control_fd, int stdio_fd, char ***r
     /*
      * reboot=t: without ACPI a guest's power-off spins; a triple-fault reboot
      * is how the agent ends the VM (-no-reboot turns it into qemu's exit).
+     *
+     * Under TCG the vCPU has no TSC-deadline timer, so the kernel would
+     * calibrate its local APIC timer against the PIT and then verify it:
+     * 100 ms of ticks each, a fifth of a boot here. noapictimer leaves the
+     * ticks to the PIT (broadcast to the other vCPUs), and no_timer_check
+     * skips the 40 ms check that the timer interrupt arrives at all. Under
+     * KVM the host's CPU has the deadline timer and neither wait happens.
      */
     add(&a, "-append");
-    add(&a, "console=ttyS0 quiet panic=-1 reboot=t%s%s", spec->append ? " " : "",
-        spec->append ? spec->append : "");
+    add(&a, "console=ttyS0 quiet panic=-1 reboot=t%s%s%s", kvm ? "" : " noapictimer no_timer_check",
+        spec->append ? " " : "", spec->append ? spec->append : "");
     add(&a, "-device");
     add(&a, "virtio-serial-device,max_ports=4");
     add(&a, "-chardev");

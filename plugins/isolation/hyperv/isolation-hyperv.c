@@ -489,8 +489,9 @@ static void on_control(struct hv_sandbox *sb, const uint8_t *payload, uint32_t l
             hv_trace(q->proc->exec_id[0] ? "exec-exited" : "exited");
             if (json_is_true(json_object_get(obj, "ok"))) {
                 /*
-                 * The end is timed here: the guest has no RTC (rtc=off), so its
-                 * wall clock, and the agent's finished_ns, start at the epoch.
+                 * The end is timed here, not by the agent's finished_ns: the
+                 * guest's wall clock comes from qemu's RTC, read once at boot
+                 * to the second, and drifts from the host's after.
                  */
                 proc_complete(q->proc, (int)json_integer_value(json_object_get(obj, "exit_code")),
                               (int)json_integer_value(json_object_get(obj, "signal")), 0);
@@ -1569,10 +1570,13 @@ static int guest_select(struct hv_priv *p, hv_vm_spec_t *vs, hv_kernel_t *k, cha
     vs->kernel = k->path;
     vs->initrd = initrd;
     vs->acpi = 1;
-    /* Under TCG its clock needs the TSC's rate given (hv_host_tsc_khz()); kernel_args after. */
+    /*
+     * Under TCG its clock needs the TSC's rate given (hv_host_tsc_khz());
+     * kernel_args after. hv_vm_argv() adds no_timer_check under TCG.
+     */
     if (strcmp(vs->accel, "tcg") == 0 && (khz = hv_host_tsc_khz()) > 0) {
-        if (snprintf(append, append_size, "tsc_early_khz=%lu no_timer_check%s%s", khz,
-                     vs->append ? " " : "", vs->append ? vs->append : "") >= (int)append_size)
+        if (snprintf(append, append_size, "tsc_early_khz=%lu%s%s", khz, vs->append ? " " : "",
+                     vs->append ? vs->append : "") >= (int)append_size)
             return berth_err_set(err, -E2BIG, "hyperv: kernel_args too long");
         vs->append = append;
     }

@@ -26,7 +26,7 @@ import time
 # acpi=off: the guest kernel has no ACPI, and only without it does qemu put
 # the virtio-mmio devices on the kernel command line (virtio_mmio.device=...),
 # where VIRTIO_MMIO_CMDLINE_DEVICES finds them; with ACPI on they stay unseen.
-MICROVM = "microvm,x-option-roms=off,isa-serial=on,rtc=off,acpi=off"
+MICROVM = "microvm,x-option-roms=off,isa-serial=on,rtc=on,acpi=off"
 APPEND = "console=ttyS0 quiet panic=-1 reboot=t"
 MARK = "berth-boot: "
 
