@@ -147,6 +147,15 @@ def main():
         w, out, _ = run('c4', ['cat'], stdin=b'through the VM\n', sid=40)
         check('stdin reaches the container and back', out == 'through the VM\n', repr(out))
 
+        # A clean boot says nothing on the console: the kernel is quiet, and
+        # the agent logs only failures (it once asked for cgroup controllers
+        # the guest kernel lacks, on every boot).
+        a.stderr.flush()
+        with open(console, 'rb') as f:
+            said = [ln for ln in f.read().decode(errors='replace').splitlines()
+                    if ln.startswith('berth-agent')]
+        check('the agent logged nothing on a clean boot', not said, '\n'.join(said))
+
         a.ok('shutdown')
         try:
             code = a.proc.wait(timeout=60)

@@ -7,6 +7,7 @@
  * kernel reparents them to PID 1).
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -129,6 +130,17 @@ static void load_modules(void)
     unlink(MODULES_LIST);
 }
 
+/* Whether the space-separated list @list has @word. */
+static int has_word(const char *list, const char *word)
+{
+    size_t n = strlen(word);
+    for (const char *p = list; (p = strstr(p, word)); p += n)
+        if ((p == list || isspace((unsigned char)p[-1])) &&
+            (p[n] == '\0' || isspace((unsigned char)p[n])))
+            return 1;
+    return 0;
+}
+
 int agent_guest_setup(void)
 {
     int fd;
@@ -159,16 +171,28 @@ int agent_guest_setup(void)
     loopback_up();
     /*
      * Delegate the controllers to children, so the process driver's
-     * container cgroups can limit memory, cpu and pids. A controller the
-     * kernel lacks is skipped (one write each, so one failure doesn't stop the rest).
+     * container cgroups can limit memory, cpu and pids. Only those the
+     * kernel has (cgroup.controllers): berth's guest kernel has no io or
+     * cpuset, and asking for them put two errors on every VM's console.
+     * One write each, so one failure doesn't stop the rest.
      */
-    static const char *const ctls[] = { "+memory", "+cpu", "+pids", "+io", "+cpuset" };
+    static const char *const ctls[] = { "memory", "cpu", "pids", "io", "cpuset" };
+    char have[256] = "";
+    if ((fd = open("/sys/fs/cgroup/cgroup.controllers", O_RDONLY | O_CLOEXEC)) >= 0) {
+        ssize_t n = read(fd, have, sizeof(have) - 1);
+        have[n > 0 ? n : 0] = '\0';
+        close(fd);
+    }
     for (size_t i = 0; i < sizeof(ctls) / sizeof(ctls[0]); i++) {
+        char word[16];
+        if (!has_word(have, ctls[i]))
+            continue;
+        snprintf(word, sizeof(word), "+%s", ctls[i]);
         fd = open("/sys/fs/cgroup/cgroup.subtree_control", O_WRONLY | O_CLOEXEC);
         if (fd < 0)
             break;
-        if (write(fd, ctls[i], strlen(ctls[i])) < 0)
-            agent_log("cgroup controller %s: %s", ctls[i] + 1, strerror(errno));
+        if (write(fd, word, strlen(word)) < 0)
+            agent_log("cgroup controller %s: %s", ctls[i], strerror(errno));
         close(fd);
     }
     return 0;
