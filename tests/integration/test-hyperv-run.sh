@@ -10,8 +10,10 @@
 # dirs are gone. Also exec, stop, and qemu dying under a running
 # container. Skips (77) when qemu, the guest kernel or the initramfs is
 # missing, or without root.
-# Usage: test-hyperv-run.sh BERTH KERNEL KERNEL_RELEASE_FILE INITRD
+# Usage: test-hyperv-run.sh BERTH KERNEL KERNEL_RELEASE_FILE INITRD [ISA_V3]
+# ISA_V3: a static program built for x86-64-v3 (hyperv/isa-v3.c).
 . "$(dirname "$0")/hyperv-lib.sh"
+ISA_V3=${5:-}
 
 # The demo image first (pulled from the images shipped with berth), so that
 # the timed runs below are only the VM.
@@ -38,6 +40,16 @@ slept=$(sed -n 2p "$T/out" | awk '{ printf "%d", ($2 - $1) * 1000 }')
     ok "sleep 2 takes 2 s of the guest's uptime on two vCPUs (${slept} ms)" ||
     not_ok "sleep 2 took '${slept}' ms of the guest's uptime"
 nothing_left "after date"
+
+# Images built for x86-64-v2 and up (RHEL 9's family) run: the guest CPU
+# under TCG has what qemu emulates (v3), not plain x86-64.
+if [ -n "$ISA_V3" ] && [ -x "$ISA_V3" ]; then
+    expect_exit 0 "a program built for x86-64-v3 in the guest" hv -v "$ISA_V3:/isa-v3:ro" demo /isa-v3
+    expect_grep "^x86-64-v3 ok$" "$T/out" "its AVX2, FMA, BMI2, POPCNT and SSE4.2 instructions ran"
+    nothing_left "after the x86-64-v3 program"
+else
+    echo "# no x86-64-v3 test program given: that check is skipped"
+fi
 
 expect_exit 3 "exit 3 comes back" hv demo sh -c 'exit 3'
 nothing_left "after exit 3"
