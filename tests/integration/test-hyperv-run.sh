@@ -60,6 +60,18 @@ cmp -s "$T/in" "$T/out" && ok "stdin reaches the container and comes back" ||
     not_ok "cat gave '$(cat "$T/out")'"
 nothing_left "after cat"
 
+# --network none: the VM has no NIC and the container shares the guest's
+# only stack: its loopback, up, and no other device with an address.
+expect_exit 0 "--network none" hv demo sh -c 'ls /sys/class/net; cat /sys/class/net/lo/flags; cat /proc/net/route'
+expect_grep "^lo$" "$T/out" "the loopback is there"
+grep -q "^0x[0-9a-f]*[13579bdf]$" "$T/out" && ok "and up" || not_ok "lo is down: $(cat "$T/out")"
+grep -Eq "^(eth|ens|enp|tap|veth)" "$T/out" && not_ok "a network device: $(cat "$T/out")" ||
+    ok "no network device besides it"
+[ "$(grep -c . "$T/out" | tr -d ' ')" -ge 2 ] && ! grep -q "^eth" "$T/out" &&
+    [ "$(sed -n '/^Iface/,$p' "$T/out" | wc -l)" -eq 1 ] && ok "and no routes" ||
+    not_ok "routes: $(sed -n '/^Iface/,$p' "$T/out")"
+nothing_left "after --network none"
+
 expect_exit 125 "the host's network is refused" b run --rm --isolation hyperv --network host demo true
 expect_grep "not possible for a VM" "$T/err" "the refusal says why"
 nothing_left "after the refusal"

@@ -1766,10 +1766,13 @@ static void hv_sandbox_release(void *priv, void *sandbox)
 /* ---- containers ---- */
 
 /*
- * A VM on networks has one network stack, the guest's, set up by the agent
- * from the "network" member of create: the container shares it. The spec's
- * network namespace (the host's sandbox namespace) means nothing in the
- * guest, so it goes.
+ * A VM has one network stack, the guest's, and one container: the container
+ * shares it. On networks the agent sets it up from create's "network"
+ * member; with --network none the VM has no NIC and the guest has only its
+ * loopback (up from boot), the same view a namespace of its own would give,
+ * without the 30-60 ms that cloning one costs under TCG. The spec's network
+ * namespace (the host's sandbox namespace, or a new one) goes. A driver
+ * hosting several containers in one VM (lcow) must keep them apart instead.
  */
 static void guest_share_netns(json_t *oci)
 {
@@ -2141,8 +2144,8 @@ static int hv_container_create(void *priv, void *sandbox, const berth_container_
     if (sb->netns) {
         if ((r = hv_net_attach(sb->netns, "eth0", hv_net_find_tc(sb->p->tc), &sb->net, err)) < 0)
             goto fail;
-        guest_share_netns(oci);
     }
+    guest_share_netns(oci);
     /* Before the boot, so the filter is ready at hello (a cache hit takes ~1 ms). */
     seccomp = seccomp_member(oci);
     hv_trace("seccomp-compiled");
