@@ -8,7 +8,8 @@
 # network is refused (networks: test-hyperv-net.sh), and after each run no qemu of this root
 # remains, nothing is mounted under the runroot and the containers' state
 # dirs are gone. Also exec, stop, and qemu dying under a running
-# container. Skips (77) when qemu, the guest kernel or the initramfs is
+# container; VMs restored from the snapshot of the first one (unique random
+# state and the host's clock in each), a damaged snapshot, snapshots off. Skips (77) when qemu, the guest kernel or the initramfs is
 # missing, or without root.
 # Usage: test-hyperv-run.sh BERTH KERNEL KERNEL_RELEASE_FILE INITRD [ISA_V3]
 # ISA_V3: a static program built for x86-64-v3 (hyperv/isa-v3.c).
@@ -24,6 +25,55 @@ out=$(cat "$T/out")
     not_ok "uname -r printed '$out', the guest kernel is '$guest_release'"
 [ "$out" != "$(uname -r)" ] && ok "which is not the host's" || not_ok "the host's kernel ran it"
 nothing_left "after uname"
+
+# Snapshots: that first VM of its shape was saved just after its agent's
+# hello, and the next ones of the shape are restored from it instead of
+# booting, each given the host's entropy and clock first (without that they
+# would all draw the same random numbers and keep the snapshot's time).
+snap=$(find "$T/root" -name '*.vmstate' | head -n 1)
+[ -n "$snap" ] && [ -s "$snap" ] && ok "the first VM was saved ($(basename "$snap"))" ||
+    not_ok "no snapshot after the first VM"
+export BERTH_HYPERV_TRACE="$T/trace"
+for i in 1 2; do
+    rm -f "$T/trace"
+    before=$(date +%s)
+    expect_exit 0 "restored VM $i" hv demo sh -c \
+        'cat /proc/sys/kernel/random/uuid; head -c 16 /dev/urandom | od -An -tx1; date +%s'
+    after=$(date +%s)
+    cp "$T/out" "$T/restored$i"
+    grep -q " restored$" "$T/trace" 2>/dev/null && ok "VM $i was restored, not booted" ||
+        not_ok "VM $i was not restored: $(cut -d' ' -f2 "$T/trace" 2>/dev/null | tr '\n' ' ')"
+    guest=$(sed -n 3p "$T/out")
+    [ -n "$guest" ] && [ "$guest" -ge $((before - 2)) ] && [ "$guest" -le $((after + 2)) ] &&
+        ok "its clock is the host's ($guest in $before..$after)" ||
+        not_ok "its clock says '$guest', the host's was $before..$after"
+done
+unset BERTH_HYPERV_TRACE
+[ -s "$T/restored1" ] && [ "$(sed -n 1p "$T/restored1")" != "$(sed -n 1p "$T/restored2")" ] &&
+    ok "two VMs restored from one snapshot draw different UUIDs" ||
+    not_ok "both drew $(sed -n 1p "$T/restored1")"
+[ -s "$T/restored1" ] && [ "$(sed -n 2p "$T/restored1")" != "$(sed -n 2p "$T/restored2")" ] &&
+    ok "and different bytes from /dev/urandom" || not_ok "both read $(sed -n 2p "$T/restored1")"
+nothing_left "after the restored VMs"
+
+# A damaged snapshot: the VM boots instead, and its save replaces the file.
+head -c 4096 "$snap" >"$T/damaged" && cat "$T/damaged" >"$snap"
+expect_exit 0 "a run over a damaged snapshot" hv demo echo booted
+expect_grep "^booted$" "$T/out" "the container ran"
+[ "$(stat -c %s "$snap" 2>/dev/null || echo 0)" -gt 4096 ] && ok "a new snapshot replaced the damaged one" ||
+    not_ok "the snapshot is $(stat -c %s "$snap" 2>/dev/null || echo missing)"
+nothing_left "after the damaged snapshot"
+
+# Off in the config: VMs boot, nothing is saved.
+rm -f "$snap"
+echo '{"drivers": {"hyperv": {"snapshots": false}}}' >"$T/c.json"
+expect_exit 0 "a run with snapshots off" hv demo true
+[ -z "$(find "$T/root" -name '*.vmstate')" ] && ok "no snapshot saved" || not_ok "a snapshot was saved"
+echo '{"drivers": {"hyperv": {"snapshots": "yes"}}}' >"$T/c.json"
+expect_exit 125 "snapshots must be a boolean" hv demo true
+expect_grep "snapshots must be true or false" "$T/err" "the error says so"
+echo '{}' >"$T/c.json"
+nothing_left "after snapshots off"
 
 # The guest's clock is the host's (qemu's RTC, read at boot), not 1970's, and
 # its timers keep time on two vCPUs too (the PIT ticks for both under TCG).

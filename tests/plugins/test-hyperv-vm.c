@@ -8,7 +8,8 @@
  * is missing): a qemu that fails (no such kernel) is seen to exit with its
  * reason in the console log, with nothing left (no process, no
  * descriptor). A tap's fd reaches qemu as fd 6 (a script in qemu's place
- * lists what it inherited), and nothing else of the caller's does.
+ * lists what it inherited), and nothing else of the caller's does. The
+ * shape key that names a VM's snapshot, and the restore's command line.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -177,7 +178,109 @@ static void test_argv_refused(void **state)
     s = base;
     s.append = "a\nb";
     assert_int_equal(hv_vm_argv(&s, 3, 4, &argv, &err), -EINVAL);
+    s = base;
+    s.incoming = "/snap/it's"; /* qemu would hand it to a shell */
+    assert_int_equal(hv_vm_argv(&s, 3, 4, &argv, &err), -EINVAL);
+    assert_non_null(strstr(err.msg, "snapshot"));
     assert_null(argv);
+}
+
+/* A snapshot is read through cat, from a pipe: qemu 7.2 can't load one from a file's fd. */
+static void test_argv_incoming(void **state)
+{
+    hv_vm_spec_t s = base;
+    char **argv = NULL;
+    berth_err_t err = { 0 };
+    (void)state;
+
+    assert_int_equal(hv_vm_argv(&s, 3, 4, &argv, &err), 0);
+    assert_int_equal(find(argv, "-incoming"), -1);
+    hv_vm_argv_free(argv);
+    s.incoming = "/state/snapshots/k.vmstate";
+    assert_int_equal(hv_vm_argv(&s, 3, 4, &argv, &err), 0);
+    assert_string_equal(value_of(argv, "-incoming"), "exec:cat '/state/snapshots/k.vmstate'");
+    hv_vm_argv_free(argv);
+}
+
+/*
+ * The shape key: the same for VMs that differ only in their own paths,
+ * another one for anything qemu builds differently (memory, vCPUs, a
+ * second share, the command line) and for a kernel file that changed; none
+ * for a VM with a NIC or a disk. Real files stand in for the kernel and
+ * initramfs (their identity is part of the key).
+ */
+static void test_shape_key(void **state)
+{
+    char dir[] = "/tmp/hv-key-XXXXXX", kernel[64], initrd[64], k1[33], k2[33];
+    struct timespec later[2] = { { 0, UTIME_OMIT }, { 12345, 0 } };
+    hv_vm_spec_t s = base, t;
+    berth_err_t err = { 0 };
+    FILE *f;
+    (void)state;
+
+    assert_non_null(mkdtemp(dir));
+    snprintf(kernel, sizeof(kernel), "%s/vmlinux", dir);
+    snprintf(initrd, sizeof(initrd), "%s/initrd", dir);
+    assert_non_null(f = fopen(kernel, "w"));
+    fclose(f);
+    assert_non_null(f = fopen(initrd, "w"));
+    fclose(f);
+    s.qemu = "/bin/sh"; /* any file: only its identity counts */
+    s.kernel = kernel;
+    s.initrd = initrd;
+    s.share_dir = "/run/berth/c1/rootfs";
+    s.console_log = "/run/berth/c1/console";
+    s.qmp_fd = 1;
+    assert_int_equal(hv_vm_shape_key(&s, k1, &err), 0);
+    assert_int_equal(strlen(k1), 32);
+    t = s;
+    t.share_dir = "/run/berth/c2/rootfs";
+    t.console_log = "/run/berth/c2/console";
+    t.incoming = "/state/snapshots/x.vmstate";
+    assert_int_equal(hv_vm_shape_key(&t, k2, &err), 0);
+    assert_string_equal(k1, k2);
+
+    t = s;
+    t.mem_mib = 512;
+    assert_int_equal(hv_vm_shape_key(&t, k2, &err), 0);
+    assert_string_not_equal(k1, k2);
+    t = s;
+    t.vcpus = 1;
+    assert_int_equal(hv_vm_shape_key(&t, k2, &err), 0);
+    assert_string_not_equal(k1, k2);
+    t = s;
+    t.binds_dir = "/run/berth/c1/binds";
+    assert_int_equal(hv_vm_shape_key(&t, k2, &err), 0);
+    assert_string_not_equal(k1, k2);
+    t = s;
+    t.append = "loglevel=7";
+    assert_int_equal(hv_vm_shape_key(&t, k2, &err), 0);
+    assert_string_not_equal(k1, k2);
+    t = s;
+    t.accel = "kvm";
+    assert_int_equal(hv_vm_shape_key(&t, k2, &err), 0);
+    assert_string_not_equal(k1, k2);
+
+    /* The same kernel path, another kernel. */
+    assert_int_equal(utimensat(AT_FDCWD, kernel, later, 0), 0);
+    assert_int_equal(hv_vm_shape_key(&s, k2, &err), 0);
+    assert_string_not_equal(k1, k2);
+
+    t = s;
+    t.tap_fd = 7;
+    assert_int_equal(hv_vm_shape_key(&t, k2, &err), -EINVAL);
+    t = s;
+    t.share_dir = NULL;
+    t.block_path = "/disk.img";
+    assert_int_equal(hv_vm_shape_key(&t, k2, &err), -EINVAL);
+    t = s;
+    t.kernel = "/nonexistent/vmlinux";
+    assert_int_equal(hv_vm_shape_key(&t, k2, &err), -ENOENT);
+    assert_non_null(strstr(err.msg, "/nonexistent/vmlinux"));
+
+    unlink(kernel);
+    unlink(initrd);
+    rmdir(dir);
 }
 
 /* Open descriptors of this process. */
@@ -351,6 +454,7 @@ int main(void)
         cmocka_unit_test(test_argv_basic),          cmocka_unit_test(test_argv_devices),
         cmocka_unit_test(test_argv_refused),        cmocka_unit_test(test_qemu_fails_clearly),
         cmocka_unit_test(test_tap_fd_reaches_qemu), cmocka_unit_test(test_find_program),
+        cmocka_unit_test(test_argv_incoming),       cmocka_unit_test(test_shape_key),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -174,6 +174,10 @@ int agent_has_cap(json_t *obj, const char *cap);
  * control requests (create's "seccomp").
  */
 char *agent_base64_encode(const void *data, size_t len);
+
+/* reseed's "entropy": how many bytes the agent takes (docs/agent-protocol.md). */
+#define AGENT_RESEED_MIN 32
+#define AGENT_RESEED_MAX 512
 /**
  * Decode padded standard base64 @p text: 0 with *ret_data (malloc'd, the
  * caller frees; never NULL, also for "") and *ret_len, -EINVAL when the

@@ -71,6 +71,13 @@ typedef struct hv_vm_spec {
      * fd carries it), so qemu itself stays in the caller's.
      */
     int tap_fd;
+    /*
+     * Restore the VM from this file instead of booting it: a qemu migration
+     * stream saved (QMP migrate) from a running VM whose hv_vm_shape_key() was
+     * the same. NULL: boot. The path may not hold a single quote (qemu reads
+     * it through `cat` in a shell).
+     */
+    const char *incoming;
 } hv_vm_spec_t;
 
 /* A running VM. */
@@ -108,6 +115,17 @@ void hv_vm_argv_free(char **argv);
  * nothing is left (no process, no fd) and err says why.
  */
 int hv_vm_start(const hv_vm_spec_t *spec, hv_vm_t *vm, berth_err_t *err);
+
+/*
+ * The identity of the VM @spec describes, for keeping snapshots of it: 32
+ * hex digits in @out. Two specs get the same key when qemu would be given
+ * the same machine: the command line hv_vm_argv() builds with the per-VM
+ * paths (shared directories) left out, and the qemu binary, kernel and
+ * initramfs files by device, inode, size and modification time (a rebuilt
+ * kernel is another machine). A NIC or a disk make a VM of its own (their
+ * addresses and sizes live in the device state): -EINVAL for those.
+ */
+int hv_vm_shape_key(const hv_vm_spec_t *spec, char out[33], berth_err_t *err);
 
 /*
  * Whether qemu has exited, without waiting: 1 and its wait status in

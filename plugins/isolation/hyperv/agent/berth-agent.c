@@ -15,12 +15,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <linux/random.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/random.h>
 #include <sys/reboot.h>
@@ -781,11 +783,68 @@ static int op_hello(struct req *q)
     A.hello_done = 1;
     uname(&u);
     agent_reply_ok(&A.ctl_wr, q->id,
-                   json_pack("{s:i, s:[s,s,s,s,s,s,s,s,s], s:s, s:s, s:b, s:I}", "version", (int)v,
-                             "caps", "exec", "tty", "stats", "pause", "resize", "oom", "net",
-                             "seccomp_bpf", "trace", "agent_version", AGENT_VERSION, "kernel",
-                             u.release, "pid1", A.pid1, "seccomp_arch",
+                   json_pack("{s:i, s:[s,s,s,s,s,s,s,s,s,s], s:s, s:s, s:b, s:I}", "version",
+                             (int)v, "caps", "exec", "tty", "stats", "pause", "resize", "oom",
+                             "net", "seccomp_bpf", "trace", "reseed", "agent_version",
+                             AGENT_VERSION, "kernel", u.release, "pid1", A.pid1, "seccomp_arch",
                              (json_int_t)seccomp_arch_native()));
+    return 0;
+}
+
+/*
+ * reseed: the host's entropy into the kernel's pool, and the random
+ * generator rekeyed from it at once; then the host's wall clock. A VM
+ * restored from a snapshot starts with the random state and the clock its
+ * snapshot had, shared with every other VM restored from it: nothing may
+ * run in it before this (the host sends it right after hello).
+ */
+static int op_reseed(struct req *q)
+{
+    const char *text = str(q, "entropy");
+    json_t *rt = json_object_get(q->o, "realtime");
+    struct {
+        struct rand_pool_info info;
+        uint8_t buf[AGENT_RESEED_MAX];
+    } pool;
+    struct timespec ts;
+    uint8_t *data = NULL;
+    size_t len = 0;
+    int fd, r;
+
+    /* The host's clock and pool are not the agent's to change when it runs on a host (tests). */
+    if (!A.pid1)
+        FAIL(q, EPERM, "reseed: only as the guest's PID 1");
+    if (!text || agent_base64_decode(text, &data, &len) < 0 || len < AGENT_RESEED_MIN ||
+        len > AGENT_RESEED_MAX) {
+        free(data);
+        FAIL(q, EINVAL, "reseed: \"entropy\" must be base64 of %d to %d bytes", AGENT_RESEED_MIN,
+             AGENT_RESEED_MAX);
+    }
+    if (!json_is_array(rt) || json_array_size(rt) != 2 || !json_is_integer(json_array_get(rt, 0)) ||
+        !json_is_integer(json_array_get(rt, 1)) || json_integer_value(json_array_get(rt, 0)) < 0 ||
+        json_integer_value(json_array_get(rt, 1)) < 0 ||
+        json_integer_value(json_array_get(rt, 1)) > 999999999) {
+        explicit_bzero(data, len);
+        free(data);
+        FAIL(q, EINVAL, "reseed: \"realtime\" must be [seconds, nanoseconds] since the epoch");
+    }
+    pool.info.entropy_count = (int)(len * 8);
+    pool.info.buf_size = (int)len;
+    memcpy(pool.buf, data, len);
+    explicit_bzero(data, len);
+    free(data);
+    fd = open("/dev/urandom", O_WRONLY | O_CLOEXEC);
+    r = fd < 0 || ioctl(fd, RNDADDENTROPY, &pool) < 0 || ioctl(fd, RNDRESEEDCRNG) < 0 ? -errno : 0;
+    explicit_bzero(&pool, sizeof(pool));
+    if (fd >= 0)
+        close(fd);
+    if (r < 0)
+        FAIL(q, -r, "reseed: the kernel's random generator: %s", strerror(-r));
+    ts.tv_sec = (time_t)json_integer_value(json_array_get(rt, 0));
+    ts.tv_nsec = (long)json_integer_value(json_array_get(rt, 1));
+    if (clock_settime(CLOCK_REALTIME, &ts) < 0)
+        FAIL(q, errno, "reseed: setting the clock: %s", strerror(errno));
+    agent_reply_ok(&A.ctl_wr, q->id, NULL);
     return 0;
 }
 
@@ -1320,6 +1379,8 @@ static void handle_control(const uint8_t *payload, uint32_t len)
         r = op_hello(&q);
     else if (!A.hello_done)
         r = -EPROTO, snprintf(q.why, sizeof(q.why), "hello first");
+    else if (strcmp(op, "reseed") == 0)
+        r = op_reseed(&q);
     else if (strcmp(op, "ping") == 0)
         r = agent_reply_ok(&A.ctl_wr, q.id, NULL) < 0 ? -ENOMEM : 0;
     else if (strcmp(op, "create") == 0) {
