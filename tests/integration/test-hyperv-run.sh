@@ -57,11 +57,29 @@ unset BERTH_HYPERV_TRACE
 nothing_left "after the restored VMs"
 
 # A damaged snapshot: the VM boots instead, and its save replaces the file.
+# Beside it, nine older snapshots of other shapes (stand-ins: only their
+# names and times count) and two temporary files: after a save eight
+# snapshots are kept, the most recently used, and a temporary file older
+# than a save can take goes.
 head -c 4096 "$snap" >"$T/damaged" && cat "$T/damaged" >"$snap"
+snapdir=$(dirname "$snap")
+for i in 0 1 2 3 4 5 6 7 8; do
+    echo stand-in >"$snapdir/old$i.vmstate"
+    touch -d "2020-01-0$((i + 1)) 00:00" "$snapdir/old$i.vmstate"
+done
+echo partial >"$snapdir/old.vmstate.1.tmp"
+touch -d "2020-01-01 00:00" "$snapdir/old.vmstate.1.tmp"
+echo partial >"$snapdir/new.vmstate.2.tmp"
 expect_exit 0 "a run over a damaged snapshot" hv demo echo booted
 expect_grep "^booted$" "$T/out" "the container ran"
 [ "$(stat -c %s "$snap" 2>/dev/null || echo 0)" -gt 4096 ] && ok "a new snapshot replaced the damaged one" ||
     not_ok "the snapshot is $(stat -c %s "$snap" 2>/dev/null || echo missing)"
+kept=$(cd "$snapdir" && ls *.vmstate | sort | tr '\n' ' ')
+[ "$kept" = "$(basename "$snap") old2.vmstate old3.vmstate old4.vmstate old5.vmstate old6.vmstate old7.vmstate old8.vmstate " ] &&
+    ok "the eight most recently used snapshots are kept" || not_ok "kept: $kept"
+[ ! -e "$snapdir/old.vmstate.1.tmp" ] && [ -e "$snapdir/new.vmstate.2.tmp" ] &&
+    ok "a stale temporary file went, a fresh one stayed" || not_ok "temporary files: $(ls "$snapdir")"
+rm -f "$snapdir"/old*.vmstate "$snapdir/new.vmstate.2.tmp"
 nothing_left "after the damaged snapshot"
 
 # Off in the config: VMs boot, nothing is saved.

@@ -1619,6 +1619,62 @@ static int guest_select(struct hv_priv *p, hv_vm_spec_t *vs, hv_kernel_t *k, cha
 /* Loading one (a 256 MiB guest's ~40 MB here: 0.15 s), and saving one, at the most. */
 #define HV_RESTORE_TIMEOUT_MS 10000
 #define HV_SAVE_TIMEOUT_MS    20000
+/*
+ * Snapshots kept per root: each memory size, vCPU count or kernel makes one
+ * (~40 MB for 256 MiB of guest), so the least recently used go beyond this.
+ */
+#define HV_SNAPSHOTS_MAX 8
+
+/*
+ * After a save into @dir: keep the HV_SNAPSHOTS_MAX most recently used
+ * snapshots (a restore touches its file) and remove temporary files older
+ * than a save may take (a shim killed while saving). Best effort.
+ */
+static void snapshots_trim(const char *dir)
+{
+    struct snap {
+        char name[64];
+        struct timespec used;
+    } keep[HV_SNAPSHOTS_MAX + 1];
+    size_t n = 0;
+    struct dirent *de;
+    struct timespec now;
+    DIR *d = opendir(dir);
+    int dfd;
+
+    if (!d)
+        return;
+    dfd = dirfd(d);
+    clock_gettime(CLOCK_REALTIME, &now);
+    while ((de = readdir(d))) {
+        size_t len = strlen(de->d_name);
+        struct stat st;
+        size_t i;
+
+        if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+            continue;
+        if (len > 4 && strcmp(de->d_name + len - 4, ".tmp") == 0) {
+            if (now.tv_sec - st.st_mtim.tv_sec > 3 * HV_SAVE_TIMEOUT_MS / 1000)
+                unlinkat(dfd, de->d_name, 0);
+            continue;
+        }
+        if (len < 8 || strcmp(de->d_name + len - 8, ".vmstate") != 0 || len >= sizeof(keep[0].name))
+            continue;
+        /* Insertion into keep[], newest first; what falls off the end goes. */
+        for (i = n; i > 0 && (keep[i - 1].used.tv_sec < st.st_mtim.tv_sec ||
+                              (keep[i - 1].used.tv_sec == st.st_mtim.tv_sec &&
+                               keep[i - 1].used.tv_nsec < st.st_mtim.tv_nsec));
+             i--)
+            keep[i] = keep[i - 1];
+        snprintf(keep[i].name, sizeof(keep[i].name), "%s", de->d_name);
+        keep[i].used = st.st_mtim;
+        if (n < HV_SNAPSHOTS_MAX)
+            n++;
+        else
+            unlinkat(dfd, keep[HV_SNAPSHOTS_MAX].name, 0);
+    }
+    closedir(d);
+}
 
 /*
  * Where the snapshot of the machine @vs describes is kept: 1 with its path
@@ -1747,6 +1803,15 @@ static int vm_snapshot(struct hv_sandbox *sb, const char *path, berth_err_t *err
         if (fd >= 0)
             close(fd);
     }
+    if (r == 0) {
+        char dir[PATH_MAX];
+        const char *slash = strrchr(path, '/');
+
+        if (slash && (size_t)(slash - path) < sizeof(dir)) {
+            snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+            snapshots_trim(dir);
+        }
+    }
     if (r < 0) {
         unlink(tmp);
         hv_log(sb->p, BERTH_LOG_WARNING, "hyperv: no snapshot of the VM kept: %s%s", e2.msg, "");
@@ -1864,6 +1929,8 @@ static int vm_boot(struct hv_sandbox *sb, berth_err_t *err)
         } else {
             restored = 1;
             hv_trace("restored");
+            /* Its mtime says when it was last used (snapshots_trim()). */
+            utimensat(AT_FDCWD, snap, NULL, 0);
         }
     }
     if (set_nonblock(sb->vm.control_fd) < 0 || set_nonblock(sb->vm.stdio_fd) < 0) {
