@@ -543,6 +543,14 @@ static int await_child(int sync_fd, int *ret_fd, berth_err_t *err)
     struct process_msg m;
     int r = process_msg_recv(sync_fd, &m, ret_fd);
 
+    /*
+     * A child that failed before it read our go closes its end with the go
+     * unread, and the kernel then reports ECONNRESET to us once, ahead of
+     * the error message the child queued before it exited: read again for
+     * that message.
+     */
+    if (r == -ECONNRESET)
+        r = process_msg_recv(sync_fd, &m, ret_fd);
     if (r == 0)
         return 1;
     if (r < 0)
