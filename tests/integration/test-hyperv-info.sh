@@ -6,7 +6,7 @@
 # cached under the driver's state dir and shown with its reason; the VMs
 # then run on the accelerator info names; a forced accelerator says who
 # forced it, and a bad one is refused. The guest kernel is shown with its
-# path and release. Skips (77) when qemu, the guest kernel or the
+# path and release, and whether VMs start from snapshots (how many kept). Skips (77) when qemu, the guest kernel or the
 # initramfs is missing, or without root.
 # Usage: test-hyperv-info.sh BERTH KERNEL KERNEL_RELEASE_FILE INITRD
 . "$(dirname "$0")/hyperv-lib.sh"
@@ -60,6 +60,19 @@ else
 fi
 expect_exit 0 "rm -f" b rm -f acc
 nothing_left "after the container"
+
+# Snapshots: that VM, the first of its shape, was saved under TCG.
+snaps=$(detail snapshots)
+if [ "$accel" = tcg ]; then
+    case $snaps in "on under TCG for VMs without NIC or disk: 1 kept (at most 8)") ok "info counts the snapshot kept" ;;
+    *) not_ok "info says snapshots: '$snaps'" ;; esac
+else
+    case $snaps in "on under TCG"*) ok "info says when snapshots are used ($snaps)" ;;
+    *) not_ok "info says snapshots: '$snaps'" ;; esac
+fi
+echo '{"drivers": {"hyperv": {"snapshots": false}}}' >"$T/nosnap.json"
+expect_exit 0 "info with snapshots off" "$BERTH" --config "$T/nosnap.json" --root "$T/root" --runroot "$T/run" info
+expect_grep "^    hyperv snapshots: off (hyperv.snapshots)$" "$T/out" "info says they are off"
 
 # Forced: the setting and who set it, no probe.
 expect_exit 0 "info with BERTH_HYPERV_ACCEL=tcg" env BERTH_HYPERV_ACCEL=tcg "$BERTH" --config "$T/c.json" --root "$T/root" --runroot "$T/run" info

@@ -3127,11 +3127,36 @@ static int hv_container_open(void *priv, void *sandbox, const berth_container_sp
     return 0;
 }
 
+/* Snapshots: off, or on and how many a root keeps now (snapshot_path()). */
+static void snapshots_info(struct hv_priv *p, char *buf, size_t size)
+{
+    const char *state = p->host && p->host->path ? p->host->path(p->ctx, BERTH_PATH_STATE) : NULL;
+    char dir[PATH_MAX];
+    struct dirent *de;
+    DIR *d;
+    int n = 0;
+
+    if (!p->snapshots) {
+        snprintf(buf, size, "off (hyperv.snapshots)");
+        return;
+    }
+    if (state && snprintf(dir, sizeof(dir), "%s/snapshots", state) < (int)sizeof(dir) &&
+        (d = opendir(dir))) {
+        while ((de = readdir(d))) {
+            size_t len = strlen(de->d_name);
+            n += len > 8 && strcmp(de->d_name + len - 8, ".vmstate") == 0;
+        }
+        closedir(d);
+    }
+    snprintf(buf, size, "on under TCG for VMs without NIC or disk: %d kept (at most %d)", n,
+             HV_SNAPSHOTS_MAX);
+}
+
 /* The accelerator in use and why, the guest kernel (path, release), the initramfs, qemu. */
 static int hv_info(void *priv, uint32_t flags, berth_blob_t **ret_info, berth_err_t *err)
 {
     struct hv_priv *p = priv;
-    char release[128], qemu[PATH_MAX];
+    char release[128], qemu[PATH_MAX], snaps[128];
     const char *accel = accel_valid(p->accel) ? accel_resolve(p) : "-";
     json_t *o;
 
@@ -3151,12 +3176,13 @@ static int hv_info(void *priv, uint32_t flags, berth_blob_t **ret_info, berth_er
     } else {
         kernel_release(p->kernel, release, sizeof(release));
     }
-    o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "accelerator", accel,
-                  "accelerator_why", accel_valid(p->accel) ? p->accel_why : "invalid hyperv.accel",
-                  "accelerator_setting", p->accel, "kernel", kernel, "kernel_source", source,
-                  "kernel_release", release[0] ? release : "unknown (not readable)", "initrd",
-                  p->initrd, "qemu",
-                  hv_find_program(p->qemu, NULL, qemu, sizeof(qemu)) ? qemu : p->qemu);
+    snapshots_info(p, snaps, sizeof(snaps));
+    o = json_pack(
+        "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "accelerator", accel, "accelerator_why",
+        accel_valid(p->accel) ? p->accel_why : "invalid hyperv.accel", "accelerator_setting",
+        p->accel, "kernel", kernel, "kernel_source", source, "kernel_release",
+        release[0] ? release : "unknown (not readable)", "initrd", p->initrd, "qemu",
+        hv_find_program(p->qemu, NULL, qemu, sizeof(qemu)) ? qemu : p->qemu, "snapshots", snaps);
     return json_blob(o, ret_info, err);
 }
 
