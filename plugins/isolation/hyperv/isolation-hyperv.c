@@ -1625,6 +1625,19 @@ static int guest_select(struct hv_priv *p, hv_vm_spec_t *vs, hv_kernel_t *k, cha
  */
 #define HV_SNAPSHOTS_MAX 8
 
+/* Where a root's snapshots are: <the driver's state dir>/snapshots. 0, or -1 without one. */
+static int snapshots_dir(struct hv_priv *p, char *buf, size_t size)
+{
+    const char *state = p->host && p->host->path ? p->host->path(p->ctx, BERTH_PATH_STATE) : NULL;
+    return state && snprintf(buf, size, "%s/snapshots", state) < (int)size ? 0 : -1;
+}
+
+static int has_suffix(const char *name, const char *suffix)
+{
+    size_t n = strlen(name), k = strlen(suffix);
+    return n > k && strcmp(name + n - k, suffix) == 0;
+}
+
 /*
  * After a save into @dir: keep the HV_SNAPSHOTS_MAX most recently used
  * snapshots (a restore touches its file) and remove temporary files older
@@ -1653,12 +1666,12 @@ static void snapshots_trim(const char *dir)
 
         if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
             continue;
-        if (len > 4 && strcmp(de->d_name + len - 4, ".tmp") == 0) {
+        if (has_suffix(de->d_name, ".tmp")) {
             if (now.tv_sec - st.st_mtim.tv_sec > 3 * HV_SAVE_TIMEOUT_MS / 1000)
                 unlinkat(dfd, de->d_name, 0);
             continue;
         }
-        if (len < 8 || strcmp(de->d_name + len - 8, ".vmstate") != 0 || len >= sizeof(keep[0].name))
+        if (!has_suffix(de->d_name, ".vmstate") || len >= sizeof(keep[0].name))
             continue;
         /* Insertion into keep[], newest first; what falls off the end goes. */
         for (i = n; i > 0 && (keep[i - 1].used.tv_sec < st.st_mtim.tv_sec ||
@@ -1684,18 +1697,15 @@ static void snapshots_trim(const char *dir)
  */
 static int snapshot_path(struct hv_priv *p, const hv_vm_spec_t *vs, char *buf, size_t size)
 {
-    const char *state = p->host && p->host->path ? p->host->path(p->ctx, BERTH_PATH_STATE) : NULL;
-    char key[33];
+    char key[33], dir[PATH_MAX];
 
-    if (!p->snapshots || !state || strcmp(vs->accel, "tcg") != 0 ||
-        hv_vm_shape_key(vs, key, NULL) < 0)
+    if (!p->snapshots || strcmp(vs->accel, "tcg") != 0 || hv_vm_shape_key(vs, key, NULL) < 0 ||
+        snapshots_dir(p, dir, sizeof(dir)) < 0)
         return 0;
     /* Guest memory, the guest kernel's secrets in it: root's alone. */
-    if (snprintf(buf, size, "%s/snapshots", state) >= (int)size ||
-        (mkdir(buf, 0700) < 0 && errno != EEXIST))
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST)
         return 0;
-    return snprintf(buf, size, "%s/snapshots/%s.vmstate", state, key) < (int)size &&
-           !strpbrk(buf, "'\n");
+    return snprintf(buf, size, "%s/%s.vmstate", dir, key) < (int)size && !strpbrk(buf, "'\n");
 }
 
 /* The VM's state as qemu says it ("running", "inmigrate", ...) in @buf. Under qmp_mu. */
@@ -1805,12 +1815,9 @@ static int vm_snapshot(struct hv_sandbox *sb, const char *path, berth_err_t *err
     }
     if (r == 0) {
         char dir[PATH_MAX];
-        const char *slash = strrchr(path, '/');
 
-        if (slash && (size_t)(slash - path) < sizeof(dir)) {
-            snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+        if (snapshots_dir(sb->p, dir, sizeof(dir)) == 0)
             snapshots_trim(dir);
-        }
     }
     if (r < 0) {
         unlink(tmp);
@@ -3130,7 +3137,6 @@ static int hv_container_open(void *priv, void *sandbox, const berth_container_sp
 /* Snapshots: off, or on and how many a root keeps now (snapshot_path()). */
 static void snapshots_info(struct hv_priv *p, char *buf, size_t size)
 {
-    const char *state = p->host && p->host->path ? p->host->path(p->ctx, BERTH_PATH_STATE) : NULL;
     char dir[PATH_MAX];
     struct dirent *de;
     DIR *d;
@@ -3140,12 +3146,9 @@ static void snapshots_info(struct hv_priv *p, char *buf, size_t size)
         snprintf(buf, size, "off (hyperv.snapshots)");
         return;
     }
-    if (state && snprintf(dir, sizeof(dir), "%s/snapshots", state) < (int)sizeof(dir) &&
-        (d = opendir(dir))) {
-        while ((de = readdir(d))) {
-            size_t len = strlen(de->d_name);
-            n += len > 8 && strcmp(de->d_name + len - 8, ".vmstate") == 0;
-        }
+    if (snapshots_dir(p, dir, sizeof(dir)) == 0 && (d = opendir(dir))) {
+        while ((de = readdir(d)))
+            n += has_suffix(de->d_name, ".vmstate");
         closedir(d);
     }
     snprintf(buf, size, "on under TCG for VMs without NIC or disk: %d kept (at most %d)", n,
