@@ -1070,6 +1070,30 @@ static void test_store_data_file_has_written_headroom(void **state)
     json_decref(doc);
 }
 
+/*
+ * A new store's first write transaction pays for the first headroom, inside
+ * the first command run on a fresh root: it stays small (2 MiB and the
+ * alignment), while still leaving written room past the last page.
+ */
+static void test_store_new_store_headroom_is_small(void **state)
+{
+    struct test_dir *d = *state;
+    berth_store_t *store = open_store(d->store, NULL);
+    json_t *doc = json_pack("{s:s}", "k", "v");
+    char path[400];
+    struct stat st;
+
+    put_one(store, BERTH_DB_NETWORKS, "one", doc);
+    berth__store_close(store);
+    json_decref(doc);
+
+    snprintf(path, sizeof(path), "%s/data.mdb", d->store);
+    assert_int_equal(stat(path, &st), 0);
+    assert_true(st.st_size >= (off_t)1 << 20);
+    assert_true(st.st_size <= (off_t)4 << 20);
+    assert_true((off_t)st.st_blocks * 512 >= st.st_size);
+}
+
 /* ---- 7. damaged records ---- */
 
 static int count_cb(const char *key, json_t *doc, void *userdata)
@@ -1135,6 +1159,7 @@ int main(void)
         T(test_store_read_only),
         T(test_store_map_full_is_enospc),
         T(test_store_data_file_has_written_headroom),
+        T(test_store_new_store_headroom_is_small),
         T(test_store_bad_json_is_ebadmsg),
 #undef T
     };
