@@ -9,62 +9,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base64.h"
 #include "credentials.h"
 #include "util.h"
 
 #define HUB_KEY "https://index.docker.io/v1/"
-
-static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-char *berth__base64_encode(const void *data, size_t len)
-{
-    const unsigned char *p = data;
-    char *out = malloc(4 * ((len + 2) / 3) + 1), *o = out;
-
-    if (!out)
-        return NULL;
-    for (size_t i = 0; i < len; i += 3) {
-        unsigned v = (unsigned)p[i] << 16 | (i + 1 < len ? (unsigned)p[i + 1] << 8 : 0) |
-                     (i + 2 < len ? p[i + 2] : 0);
-        *o++ = b64[v >> 18 & 63];
-        *o++ = b64[v >> 12 & 63];
-        *o++ = i + 1 < len ? b64[v >> 6 & 63] : '=';
-        *o++ = i + 2 < len ? b64[v & 63] : '=';
-    }
-    *o = '\0';
-    return out;
-}
-
-char *berth__base64_decode(const char *text, size_t *ret_len)
-{
-    size_t n = strlen(text), len = 0;
-    char *out = malloc(n / 4 * 3 + 4);
-    unsigned v = 0;
-    int bits = 0;
-
-    if (!out)
-        return NULL;
-    for (size_t i = 0; i < n; i++) {
-        const char *q;
-        if (text[i] == '=')
-            break;
-        q = strchr(b64, text[i]);
-        if (!q || !text[i]) {
-            free(out);
-            return NULL;
-        }
-        v = v << 6 | (unsigned)(q - b64);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[len++] = (char)(v >> bits & 0xff);
-        }
-    }
-    out[len] = '\0';
-    if (ret_len)
-        *ret_len = len;
-    return out;
-}
 
 static int config_path(char *buf, size_t len, berth_err_t *err)
 {
@@ -184,7 +133,7 @@ int berth__credentials_lookup(const char *server, char **ret_json, berth_err_t *
 {
     char path[PATH_MAX];
     _cleanup_json_ json_t *doc = NULL, *out = NULL;
-    _cleanup_free_ char *dec = NULL;
+    _cleanup_free_ uint8_t *dec = NULL;
     const char *enc;
     char *colon;
     int r;
@@ -198,12 +147,14 @@ int berth__credentials_lookup(const char *server, char **ret_json, berth_err_t *
         json_object_get(json_object_get(doc, "auths"), server_key(server)), "auth"));
     if (!enc)
         return 0;
-    dec = berth__base64_decode(enc, NULL);
-    if (!dec || !(colon = strchr(dec, ':')))
+    r = berth__base64_decode(enc, BERTH__BASE64_LENIENT, &dec, NULL);
+    if (r == -ENOMEM)
+        return berth_err_set(err, r, "out of memory");
+    if (r < 0 || !(colon = strchr((char *)dec, ':')))
         return berth_err_set(err, -EBADMSG, "credentials file %s: bad \"auth\" for %s", path,
                              server);
     *colon = '\0';
-    out = json_pack("{ssss}", "username", dec, "password", colon + 1);
+    out = json_pack("{ssss}", "username", (char *)dec, "password", colon + 1);
     if (!out || !(*ret_json = json_dumps(out, JSON_COMPACT)))
         return berth_err_set(err, -ENOMEM, "out of memory");
     return 0;

@@ -35,8 +35,4 @@ int berth__credentials_lookup(const char *server, char **ret_json, berth_err_t *
 int berth__registry_options(const char *domain, const char *auth_json, const char *platform,
                             json_t *driver_cfg, char **ret_options, berth_err_t *err);
 
-/* Base64 (standard alphabet, padded). Return malloc'd NUL-terminated text, NULL on OOM/bad input. */
-char *berth__base64_encode(const void *data, size_t len);
-char *berth__base64_decode(const char *text, size_t *ret_len);
-
 #endif /* BERTH_CREDENTIALS_H */

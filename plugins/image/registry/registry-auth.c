@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 
+#include "base64.h"
 #include "registry-auth.h"
 
 #define TOKEN_MAX (16 * 1024)
@@ -266,12 +267,10 @@ void image_registry_error_message(const char *body, size_t len, char *buf, size_
     json_decref(root);
 }
 
-static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
 char *image_registry_basic_header(const char *user, const char *password)
 {
     static const char prefix[] = "Authorization: Basic ";
-    size_t ul = strlen(user), pl = strlen(password), n = ul + 1 + pl, o;
+    size_t ul = strlen(user), pl = strlen(password), n = ul + 1 + pl;
     char *plain = malloc(n + 1), *out;
 
     if (!plain)
@@ -279,25 +278,14 @@ char *image_registry_basic_header(const char *user, const char *password)
     memcpy(plain, user, ul);
     plain[ul] = ':';
     memcpy(plain + ul + 1, password, pl + 1);
-    out = malloc(sizeof(prefix) + (n + 2) / 3 * 4);
+    /* Encoded straight after the prefix: the credentials are copied once, and wiped. */
+    out = malloc(sizeof(prefix) + berth__base64_encoded_len(n));
     if (!out) {
         image_registry_wipe_free(plain);
         return NULL;
     }
     memcpy(out, prefix, sizeof(prefix) - 1);
-    o = sizeof(prefix) - 1;
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)(unsigned char)plain[i] << 16;
-        if (i + 1 < n)
-            v |= (uint32_t)(unsigned char)plain[i + 1] << 8;
-        if (i + 2 < n)
-            v |= (unsigned char)plain[i + 2];
-        out[o++] = b64[(v >> 18) & 63];
-        out[o++] = b64[(v >> 12) & 63];
-        out[o++] = i + 1 < n ? b64[(v >> 6) & 63] : '=';
-        out[o++] = i + 2 < n ? b64[v & 63] : '=';
-    }
-    out[o] = '\0';
+    berth__base64_encode_to(plain, n, out + sizeof(prefix) - 1);
     image_registry_wipe_free(plain);
     return out;
 }

@@ -166,24 +166,14 @@ int agent_negotiate(json_t *hello, uint32_t min, uint32_t max, uint32_t *ret_ver
 /** True when the string array "caps" of @p obj (borrowed) contains @p cap. */
 int agent_has_cap(json_t *obj, const char *cap);
 
-/* ---- binary members ---- */
-
-/**
- * Standard base64 (RFC 4648, padded) of @p len bytes: a malloc'd string
- * the caller frees, or NULL when out of memory. For binary members of
- * control requests (create's "seccomp").
+/*
+ * Binary members of control requests (create's "seccomp", reseed's
+ * "entropy") are canonical padded base64: core/common/base64.h, decoded with
+ * BERTH__BASE64_STRICT.
  */
-char *agent_base64_encode(const void *data, size_t len);
 
 /* reseed's "entropy": how many bytes the agent takes (docs/agent-protocol.md). */
 #define AGENT_RESEED_MIN 32
 #define AGENT_RESEED_MAX 512
-/**
- * Decode padded standard base64 @p text: 0 with *ret_data (malloc'd, the
- * caller frees; never NULL, also for "") and *ret_len, -EINVAL when the
- * text is not canonical padded base64 (wrong length, a character outside
- * the alphabet, misplaced padding, nonzero trailing bits), -ENOMEM.
- */
-int agent_base64_decode(const char *text, uint8_t **ret_data, size_t *ret_len);
 
 #endif /* BERTH_AGENT_PROTO_H */

@@ -51,6 +51,7 @@
 #include "../../storage/overlay/storage-overlay-mount.h"
 #include "../process/process-internal.h"
 #include "agent-proto.h"
+#include "base64.h"
 #include "hyperv-kernel.h"
 #include "hyperv-net.h"
 #include "hyperv-probe.h"
@@ -1840,7 +1841,7 @@ static int vm_reseed(struct hv_sandbox *sb, berth_err_t *err)
 
     if (getrandom(seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
         return berth_err_set(err, -EIO, "hyperv: getrandom: %s", strerror(errno));
-    text = agent_base64_encode(seed, sizeof(seed));
+    text = berth__base64_encode(seed, sizeof(seed));
     explicit_bzero(seed, sizeof(seed));
     if (!text)
         return berth_err_set(err, -ENOMEM, "out of memory");
@@ -2437,7 +2438,7 @@ static json_t *seccomp_member(json_t *oci)
 
     if (!sc || process_seccomp_compile(sc, &prog, NULL) < 0)
         return NULL;
-    if ((b64 = agent_base64_encode(prog.filter, prog.len * sizeof(struct sock_filter))))
+    if ((b64 = berth__base64_encode(prog.filter, prog.len * sizeof(struct sock_filter))))
         m = json_pack("{s:I, s:s}", "arch", (json_int_t)seccomp_arch_native(), "bpf", b64);
     free(b64);
     free(prog.filter);

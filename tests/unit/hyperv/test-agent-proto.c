@@ -331,52 +331,6 @@ static void test_agent_proto_negotiation(void **state)
     json_decref(h);
 }
 
-/* RFC 4648's test vectors both ways, every length 0-300 round-trips, and non-canonical text is refused. */
-static void test_agent_proto_base64(void **state)
-{
-    static const char *const vec[][2] = {
-        { "", "" },
-        { "f", "Zg==" },
-        { "fo", "Zm8=" },
-        { "foo", "Zm9v" },
-        { "foob", "Zm9vYg==" },
-        { "fooba", "Zm9vYmE=" },
-        { "foobar", "Zm9vYmFy" },
-    };
-    static const char *const bad[] = { "Zg=",  "Zg",       "Z===",   "Zh==", "Zm9=",
-                                       "Zm=v", "Zg==Zg==", "Zm9v\n", "Zm-v", "Zm_v" };
-    uint8_t bin[300], *out;
-    size_t len;
-    char *text;
-    (void)state;
-
-    for (size_t i = 0; i < sizeof(vec) / sizeof(vec[0]); i++) {
-        text = agent_base64_encode(vec[i][0], strlen(vec[i][0]));
-        assert_non_null(text);
-        assert_string_equal(text, vec[i][1]);
-        free(text);
-        assert_int_equal(agent_base64_decode(vec[i][1], &out, &len), 0);
-        assert_int_equal(len, strlen(vec[i][0]));
-        assert_memory_equal(out, vec[i][0], len);
-        free(out);
-    }
-    for (size_t i = 0; i < sizeof(bin); i++)
-        bin[i] = (uint8_t)(i * 37 + 11);
-    for (size_t n = 0; n <= sizeof(bin); n++) {
-        text = agent_base64_encode(bin, n);
-        assert_non_null(text);
-        assert_int_equal(strlen(text), (n + 2) / 3 * 4);
-        assert_int_equal(agent_base64_decode(text, &out, &len), 0);
-        assert_int_equal(len, n);
-        assert_memory_equal(out, bin, n);
-        free(out);
-        free(text);
-    }
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        assert_int_equal(agent_base64_decode(bad[i], &out, &len), -EINVAL);
-    assert_int_equal(agent_base64_decode(NULL, &out, &len), -EINVAL);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -388,7 +342,6 @@ int main(void)
         cmocka_unit_test(test_agent_proto_stdio_frames),
         cmocka_unit_test(test_agent_proto_credit_accounting),
         cmocka_unit_test(test_agent_proto_negotiation),
-        cmocka_unit_test(test_agent_proto_base64),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -36,6 +36,7 @@
 #include <seccomp.h>
 
 #include "agent.h"
+#include "base64.h"
 #include "process-internal.h"
 
 #define AGENT_VERSION "0.1.0"
@@ -814,8 +815,8 @@ static int op_reseed(struct req *q)
     /* The host's clock and pool are not the agent's to change when it runs on a host (tests). */
     if (!A.pid1)
         FAIL(q, EPERM, "reseed: only as the guest's PID 1");
-    if (!text || agent_base64_decode(text, &data, &len) < 0 || len < AGENT_RESEED_MIN ||
-        len > AGENT_RESEED_MAX) {
+    if (!text || berth__base64_decode(text, BERTH__BASE64_STRICT, &data, &len) < 0 ||
+        len < AGENT_RESEED_MIN || len > AGENT_RESEED_MAX) {
         free(data);
         FAIL(q, EINVAL, "reseed: \"entropy\" must be base64 of %d to %d bytes", AGENT_RESEED_MIN,
              AGENT_RESEED_MAX);
@@ -965,7 +966,7 @@ static int seccomp_from_host(struct req *q, json_t *sc, json_t *config)
                   (unsigned)json_integer_value(arch), seccomp_arch_native());
         return 0;
     }
-    if (agent_base64_decode(text, &bpf, &len) < 0)
+    if (berth__base64_decode(text, BERTH__BASE64_STRICT, &bpf, &len) < 0)
         FAIL(q, EINVAL, "create: \"seccomp\": \"bpf\" is not base64");
     if (len == 0 || len % sizeof(struct sock_filter) ||
         len / sizeof(struct sock_filter) > BPF_MAXINSNS) {
