@@ -7,10 +7,13 @@
 # store on each side. Prints medians and ratios (see docs/benchmarks.md).
 #
 #   bench/pull-bench.sh [BUILD_DIR] [--rounds N] [--layers N] [--layer-mib N]
-#                       [--compare OTHER_BUILD_DIR] [--no-podman]
+#                       [--compare OTHER_BUILD_DIR] [--no-podman] [--floor]
 #
 # --compare times a second berth build in the same alternation (a change's
-# before and after in one run); --no-podman leaves podman out.
+# before and after in one run); --no-podman leaves podman out. --floor adds
+# the same berth under eatmydata (every flush a no-op: what berth would take
+# if it never waited for the disk; measurement only) and the disk's rate for
+# 150 MiB written with fdatasync, before and after the rounds.
 # BUILD_DIR defaults to build. Needs root, docker-registry, skopeo and podman
 # (installed with apt-get when missing). The image is built here: a busybox
 # base plus N layers of M MiB each, half compressible text, half random.
@@ -18,7 +21,7 @@ set -eu
 
 build=build
 case ${1:-} in -*|'') ;; *) build=$1; shift ;; esac
-rounds=7 layers=6 mib=16 other= podman=1
+rounds=7 layers=6 mib=16 other= podman=1 floor=0
 while [ $# -gt 0 ]; do
     case $1 in
     --rounds) rounds=$2; shift 2 ;;
@@ -26,7 +29,8 @@ while [ $# -gt 0 ]; do
     --layer-mib) mib=$2; shift 2 ;;
     --compare) other=$(cd "$2" && pwd); shift 2 ;;
     --no-podman) podman=0; shift ;;
-    -h|--help) sed -n '3,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --floor) floor=1; shift ;;
+    -h|--help) sed -n '3,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "$0: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -36,6 +40,7 @@ build=$(cd "$build" && pwd)
 
 missing=
 for t in docker-registry skopeo podman; do command -v $t >/dev/null || missing="$missing $t"; done
+[ $floor = 0 ] || command -v eatmydata >/dev/null || missing="$missing eatmydata"
 if [ -n "$missing" ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
@@ -112,10 +117,23 @@ echo "machine: $(nproc) cores, $(uname -sr)"
 echo "image: busybox + $layers layers of $mib MiB (gzip), $(du -sh "$dir/registry" | cut -f1) in the registry"
 echo "berth: $(git -C "$src" describe --always --dirty 2>/dev/null || echo '?'); $(skopeo --version); $(podman --version)"
 
-python3 - "$dir" "$rounds" "$image" "$build" "$other" "$podman" "$reg_pid" <<'EOF'
+# MiB/s of 150 MiB of random bytes copied to a new file and flushed.
+disk_rate() {
+    head -c $((150 << 20)) /dev/urandom >"$dir/rate-src"
+    sync
+    t0=$(date +%s%N)
+    dd if="$dir/rate-src" of="$dir/rate-dst" bs=1M conv=fdatasync status=none
+    t1=$(date +%s%N)
+    echo "disk ($1): 150 MiB written and flushed at $((150 * 1000000000 / (t1 - t0))) MiB/s"
+    rm -f "$dir/rate-src" "$dir/rate-dst"
+}
+[ $floor = 0 ] || disk_rate before
+
+python3 - "$dir" "$rounds" "$image" "$build" "$other" "$podman" "$reg_pid" "$floor" <<'EOF'
 import os, resource, shutil, statistics, subprocess, sys, time
 d, rounds, image, build, other, with_podman = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6] == "1"
 reg_pid = sys.argv[7]
+floor = sys.argv[8] == "1"
 berth = build + "/core/cli/berth"
 def env_of(b):
     return dict(os.environ, BERTH_PLUGIN_PATH=b + "/plugins", BERTH_SHIM_PATH=b + "/core/shim/berth-shim")
@@ -149,6 +167,9 @@ if other:
     cmds["berth (compare)"] = [other + "/core/cli/berth"] + cmds["berth pull"][1:]
     envs["berth (compare)"] = env_of(other)
     print(f"compare: {other}")
+if floor:
+    cmds["berth, no flush"] = ["eatmydata"] + cmds["berth pull"]
+    envs["berth, no flush"] = env_of(build)
 if not with_podman:
     del cmds["podman pull"]
 times = {k: [] for k in cmds}
@@ -165,14 +186,15 @@ for r in range(rounds):
 reset()
 print(f"\npull of the image, {rounds} rounds, empty store each time, wall ms; CPU ms (user +")
 print("system) of the command and of the registry serving it, medians")
-print(f"  {'command':<14} {'median':>9} {'min':>9} {'max':>9} {'CPU':>9} {'registry':>9}")
+print(f"  {'command':<16} {'median':>9} {'min':>9} {'max':>9} {'CPU':>9} {'registry':>9}")
 med = {k: statistics.median(v) for k, v in times.items()}
 for k, v in times.items():
-    print(f"  {k:<14} {med[k]:9.0f} {min(v):9.0f} {max(v):9.0f} "
+    print(f"  {k:<16} {med[k]:9.0f} {min(v):9.0f} {max(v):9.0f} "
           f"{statistics.median(cpu[k]):9.0f} {statistics.median(regcpu[k]):9.0f}")
-peers = [p for p in ("skopeo copy", "podman pull", "berth (compare)") if p in med]
+peers = [p for p in ("skopeo copy", "podman pull", "berth (compare)", "berth, no flush") if p in med]
 for peer in peers:
     print(f"  berth / {peer}: {med['berth pull'] / med[peer]:.2f}")
 if with_podman:
     print("  target: faster than both: " + ("met" if all(med["berth pull"] < med[p] for p in ("skopeo copy", "podman pull")) else "NOT met"))
 EOF
+[ $floor = 0 ] || disk_rate after
