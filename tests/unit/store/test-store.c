@@ -1032,6 +1032,18 @@ static void test_store_map_full_is_enospc(void **state)
     berth__store_close(store);
 }
 
+/* The size of @dir's data.mdb, after checking it is all written blocks (zeros, not a sparse tail). */
+static off_t data_file_size(const char *dir)
+{
+    char path[400];
+    struct stat st;
+
+    snprintf(path, sizeof(path), "%s/data.mdb", dir);
+    assert_int_equal(stat(path, &st), 0);
+    assert_true((off_t)st.st_blocks * 512 >= st.st_size);
+    return st.st_size;
+}
+
 /*
  * The data file keeps written headroom past LMDB's last page (store_grow), so
  * commits overwrite allocated blocks; the records stay readable after reopen.
@@ -1041,8 +1053,6 @@ static void test_store_data_file_has_written_headroom(void **state)
     struct test_dir *d = *state;
     berth_store_t *store = open_store(d->store, NULL);
     json_t *doc = json_pack("{s:s}", "pad", "0123456789abcdef0123456789abcdef");
-    char path[400];
-    struct stat st;
     berth_err_t err = { 0 };
     berth_txn_t *txn;
 
@@ -1058,11 +1068,7 @@ static void test_store_data_file_has_written_headroom(void **state)
     put_one(store, BERTH_DB_NETWORKS, "last", doc);
     berth__store_close(store);
 
-    snprintf(path, sizeof(path), "%s/data.mdb", d->store);
-    assert_int_equal(stat(path, &st), 0);
-    assert_true(st.st_size >= (off_t)2 << 20);
-    /* written zeros, not a sparse tail */
-    assert_true((off_t)st.st_blocks * 512 >= st.st_size);
+    assert_true(data_file_size(d->store) >= (off_t)2 << 20);
 
     store = open_store(d->store, NULL);
     assert_int_equal(count_of(store, BERTH_DB_NETWORKS), 3001);
@@ -1080,18 +1086,15 @@ static void test_store_new_store_headroom_is_small(void **state)
     struct test_dir *d = *state;
     berth_store_t *store = open_store(d->store, NULL);
     json_t *doc = json_pack("{s:s}", "k", "v");
-    char path[400];
-    struct stat st;
+    off_t size;
 
     put_one(store, BERTH_DB_NETWORKS, "one", doc);
     berth__store_close(store);
     json_decref(doc);
 
-    snprintf(path, sizeof(path), "%s/data.mdb", d->store);
-    assert_int_equal(stat(path, &st), 0);
-    assert_true(st.st_size >= (off_t)1 << 20);
-    assert_true(st.st_size <= (off_t)4 << 20);
-    assert_true((off_t)st.st_blocks * 512 >= st.st_size);
+    size = data_file_size(d->store);
+    assert_true(size >= (off_t)1 << 20);
+    assert_true(size <= (off_t)4 << 20);
 }
 
 /* ---- 7. damaged records ---- */
